@@ -1,0 +1,36 @@
+"""Entry point: `streamlit run app.py`. Navigation and the shared sidebar only."""
+import streamlit as st
+
+from pages.common import page_context
+from writer.config import SettingsError
+from writer.i18n import UI_LANGUAGES
+from writer.providers import provider_from_settings
+
+st.set_page_config(page_title="AI Writer", page_icon="✍️", layout="wide")
+
+try:
+    ctx = page_context()
+except SettingsError as exc:
+    st.error(f"Settings problem: {exc}")
+    st.stop()
+t = ctx.t
+
+pages = [
+    st.Page("pages/write.py", title=t("app.nav_write"), icon="✍️", default=True),
+    st.Page("pages/history.py", title=t("app.nav_history"), icon="🗂️"),
+]
+nav = st.navigation(pages)
+
+with st.sidebar:
+    st.caption(t("app.title"))
+    provider = provider_from_settings(ctx.settings)
+    st.markdown(f"**{t('app.sidebar_provider')}:** {provider.name}  \n"
+                f"**{t('app.sidebar_model')}:** `{provider.model}`  \n"
+                f"**{t('app.sidebar_db')}:** `{ctx.settings.db_path}`")
+    if not ctx.settings.has_api_key:
+        st.info(t("app.sidebar_no_key"))
+    st.selectbox("UI / 界面", UI_LANGUAGES, key="ui_language",
+                 index=UI_LANGUAGES.index(ctx.t.language),
+                 format_func=lambda code: {"zh": "中文", "en": "English"}[code])
+
+nav.run()

@@ -1,0 +1,85 @@
+"""View helpers shared by the pages: the page context and how an article is shown.
+No provider, SQL or prompt logic here: that lives in `writer/`."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import streamlit as st
+
+from writer.config import Settings, load_settings
+from writer.i18n import Translator
+from writer.store import Store
+
+
+@dataclass
+class PageContext:
+    settings: Settings
+    t: Translator
+
+    def store(self) -> Store:
+        # One connection per script run: Streamlit sessions are threads and a
+        # sqlite connection must not be shared across them.
+        return Store(self.settings.db_path)
+
+
+def page_context() -> PageContext:
+    settings = load_settings()
+    language = st.session_state.get("ui_language", settings.ui_language)
+    return PageContext(settings, Translator(language))
+
+
+def format_cost(cost, currency, t: Translator) -> str:
+    if cost is None:
+        return t("write.unpriced")
+    if currency == "local":
+        return "0 (local)"
+    return f"{cost:.4f} {currency}" if cost < 100 else f"{cost:,.2f} {currency}"
+
+
+def show_stats(row: dict, t: Translator) -> None:
+    source = t(f"write.{row['usage_source']}") if row.get("usage_source") else ""
+    cols = st.columns(7)
+    cols[0].metric(t("write.stat_words"), f"{row['words']} / {row['target_words']}")
+    cols[1].metric(t("write.stat_input_tokens"), _num(row.get("input_tokens")), help=source)
+    cols[2].metric(t("write.stat_output_tokens"), _num(row.get("output_tokens")), help=source)
+    cols[3].metric(t("write.stat_cost"), format_cost(row.get("cost"), row.get("currency"), t))
+    ttft = row.get("ttft_ms")
+    cols[4].metric(t("write.stat_ttft"), f"{ttft / 1000:.2f} s" if ttft is not None else "–")
+    duration = row.get("duration_ms")
+    cols[5].metric(t("write.stat_duration"), f"{duration / 1000:.1f} s" if duration else "–")
+    speed = row.get("tokens_per_s")
+    cols[6].metric(t("write.stat_speed"), f"{speed:.0f}/s" if speed else "–",
+                   help=t("write.tokens_per_s", value=speed) if speed else None)
+
+
+def show_status(row: dict, t: Translator) -> None:
+    status, article_id, error = row["status"], row["id"], row.get("error") or ""
+    if status == "completed":
+        st.success(t("write.status_completed", id=article_id))
+    elif status == "truncated":
+        st.warning(t("write.status_truncated", id=article_id, error=error))
+    elif status == "stopped":
+        st.info(t("write.status_stopped", id=article_id))
+    elif status == "failed":
+        st.error(t("write.status_failed", id=article_id, error=error))
+
+
+def show_article(row: dict, t: Translator, *, rendered: bool = True, key: str = "article") -> None:
+    """The article as Markdown, its source with a copy button, and a download."""
+    if rendered:
+        st.markdown(row["content"])
+    with st.expander(t("write.raw")):
+        st.code(row["content"], language="markdown", wrap_lines=True)
+    st.download_button(t("write.download_md"), data=row["content"].encode("utf-8"),
+                       file_name=download_name(row, "md"), mime="text/markdown",
+                       key=f"{key}-download-md", on_click="ignore")
+
+
+def download_name(row: dict, extension: str) -> str:
+    slug = re.sub(r"[^\w\u4e00-\u9fff-]+", "-", row["topic"]).strip("-")[:40] or "article"
+    return f"{row['id']}-{slug}.{extension}"
+
+
+def _num(value) -> str:
+    return "–" if value is None else f"{value:,}"

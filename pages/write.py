@@ -1,0 +1,110 @@
+"""Write page: the brief form, the live stream with a word-count progress bar, the result."""
+import streamlit as st
+
+from pages.common import page_context, show_article, show_stats, show_status
+from writer.brief import CONTENT_TYPES, LANGUAGES, STYLE_PRESETS, Brief, BriefError
+from writer.engine import Delta, Finished, Notice
+from writer.jobs import Job
+from writer.pacing import Pacer, overshoot_percent, progress_fraction
+from writer.providers import provider_from_settings
+
+ctx = page_context()
+t = ctx.t
+st.title(t("write.title"))
+
+with st.form("brief"):
+    topic = st.text_input(t("write.topic"), placeholder=t("write.topic_placeholder"), max_chars=500,
+                          key="topic")
+    left, right = st.columns(2)
+    content_type = left.selectbox(t("write.content_type"), CONTENT_TYPES,
+                                  format_func=lambda k: t(f"content_types.{k}"), key="content_type")
+    style_choice = right.selectbox(t("write.style"), (*STYLE_PRESETS, "custom"),
+                                   format_func=lambda k: t(f"styles.{k}") if k != "custom"
+                                   else t("write.style_custom"), key="style")
+    custom_style = right.text_input(t("write.style_custom_text"),
+                                    placeholder=t("write.style_custom_placeholder"),
+                                    key="custom_style")
+    target_words = left.number_input(t("write.length"), min_value=50, max_value=20000, value=800,
+                                     step=50, help=t("write.length_help"), key="target_words")
+    language = left.radio(t("write.language"), LANGUAGES, horizontal=True,
+                          format_func=lambda k: t(f"languages.{k}"), key="language")
+    audience = right.text_input(t("write.audience"), placeholder=t("write.audience_placeholder"),
+                              key="audience")
+    keywords = st.text_input(t("write.keywords"), placeholder=t("write.keywords_placeholder"),
+                             key="keywords")
+    submitted = st.form_submit_button(t("write.generate"), type="primary")
+
+
+def progress_text(words: int, target: int) -> str:
+    over = overshoot_percent(words, target)
+    if over:
+        return t("write.progress_over", words=words, target=target, percent=over)
+    return t("write.progress", words=words, target=target)
+
+
+def stream_article(job: Job) -> None:
+    """Paint the first delta at once, then coalesce on the Pacer's budget; the
+    progress bar moves on the same budget."""
+    target = job.brief.target_words
+    progress = st.progress(0.0, text=t("write.waiting_first"))
+    notice = st.empty()
+    pacer = Pacer()
+    events = job.run()
+
+    def paced_text():
+        pending: list[str] = []
+        shown = 0
+        notice_shown = False
+        for event in events:
+            if isinstance(event, Delta):
+                pending.append(event.text)
+                shown += len(event.text)
+                if pacer.due(shown):
+                    if notice_shown:
+                        notice.empty()
+                        notice_shown = False
+                    yield "".join(pending)
+                    pending.clear()
+                    progress.progress(progress_fraction(job.words, target),
+                                      text=progress_text(job.words, target))
+            elif isinstance(event, Notice):
+                notice.warning(t("write.retrying", message=event.message,
+                                 wait=f"{event.wait_s:.0f}", attempt=event.attempt,
+                                 max=event.max_attempts))
+                notice_shown = True
+            elif isinstance(event, Finished):
+                if pending:
+                    yield "".join(pending)
+                notice.empty()
+                progress.progress(progress_fraction(job.words, target),
+                                  text=progress_text(job.words, target))
+
+    try:
+        st.write_stream(paced_text())
+    finally:
+        events.close()  # a rerun or Stop: close the provider stream and save the partial text
+
+
+if submitted:
+    style = custom_style.strip() or style_choice
+    try:
+        brief = Brief(topic=topic, content_type=content_type, style=style,
+                      target_words=int(target_words), language=language, audience=audience,
+                      keywords=keywords)
+    except BriefError as exc:
+        st.error(t("write.invalid", error=exc))
+        st.stop()
+    job = Job(brief, ctx.settings, provider=provider_from_settings(ctx.settings))
+    stream_article(job)
+    st.session_state["last_article_id"] = job.article_id
+    row = ctx.store().get(job.article_id)
+    show_status(row, t)
+    show_stats(row, t)
+    show_article(row, t, rendered=False, key="fresh")
+elif st.session_state.get("last_article_id"):
+    row = ctx.store().get(st.session_state["last_article_id"])
+    if row:
+        st.subheader(t("write.last_article"))
+        show_status(row, t)
+        show_stats(row, t)
+        show_article(row, t, key="last")

@@ -1,0 +1,44 @@
+"""Shared fixtures: a loopback OpenAI-compatible provider and an isolated environment.
+
+No test touches the network: every provider is `FakeOpenAI` on 127.0.0.1.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+os.environ["WRITER_NO_DOTENV"] = "1"  # a developer's .env must not leak into tests
+
+from fake_openai import FakeOpenAI  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+WRITER_VARS = [name for name in os.environ if name.startswith(("WRITER_", "OPENAI_"))]
+
+
+@pytest.fixture
+def fake():
+    with FakeOpenAI() as server:
+        yield server
+
+
+@pytest.fixture
+def env(fake, tmp_path, monkeypatch):
+    """Environment pointing the app at the fake provider and a scratch database."""
+    for name in WRITER_VARS:
+        if name != "WRITER_NO_DOTENV":
+            monkeypatch.delenv(name, raising=False)
+    values = {
+        "OPENAI_API_KEY": "sk-test-secret",
+        "OPENAI_BASE_URL": fake.base_url,
+        "WRITER_MODEL": "gpt-4o-mini",
+        "WRITER_DB": str(tmp_path / "writer.db"),
+        "WRITER_UI_LANGUAGE": "en",
+        "WRITER_NO_DOTENV": "1",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return values

@@ -1,0 +1,76 @@
+"""A generation end to end: the articles row through its life."""
+import pytest
+
+from fake_openai import Reply
+from writer.brief import Brief
+from writer.config import load_settings
+from writer.engine import Delta, Finished
+from writer.jobs import Job, max_tokens_for
+from writer.store import Store
+
+ARTICLE = "# 为什么流式输出很重要\n\n第一个字出现得越早，用户越安心。Streaming keeps people reading.\n"
+
+
+def test_completed_article_row_has_usage_cost_and_metrics(env, fake):
+    fake.queue(Reply(text=ARTICLE, chunk_chars=4, usage=(120, 80)))
+    job = Job(Brief(topic="流式输出", target_words=300), load_settings())
+    events = list(job.run())
+    assert isinstance(events[-1], Finished)
+    row = Store(env["WRITER_DB"]).get(job.article_id)
+    assert row["status"] == "completed" and row["content"] == ARTICLE
+    assert row["words"] == job.words == 28  # 10 + 14 Han characters + 4 English words
+    assert (row["input_tokens"], row["output_tokens"], row["usage_source"]) == (120, 80, "reported")
+    # gpt-4o-mini: 0.15 in / 0.60 out per 1M tokens
+    assert row["cost"] == pytest.approx((120 * 0.15 + 80 * 0.60) / 1e6)
+    assert row["currency"] == "USD" and row["price_output_per_1m"] == 0.60
+    assert row["provider"] == "127.0.0.1" and row["model"] == "gpt-4o-mini"
+    assert row["ttft_ms"] > 0 and row["duration_ms"] >= row["ttft_ms"]
+    assert row["tokens_per_s"] > 0 and row["finish_reason"] == "stop"
+    assert row["max_tokens"] == fake.requests[0]["max_tokens"]
+
+
+def test_unknown_model_is_stored_unpriced(env, fake, monkeypatch):
+    monkeypatch.setenv("WRITER_MODEL", "my-local-llama")
+    fake.queue(Reply(text="Hello there."))
+    job = Job(Brief(topic="x", language="en"), load_settings())
+    list(job.run())
+    row = Store(env["WRITER_DB"]).get(job.article_id)
+    assert row["status"] == "completed" and row["cost"] is None and row["currency"] is None
+
+
+def test_closing_mid_stream_saves_a_stopped_partial_and_disconnects(env, fake):
+    fake.queue(Reply(text="abcde " * 50, chunk_chars=6, stall_after=4, stall_seconds=10))
+    job = Job(Brief(topic="stop me", language="en"), load_settings())
+    events = job.run()
+    deltas = [next(events) for _ in range(4)]
+    assert all(isinstance(e, Delta) for e in deltas)
+    events.close()
+    row = Store(env["WRITER_DB"]).get(job.article_id)
+    assert row["status"] == "stopped" and row["content"] == "abcde " * 4
+    assert row["usage_source"] == "estimated" and row["output_tokens"] > 0
+    import time
+
+    deadline = time.monotonic() + 2
+    while not fake.disconnects and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert fake.disconnects
+
+
+def test_drafts_are_saved_while_streaming(env, fake):
+    fake.queue(Reply(text="word " * 40, chunk_chars=5, chunk_delay=0.01))
+    job = Job(Brief(topic="drafts", language="en"), load_settings(), draft_interval_s=0.05)
+    store = Store(env["WRITER_DB"])
+    seen = []
+    for event in job.run():
+        if isinstance(event, Delta):
+            row = store.get(job.article_id)
+            seen.append((row["status"], len(row["content"])))
+    drafts = [n for status, n in seen if status == "streaming" and n > 0]
+    assert len(set(drafts)) >= 2 and min(drafts) < len("word " * 40)  # it grew while streaming
+    assert store.get(job.article_id)["status"] == "completed"
+
+
+def test_max_tokens_bounds_the_answer():
+    assert max_tokens_for(Brief(topic="x", target_words=800, language="zh"), 8192) == 2600
+    assert max_tokens_for(Brief(topic="x", target_words=800, language="en"), 8192) == 2120
+    assert max_tokens_for(Brief(topic="x", target_words=20000, language="zh"), 8192) == 8192

@@ -1,0 +1,1 @@
+"""AI writing assistant core: pure Python, never imports streamlit."""

@@ -1,0 +1,74 @@
+"""What the user asked for: one `Brief`, validated the same way for the form, the CLI and batch."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+CONTENT_TYPES = ("blog", "marketing_copy", "product_description", "social_post")
+LANGUAGES = ("zh", "en")
+STYLE_PRESETS = ("professional", "casual", "persuasive", "storytelling")
+MIN_WORDS, MAX_WORDS = 50, 20000
+MAX_TOPIC_CHARS = 500
+MAX_FIELD_CHARS = 300
+
+
+class BriefError(ValueError):
+    """Invalid input; the message is one line that says what to fix."""
+
+
+@dataclass(frozen=True)
+class Brief:
+    topic: str
+    content_type: str = "blog"
+    style: str = "professional"
+    target_words: int = 800
+    language: str = "zh"
+    audience: str = ""
+    keywords: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self):
+        # Normalise before validating so the form, CLI and CSV behave the same.
+        object.__setattr__(self, "topic", " ".join(str(self.topic or "").split()))
+        object.__setattr__(self, "style", (self.style or "professional").strip())
+        object.__setattr__(self, "audience", (self.audience or "").strip())
+        object.__setattr__(self, "keywords", parse_keywords(self.keywords))
+        validate(self)
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["keywords"] = list(self.keywords)
+        return data
+
+
+def parse_keywords(value) -> tuple[str, ...]:
+    """Accept a list or a string split on commas (ASCII or Chinese) / semicolons / newlines."""
+    if isinstance(value, str):
+        for sep in "，、;；\n":
+            value = value.replace(sep, ",")
+        value = value.split(",")
+    seen: list[str] = []
+    for item in value or ():
+        item = str(item).strip()
+        if item and item not in seen:
+            seen.append(item)
+    return tuple(seen)
+
+
+def validate(brief: Brief) -> None:
+    if not brief.topic:
+        raise BriefError("topic is empty: say what the article is about")
+    if len(brief.topic) > MAX_TOPIC_CHARS:
+        raise BriefError(f"topic is {len(brief.topic)} characters; keep it under {MAX_TOPIC_CHARS}")
+    if brief.content_type not in CONTENT_TYPES:
+        raise BriefError(
+            f"unknown content type {brief.content_type!r}; use one of: {', '.join(CONTENT_TYPES)}"
+        )
+    if brief.language not in LANGUAGES:
+        raise BriefError(f"unknown language {brief.language!r}; use zh or en")
+    if isinstance(brief.target_words, bool) or not isinstance(brief.target_words, int):
+        raise BriefError(f"length must be a whole number of words, got {brief.target_words!r}")
+    if not MIN_WORDS <= brief.target_words <= MAX_WORDS:
+        raise BriefError(
+            f"length {brief.target_words} is out of range; use {MIN_WORDS} to {MAX_WORDS} words"
+        )
+    if len(brief.style) > MAX_FIELD_CHARS or len(brief.audience) > MAX_FIELD_CHARS:
+        raise BriefError(f"style and audience must be under {MAX_FIELD_CHARS} characters")

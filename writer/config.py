@@ -1,0 +1,101 @@
+"""Settings from the environment or a `.env` file.
+
+Every setting is documented in `.env.example`. `load_settings()` is cheap and is
+called on every page run, so a changed environment takes effect without restart.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_dotenv_loaded = False
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used; the message says which and why."""
+
+
+def _env(name: str, default: str = "") -> str:
+    # An empty value counts as unset (the openai SDK would use "" as a base URL).
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = _env(name)
+    if not raw:
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name}={raw!r} is not a boolean; use 1/0, true/false, yes/no or on/off")
+
+
+def _env_number(name: str, default: float, *, kind=float, minimum: float = 0):
+    raw = _env(name)
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={raw!r} must be at least {minimum}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    api_key: str
+    base_url: str | None
+    model: str
+    db_path: Path
+    ui_language: str
+    stream_usage: bool
+    prices_file: Path | None
+    request_timeout_s: float
+    max_tokens_param: str
+    max_output_tokens: int
+
+    @property
+    def has_api_key(self) -> bool:
+        return bool(self.api_key)
+
+
+def load_settings(dotenv_path: Path | None = None) -> Settings:
+    """Read settings; `.env` in the working directory (or project root) fills gaps
+    but never overrides the real environment."""
+    global _dotenv_loaded
+    if not _dotenv_loaded and not os.environ.get("WRITER_NO_DOTENV"):
+        for candidate in [dotenv_path, Path.cwd() / ".env", PROJECT_ROOT / ".env"]:
+            if candidate and candidate.is_file():
+                load_dotenv(candidate, override=False)
+                break
+        _dotenv_loaded = True
+
+    ui_language = _env("WRITER_UI_LANGUAGE", "zh").lower()
+    if ui_language not in {"zh", "en"}:
+        raise SettingsError(f"WRITER_UI_LANGUAGE={ui_language!r}: use zh or en")
+    max_tokens_param = _env("WRITER_MAX_TOKENS_PARAM", "max_tokens")
+    if max_tokens_param not in {"max_tokens", "max_completion_tokens"}:
+        raise SettingsError(
+            f"WRITER_MAX_TOKENS_PARAM={max_tokens_param!r}: use max_tokens or max_completion_tokens"
+        )
+    prices = _env("WRITER_PRICES_FILE")
+    return Settings(
+        api_key=_env("OPENAI_API_KEY"),
+        base_url=_env("OPENAI_BASE_URL") or None,
+        model=_env("WRITER_MODEL", "gpt-4o-mini"),
+        db_path=Path(_env("WRITER_DB", "data/writer.db")),
+        ui_language=ui_language,
+        stream_usage=_env_bool("WRITER_STREAM_USAGE", True),
+        prices_file=Path(prices) if prices else None,
+        request_timeout_s=_env_number("WRITER_REQUEST_TIMEOUT", 60.0, minimum=1),
+        max_tokens_param=max_tokens_param,
+        max_output_tokens=_env_number("WRITER_MAX_OUTPUT_TOKENS", 8192, kind=int, minimum=64),
+    )

@@ -1,0 +1,110 @@
+"""Prompt templates: TOML files in `prompts/`, one per content type.
+
+Each file has a `system` and a `user` string with `{placeholders}`. Loading checks
+every template up front: an unknown placeholder, a missing required one, or a
+content type without a file raises `PromptError` at load time, never mid-request.
+"""
+from __future__ import annotations
+
+import string
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from .brief import CONTENT_TYPES, Brief
+from .config import PROJECT_ROOT
+
+PROMPTS_DIR = PROJECT_ROOT / "prompts"
+REQUIRED = frozenset({"topic", "style", "target_words", "language", "audience", "keywords"})
+OPTIONAL = frozenset({"length_unit", "content_type"})
+
+
+class PromptError(ValueError):
+    """A template file is broken; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class Template:
+    content_type: str
+    system: str
+    user: str
+
+
+@dataclass(frozen=True)
+class PromptSet:
+    templates: dict[str, Template]
+    shared: dict
+
+    def style_text(self, style: str) -> str:
+        return self.shared["styles"].get(style, style)
+
+    def render(self, brief: Brief) -> list[dict]:
+        """The chat messages for a brief."""
+        template = self.templates[brief.content_type]
+        defaults = self.shared["defaults"]
+        values = {
+            "topic": brief.topic,
+            "style": self.style_text(brief.style),
+            "target_words": brief.target_words,
+            "language": self.shared["languages"][brief.language],
+            "length_unit": self.shared["length_units"][brief.language],
+            "audience": brief.audience or defaults["audience"],
+            "keywords": ", ".join(brief.keywords) or defaults["keywords"],
+            "content_type": brief.content_type,
+        }
+        return [
+            {"role": "system", "content": template.system.format(**values).strip()},
+            {"role": "user", "content": template.user.format(**values).strip()},
+        ]
+
+
+def _placeholders(text: str, where: str) -> set[str]:
+    try:
+        fields = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+    except ValueError as exc:  # unbalanced braces
+        raise PromptError(f"{where}: {exc}") from None
+    bad = {f for f in fields if not f.isidentifier()}
+    if bad:
+        raise PromptError(f"{where}: placeholders must be plain names, got {sorted(bad)}")
+    return fields
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise PromptError(f"{path.name}: {exc}") from None
+
+
+def load_prompts(directory: Path = PROMPTS_DIR) -> PromptSet:
+    shared = _read_toml(directory / "_shared.toml")
+    for section in ("languages", "length_units", "defaults", "styles"):
+        if not isinstance(shared.get(section), dict):
+            raise PromptError(f"_shared.toml: missing [{section}] table")
+    templates = {}
+    for content_type in CONTENT_TYPES:
+        path = directory / f"{content_type}.toml"
+        if not path.is_file():
+            raise PromptError(f"no template for content type {content_type!r}: expected {path}")
+        data = _read_toml(path)
+        parts = {}
+        for part in ("system", "user"):
+            if not isinstance(data.get(part), str) or not data[part].strip():
+                raise PromptError(f"{path.name}: missing the {part!r} text")
+            parts[part] = data[part]
+        used = _placeholders(parts["system"], path.name) | _placeholders(parts["user"], path.name)
+        unknown = used - REQUIRED - OPTIONAL
+        if unknown:
+            raise PromptError(f"{path.name}: unknown placeholder(s) {sorted(unknown)}; allowed: "
+                              f"{sorted(REQUIRED | OPTIONAL)}")
+        missing = REQUIRED - used
+        if missing:
+            raise PromptError(f"{path.name}: missing placeholder(s) {sorted(missing)}")
+        templates[content_type] = Template(content_type, parts["system"], parts["user"])
+    return PromptSet(templates, shared)
+
+
+@lru_cache(maxsize=4)
+def default_prompts(directory: Path = PROMPTS_DIR) -> PromptSet:
+    return load_prompts(directory)

@@ -1,0 +1,166 @@
+"""SQLite storage (sqlite-utils): append-only migrations and the `articles` table.
+
+One `Store` per thread (Streamlit sessions are threads): open a new one where you
+need it; opening is cheap and migrations run once per database file per process.
+The schema is documented in docs/schema.md; never edit a migration that has
+shipped, add a new one.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from pathlib import Path
+from typing import Callable
+
+import sqlite_utils
+
+STATUSES = ("streaming", "completed", "stopped", "failed", "truncated")
+MIGRATIONS_TABLE = "_migrations"
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = []
+_migrated: set[str] = set()
+_migrate_lock = threading.Lock()
+
+
+def migration(fn):
+    MIGRATIONS.append(fn)
+    return fn
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@migration
+def m001_articles(db: sqlite_utils.Database) -> None:
+    db["articles"].create(
+        {
+            "id": int,
+            "created_at": str,  # UTC ISO-8601
+            "updated_at": str,
+            "topic": str,
+            "content_type": str,
+            "style": str,
+            "language": str,
+            "target_words": int,
+            "audience": str,
+            "keywords": str,  # JSON list
+            "words": int,
+            "content": str,
+            "status": str,
+            "provider": str,
+            "model": str,
+            "max_tokens": int,
+            "input_tokens": int,
+            "output_tokens": int,
+            "usage_source": str,  # reported | estimated
+            "cost": float,  # NULL = unpriced
+            "currency": str,
+            "price_input_per_1m": float,  # the prices this article was charged with
+            "price_output_per_1m": float,
+            "ttft_ms": float,
+            "duration_ms": float,
+            "tokens_per_s": float,
+            "finish_reason": str,
+            "error": str,
+        },
+        pk="id",
+        not_null={"created_at", "topic", "status"},
+        defaults={"words": 0, "content": "", "status": "streaming"},
+    )
+    db["articles"].create_index(["created_at"])
+    db["articles"].create_index(["status"])
+
+
+def migrate(db: sqlite_utils.Database) -> list[str]:
+    """Apply pending migrations in order; returns the names applied."""
+    if MIGRATIONS_TABLE not in db.table_names():
+        db[MIGRATIONS_TABLE].create({"name": str, "applied_at": str}, pk="name")
+    done = {row["name"] for row in db[MIGRATIONS_TABLE].rows}
+    applied = []
+    for fn in MIGRATIONS:
+        if fn.__name__ in done:
+            continue
+        with db.conn:
+            fn(db)
+            db[MIGRATIONS_TABLE].insert({"name": fn.__name__, "applied_at": utc_now()})
+        applied.append(fn.__name__)
+    return applied
+
+
+class Store:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if str(self.path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite_utils.Database(self.path)
+        self.db.conn.execute("PRAGMA busy_timeout = 5000")
+        key = str(self.path.resolve())
+        if key not in _migrated:
+            with _migrate_lock:
+                self.db.enable_wal()
+                migrate(self.db)
+                _migrated.add(key)
+        self.articles = self.db["articles"]
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- writes ---------------------------------------------------------------
+    def create_article(self, brief, *, provider: str, model: str, max_tokens: int | None) -> int:
+        now = utc_now()
+        row = {
+            "created_at": now,
+            "updated_at": now,
+            "topic": brief.topic,
+            "content_type": brief.content_type,
+            "style": brief.style,
+            "language": brief.language,
+            "target_words": brief.target_words,
+            "audience": brief.audience,
+            "keywords": json.dumps(list(brief.keywords), ensure_ascii=False),
+            "words": 0,
+            "content": "",
+            "status": "streaming",
+            "provider": provider,
+            "model": model,
+            "max_tokens": max_tokens,
+        }
+        with self.db.conn:
+            return self.articles.insert(row).last_pk
+
+    def save_draft(self, article_id: int, content: str, words: int) -> None:
+        with self.db.conn:
+            self.db.execute(
+                "UPDATE articles SET content = ?, words = ?, updated_at = ? WHERE id = ?",
+                [content, words, utc_now(), article_id],
+            )
+
+    def update(self, article_id: int, **fields) -> None:
+        if "status" in fields and fields["status"] not in STATUSES:
+            raise ValueError(f"unknown status {fields['status']!r}")
+        fields["updated_at"] = utc_now()
+        with self.db.conn:
+            self.articles.update(article_id, fields)
+
+    # -- reads ----------------------------------------------------------------
+    def get(self, article_id: int) -> dict | None:
+        rows = list(self.db.query("SELECT * FROM articles WHERE id = ?", [article_id]))
+        return _decode(rows[0]) if rows else None
+
+    def recent(self, limit: int = 50, offset: int = 0) -> list[dict]:
+        sql = ("SELECT id, created_at, topic, content_type, language, status, words, target_words, "
+               "provider, model, input_tokens, output_tokens, usage_source, cost, currency "
+               "FROM articles ORDER BY id DESC LIMIT ? OFFSET ?")
+        return list(self.db.query(sql, [limit, offset]))
+
+    def count(self) -> int:
+        return self.articles.count
+
+
+def _decode(row: dict) -> dict:
+    try:
+        row["keywords"] = json.loads(row.get("keywords") or "[]")
+    except ValueError:
+        row["keywords"] = []
+    return row
