@@ -4,7 +4,7 @@ import streamlit as st
 from pages.common import page_context
 from writer.config import SettingsError
 from writer.i18n import UI_LANGUAGES
-from writer.providers import provider_from_settings
+from writer.providers import choose_provider
 
 st.set_page_config(page_title="AI Writer", page_icon="✍️", layout="wide")
 
@@ -23,7 +23,7 @@ nav = st.navigation(pages)
 
 with st.sidebar:
     st.caption(t("app.title"))
-    provider = provider_from_settings(ctx.settings)
+    provider = choose_provider(ctx.settings)
     st.markdown(f"**{t('app.sidebar_provider')}:** {provider.name}  \n"
                 f"**{t('app.sidebar_model')}:** `{provider.model}`  \n"
                 f"**{t('app.sidebar_db')}:** `{ctx.settings.db_path}`")

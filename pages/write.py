@@ -6,11 +6,20 @@ from writer.brief import CONTENT_TYPES, LANGUAGES, STYLE_PRESETS, Brief, BriefEr
 from writer.engine import Delta, Finished, Notice
 from writer.jobs import Job
 from writer.pacing import Pacer, overshoot_percent, progress_fraction
-from writer.providers import provider_from_settings
+from writer.providers import available_providers
 
 ctx = page_context()
 t = ctx.t
 st.title(t("write.title"))
+
+providers = {p.name: p for p in available_providers(ctx.settings)}
+provider_name = st.selectbox(
+    t("write.provider"), list(providers), key="provider",
+    format_func=lambda n: t("write.provider_local") if n == "local" else providers[n].label())
+provider = providers[provider_name]
+if provider.kind == "local":
+    st.info(t("write.local_notice"))
+    st.caption(t("write.local_english"))
 
 with st.form("brief"):
     topic = st.text_input(t("write.topic"), placeholder=t("write.topic_placeholder"), max_chars=500,
@@ -68,9 +77,12 @@ def stream_article(job: Job) -> None:
                     progress.progress(progress_fraction(job.words, target),
                                       text=progress_text(job.words, target))
             elif isinstance(event, Notice):
-                notice.warning(t("write.retrying", message=event.message,
-                                 wait=f"{event.wait_s:.0f}", attempt=event.attempt,
-                                 max=event.max_attempts))
+                if event.kind == "waiting":
+                    notice.info(t("write.waiting_local"))
+                else:
+                    notice.warning(t("write.retrying", message=event.message,
+                                     wait=f"{event.wait_s:.0f}", attempt=event.attempt,
+                                     max=event.max_attempts))
                 notice_shown = True
             elif isinstance(event, Finished):
                 if pending:
@@ -94,7 +106,9 @@ if submitted:
     except BriefError as exc:
         st.error(t("write.invalid", error=exc))
         st.stop()
-    job = Job(brief, ctx.settings, provider=provider_from_settings(ctx.settings))
+    job = Job(brief, ctx.settings, provider=provider)
+    if job.brief.language != brief.language:
+        st.info(t("write.local_english_now"))
     stream_article(job)
     st.session_state["last_article_id"] = job.article_id
     row = ctx.store().get(job.article_id)

@@ -14,7 +14,10 @@ from .brief import CONTENT_TYPES, LANGUAGES, Brief, BriefError
 from .config import SettingsError, load_settings
 from .costs import PriceFileError
 from .engine import Delta, Finished, Notice
+from .errors import LocalModelError
+from .jobs import Job
 from .prompts import PromptError
+from .providers import ProviderChoiceError, choose_provider
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TRUNCATED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -45,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     write.add_argument("--audience", default="")
     write.add_argument("--keywords", default="", help="comma-separated")
     write.add_argument("--model", default=None, help="overrides WRITER_MODEL")
+    write.add_argument("--provider", default=None,
+                       help="local (the bundled demo model) or the configured provider's name; "
+                            "default: the configured provider if OPENAI_API_KEY is set, else local")
     write.add_argument("--quiet", action="store_true", help="no progress line on stderr")
     return parser
 
@@ -54,18 +60,17 @@ def _say(message: str) -> None:
 
 
 def cmd_write(args) -> int:
-    from .jobs import Job
-
     brief = Brief(topic=args.topic, content_type=args.content_type, style=args.style,
                   target_words=args.target_words, language=args.language,
                   audience=args.audience, keywords=args.keywords)
     settings = load_settings()
-    from .providers import provider_from_settings
-
-    job = Job(brief, settings, provider=provider_from_settings(settings, args.model))
+    job = Job(brief, settings, provider=choose_provider(settings, args.provider, args.model))
+    if job.brief.language != brief.language:
+        _say(f"note: {job.provider.name} writes {job.brief.language} only; the article will be in "
+             f"{job.brief.language}")
     show_progress = not args.quiet and sys.stderr.isatty()
     last_progress = 0.0
-    announced = 0
+    announced = None
     _say(f"writing with {job.provider.label()} · target {brief.target_words} words")
     events = job.run()
     try:
@@ -77,10 +82,13 @@ def cmd_write(args) -> int:
                 if show_progress and now - last_progress > 0.2:
                     sys.stderr.write(f"\x1b7\r[{job.words}/{brief.target_words}]\x1b8")
                     last_progress = now
-            elif isinstance(event, Notice) and event.attempt != announced:
-                announced = event.attempt  # the countdown repeats; say it once per attempt
-                _say(f"{event.message}; retrying in {event.wait_s:.0f} s "
-                     f"(attempt {event.attempt} of {event.max_attempts})")
+            elif isinstance(event, Notice) and (event.kind, event.attempt) != announced:
+                announced = (event.kind, event.attempt)  # notices repeat; say each once
+                if event.kind == "retrying":
+                    _say(f"{event.message}; retrying in {event.wait_s:.0f} s "
+                         f"(attempt {event.attempt} of {event.max_attempts})")
+                else:
+                    _say(f"{event.message}…")
             elif isinstance(event, Finished):
                 return _report(job, event)
     except KeyboardInterrupt:
@@ -94,7 +102,8 @@ def _report(job, finished: Finished) -> int:
     sys.stdout.write("\n")
     sys.stdout.flush()
     usage, metrics = finished.usage, finished.metrics
-    cost = "unpriced" if job.cost is None else f"{job.cost:.6f} {job.currency}"
+    cost = ("unpriced" if job.cost is None else "0 (local model)" if job.currency == "local"
+            else f"{job.cost:.6f} {job.currency}")
     ttft = f"{metrics.ttft_ms:.0f} ms" if metrics.ttft_ms is not None else "-"
     rate = metrics.tokens_per_s(usage.output_tokens)
     _say(f"#{job.article_id} {finished.status} · {job.words}/{job.brief.target_words} words · "
@@ -117,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as exc:
         _say(f"error: {exc}")
         return exc.code
-    except (BriefError, SettingsError, PromptError, PriceFileError) as exc:
+    except (BriefError, SettingsError, PromptError, PriceFileError, ProviderChoiceError,
+            LocalModelError) as exc:
         _say(f"error: {exc}")
         return EXIT_USAGE
     except KeyboardInterrupt:

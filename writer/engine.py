@@ -29,7 +29,7 @@ class Delta:
 
 @dataclass(frozen=True)
 class Notice:
-    kind: str  # "retrying" (wait_s counts down while waiting)
+    kind: str  # "retrying" (wait_s counts down) or "waiting" (queued for the local model)
     message: str
     wait_s: float = 0.0
     attempt: int = 0
@@ -161,6 +161,9 @@ class Generation:
             chunks = providers_mod.open_chunks(provider, request.messages, request.max_tokens)
             try:
                 for chunk in chunks:
+                    if chunk.waiting:
+                        yield Notice("waiting", "waiting for the local model")
+                        continue
                     if chunk.text:
                         self.metrics.mark_text()
                         self.parts.append(chunk.text)

@@ -8,6 +8,10 @@ class NotTheAPI(Exception):
     """The base URL answered 200 with something that is not the API (a web page)."""
 
 
+class LocalModelError(RuntimeError):
+    """The local model cannot be used; the message says how to fix it."""
+
+
 class EmptyAnswer(Exception):
     """The stream ended cleanly but carried no text and no finish reason."""
 
@@ -47,6 +51,8 @@ def classify(exc: BaseException, base_url: str | None, model: str) -> Failure:
     text = _body_text(exc)
     lowered = (str(exc) + " " + text).lower()
 
+    if isinstance(exc, LocalModelError):
+        return Failure("local", str(exc), False)
     if isinstance(exc, EmptyAnswer):
         return Failure("empty", f"{where} ended the answer without any text; check the model "
                        "name and try again", True)

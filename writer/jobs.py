@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from typing import Iterator
 
 from .brief import Brief
@@ -17,7 +18,7 @@ from .costs import price_table
 from .counting import WordCounter
 from .engine import Delta, Finished, Generation, Request, Usage
 from .prompts import PromptSet, default_prompts
-from .providers import Provider, provider_from_settings
+from .providers import Provider, choose_provider
 from .store import Store
 
 # Tokens per counted word, generous for the tokenizers in use (Chinese ≈ 0.6-2 per
@@ -36,9 +37,15 @@ def max_tokens_for(brief: Brief, cap: int) -> int:
 class Job:
     def __init__(self, brief: Brief, settings: Settings, *, provider: Provider | None = None,
                  prompts: PromptSet | None = None, draft_interval_s: float = DRAFT_INTERVAL_S):
+        self.provider = provider or choose_provider(settings)
+        self.requested_language = brief.language
+        languages = self.provider.languages
+        if languages and brief.language not in languages:
+            # e.g. the local demo model writes English only: ask for what it can do,
+            # and record the truth in the row.
+            brief = replace(brief, language=languages[0])
         self.brief = brief
         self.settings = settings
-        self.provider = provider or provider_from_settings(settings)
         self.messages = (prompts or default_prompts()).render(brief)
         self.max_tokens = max_tokens_for(brief, settings.max_output_tokens)
         self.draft_interval_s = draft_interval_s

@@ -22,6 +22,7 @@ class Chunk:
     text: str = ""
     finish_reason: str | None = None
     usage: tuple[int, int] | None = None  # (input_tokens, output_tokens) as reported
+    waiting: bool = False  # queued behind another generation (the local model)
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class Provider:
     stream_usage: bool = True  # send stream_options={"include_usage": true}
     max_tokens_param: str = "max_tokens"
     timeout_s: float = 60.0
+    languages: tuple[str, ...] | None = None  # article languages it can write; None = any
 
     def label(self) -> str:
         return f"{self.name} · {self.model}"
@@ -44,6 +46,39 @@ def provider_name(base_url: str | None) -> str:
         return "openai"
     host = urlparse(base_url).hostname or base_url
     return host.removeprefix("api.")
+
+
+LOCAL_MODEL_NAME = "SmolLM2-135M-Instruct"
+
+
+class ProviderChoiceError(ValueError):
+    pass
+
+
+def local_provider() -> Provider:
+    """The bundled demo model (local_model.py): English only, no key, no network."""
+    return Provider(name="local", model=LOCAL_MODEL_NAME, kind="local", languages=("en",))
+
+
+def available_providers(settings: Settings, model: str | None = None) -> list[Provider]:
+    """What the user can pick, the default first: the configured provider when a
+    key is set, and always the local model."""
+    found = [provider_from_settings(settings, model)] if settings.has_api_key else []
+    return found + [local_provider()]
+
+
+def choose_provider(settings: Settings, name: str | None = None,
+                    model: str | None = None) -> Provider:
+    """By name, or the default: the configured provider if it has a key, else local."""
+    options = available_providers(settings, model)
+    if not name:
+        return options[0]
+    for provider in options:
+        if provider.name == name:
+            return provider
+    names = ", ".join(p.name for p in options)
+    hint = "" if settings.has_api_key else " (set OPENAI_API_KEY to use a remote provider)"
+    raise ProviderChoiceError(f"unknown provider {name!r}; available: {names}{hint}")
 
 
 def provider_from_settings(settings: Settings, model: str | None = None) -> Provider:
