@@ -16,8 +16,8 @@ except SettingsError as exc:
 t = ctx.t
 
 pages = [
-    st.Page("pages/write.py", title=t("app.nav_write"), icon="✍️", default=True),
-    st.Page("pages/history.py", title=t("app.nav_history"), icon="🗂️"),
+    st.Page("pages/write.py", title=t("app.nav_write"), icon=":material/edit_note:", default=True),
+    st.Page("pages/history.py", title=t("app.nav_history"), icon=":material/history:"),
 ]
 nav = st.navigation(pages)
 

@@ -38,19 +38,21 @@ def format_cost(cost, currency, t: Translator) -> str:
 
 
 def show_stats(row: dict, t: Translator) -> None:
-    source = t(f"write.{row['usage_source']}") if row.get("usage_source") else ""
-    cols = st.columns(7)
-    cols[0].metric(t("write.stat_words"), f"{row['words']} / {row['target_words']}")
-    cols[1].metric(t("write.stat_input_tokens"), _num(row.get("input_tokens")), help=source)
-    cols[2].metric(t("write.stat_output_tokens"), _num(row.get("output_tokens")), help=source)
-    cols[3].metric(t("write.stat_cost"), format_cost(row.get("cost"), row.get("currency"), t))
-    ttft = row.get("ttft_ms")
-    cols[4].metric(t("write.stat_ttft"), f"{ttft / 1000:.2f} s" if ttft is not None else "–")
-    duration = row.get("duration_ms")
-    cols[5].metric(t("write.stat_duration"), f"{duration / 1000:.1f} s" if duration else "–")
-    speed = row.get("tokens_per_s")
-    cols[6].metric(t("write.stat_speed"), f"{speed:.0f}/s" if speed else "–",
-                   help=t("write.tokens_per_s", value=speed) if speed else None)
+    """The article's figures as one compact table (metrics would clip in a column)."""
+    ttft, duration, speed = row.get("ttft_ms"), row.get("duration_ms"), row.get("tokens_per_s")
+    usage_source = row.get("usage_source")
+    source = f" ({t('write.' + usage_source)})" if usage_source else ""
+    cells = {
+        t("write.stat_words"): f"{row['words']} / {row['target_words']}",
+        t("write.stat_input_tokens") + source: _num(row.get("input_tokens")),
+        t("write.stat_output_tokens") + source: _num(row.get("output_tokens")),
+        t("write.stat_cost"): format_cost(row.get("cost"), row.get("currency"), t),
+        t("write.stat_ttft"): f"{ttft / 1000:.2f} s" if ttft is not None else "–",
+        t("write.stat_duration"): f"{duration / 1000:.1f} s" if duration else "–",
+        t("write.stat_speed"): t("write.tokens_per_s", value=f"{speed:.0f}") if speed else "–",
+    }
+    header = " | ".join(cells)
+    st.markdown(f"| {header} |\n|{'---|' * len(cells)}\n| {' | '.join(cells.values())} |")
 
 
 def show_status(row: dict, t: Translator) -> None:

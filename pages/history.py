@@ -2,6 +2,7 @@
 import streamlit as st
 
 from pages.common import format_cost, page_context, show_article, show_stats, show_status
+from writer.brief import STYLE_PRESETS
 
 PAGE_SIZE = 50
 
@@ -53,7 +54,8 @@ st.divider()
 show_status(row, t)
 show_stats(row, t)
 type_label = t(f"content_types.{row['content_type']}")
+style_label = t(f"styles.{row['style']}") if row["style"] in STYLE_PRESETS else row["style"]
 st.caption(f"{t('write.content_type')}: {type_label} · "
-           f"{t('write.style')}: {row['style']} · {t('write.language')}: {row['language']} · "
+           f"{t('write.style')}: {style_label} · {t('write.language')}: {row['language']} · "
            f"{row['provider']} / {row['model']}")
 show_article(row, t, key=f"history-{chosen}")

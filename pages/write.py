@@ -12,36 +12,39 @@ ctx = page_context()
 t = ctx.t
 st.title(t("write.title"))
 
-providers = {p.name: p for p in available_providers(ctx.settings)}
-provider_name = st.selectbox(
-    t("write.provider"), list(providers), key="provider",
-    format_func=lambda n: t("write.provider_local") if n == "local" else providers[n].label())
-provider = providers[provider_name]
-if provider.kind == "local":
-    st.info(t("write.local_notice"))
-    st.caption(t("write.local_english"))
+form_col, out_col = st.columns([2, 3], gap="large")  # the stream stays in view beside the form
 
-with st.form("brief"):
-    topic = st.text_input(t("write.topic"), placeholder=t("write.topic_placeholder"), max_chars=500,
-                          key="topic")
-    left, right = st.columns(2)
-    content_type = left.selectbox(t("write.content_type"), CONTENT_TYPES,
-                                  format_func=lambda k: t(f"content_types.{k}"), key="content_type")
-    style_choice = right.selectbox(t("write.style"), (*STYLE_PRESETS, "custom"),
-                                   format_func=lambda k: t(f"styles.{k}") if k != "custom"
-                                   else t("write.style_custom"), key="style")
-    custom_style = right.text_input(t("write.style_custom_text"),
-                                    placeholder=t("write.style_custom_placeholder"),
-                                    key="custom_style")
-    target_words = left.number_input(t("write.length"), min_value=50, max_value=20000, value=800,
-                                     step=50, help=t("write.length_help"), key="target_words")
-    language = left.radio(t("write.language"), LANGUAGES, horizontal=True,
-                          format_func=lambda k: t(f"languages.{k}"), key="language")
-    audience = right.text_input(t("write.audience"), placeholder=t("write.audience_placeholder"),
-                              key="audience")
-    keywords = st.text_input(t("write.keywords"), placeholder=t("write.keywords_placeholder"),
-                             key="keywords")
-    submitted = st.form_submit_button(t("write.generate"), type="primary")
+with form_col:
+    providers = {p.name: p for p in available_providers(ctx.settings)}
+    provider_name = st.selectbox(
+        t("write.provider"), list(providers), key="provider",
+        format_func=lambda n: t("write.provider_local") if n == "local" else providers[n].label())
+    provider = providers[provider_name]
+    if provider.kind == "local":
+        st.info(t("write.local_notice"))
+        st.caption(t("write.local_english"))
+
+    with st.form("brief"):
+        topic = st.text_input(t("write.topic"), placeholder=t("write.topic_placeholder"),
+                              max_chars=500, key="topic")
+        left, right = st.columns(2)
+        content_type = left.selectbox(t("write.content_type"), CONTENT_TYPES, key="content_type",
+                                      format_func=lambda k: t(f"content_types.{k}"))
+        style_choice = right.selectbox(t("write.style"), (*STYLE_PRESETS, "custom"), key="style",
+                                       format_func=lambda k: t(f"styles.{k}") if k != "custom"
+                                       else t("write.style_custom"))
+        custom_style = st.text_input(t("write.style_custom_text"), key="custom_style",
+                                     placeholder=t("write.style_custom_placeholder"))
+        target_words = left.number_input(t("write.length"), min_value=50, max_value=20000,
+                                         value=800, step=50, help=t("write.length_help"),
+                                         key="target_words")
+        language = right.radio(t("write.language"), LANGUAGES, horizontal=True, key="language",
+                               format_func=lambda k: t(f"languages.{k}"))
+        audience = st.text_input(t("write.audience"), key="audience",
+                                 placeholder=t("write.audience_placeholder"))
+        keywords = st.text_input(t("write.keywords"), key="keywords",
+                                 placeholder=t("write.keywords_placeholder"))
+        submitted = st.form_submit_button(t("write.generate"), type="primary")
 
 
 def progress_text(words: int, target: int) -> str:
@@ -97,28 +100,29 @@ def stream_article(job: Job) -> None:
         events.close()  # a rerun or Stop: close the provider stream and save the partial text
 
 
-if submitted:
-    style = custom_style.strip() or style_choice
-    try:
-        brief = Brief(topic=topic, content_type=content_type, style=style,
-                      target_words=int(target_words), language=language, audience=audience,
-                      keywords=keywords)
-    except BriefError as exc:
-        st.error(t("write.invalid", error=exc))
-        st.stop()
-    job = Job(brief, ctx.settings, provider=provider)
-    if job.brief.language != brief.language:
-        st.info(t("write.local_english_now"))
-    stream_article(job)
-    st.session_state["last_article_id"] = job.article_id
-    row = ctx.store().get(job.article_id)
-    show_status(row, t)
-    show_stats(row, t)
-    show_article(row, t, rendered=False, key="fresh")
-elif st.session_state.get("last_article_id"):
-    row = ctx.store().get(st.session_state["last_article_id"])
-    if row:
-        st.subheader(t("write.last_article"))
+with out_col:
+    if submitted:
+        style = custom_style.strip() or style_choice
+        try:
+            brief = Brief(topic=topic, content_type=content_type, style=style,
+                          target_words=int(target_words), language=language, audience=audience,
+                          keywords=keywords)
+        except BriefError as exc:
+            st.error(t("write.invalid", error=exc))
+            st.stop()
+        job = Job(brief, ctx.settings, provider=provider)
+        if job.brief.language != brief.language:
+            st.info(t("write.local_english_now"))
+        stream_article(job)
+        st.session_state["last_article_id"] = job.article_id
+        row = ctx.store().get(job.article_id)
         show_status(row, t)
         show_stats(row, t)
-        show_article(row, t, key="last")
+        show_article(row, t, rendered=False, key="fresh")
+    elif st.session_state.get("last_article_id"):
+        row = ctx.store().get(st.session_state["last_article_id"])
+        if row:
+            st.subheader(t("write.last_article"))
+            show_status(row, t)
+            show_stats(row, t)
+            show_article(row, t, key="last")

@@ -37,9 +37,13 @@ def test_write_page_streams_saves_and_shows_stats(env, fake):
     assert not at.exception
     assert "第一个字越早出现" in markdown_text(at)
     assert any("#1" in s.value for s in at.success)
-    metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Input tokens"] == "150" and metrics["Output tokens"] == "60"
-    assert metrics["Cost"].endswith("USD") and metrics["Words"].endswith("/ 200")
+    (stats,) = [m.value for m in at.markdown if m.value.startswith("| Words")]
+    header, _, values = stats.splitlines()
+    figures = dict(zip(header.strip("| ").split(" | "), values.strip("| ").split(" | ")))
+    assert figures["Input tokens (reported)"] == "150"
+    assert figures["Output tokens (reported)"] == "60"
+    assert figures["Cost"].endswith(" USD") and figures["Words"].endswith(" / 200")
+    assert figures["Speed"].endswith("tokens/s") and figures["First token"].endswith(" s")
     rows = list(Store(env["WRITER_DB"]).db.query("select * from articles"))
     assert len(rows) == 1
     row = rows[0]
