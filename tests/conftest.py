@@ -42,3 +42,13 @@ def env(fake, tmp_path, monkeypatch):
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     return values
+
+
+@pytest.fixture(autouse=True)
+def _fresh_stream_failure_counts():
+    """Broken-stream counts are per process; each test starts from zero."""
+    from writer.engine import reset_stream_failures
+
+    reset_stream_failures()
+    yield
+    reset_stream_failures()

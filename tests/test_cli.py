@@ -81,3 +81,100 @@ def test_truncated_exits_3(env, fake):
     result = cli("write", "--topic", "x", env=env)
     assert result.returncode == 3
     assert rows(env)[0]["status"] == "truncated"
+
+
+def _wait_for(condition, timeout=10.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _start(args, env):
+    return subprocess.Popen([sys.executable, "-m", "writer", *args], cwd=ROOT,
+                            env={**os.environ, **env}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_sigint_closes_the_provider_connection_and_saves_a_stopped_row(env, fake):
+    import signal
+    import time
+
+    text = "Streaming words arrive one by one. " * 20
+    fake.queue(Reply(text=text, chunk_chars=7, stall_after=5, stall_seconds=30))
+    proc = _start(["write", "--topic", "stop me", "--language", "en"], env)
+    try:
+        assert _wait_for(lambda: fake.chunks_sent and fake.chunks_sent[0] >= 5, 20)
+        time.sleep(0.2)  # the stall has begun: the client is blocked reading
+        sent_at = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        assert _wait_for(lambda: fake.disconnects, 5), "provider never saw the disconnect"
+        assert fake.disconnects[0] - sent_at < 1.0
+        out, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted: partial article saved as #1" in err and "Traceback" not in err
+    (row,) = rows(env)
+    assert row["status"] == "stopped" and row["content"] == text[:35]
+    assert out.startswith(text[:35])
+
+
+def test_kill_9_loses_at_most_the_last_two_seconds(env, fake):
+    import signal
+    import time
+
+    from writer.store import Store
+
+    text = "".join(f"Sentence number {i} keeps the draft growing. " for i in range(400))
+    fake.queue(Reply(text=text, chunk_chars=10, chunk_delay=0.01))
+    proc = _start(["write", "--topic", "kill me", "--language", "en", "--length", "5000"], env)
+    try:
+        assert _wait_for(lambda: fake.chunks_sent and fake.chunks_sent[0] >= 250, 30)
+        sent_before_kill = fake.chunks_sent[0] * 10
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)  # reaped: its pid is gone
+        killed_at = time.monotonic()
+    finally:
+        proc.kill()
+    store = Store(env["WRITER_DB"])  # first open in this process: recovers dead rows
+    row = store.get(1)
+    assert row["status"] == "stopped" and row["error"] == "interrupted"
+    assert text.startswith(row["content"]) and row["content"]
+    # At 10 chunks of 10 chars per ~0.1 s, 2 s is at most ~2,000 characters (+ slack).
+    assert sent_before_kill - len(row["content"]) <= 2600, (sent_before_kill, len(row["content"]))
+    assert killed_at  # the row was recovered after the kill, not before
+
+
+def test_continue_appends_to_the_same_row(env, fake):
+    fake.queue(Reply(text="First half, cut", finish_reason="length"),
+               Reply(text="First half, cut off here and the rest."))
+    assert cli("write", "--topic", "x", "--language", "en", env=env).returncode == 3
+    result = cli("continue", "1", env=env)
+    assert result.returncode == 0, result.stderr
+    (row,) = rows(env)
+    # The model repeated "First half, cut"; the seam is removed.
+    assert row["content"] == "First half, cut off here and the rest."
+    assert result.stdout.strip() == "off here and the rest."
+    assert row["status"] == "completed"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["continue", "99"], "there is no article #99"),
+    (["continue", "abc"], "invalid int value"),
+])
+def test_continue_bad_input(env, fake, args, message):
+    result = cli(*args, env=env)
+    assert result.returncode == 2 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_completed_article_cannot_be_continued(env, fake):
+    fake.queue(Reply(text="done."))
+    cli("write", "--topic", "x", env=env)
+    result = cli("continue", "1", env=env)
+    assert result.returncode == 2 and "is completed" in result.stderr

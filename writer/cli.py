@@ -15,7 +15,7 @@ from .config import SettingsError, load_settings
 from .costs import PriceFileError
 from .engine import Delta, Finished, Notice
 from .errors import LocalModelError
-from .jobs import Job
+from .jobs import Job, JobError
 from .prompts import PromptError
 from .providers import ProviderChoiceError, choose_provider
 
@@ -52,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="local (the bundled demo model) or the configured provider's name; "
                             "default: the configured provider if OPENAI_API_KEY is set, else local")
     write.add_argument("--quiet", action="store_true", help="no progress line on stderr")
+    cont = sub.add_parser("continue", help="continue a stopped, truncated or failed article")
+    cont.add_argument("id", type=int)
+    cont.add_argument("--provider", default=None)
+    cont.add_argument("--model", default=None)
+    cont.add_argument("--quiet", action="store_true")
     return parser
 
 
@@ -68,10 +73,25 @@ def cmd_write(args) -> int:
     if job.brief.language != brief.language:
         _say(f"note: {job.provider.name} writes {job.brief.language} only; the article will be in "
              f"{job.brief.language}")
-    show_progress = not args.quiet and sys.stderr.isatty()
+    _say(f"writing with {job.provider.label()} · target {brief.target_words} words")
+    return _stream(job, args.quiet)
+
+
+def cmd_continue(args) -> int:
+    settings = load_settings()
+    provider = choose_provider(settings, args.provider, args.model) if (
+        args.provider or args.model) else None
+    job = Job.continuing(args.id, settings, provider=provider)
+    _say(f"continuing #{args.id} ({job.words}/{job.brief.target_words} words) with "
+         f"{job.provider.label()}")
+    return _stream(job, args.quiet)
+
+
+def _stream(job: Job, quiet: bool) -> int:
+    """Print a job's text to stdout as it arrives; notices and stats to stderr."""
+    show_progress = not quiet and sys.stderr.isatty()
     last_progress = 0.0
     announced = None
-    _say(f"writing with {job.provider.label()} · target {brief.target_words} words")
     events = job.run()
     try:
         for event in events:
@@ -80,7 +100,7 @@ def cmd_write(args) -> int:
                 sys.stdout.flush()
                 now = time.monotonic()
                 if show_progress and now - last_progress > 0.2:
-                    sys.stderr.write(f"\x1b7\r[{job.words}/{brief.target_words}]\x1b8")
+                    sys.stderr.write(f"\x1b7\r[{job.words}/{job.brief.target_words}]\x1b8")
                     last_progress = now
             elif isinstance(event, Notice) and (event.kind, event.attempt) != announced:
                 announced = (event.kind, event.attempt)  # notices repeat; say each once
@@ -88,12 +108,13 @@ def cmd_write(args) -> int:
                     _say(f"{event.message}; retrying in {event.wait_s:.0f} s "
                          f"(attempt {event.attempt} of {event.max_attempts})")
                 else:
-                    _say(f"{event.message}…")
+                    _say(event.message)
             elif isinstance(event, Finished):
                 return _report(job, event)
     except KeyboardInterrupt:
-        events.close()
-        _say(f"\ninterrupted: partial article saved as #{job.article_id} ({job.words} words)")
+        events.close()  # closes the provider connection, then saves the partial text
+        _say(f"\ninterrupted: partial article saved as #{job.article_id} ({job.words} words); "
+             f"resume it with: python -m writer continue {job.article_id}")
         return EXIT_INTERRUPTED
     return EXIT_FAILED
 
@@ -112,11 +133,15 @@ def _report(job, finished: Finished) -> int:
          f"{rate or 0:.1f} tokens/s")
     if finished.status == "completed":
         return EXIT_OK
+    if finished.status == "stopped":
+        return EXIT_INTERRUPTED
     _say(f"error: {finished.error}")
+    if finished.status == "truncated":
+        _say(f"continue it with: python -m writer continue {job.article_id}")
     return EXIT_TRUNCATED if finished.status == "truncated" else EXIT_FAILED
 
 
-COMMANDS = {"write": cmd_write}
+COMMANDS = {"write": cmd_write, "continue": cmd_continue}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"error: {exc}")
         return exc.code
     except (BriefError, SettingsError, PromptError, PriceFileError, ProviderChoiceError,
-            LocalModelError) as exc:
+            LocalModelError, JobError) as exc:
         _say(f"error: {exc}")
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -61,6 +61,12 @@ class Settings:
     request_timeout_s: float
     max_tokens_param: str
     max_output_tokens: int
+    max_retries: int
+    retry_max_wait_s: float
+    stream_idle_timeout_s: float
+    max_resumes: int
+    fallback_after: int
+    providers_file: Path | None
 
     @property
     def has_api_key(self) -> bool:
@@ -87,6 +93,7 @@ def load_settings(dotenv_path: Path | None = None) -> Settings:
             f"WRITER_MAX_TOKENS_PARAM={max_tokens_param!r}: use max_tokens or max_completion_tokens"
         )
     prices = _env("WRITER_PRICES_FILE")
+    providers_file = _env("WRITER_PROVIDERS_FILE")
     return Settings(
         api_key=_env("OPENAI_API_KEY"),
         base_url=_env("OPENAI_BASE_URL") or None,
@@ -98,4 +105,10 @@ def load_settings(dotenv_path: Path | None = None) -> Settings:
         request_timeout_s=_env_number("WRITER_REQUEST_TIMEOUT", 60.0, minimum=1),
         max_tokens_param=max_tokens_param,
         max_output_tokens=_env_number("WRITER_MAX_OUTPUT_TOKENS", 8192, kind=int, minimum=64),
+        max_retries=_env_number("WRITER_MAX_RETRIES", 4, kind=int),
+        retry_max_wait_s=_env_number("WRITER_RETRY_MAX_WAIT", 60.0),
+        stream_idle_timeout_s=_env_number("WRITER_STREAM_IDLE_TIMEOUT", 30.0, minimum=0.1),
+        max_resumes=_env_number("WRITER_MAX_RESUMES", 3, kind=int),
+        fallback_after=_env_number("WRITER_FALLBACK_AFTER", 2, kind=int, minimum=1),
+        providers_file=Path(providers_file) if providers_file else None,
     )

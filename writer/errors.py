@@ -12,6 +12,10 @@ class LocalModelError(RuntimeError):
     """The local model cannot be used; the message says how to fix it."""
 
 
+class BrokenStream(Exception):
+    """The stream stopped after some text without saying it had finished."""
+
+
 class EmptyAnswer(Exception):
     """The stream ended cleanly but carried no text and no finish reason."""
 
@@ -53,6 +57,8 @@ def classify(exc: BaseException, base_url: str | None, model: str) -> Failure:
 
     if isinstance(exc, LocalModelError):
         return Failure("local", str(exc), False)
+    if isinstance(exc, BrokenStream):
+        return Failure("stream", f"the stream from {where} broke off", True)
     if isinstance(exc, EmptyAnswer):
         return Failure("empty", f"{where} ended the answer without any text; check the model "
                        "name and try again", True)

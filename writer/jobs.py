@@ -2,12 +2,14 @@
 
 Every caller (Write page, CLI, batch) runs a `Job` and consumes its events; the
 row is saved the same way whoever the caller is. The `finally` in `run()` is
-where a stopped or interrupted article is saved: closing the generator (Stop,
-Ctrl-C, a Streamlit rerun) closes the provider stream first, then saves.
+where a stopped or interrupted article is saved: closing the generator (Ctrl-C,
+a Streamlit rerun) closes the provider stream first, then saves. `cancel()` does
+the same from another thread (the Stop button).
 """
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import replace
 from typing import Iterator
@@ -16,9 +18,9 @@ from .brief import Brief
 from .config import Settings
 from .costs import price_table
 from .counting import WordCounter
-from .engine import Delta, Finished, Generation, Request, Usage
+from .engine import Delta, Finished, Generation, Request, RetryPolicy, Usage
 from .prompts import PromptSet, default_prompts
-from .providers import Provider, choose_provider
+from .providers import Provider, choose_provider, failover_chain
 from .store import Store
 
 # Tokens per counted word, generous for the tokenizers in use (Chinese ≈ 0.6-2 per
@@ -26,6 +28,11 @@ from .store import Store
 TOKENS_PER_WORD = {"zh": 2.0, "en": 1.6}
 HEADROOM = 1.5
 DRAFT_INTERVAL_S = 2.0
+CONTINUABLE = ("stopped", "truncated", "failed")
+
+
+class JobError(ValueError):
+    """The job cannot start; the message is one line that says why."""
 
 
 def max_tokens_for(brief: Brief, cap: int) -> int:
@@ -36,7 +43,8 @@ def max_tokens_for(brief: Brief, cap: int) -> int:
 
 class Job:
     def __init__(self, brief: Brief, settings: Settings, *, provider: Provider | None = None,
-                 prompts: PromptSet | None = None, draft_interval_s: float = DRAFT_INTERVAL_S):
+                 prompts: PromptSet | None = None, draft_interval_s: float = DRAFT_INTERVAL_S,
+                 article: dict | None = None):
         self.provider = provider or choose_provider(settings)
         self.requested_language = brief.language
         languages = self.provider.languages
@@ -46,16 +54,38 @@ class Job:
             brief = replace(brief, language=languages[0])
         self.brief = brief
         self.settings = settings
-        self.messages = (prompts or default_prompts()).render(brief)
+        self.prompts = prompts or default_prompts()
+        self.messages = self.prompts.render(brief)
         self.max_tokens = max_tokens_for(brief, settings.max_output_tokens)
         self.draft_interval_s = draft_interval_s
-        self.counter = WordCounter()
-        self.article_id: int | None = None
+        self.article = article  # the row being continued, if any
+        self.prefix = article["content"] if article else ""
+        self.counter = WordCounter(self.prefix)
+        self.article_id: int | None = article["id"] if article else None
         self.finished: Finished | None = None
         self.generation: Generation | None = None
         self.cost: float | None = None
         self.currency: str | None = None
-        self.saved = False  # the final row has been written
+        self.saved = threading.Event()  # set once the final row is written
+
+    @classmethod
+    def continuing(cls, article_id: int, settings: Settings, *,
+                   provider: Provider | None = None, **kwargs) -> "Job":
+        """A job that appends to a stopped, truncated or failed article."""
+        store = Store(settings.db_path)
+        try:
+            row = store.get(article_id)
+        finally:
+            store.close()
+        if row is None:
+            raise JobError(f"there is no article #{article_id}")
+        if row["status"] not in CONTINUABLE or not row["content"]:
+            raise JobError(f"article #{article_id} is {row['status']}; only stopped, truncated or "
+                           "failed articles with text can be continued")
+        brief = Brief(topic=row["topic"], content_type=row["content_type"], style=row["style"],
+                      target_words=row["target_words"], language=row["language"],
+                      audience=row["audience"] or "", keywords=row["keywords"])
+        return cls(brief, settings, provider=provider, article=row, **kwargs)
 
     @property
     def words(self) -> int:
@@ -63,15 +93,28 @@ class Job:
 
     @property
     def text(self) -> str:
-        return self.generation.text if self.generation else ""
+        return self.prefix + (self.generation.text if self.generation else "")
+
+    def cancel(self, wait_s: float = 2.0) -> bool:
+        """Stop from another thread; True once the partial article is saved."""
+        if self.generation is not None:
+            self.generation.cancel()
+        return self.saved.wait(wait_s)
 
     def run(self) -> Iterator:
         """Yield the engine's events while keeping the `articles` row up to date."""
         store = Store(self.settings.db_path)
-        self.article_id = store.create_article(self.brief, provider=self.provider.name,
-                                               model=self.provider.model,
-                                               max_tokens=self.max_tokens)
-        self.generation = Generation(Request(self.messages, self.max_tokens, self.provider))
+        if self.article is None:
+            self.article_id = store.create_article(self.brief, provider=self.provider.name,
+                                                   model=self.provider.model,
+                                                   max_tokens=self.max_tokens)
+        else:
+            store.reopen(self.article_id, provider=self.provider.name, model=self.provider.model)
+        chain = failover_chain(self.settings, self.provider)
+        self.generation = Generation(
+            Request(self.messages, self.max_tokens, self.provider,
+                    RetryPolicy.from_settings(self.settings), failover=chain[1:],
+                    prefix=self.prefix), prompts=self.prompts)
         events = self.generation.events()
         last_save = time.monotonic()
         try:
@@ -92,28 +135,49 @@ class Job:
                              self.generation.usage())
             raise
         finally:
-            if not self.saved:
+            if not self.saved.is_set():
                 events.close()  # closes the provider connection before saving
-                self._save_final(store, "stopped", None, "stopped before the end",
-                                 self.generation.usage())
+                self._save_final(store, "stopped", None, None, self.generation.usage())
             store.close()
 
     def _save_final(self, store: Store, status: str, finish_reason: str | None,
                     error: str | None, usage: Usage) -> None:
-        metrics = self.generation.metrics
+        generation = self.generation
+        metrics = generation.metrics
         if metrics.ended is None:
             metrics.ended = time.monotonic()
-        price = price_table(self.settings.prices_file).lookup(self.provider.model)
+        served = generation.provider
+        price = price_table(self.settings.prices_file).lookup(served.model)
         self.cost = price.cost(usage.input_tokens, usage.output_tokens) if price else None
         self.currency = price.currency if price else None
+        input_tokens, output_tokens, source = usage.input_tokens, usage.output_tokens, usage.source
+        retries, resumes, fallback = generation.retries, generation.resumes, generation.fallback
+        served_by = "→".join(generation.served_by) or served.name
+        previous = self.article
+        if previous:  # a continuation adds to what the article already cost
+            input_tokens += previous["input_tokens"] or 0
+            output_tokens += previous["output_tokens"] or 0
+            if previous["usage_source"] == "estimated":
+                source = "estimated"
+            if self.cost is None or previous["cost"] is None or previous["currency"] != self.currency:
+                self.cost = None  # unpriced if any part is (or the currencies differ)
+            else:
+                self.cost = round(self.cost + previous["cost"], 8)
+            retries += previous.get("retries") or 0
+            resumes += previous.get("resumes") or 0
+            fallback = fallback or bool(previous.get("fallback"))
+            if previous.get("served_by") and previous["served_by"] != served_by:
+                served_by = f"{previous['served_by']}→{served_by}"
         store.update(
             self.article_id,
             status=status,
             content=self.text,
             words=self.words,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            usage_source=usage.source,
+            provider=self.provider.name,
+            model=served.model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            usage_source=source,
             cost=self.cost,
             currency=self.currency,
             price_input_per_1m=price.input_per_1m if price else None,
@@ -123,5 +187,9 @@ class Job:
             tokens_per_s=metrics.tokens_per_s(usage.output_tokens),
             finish_reason=finish_reason,
             error=error,
+            retries=retries,
+            resumes=resumes,
+            fallback=int(fallback),
+            served_by=served_by,
         )
-        self.saved = True
+        self.saved.set()

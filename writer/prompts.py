@@ -39,6 +39,11 @@ class PromptSet:
     def style_text(self, style: str) -> str:
         return self.shared["styles"].get(style, style)
 
+    def continuation(self, messages: list[dict], text_so_far: str) -> list[dict]:
+        """Messages that ask the model to continue `text_so_far` (its own answer)."""
+        return [*messages, {"role": "assistant", "content": text_so_far},
+                {"role": "user", "content": self.shared["continue"]["instruction"].strip()}]
+
     def render(self, brief: Brief) -> list[dict]:
         """The chat messages for a brief."""
         template = self.templates[brief.content_type]
@@ -79,7 +84,7 @@ def _read_toml(path: Path) -> dict:
 
 def load_prompts(directory: Path = PROMPTS_DIR) -> PromptSet:
     shared = _read_toml(directory / "_shared.toml")
-    for section in ("languages", "length_units", "defaults", "styles"):
+    for section in ("languages", "length_units", "defaults", "styles", "continue"):
         if not isinstance(shared.get(section), dict):
             raise PromptError(f"_shared.toml: missing [{section}] table")
     templates = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import threading
 from pathlib import Path
 from typing import Callable
@@ -72,6 +73,16 @@ def m001_articles(db: sqlite_utils.Database) -> None:
     db["articles"].create_index(["status"])
 
 
+@migration
+def m002_stream_resilience(db: sqlite_utils.Database) -> None:
+    articles = db["articles"]
+    articles.add_column("retries", int, not_null_default=0)  # retries before the first token
+    articles.add_column("resumes", int, not_null_default=0)  # continuations after broken streams
+    articles.add_column("fallback", int, not_null_default=0)  # 1 = finished without streaming
+    articles.add_column("served_by", str)  # provider(s) that produced the text, "a→b"
+    articles.add_column("worker_pid", int)  # process writing a `streaming` row
+
+
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply pending migrations in order; returns the names applied."""
     if MIGRATIONS_TABLE not in db.table_names():
@@ -100,6 +111,7 @@ class Store:
             with _migrate_lock:
                 self.db.enable_wal()
                 migrate(self.db)
+                self.recover_interrupted()
                 _migrated.add(key)
         self.articles = self.db["articles"]
 
@@ -107,6 +119,20 @@ class Store:
         self.db.close()
 
     # -- writes ---------------------------------------------------------------
+    def recover_interrupted(self) -> list[int]:
+        """Rows left `streaming` by a process that no longer runs (kill -9, power
+        loss) become `stopped` with error "interrupted"; their last draft is kept.
+        Runs when a process first opens the database."""
+        stale = [row["id"] for row in self.db.query(
+            "SELECT id, worker_pid FROM articles WHERE status = 'streaming'")
+            if not _process_alive(row["worker_pid"])]
+        if stale:
+            with self.db.conn:
+                self.db.execute(
+                    f"UPDATE articles SET status = 'stopped', error = 'interrupted', updated_at = ? "
+                    f"WHERE id IN ({', '.join('?' * len(stale))})", [utc_now(), *stale])
+        return stale
+
     def create_article(self, brief, *, provider: str, model: str, max_tokens: int | None) -> int:
         now = utc_now()
         row = {
@@ -125,9 +151,15 @@ class Store:
             "provider": provider,
             "model": model,
             "max_tokens": max_tokens,
+            "worker_pid": os.getpid(),
         }
         with self.db.conn:
             return self.articles.insert(row).last_pk
+
+    def reopen(self, article_id: int, *, provider: str, model: str) -> None:
+        """Mark an article `streaming` again (Continue)."""
+        self.update(article_id, status="streaming", error=None, provider=provider, model=model,
+                    worker_pid=os.getpid())
 
     def save_draft(self, article_id: int, content: str, words: int) -> None:
         with self.db.conn:
@@ -156,6 +188,20 @@ class Store:
 
     def count(self) -> int:
         return self.articles.count
+
+
+def _process_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
 
 
 def _decode(row: dict) -> dict:

@@ -1,0 +1,44 @@
+"""Joining a continuation to the text so far without a duplicated seam.
+
+Asked to continue, models often start by repeating the last words they wrote.
+`SeamFilter` holds back the start of the continuation only while it could still
+be such a repeat (while it occurs in the tail of the text so far), then drops the
+longest prefix that equals the end of the text so far. Usually it decides after a
+few characters, so the reader barely waits.
+"""
+from __future__ import annotations
+
+WINDOW = 400  # how far back a repeat is looked for, in characters
+MIN_OVERLAP = 6  # shorter matches are coincidence ("the ", "。")
+
+
+class SeamFilter:
+    def __init__(self, existing: str, window: int = WINDOW, min_overlap: int = MIN_OVERLAP):
+        self.tail = existing[-window:]
+        self.window = window
+        self.min_overlap = min_overlap
+        self.buffer = ""
+        self.decided = not self.tail
+        self.dropped = ""  # what was discarded as a duplicate (for tests and logs)
+
+    def feed(self, text: str) -> str:
+        """Text that can be shown now."""
+        if self.decided:
+            return text
+        self.buffer += text
+        if len(self.buffer) < self.window and self.buffer in self.tail:
+            return ""  # could still be a repeat of the tail: wait for more
+        return self._decide()
+
+    def flush(self) -> str:
+        """At the end of the continuation: whatever is still held back."""
+        return "" if self.decided else self._decide()
+
+    def _decide(self) -> str:
+        self.decided = True
+        buffer, self.buffer = self.buffer, ""
+        for k in range(min(len(buffer), len(self.tail)), self.min_overlap - 1, -1):
+            if self.tail.endswith(buffer[:k]):
+                self.dropped = buffer[:k]
+                return buffer[k:]
+        return buffer
