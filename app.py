@@ -1,12 +1,13 @@
 """Entry point: `streamlit run app.py`. Navigation and the shared sidebar only."""
 import streamlit as st
 
-from pages.common import page_context
+from pages.common import abandon_running_job, page_context
 from writer.config import SettingsError
 from writer.i18n import UI_LANGUAGES
 from writer.providers import choose_provider
 
 st.set_page_config(page_title="AI Writer", page_icon="✍️", layout="wide")
+abandon_running_job()
 
 try:
     ctx = page_context()

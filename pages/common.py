@@ -29,6 +29,19 @@ def page_context() -> PageContext:
     return PageContext(settings, Translator(language))
 
 
+def abandon_running_job() -> None:
+    """This run replaced one that was still streaming (Stop, or any other click or
+    page change): stop that job now — its provider connection is shut even if the
+    stream is stalled — and remember its saved article. Called on every run."""
+    job = st.session_state.pop("active_job", None)
+    if job is None:
+        return
+    if job.article_id:
+        st.session_state["last_article_id"] = job.article_id
+    if not job.saved.is_set():
+        job.cancel(wait_s=2.0)
+
+
 def format_cost(cost, currency, t: Translator) -> str:
     if cost is None:
         return t("write.unpriced")

@@ -3,6 +3,7 @@ import streamlit as st
 
 from pages.common import format_cost, page_context, show_article, show_stats, show_status
 from writer.brief import STYLE_PRESETS
+from writer.jobs import CONTINUABLE
 
 PAGE_SIZE = 50
 
@@ -58,4 +59,8 @@ style_label = t(f"styles.{row['style']}") if row["style"] in STYLE_PRESETS else 
 st.caption(f"{t('write.content_type')}: {type_label} · "
            f"{t('write.style')}: {style_label} · {t('write.language')}: {row['language']} · "
            f"{row['provider']} / {row['model']}")
+if row["status"] in CONTINUABLE and row["content"]:
+    if st.button(t("write.continue"), key=f"history-continue-{chosen}", icon=":material/play_arrow:"):
+        st.session_state["continue_id"] = chosen
+        st.switch_page("pages/write.py")
 show_article(row, t, key=f"history-{chosen}")

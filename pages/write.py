@@ -4,7 +4,7 @@ import streamlit as st
 from pages.common import page_context, show_article, show_stats, show_status
 from writer.brief import CONTENT_TYPES, LANGUAGES, STYLE_PRESETS, Brief, BriefError
 from writer.engine import Delta, Finished, Notice
-from writer.jobs import Job
+from writer.jobs import CONTINUABLE, Job, JobError
 from writer.pacing import Pacer, overshoot_percent, progress_fraction
 from writer.providers import available_providers
 
@@ -54,16 +54,32 @@ def progress_text(words: int, target: int) -> str:
     return t("write.progress", words=words, target=target)
 
 
+NOTICES = {"waiting": ("info", "write.waiting_local"), "resuming": ("info", "write.resuming"),
+           "fallback": ("info", "write.fallback"), "failover": ("warning", "write.failover"),
+           "retrying": ("warning", "write.retrying")}
+
+
+def show_notice(slot, event: Notice) -> None:
+    style, key = NOTICES.get(event.kind, ("info", "write.resuming"))
+    getattr(slot, style)(t(key, message=event.message, wait=f"{event.wait_s:.0f}",
+                           attempt=event.attempt, max=event.max_attempts))
+
+
 def stream_article(job: Job) -> None:
     """Paint the first delta at once, then coalesce on the Pacer's budget; the
-    progress bar moves on the same budget."""
+    progress bar moves on the same budget. Any rerun meanwhile (Stop, another
+    click) abandons this run; `abandon_running_job` then stops the job."""
     target = job.brief.target_words
-    progress = st.progress(0.0, text=t("write.waiting_first"))
+    st.button(t("write.stop"), key="stop", icon=":material/stop_circle:")
+    progress = st.progress(progress_fraction(job.words, target), text=t("write.waiting_first"))
     notice = st.empty()
     pacer = Pacer()
     events = job.run()
+    st.session_state["active_job"] = job
 
     def paced_text():
+        if job.prefix:  # Continue: the text so far, then the rest as it arrives
+            yield job.prefix
         pending: list[str] = []
         shown = 0
         notice_shown = False
@@ -80,12 +96,7 @@ def stream_article(job: Job) -> None:
                     progress.progress(progress_fraction(job.words, target),
                                       text=progress_text(job.words, target))
             elif isinstance(event, Notice):
-                if event.kind == "waiting":
-                    notice.info(t("write.waiting_local"))
-                else:
-                    notice.warning(t("write.retrying", message=event.message,
-                                     wait=f"{event.wait_s:.0f}", attempt=event.attempt,
-                                     max=event.max_attempts))
+                show_notice(notice, event)
                 notice_shown = True
             elif isinstance(event, Finished):
                 if pending:
@@ -98,9 +109,21 @@ def stream_article(job: Job) -> None:
         st.write_stream(paced_text())
     finally:
         events.close()  # a rerun or Stop: close the provider stream and save the partial text
+    st.session_state.pop("active_job", None)
+    st.session_state["last_article_id"] = job.article_id
+
+
+def show_result(row: dict, *, fresh: bool) -> None:
+    show_status(row, t)
+    show_stats(row, t)
+    if row["status"] in CONTINUABLE and row["content"]:
+        st.button(t("write.continue"), key=f"continue-{row['id']}", icon=":material/play_arrow:",
+                  on_click=lambda: st.session_state.update(continue_id=row["id"]))
+    show_article(row, t, rendered=not fresh, key="fresh" if fresh else "last")
 
 
 with out_col:
+    continue_id = st.session_state.pop("continue_id", None)
     if submitted:
         style = custom_style.strip() or style_choice
         try:
@@ -113,16 +136,19 @@ with out_col:
         job = Job(brief, ctx.settings, provider=provider)
         if job.brief.language != brief.language:
             st.info(t("write.local_english_now"))
+    elif continue_id:
+        try:
+            job = Job.continuing(continue_id, ctx.settings, provider=provider)
+        except JobError as exc:
+            st.error(str(exc))
+            st.stop()
+    else:
+        job = None
+    if job is not None:
         stream_article(job)
-        st.session_state["last_article_id"] = job.article_id
-        row = ctx.store().get(job.article_id)
-        show_status(row, t)
-        show_stats(row, t)
-        show_article(row, t, rendered=False, key="fresh")
+        show_result(ctx.store().get(job.article_id), fresh=True)
     elif st.session_state.get("last_article_id"):
         row = ctx.store().get(st.session_state["last_article_id"])
         if row:
             st.subheader(t("write.last_article"))
-            show_status(row, t)
-            show_stats(row, t)
-            show_article(row, t, key="last")
+            show_result(row, fresh=False)

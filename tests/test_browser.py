@@ -379,3 +379,43 @@ def test_history_lists_the_article(page, fake_provider, app_server):
     download = info.value
     assert download.suggested_filename == "1-Why-streaming-output-matters.md"
     assert Path(download.path()).read_text(encoding="utf-8") == ARTICLE
+
+
+@pytest.mark.parametrize("fault", [
+    {"stall_after": 4, "stall_seconds": 30},  # the provider has gone quiet mid-answer
+    {"chunk_delay": 0.05},  # text still flowing
+], ids=["stalled", "flowing"])
+def test_stop_closes_the_provider_connection_and_keeps_the_partial(page, fake_provider,
+                                                                  app_server, fault):
+    from playwright.sync_api import expect
+
+    reply = Reply(text=ARTICLE, chunk_chars=20, **fault)
+    fake_provider.queue(reply)
+    slot = len(fake_provider.chunks_sent)
+    disconnects_before = len(fake_provider.disconnects)
+    fill_brief(page, "stop this one")
+    page.get_by_role("button", name="Generate").click()
+    main = page.get_by_test_id("stMain")
+    expect(paragraph(main, MARKER)).to_be_visible()
+    if "stall_after" in fault:  # wait until the provider is really stalling
+        deadline = time.monotonic() + 10
+        while fake_provider.chunks_sent[slot] < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.3)
+    clicked = time.monotonic()
+    main.get_by_role("button", name="Stop").click()
+    deadline = clicked + 5
+    while len(fake_provider.disconnects) == disconnects_before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(fake_provider.disconnects) > disconnects_before, "the provider never saw a disconnect"
+    closed_after = fake_provider.disconnects[-1] - clicked
+    print(f"[browser] Stop ({'stalled' if 'stall_after' in fault else 'flowing'}): provider "
+          f"connection closed {closed_after * 1000:.0f} ms after the click")
+    assert closed_after < 1.0
+    expect(main.get_by_test_id("stAlertContentInfo").filter(has_text="Stopped")).to_be_visible()
+    article_id = max(r["id"] for r in Store(app_server.db_path).recent())
+    row = Store(app_server.db_path).get(article_id)
+    sent = "".join(reply.pieces()[:fake_provider.chunks_sent[slot]])
+    assert row["status"] == "stopped" and row["content"] and sent.startswith(row["content"])
+    assert len(row["content"]) >= len(sent) - 20 * 2  # at most the chunks in flight are lost
+    expect(main.get_by_role("button", name="Continue")).to_be_visible()

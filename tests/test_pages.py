@@ -108,3 +108,36 @@ def test_history_lists_and_opens_articles(env, fake):
     assert "第二篇文章的正文。" in markdown_text(at)
     at.selectbox[0].set_value(1).run()
     assert "First article body." in markdown_text(at)
+
+
+def test_truncated_article_can_be_continued_from_the_write_page(env, fake):
+    fake.queue(Reply(text="# Title\n\nThe first half", finish_reason="length"),
+               Reply(text="first half and the second half."))
+    at = fill_and_generate(app(), topic="continue me", language="en")
+    assert any("cut off" in w.value for w in at.warning)
+    at.button(key="continue-1").click().run()
+    assert not at.exception
+    row = Store(env["WRITER_DB"]).get(1)
+    assert row["status"] == "completed"
+    assert row["content"] == "# Title\n\nThe first half and the second half."
+    assert Store(env["WRITER_DB"]).count() == 1  # the same row, not a new article
+    assert "The first half and the second half." in markdown_text(at)
+
+
+def test_history_continue_switches_to_write_and_continues(env, fake):
+    fake.queue(Reply(text="Stopped text", finish_reason="length"), Reply(text=" goes on."))
+    at = fill_and_generate(app(), topic="from history", language="en")
+    at.switch_page("pages/history.py").run()
+    at.button(key="history-continue-1").click().run()
+    assert not at.exception
+    assert at.title[0].value == "Write"
+    assert Store(env["WRITER_DB"]).get(1)["content"] == "Stopped text goes on."
+
+
+def test_rate_limited_article_still_arrives_after_a_retry(env, fake):
+    fake.queue(Reply(status=429, headers={"retry-after-ms": "100"}), Reply(text="Patience pays."))
+    at = fill_and_generate(app(), topic="rate limited", language="en")
+    assert not at.exception
+    assert "Patience pays." in markdown_text(at)
+    row = Store(env["WRITER_DB"]).get(1)
+    assert row["status"] == "completed" and row["retries"] == 1
