@@ -19,6 +19,8 @@ t = ctx.t
 pages = [
     st.Page("pages/write.py", title=t("app.nav_write"), icon=":material/edit_note:", default=True),
     st.Page("pages/history.py", title=t("app.nav_history"), icon=":material/history:"),
+    st.Page("pages/usage.py", title=t("app.nav_usage"), icon=":material/payments:"),
+    st.Page("pages/settings.py", title=t("app.nav_settings"), icon=":material/settings:"),
 ]
 nav = st.navigation(pages)
 

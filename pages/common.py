@@ -2,12 +2,12 @@
 No provider, SQL or prompt logic here: that lives in `writer/`."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import streamlit as st
 
 from writer.config import Settings, load_settings
+from writer.export import export
 from writer.i18n import Translator
 from writer.store import Store
 
@@ -86,14 +86,9 @@ def show_article(row: dict, t: Translator, *, rendered: bool = True, key: str = 
         st.markdown(row["content"])
     with st.expander(t("write.raw")):
         st.code(row["content"], language="markdown", wrap_lines=True)
-    st.download_button(t("write.download_md"), data=row["content"].encode("utf-8"),
-                       file_name=download_name(row, "md"), mime="text/markdown",
+    data, mime, name = export(row, "md")
+    st.download_button(t("write.download_md"), data=data, file_name=name, mime=mime,
                        key=f"{key}-download-md", on_click="ignore")
-
-
-def download_name(row: dict, extension: str) -> str:
-    slug = re.sub(r"[^\w\u4e00-\u9fff-]+", "-", row["topic"]).strip("-")[:40] or "article"
-    return f"{row['id']}-{slug}.{extension}"
 
 
 def _num(value) -> str:

@@ -1,66 +1,148 @@
-"""History page: saved articles, newest first; open one to read, copy or download it."""
+"""History page: find saved articles (filters, full-text search that works for
+Chinese), open one, export it, write again, continue or delete it."""
 import streamlit as st
 
-from pages.common import format_cost, page_context, show_article, show_stats, show_status
-from writer.brief import STYLE_PRESETS
+from pages.common import format_cost, page_context, show_stats, show_status
+from writer.brief import CONTENT_TYPES, LANGUAGES, STYLE_PRESETS
+from writer.export import export
 from writer.jobs import CONTINUABLE
+from writer.search import Filters, distinct, search, snippet_html
+from writer.store import STATUSES
 
-PAGE_SIZE = 50
+PAGE_SIZE = 25
+ALL = ""
 
 ctx = page_context()
 t = ctx.t
 store = ctx.store()
 st.title(t("history.title"))
 
-total = store.count()
-if not total:
-    st.info(t("history.empty"))
+
+def option_label(prefix: str):
+    return lambda v: t("history.all") if v == ALL else t(f"{prefix}.{v}") if prefix else v
+
+
+query = st.text_input(t("history.search"), key="history_query",
+                      placeholder=t("history.search_placeholder"))
+cols = st.columns(6)
+content_type = cols[0].selectbox(t("write.content_type"), (ALL, *CONTENT_TYPES),
+                                 format_func=option_label("content_types"), key="f_type")
+status = cols[1].selectbox(t("history.col_status"), (ALL, *STATUSES),
+                           format_func=option_label("statuses"), key="f_status")
+model = cols[2].selectbox(t("history.col_model"), (ALL, *distinct(store, "model")),
+                          format_func=option_label(""), key="f_model")
+provider = cols[3].selectbox(t("app.sidebar_provider"), (ALL, *distinct(store, "provider")),
+                             format_func=option_label(""), key="f_provider")
+language = cols[4].selectbox(t("write.language"), (ALL, *LANGUAGES),
+                             format_func=option_label("languages"), key="f_language")
+dates = cols[5].date_input(t("history.dates"), value=(), key="f_dates", format="YYYY-MM-DD")
+since = dates[0].isoformat() if len(dates) > 0 else None
+until = dates[1].isoformat() if len(dates) > 1 else since
+filters = Filters(query=query, content_type=content_type or None, status=status or None,
+                  model=model or None, provider=provider or None, language=language or None,
+                  since=since, until=until)
+
+page_number = st.session_state.get("history_page", 1)
+result = search(store, filters, limit=PAGE_SIZE, offset=(page_number - 1) * PAGE_SIZE)
+if not result.rows and page_number > 1:  # the filters changed under a later page
+    st.session_state["history_page"] = page_number = 1
+    result = search(store, filters, limit=PAGE_SIZE)
+if not result.rows:
+    st.info(t("history.empty") if filters == Filters() else t("history.no_match"))
     st.stop()
 
-pages = max(1, -(-total // PAGE_SIZE))
-page = st.number_input(t("history.page"), min_value=1, max_value=pages, value=1) if pages > 1 else 1
-rows = store.recent(limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
-st.caption(t("history.total", count=total))
-st.dataframe(
-    [
-        {
+caption = t("history.total", count=result.total_label)
+if result.uses_fallback:
+    caption += " · " + t("history.short_query")
+st.caption(caption)
+terms = filters.terms()
+if terms:  # search results with the matches highlighted
+    for r in result.rows:
+        full = store.get(r["id"])
+        st.markdown(f"**#{r['id']} · {snippet_html(r['topic'], terms, 80)}**  \n"
+                    f"<small>{snippet_html(full['content'], terms)}</small>",
+                    unsafe_allow_html=True)
+else:
+    st.dataframe(
+        [{
             t("history.col_id"): r["id"],
-            t("history.col_created"): r["created_at"][:19].replace("T", " "),
+            t("history.col_created"): r["created_at"][:16].replace("T", " "),
             t("history.col_topic"): r["topic"],
             t("history.col_type"): t(f"content_types.{r['content_type']}"),
-            t("history.col_language"): r["language"],
             t("history.col_status"): t(f"statuses.{r['status']}"),
             t("history.col_words"): f"{r['words']} / {r['target_words']}",
             t("history.col_model"): r["model"],
-            t("history.col_tokens"): f"{r['input_tokens'] or 0} / {r['output_tokens'] or 0}",
             t("history.col_cost"): format_cost(r["cost"], r["currency"], t),
-        }
-        for r in rows
-    ],
-    hide_index=True,
-    width="stretch",
-)
+        } for r in result.rows],
+        hide_index=True, width="stretch")
+pages = max(1, -(-min(result.total, 1000) // PAGE_SIZE))
+if pages > 1:
+    st.number_input(t("history.page"), min_value=1, max_value=pages, key="history_page")
 
-ids = [r["id"] for r in rows]
-requested = st.query_params.get("id")
-default = ids.index(int(requested)) if requested and requested.isdigit() and int(requested) in ids else 0
-chosen = st.selectbox(t("history.open"), ids, index=default,
-                      format_func=lambda i: next(f"#{r['id']} · {r['topic']}" for r in rows if r["id"] == i))
+ids = [r["id"] for r in result.rows]
+requested = st.query_params.get("id", "")
+default = ids.index(int(requested)) if requested.isdigit() and int(requested) in ids else 0
+topics = {r["id"]: r["topic"] for r in result.rows}
+chosen = st.selectbox(t("history.open"), ids, index=default, key="open_article",
+                      format_func=lambda i: f"#{i} · {topics[i]}")
 row = store.get(chosen)
 if row is None:
     st.error(t("history.not_found", id=chosen))
     st.stop()
 st.query_params["id"] = str(chosen)
+
 st.divider()
+st.subheader(row["topic"])
 show_status(row, t)
-show_stats(row, t)
 type_label = t(f"content_types.{row['content_type']}")
 style_label = t(f"styles.{row['style']}") if row["style"] in STYLE_PRESETS else row["style"]
-st.caption(f"{t('write.content_type')}: {type_label} · "
-           f"{t('write.style')}: {style_label} · {t('write.language')}: {row['language']} · "
-           f"{row['provider']} / {row['model']}")
+st.caption(f"{t('write.content_type')}: {type_label} · {t('write.style')}: {style_label} · "
+           f"{t('write.language')}: {t('languages.' + row['language'])} · "
+           f"{t('write.audience')}: {row['audience'] or '–'} · "
+           f"{t('write.keywords')}: {', '.join(row['keywords']) or '–'} · "
+           f"{row['provider']} / {row['model']} · {row['created_at'][:19].replace('T', ' ')} UTC")
+show_stats(row, t)
+
+
+def write_again() -> None:
+    """Fill the Write form with this article's settings."""
+    preset = row["style"] in STYLE_PRESETS
+    st.session_state.update(
+        topic=row["topic"], content_type=row["content_type"],
+        style=row["style"] if preset else "custom", custom_style="" if preset else row["style"],
+        target_words=row["target_words"], language=row["language"],
+        audience=row["audience"] or "", keywords=", ".join(row["keywords"]))
+
+
+actions = st.columns(3)
+if actions[0].button(t("history.write_again"), icon=":material/replay:"):
+    write_again()
+    st.switch_page("pages/write.py")
 if row["status"] in CONTINUABLE and row["content"]:
-    if st.button(t("write.continue"), key=f"history-continue-{chosen}", icon=":material/play_arrow:"):
+    if actions[1].button(t("write.continue"), key=f"history-continue-{chosen}",
+                         icon=":material/play_arrow:"):
         st.session_state["continue_id"] = chosen
         st.switch_page("pages/write.py")
-show_article(row, t, key=f"history-{chosen}")
+if actions[2].button(t("history.delete"), icon=":material/delete:", key=f"delete-{chosen}"):
+    st.session_state["confirm_delete"] = chosen
+if st.session_state.get("confirm_delete") == chosen:
+    st.warning(t("history.delete_confirm", id=chosen))
+    yes, no = st.columns(2)
+    if yes.button(t("history.delete_yes"), type="primary", key=f"delete-yes-{chosen}"):
+        store.delete(chosen)
+        st.session_state.pop("confirm_delete")
+        st.query_params.pop("id", None)
+        st.toast(t("history.deleted", id=chosen))
+        st.rerun()
+    if no.button(t("history.delete_no"), key=f"delete-no-{chosen}"):
+        st.session_state.pop("confirm_delete")
+        st.rerun()
+
+rendered, raw = st.tabs([t("write.rendered"), t("history.raw_tab")])
+rendered.markdown(row["content"])
+raw.code(row["content"], language="markdown", wrap_lines=True)
+downloads = st.columns(4)
+for column, fmt in zip(downloads, ("md", "txt", "html", "docx")):
+    data, mime, name = export(row, fmt)
+    column.download_button(t(f"history.download_{fmt}"), data=data, file_name=name, mime=mime,
+                           key=f"download-{fmt}-{chosen}", on_click="ignore")

@@ -2,6 +2,7 @@
 import streamlit as st
 
 from pages.common import page_context, show_article, show_stats, show_status
+from writer import usage
 from writer.brief import CONTENT_TYPES, LANGUAGES, STYLE_PRESETS, Brief, BriefError
 from writer.engine import Delta, Finished, Notice
 from writer.jobs import CONTINUABLE, Job, JobError
@@ -23,6 +24,13 @@ with form_col:
     if provider.kind == "local":
         st.info(t("write.local_notice"))
         st.caption(t("write.local_english"))
+    budget = usage.budget_status_for(ctx.store(), ctx.settings, provider)
+    over_budget = budget is not None and budget["level"] == "over"
+    if budget and budget["level"] != "ok":
+        (st.error if over_budget else st.warning)(t(
+            "write.budget_over" if over_budget else "write.budget_warn",
+            spent=f"{budget['spent']:.2f}", budget=f"{budget['budget']:.2f}",
+            currency=budget["currency"], percent=round(budget["ratio"] * 100)))
 
     with st.form("brief"):
         topic = st.text_input(t("write.topic"), placeholder=t("write.topic_placeholder"),
@@ -44,6 +52,8 @@ with form_col:
                                  placeholder=t("write.audience_placeholder"))
         keywords = st.text_input(t("write.keywords"), key="keywords",
                                  placeholder=t("write.keywords_placeholder"))
+        confirmed = st.checkbox(t("write.budget_confirm"), key="budget_confirm") \
+            if over_budget else True
         submitted = st.form_submit_button(t("write.generate"), type="primary")
 
 
@@ -132,6 +142,9 @@ with out_col:
                           keywords=keywords)
         except BriefError as exc:
             st.error(t("write.invalid", error=exc))
+            st.stop()
+        if not confirmed:
+            st.error(t("write.budget_confirm_needed"))
             st.stop()
         job = Job(brief, ctx.settings, provider=provider)
         if job.brief.language != brief.language:

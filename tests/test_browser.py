@@ -372,12 +372,12 @@ def test_history_lists_the_article(page, fake_provider, app_server):
     expect(paragraph(main, LAST_WORDS)).to_be_visible()
     expect(main.get_by_test_id("stAlertContentSuccess")).to_contain_text("saved as #1")
 
-    download_button = main.get_by_role("button", name="Download Markdown")
+    download_button = main.get_by_role("button", name="Markdown", exact=True)
     expect(download_button).to_be_visible()
     with page.expect_download() as info:
         download_button.click()
     download = info.value
-    assert download.suggested_filename == "1-Why-streaming-output-matters.md"
+    assert download.suggested_filename == "1-why-streaming-output-matters.md"
     assert Path(download.path()).read_text(encoding="utf-8") == ARTICLE
 
 

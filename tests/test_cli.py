@@ -178,3 +178,40 @@ def test_completed_article_cannot_be_continued(env, fake):
     cli("write", "--topic", "x", env=env)
     result = cli("continue", "1", env=env)
     assert result.returncode == 2 and "is completed" in result.stderr
+
+
+def test_history_show_and_usage_commands(env, fake):
+    import json
+
+    fake.queue(Reply(text="# 咖啡机\n\n这台咖啡机的**流式萃取**很稳定。", usage=(100, 200)),
+               Reply(text="# Streaming\n\nStreaming keeps readers.", usage=(50, 60)))
+    cli("write", "--topic", "咖啡机评测", env=env)
+    cli("write", "--topic", "Streaming guide", "--language", "en", env=env)
+
+    listed = cli("history", env=env)
+    assert listed.returncode == 0
+    lines = listed.stdout.splitlines()
+    assert "Streaming guide" in lines[0] and "咖啡机评测" in lines[1]  # newest first
+    found = cli("history", "--search", "流式萃取", "--json", env=env)
+    (row,) = [json.loads(line) for line in found.stdout.splitlines()]
+    assert row["id"] == 1 and row["cost"] > 0
+    assert cli("history", "--status", "failed", env=env).stdout == ""
+
+    assert cli("show", "1", env=env).stdout.startswith("# 咖啡机")
+    text = cli("show", "1", "--format", "txt", env=env).stdout
+    assert "流式萃取" in text and "**" not in text and "#" not in text
+    html = cli("show", "2", "--format", "html", env=env).stdout
+    assert html.lower().startswith("<!doctype html>") and "<h1>Streaming</h1>" in html
+    assert json.loads(cli("show", "2", "--format", "json", env=env).stdout)["topic"] == "Streaming guide"
+    missing = cli("show", "9", env=env)
+    assert missing.returncode == 2 and "there is no article #9" in missing.stderr
+
+    by_model = json.loads(cli("usage", "--by", "model", "--json", env=env).stdout)
+    assert [(r["group"], r["currency"], r["articles"]) for r in by_model] == [("gpt-4o-mini", "USD", 2)]
+    assert by_model[0]["input_tokens"] == 150 and by_model[0]["output_tokens"] == 260
+    table = cli("usage", "--by", "type", env=env).stdout
+    assert table.splitlines()[0].startswith("type") and "blog" in table
+    future = json.loads(cli("usage", "--since", "2999-01-01", "--json", env=env).stdout)
+    assert future == []
+    bad = cli("usage", "--since", "yesterday", env=env)
+    assert bad.returncode == 2 and "not a date" in bad.stderr

@@ -106,7 +106,7 @@ def test_history_lists_and_opens_articles(env, fake):
     table = at.dataframe[0].value
     assert list(table["Topic"]) == ["第二篇", "first"]  # newest first
     assert "第二篇文章的正文。" in markdown_text(at)
-    at.selectbox[0].set_value(1).run()
+    at.selectbox(key="open_article").set_value(1).run()
     assert "First article body." in markdown_text(at)
 
 
@@ -141,3 +141,109 @@ def test_rate_limited_article_still_arrives_after_a_retry(env, fake):
     assert "Patience pays." in markdown_text(at)
     row = Store(env["WRITER_DB"]).get(1)
     assert row["status"] == "completed" and row["retries"] == 1
+
+
+def seed(env, fake, *items):
+    """Write articles through the real Write page."""
+    at = app()
+    for topic, text, language in items:
+        fake.queue(Reply(text=text))
+        fill_and_generate(at, topic=topic, language=language)
+    return at
+
+
+def test_history_search_in_chinese_highlights_matches(env, fake):
+    at = seed(env, fake, ("咖啡机评测", "这台咖啡机的流式萃取很稳定。", "zh"),
+              ("Streaming guide", "Streaming keeps readers.", "en"))
+    at.switch_page("pages/history.py").run()
+    at.text_input(key="history_query").input("流式萃取").run()
+    assert not at.exception
+    html = markdown_text(at)
+    assert "<mark>流式萃取</mark>" in html and "Streaming guide" not in html
+    at.text_input(key="history_query").input("咖啡").run()  # 2 characters: substring fallback
+    assert "<mark>咖啡</mark>" in markdown_text(at)
+    assert any("substring" in c.value for c in at.caption)
+
+
+def test_history_filters_and_delete_with_confirmation(env, fake):
+    at = seed(env, fake, ("first", "First body.", "en"), ("第二篇", "第二篇正文。", "zh"))
+    at.switch_page("pages/history.py").run()
+    at.selectbox(key="f_language").set_value("en").run()
+    assert list(at.dataframe[0].value["Topic"]) == ["first"]
+    at.selectbox(key="f_language").set_value("").run()
+    assert list(at.dataframe[0].value["Topic"]) == ["第二篇", "first"]
+    # The article opened while filtering (#1) stays open.
+    assert at.selectbox(key="open_article").value == 1
+    at.button(key="delete-1").click().run()
+    assert Store(env["WRITER_DB"]).count() == 2  # nothing deleted before confirming
+    assert any("Delete article #1?" in w.value for w in at.warning)
+    at.button(key="delete-yes-1").click().run()
+    assert not at.exception
+    assert Store(env["WRITER_DB"]).count() == 1 and Store(env["WRITER_DB"]).get(1) is None
+    assert list(at.dataframe[0].value["Topic"]) == ["第二篇"]
+
+
+def test_history_exports_and_write_again(env, fake):
+    at = seed(env, fake, ("Export me", "# Export me\n\nSome **bold** text.", "en"))
+    at.switch_page("pages/history.py").run()
+    labels = [b.label for b in at.get("download_button")]
+    assert labels == ["Markdown", "Plain text", "HTML", "Word (.docx)"]
+    write_again = next(b for b in at.button if b.label == "Write again with these settings")
+    write_again.click().run()
+    assert not at.exception
+    assert at.title[0].value == "Write"
+    assert at.text_input(key="topic").value == "Export me"
+    assert at.radio(key="language").value == "en"
+
+
+def test_usage_page_totals_per_currency_unpriced_and_csv(env, fake, monkeypatch):
+    fake.queue(Reply(text="priced one", usage=(1000, 1000)))
+    at = fill_and_generate(app(), topic="priced", language="en")
+    monkeypatch.setenv("WRITER_MODEL", "mystery-model")
+    fake.queue(Reply(text="unpriced one", usage=(10, 10)))
+    at = fill_and_generate(app(), topic="unpriced", language="en")
+    at.switch_page("pages/usage.py").run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Articles"] == "2"
+    assert metrics["Cost (USD)"] == "0.0008 USD"  # 1000 × 0.15 + 1000 × 0.60 per 1M
+    assert any("1 articles use a model with no price" in w.value for w in at.warning)
+    assert [b.label for b in at.get("download_button")] == ["Export CSV"]
+    at.selectbox(key="usage_by").set_value("model").run()
+    table = at.dataframe[0].value
+    assert set(table["Model"]) == {"gpt-4o-mini", "mystery-model"}
+
+
+def test_budget_warns_at_80_percent_and_needs_confirmation_past_100(env, fake):
+    fake.queue(Reply(text="spend", usage=(1_000_000, 0)))  # 0.15 USD
+    at = fill_and_generate(app(), topic="spend", language="en")
+    Store(env["WRITER_DB"]).set_budget("USD", 0.18)  # 83 %
+    at = app()
+    assert any("83% of this month's USD budget" in w.value for w in at.warning)
+    Store(env["WRITER_DB"]).set_budget("USD", 0.1)  # 150 %
+    at = app()
+    assert any("budget is exceeded" in e.value for e in at.error)
+    fake.queue(Reply(text="should not be written"))
+    at = fill_and_generate(at, topic="over budget", language="en")
+    assert any("tick the confirmation" in e.value for e in at.error)
+    assert Store(env["WRITER_DB"]).count() == 1
+    at.checkbox(key="budget_confirm").check()
+    at = fill_and_generate(at, topic="over budget", language="en")
+    assert Store(env["WRITER_DB"]).count() == 2
+
+
+def test_settings_page_edits_prices_and_budgets(env, fake):
+    at = app()
+    at.switch_page("pages/settings.py").run()
+    assert not at.exception
+    at.text_input(key="price_model").input("Mystery-Model")
+    at.number_input(key="price_input").set_value(1.0)
+    at.number_input(key="price_output").set_value(2.0)
+    at.text_input(key="price_currency").input("cny")
+    next(b for b in at.button if b.label == "Save price").click().run()
+    assert not at.exception
+    (edit,) = Store(env["WRITER_DB"]).price_edits()
+    assert (edit["model"], edit["currency"], edit["output_per_1m"]) == ("mystery-model", "CNY", 2.0)
+    at.number_input(key="budget_CNY").set_value(500.0)
+    next(b for b in at.button if b.label == "Save budgets").click().run()
+    assert Store(env["WRITER_DB"]).budgets() == {"CNY": 500.0}

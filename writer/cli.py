@@ -7,6 +7,8 @@ Exit codes: 0 completed · 1 generation failed · 2 bad input or settings ·
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import json
 import sys
 import time
 
@@ -15,9 +17,13 @@ from .config import SettingsError, load_settings
 from .costs import PriceFileError
 from .engine import Delta, Finished, Notice
 from .errors import LocalModelError
+from .export import export
 from .jobs import Job, JobError
 from .prompts import PromptError
 from .providers import ProviderChoiceError, choose_provider
+from .search import Filters, search
+from .store import STATUSES, Store
+from .usage import GROUPS, by_group
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TRUNCATED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -52,12 +58,32 @@ def build_parser() -> argparse.ArgumentParser:
                        help="local (the bundled demo model) or the configured provider's name; "
                             "default: the configured provider if OPENAI_API_KEY is set, else local")
     write.add_argument("--quiet", action="store_true", help="no progress line on stderr")
+    history = sub.add_parser("history", help="list saved articles, newest first")
+    history.add_argument("--search", default="", help="text to find (Chinese works; quote phrases)")
+    history.add_argument("--status", default=None, choices=STATUSES)
+    history.add_argument("--limit", type=int, default=20)
+    history.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    show = sub.add_parser("show", help="print one article")
+    show.add_argument("id", type=int)
+    show.add_argument("--format", default="md", choices=("md", "txt", "html", "json"))
+    usage = sub.add_parser("usage", help="tokens and cost, grouped")
+    usage.add_argument("--by", default="day", choices=tuple(GROUPS))
+    usage.add_argument("--since", default=None, type=_date, help="YYYY-MM-DD (UTC), inclusive")
+    usage.add_argument("--until", default=None, type=_date, help="YYYY-MM-DD (UTC), inclusive")
+    usage.add_argument("--json", action="store_true")
     cont = sub.add_parser("continue", help="continue a stopped, truncated or failed article")
     cont.add_argument("id", type=int)
     cont.add_argument("--provider", default=None)
     cont.add_argument("--model", default=None)
     cont.add_argument("--quiet", action="store_true")
     return parser
+
+
+def _date(value: str) -> str:
+    try:
+        return dt.date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date like 2026-11-01") from None
 
 
 def _say(message: str) -> None:
@@ -141,7 +167,51 @@ def _report(job, finished: Finished) -> int:
     return EXIT_TRUNCATED if finished.status == "truncated" else EXIT_FAILED
 
 
-COMMANDS = {"write": cmd_write, "continue": cmd_continue}
+def _open_store() -> Store:
+    return Store(load_settings().db_path)
+
+
+def cmd_history(args) -> int:
+    page = search(_open_store(), Filters(query=args.search, status=args.status),
+                  limit=max(1, args.limit))
+    if args.json:
+        for row in page.rows:
+            print(json.dumps(row, ensure_ascii=False))
+    else:
+        for r in page.rows:
+            cost = "unpriced" if r["cost"] is None else f"{r['cost']:.4f} {r['currency']}"
+            print(f"#{r['id']:<5} {r['created_at'][:16].replace('T', ' ')}  {r['status']:<9} "
+                  f"{r['words']:>6}/{r['target_words']:<6} {cost:>14}  {r['model']}  {r['topic']}")
+    _say(f"{len(page.rows)} shown of {page.total_label} matching")
+    return EXIT_OK
+
+
+def cmd_show(args) -> int:
+    row = _open_store().get(args.id)
+    if row is None:
+        raise CliError(f"there is no article #{args.id}")
+    data, _, _ = export(row, args.format)
+    sys.stdout.write(data.decode("utf-8"))
+    return EXIT_OK
+
+
+def cmd_usage(args) -> int:
+    rows = by_group(_open_store(), args.by, args.since, args.until)
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    print(f"{args.by:<24} {'currency':<8} {'articles':>8} {'input':>12} {'output':>12} "
+          f"{'cost':>14} {'unpriced':>8} {'estimated':>9}")
+    for r in rows:
+        cost = "-" if r["cost"] is None else f"{r['cost']:.4f}"
+        print(f"{str(r['group']):<24} {r['currency'] or '-':<8} {r['articles']:>8} "
+              f"{r['input_tokens']:>12} {r['output_tokens']:>12} {cost:>14} "
+              f"{r['unpriced_articles']:>8} {r['estimated_articles']:>9}")
+    return EXIT_OK
+
+
+COMMANDS = {"write": cmd_write, "continue": cmd_continue, "history": cmd_history,
+            "show": cmd_show, "usage": cmd_usage}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 
 DEFAULT_PRICES = Path(__file__).with_name("prices.toml")
+ANY_PROVIDER = "*"
 _SNAPSHOT_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{4}|latest)$")
 
 
@@ -25,6 +26,8 @@ class Price:
     input_per_1m: float
     output_per_1m: float
     currency: str
+    provider: str = ANY_PROVIDER
+    source: str = "default"  # default | file | edited
 
     def cost(self, input_tokens: int | None, output_tokens: int | None) -> float:
         return round(
@@ -34,7 +37,7 @@ class Price:
         )
 
 
-def _read(path: Path) -> dict[str, Price]:
+def _read(path: Path, source: str) -> dict[tuple[str, str], Price]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
@@ -43,40 +46,57 @@ def _read(path: Path) -> dict[str, Price]:
     for model, entry in (data.get("models") or {}).items():
         try:
             price = Price(model.lower(), float(entry["input"]), float(entry["output"]),
-                          str(entry["currency"]))
+                          str(entry["currency"]), str(entry.get("provider", ANY_PROVIDER)),
+                          source)
         except (KeyError, TypeError, ValueError):
             raise PriceFileError(
                 f"price file {path}: model {model!r} needs input, output (per 1M tokens) and currency"
             ) from None
         if price.input_per_1m < 0 or price.output_per_1m < 0:
             raise PriceFileError(f"price file {path}: model {model!r} has a negative price")
-        prices[price.model] = price
+        prices[(price.provider, price.model)] = price
     return prices
 
 
 class PriceTable:
-    def __init__(self, prices: dict[str, Price]):
+    """Prices by (provider, model); provider "*" applies to any provider. Later
+    layers win: shipped defaults < WRITER_PRICES_FILE < prices edited in the app."""
+
+    def __init__(self, prices: dict[tuple[str, str], Price]):
         self.prices = prices
 
     @classmethod
     def load(cls, overrides: Path | None = None) -> "PriceTable":
-        prices = dict(_read(DEFAULT_PRICES))
+        prices = dict(_read(DEFAULT_PRICES, "default"))
         if overrides is not None:
-            prices.update(_read(overrides))
+            prices.update(_read(overrides, "file"))
         return cls(prices)
 
-    def lookup(self, model: str | None) -> Price | None:
+    def with_edits(self, rows: list[dict]) -> "PriceTable":
+        """This table with the rows of the `prices` table (Settings page) on top."""
+        prices = dict(self.prices)
+        for row in rows:
+            price = Price(row["model"].lower(), row["input_per_1m"], row["output_per_1m"],
+                          row["currency"], row["provider"] or ANY_PROVIDER, "edited")
+            prices[(price.provider, price.model)] = price
+        return PriceTable(prices)
+
+    def lookup(self, model: str | None, provider: str | None = None) -> Price | None:
         """Exact name, then without a relay prefix (``openai/``), then without a
-        dated snapshot suffix (``-2024-08-06``)."""
+        dated snapshot suffix (``-2024-08-06``); a provider's own price first."""
         if not model:
             return None
         name = model.strip().lower()
         candidates = [name, name.rsplit("/", 1)[-1]]
         candidates += [_SNAPSHOT_SUFFIX.sub("", c) for c in candidates]
         for candidate in candidates:
-            if candidate in self.prices:
-                return self.prices[candidate]
+            for key in ((provider, candidate), (ANY_PROVIDER, candidate)):
+                if key in self.prices:
+                    return self.prices[key]
         return None
+
+    def rows(self) -> list[Price]:
+        return sorted(self.prices.values(), key=lambda p: (p.model, p.provider))
 
 
 @lru_cache(maxsize=8)
@@ -84,6 +104,7 @@ def _cached_table(overrides: Path | None, mtime: float | None) -> PriceTable:
     return PriceTable.load(overrides)
 
 
-def price_table(overrides: Path | None = None) -> PriceTable:
+def price_table(overrides: Path | None = None, edits: list[dict] | None = None) -> PriceTable:
     mtime = overrides.stat().st_mtime if overrides and overrides.exists() else None
-    return _cached_table(overrides, mtime)
+    table = _cached_table(overrides, mtime)
+    return table.with_edits(edits) if edits else table

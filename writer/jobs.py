@@ -147,7 +147,8 @@ class Job:
         if metrics.ended is None:
             metrics.ended = time.monotonic()
         served = generation.provider
-        price = price_table(self.settings.prices_file).lookup(served.model)
+        price = price_table(self.settings.prices_file, store.price_edits()).lookup(
+            served.model, served.name)
         self.cost = price.cost(usage.input_tokens, usage.output_tokens) if price else None
         self.currency = price.currency if price else None
         input_tokens, output_tokens, source = usage.input_tokens, usage.output_tokens, usage.source

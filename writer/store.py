@@ -83,6 +83,25 @@ def m002_stream_resilience(db: sqlite_utils.Database) -> None:
     articles.add_column("worker_pid", int)  # process writing a `streaming` row
 
 
+@migration
+def m003_search_usage_prices_budgets(db: sqlite_utils.Database) -> None:
+    articles = db["articles"]
+    # Full-text search that works for Chinese: trigram tokens, kept in sync by triggers.
+    articles.enable_fts(["topic", "content"], tokenize="trigram", create_triggers=True)
+    # Filters, and a covering index so usage reports never read article bodies.
+    for column in ("content_type", "language", "model", "provider"):
+        articles.create_index([column])
+    db.execute(
+        "CREATE INDEX idx_articles_usage ON articles(created_at, status, provider, model, "
+        "content_type, language, usage_source, currency, input_tokens, output_tokens, cost)")
+    # Prices edited on the Settings page, over the shipped defaults. provider '*' = any.
+    db["prices"].create({"provider": str, "model": str, "input_per_1m": float,
+                         "output_per_1m": float, "currency": str, "updated_at": str},
+                        pk=("provider", "model"))
+    db["budgets"].create({"currency": str, "monthly_amount": float, "updated_at": str},
+                         pk="currency")
+
+
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply pending migrations in order; returns the names applied."""
     if MIGRATIONS_TABLE not in db.table_names():
@@ -174,6 +193,40 @@ class Store:
         fields["updated_at"] = utc_now()
         with self.db.conn:
             self.articles.update(article_id, fields)
+
+    def delete(self, article_id: int) -> bool:
+        with self.db.conn:
+            return self.db.execute("DELETE FROM articles WHERE id = ?", [article_id]).rowcount > 0
+
+    # -- prices and budgets (edited on the Settings page) ---------------------
+    def price_edits(self) -> list[dict]:
+        return list(self.db.query("SELECT * FROM prices ORDER BY model, provider"))
+
+    def set_price(self, *, provider: str, model: str, input_per_1m: float, output_per_1m: float,
+                  currency: str) -> None:
+        if not model.strip() or not currency.strip() or input_per_1m < 0 or output_per_1m < 0:
+            raise ValueError("a price needs a model, a currency and prices of 0 or more")
+        with self.db.conn:
+            self.db["prices"].upsert({"provider": provider.strip() or "*", "model": model.strip().lower(),
+                                      "input_per_1m": float(input_per_1m),
+                                      "output_per_1m": float(output_per_1m),
+                                      "currency": currency.strip(), "updated_at": utc_now()},
+                                     pk=("provider", "model"))
+
+    def delete_price(self, *, provider: str, model: str) -> None:
+        with self.db.conn:
+            self.db.execute("DELETE FROM prices WHERE provider = ? AND model = ?", [provider, model])
+
+    def budgets(self) -> dict[str, float]:
+        return {r["currency"]: r["monthly_amount"] for r in self.db.query("SELECT * FROM budgets")}
+
+    def set_budget(self, currency: str, monthly_amount: float | None) -> None:
+        with self.db.conn:
+            if not monthly_amount:
+                self.db.execute("DELETE FROM budgets WHERE currency = ?", [currency])
+            else:
+                self.db["budgets"].upsert({"currency": currency, "monthly_amount": monthly_amount,
+                                           "updated_at": utc_now()}, pk="currency")
 
     # -- reads ----------------------------------------------------------------
     def get(self, article_id: int) -> dict | None:

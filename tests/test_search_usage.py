@@ -1,0 +1,153 @@
+"""Search (Chinese full text, filters, short-query fallback) and usage reports."""
+import datetime as dt
+
+import pytest
+
+from writer.costs import PriceTable
+from writer.search import Filters, distinct, highlight_html, query_terms, search, snippet_html
+from writer.store import Store
+from writer import usage
+
+ARTICLES = [
+    # created_at, topic, content, language, type, status, provider, model, in, out, cost, currency, source
+    ("2026-10-03T09:00:00.000Z", "流式输出为什么重要", "流式输出让读者更快看到第一个字。咖啡也是。", "zh", "blog",
+     "completed", "openai", "gpt-4o-mini", 1000, 2000, 0.00135, "USD", "reported"),
+    ("2026-11-02T09:00:00.000Z", "Coffee machine launch", "Our espresso machine brews in 30 seconds.",
+     "en", "product_description", "completed", "deepseek.com", "deepseek-chat", 500, 800, 0.0034, "CNY",
+     "reported"),
+    ("2026-11-10T09:00:00.000Z", "春季营销文案", "春天来了，咖啡机八折。用户体验第一。", "zh", "marketing_copy",
+     "stopped", "deepseek.com", "deepseek-chat", 400, 300, 0.0017, "CNY", "estimated"),
+    ("2026-11-20T09:00:00.000Z", "Local llama notes", "Unpriced model output about STREAMING.", "en",
+     "blog", "completed", "localhost:11434", "llama3.1:8b", 100, 200, None, None, "reported"),
+]
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = Store(tmp_path / "w.db")
+    keys = ("created_at", "topic", "content", "language", "content_type", "status", "provider",
+            "model", "input_tokens", "output_tokens", "cost", "currency", "usage_source")
+    for values in ARTICLES:
+        store.articles.insert({**dict(zip(keys, values)), "target_words": 300, "words": 10})
+    return store
+
+
+def ids(page):
+    return [r["id"] for r in page.rows]
+
+
+def test_chinese_full_text_search_finds_substrings(store):
+    assert ids(search(store, Filters(query="流式输出"))) == [1]
+    assert ids(search(store, Filters(query="用户体验"))) == [3]
+    assert ids(search(store, Filters(query="营销文"))) == [3]  # a topic substring
+
+
+def test_english_search_is_case_insensitive_and_terms_combine(store):
+    assert ids(search(store, Filters(query="streaming"))) == [4]
+    assert ids(search(store, Filters(query="espresso machine"))) == [2]
+    assert ids(search(store, Filters(query='"machine brews"'))) == [2]
+    assert ids(search(store, Filters(query="espresso llama"))) == []
+
+
+def test_one_and_two_character_queries_use_the_substring_fallback(store):
+    page = search(store, Filters(query="咖啡"))
+    assert ids(page) == [3, 1] and page.uses_fallback  # newest first
+    assert ids(search(store, Filters(query="茶"))) == []
+    assert ids(search(store, Filters(query="春"))) == [3]
+    assert ids(search(store, Filters(query="咖啡 用户体验"))) == [3]  # fallback AND trigram
+
+
+def test_like_wildcards_in_a_query_are_literal(store):
+    assert ids(search(store, Filters(query="%"))) == []
+    assert ids(search(store, Filters(query="_"))) == []
+
+
+def test_filters(store):
+    assert ids(search(store, Filters(status="stopped"))) == [3]
+    assert ids(search(store, Filters(language="en"))) == [4, 2]
+    assert ids(search(store, Filters(content_type="blog"))) == [4, 1]
+    assert ids(search(store, Filters(model="deepseek-chat", query="咖啡"))) == [3]
+    assert ids(search(store, Filters(since="2026-11-01", until="2026-11-10"))) == [3, 2]
+    assert ids(search(store, Filters(until="2026-10-31"))) == [1]
+    assert distinct(store, "model") == ["deepseek-chat", "gpt-4o-mini", "llama3.1:8b"]
+
+
+def test_search_index_follows_updates_and_deletes(store):
+    store.update(1, content="完全不同的内容")
+    assert ids(search(store, Filters(query="流式输出"))) == [1]  # still in the topic
+    assert ids(search(store, Filters(query="完全不同"))) == [1]
+    store.delete(1)
+    assert ids(search(store, Filters(query="完全不同"))) == []
+
+
+def test_pagination_and_capped_count(store):
+    page = search(store, Filters(), limit=2, offset=0)
+    assert ids(page) == [4, 3] and page.total == 4
+    assert ids(search(store, Filters(), limit=2, offset=2)) == [2, 1]
+
+
+def test_highlighting_escapes_html_and_marks_matches():
+    assert highlight_html("Stream <b> streaming", ["stream"]) == \
+        "<mark>Stream</mark> &lt;b&gt; <mark>stream</mark>ing"
+    text = "前言" * 100 + "流式输出很重要" + "后记" * 100
+    snippet = snippet_html(text, ["流式输出"])
+    assert "<mark>流式输出</mark>" in snippet and snippet.startswith("…") and snippet.endswith("…")
+    assert query_terms('a "b c"  d') == ["a", "b c", "d"]
+
+
+def test_usage_sums_per_currency_and_counts_unpriced(store):
+    totals = usage.totals(store)
+    assert totals["articles"] == 4 and totals["unpriced"] == 1 and totals["estimated"] == 1
+    assert totals["cost"] == {"USD": pytest.approx(0.00135), "CNY": pytest.approx(0.0051)}
+    assert totals["input_tokens"] == 2000 and totals["output_tokens"] == 3300
+
+
+def test_usage_groupings_and_period(store):
+    by_model = {(r["group"], r["currency"]): r for r in usage.by_group(store, "model")}
+    assert by_model[("deepseek-chat", "CNY")]["articles"] == 2
+    assert by_model[("llama3.1:8b", None)]["cost"] is None
+    assert by_model[("llama3.1:8b", None)]["unpriced_articles"] == 1
+    days = usage.by_group(store, "day", "2026-11-01", "2026-11-30")
+    assert [r["group"] for r in days] == ["2026-11-02", "2026-11-10", "2026-11-20"]
+    assert {r["group"] for r in usage.by_group(store, "type")} == {
+        "blog", "marketing_copy", "product_description"}
+    with pytest.raises(ValueError):
+        usage.by_group(store, "week")
+    csv_text = usage.to_csv(usage.by_group(store, "provider"))
+    assert csv_text.splitlines()[0].startswith("group,currency,articles")
+
+
+def test_budget_levels_and_burn_down(store):
+    day = dt.date(2026, 11, 20)
+    assert usage.budget_status(store, "CNY", day) is None
+    store.set_budget("CNY", 0.006)  # spent 0.0051 → 85 %
+    status = usage.budget_status(store, "CNY", day)
+    assert status["level"] == "warn" and status["spent"] == pytest.approx(0.0051)
+    store.set_budget("CNY", 0.005)
+    assert usage.budget_status(store, "CNY", day)["level"] == "over"
+    store.set_budget("CNY", 1)
+    assert usage.budget_status(store, "CNY", day)["level"] == "ok"
+    burn = usage.burn_down(store, "CNY", day)
+    assert len(burn) == 30 and burn[1]["spent"] == pytest.approx(0.0034)
+    assert burn[19]["spent"] == pytest.approx(0.0051) and burn[20]["spent"] is None
+    assert burn[-1]["even_pace"] == pytest.approx(1)
+    store.set_budget("CNY", None)
+    assert store.budgets() == {}
+
+
+def test_edited_prices_win_but_never_rewrite_history(store):
+    store.set_price(provider="*", model="llama3.1:8b", input_per_1m=1, output_per_1m=2,
+                    currency="USD")
+    table = PriceTable.load().with_edits(store.price_edits())
+    assert table.lookup("llama3.1:8b").source == "edited"
+    recalculated = {r["id"]: r for r in usage.recalculate(store, table)}
+    assert recalculated[4]["charged"] is None
+    assert recalculated[4]["today"] == pytest.approx((100 * 1 + 200 * 2) / 1e6)
+    assert store.get(4)["cost"] is None  # the saved cost is untouched
+    store.set_price(provider="deepseek.com", model="deepseek-chat", input_per_1m=9,
+                    output_per_1m=9, currency="CNY")
+    table = PriceTable.load().with_edits(store.price_edits())
+    assert table.lookup("deepseek-chat", "deepseek.com").input_per_1m == 9
+    assert table.lookup("deepseek-chat", "other").input_per_1m == 2.0  # default for others
+    with pytest.raises(ValueError):
+        store.set_price(provider="*", model="", input_per_1m=1, output_per_1m=1, currency="USD")

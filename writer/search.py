@@ -1,0 +1,138 @@
+"""Finding saved articles: filters, full-text search that works for Chinese, snippets.
+
+Terms of 3+ characters go through the FTS5 trigram index (`articles_fts`, kept in
+sync by triggers), which matches any substring, Chinese included. Terms of 1–2
+characters cannot use trigrams, so they fall back to a plain substring scan,
+newest first, which stops as soon as a page is full. Several terms must all match.
+"""
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, fields
+
+from .store import Store
+
+LIST_COLUMNS = ("id, created_at, topic, content_type, language, status, words, target_words, "
+                "provider, model, input_tokens, output_tokens, usage_source, cost, currency")
+COUNT_CAP = 1000  # counts stop here ("1000+"): an exact count of a common term costs a scan
+
+
+@dataclass(frozen=True)
+class Filters:
+    query: str = ""
+    content_type: str | None = None
+    status: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    language: str | None = None
+    since: str | None = None  # YYYY-MM-DD, inclusive, UTC
+    until: str | None = None  # YYYY-MM-DD, inclusive, UTC
+
+    def terms(self) -> list[str]:
+        return query_terms(self.query)
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[dict]
+    total: int  # capped at COUNT_CAP + 1
+    uses_fallback: bool  # a 1–2 character term was searched by substring scan
+
+    @property
+    def total_label(self) -> str:
+        return f"{COUNT_CAP}+" if self.total > COUNT_CAP else str(self.total)
+
+
+def query_terms(query: str) -> list[str]:
+    """Whitespace-separated terms; "quoted phrases" stay whole."""
+    found = re.findall(r'"([^"]+)"|(\S+)', query or "")
+    terms = [(phrase or word).strip() for phrase, word in found]
+    return [t for t in terms if t]
+
+
+def _fts_phrase(term: str) -> str:
+    return '"' + term.replace('"', '""') + '"'
+
+
+def _like(term: str) -> str:
+    return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _where(filters: Filters) -> tuple[str, list, bool]:
+    clauses, params = [], []
+    terms = filters.terms()
+    long_terms = [t for t in terms if len(t) >= 3]
+    short_terms = [t for t in terms if len(t) < 3]
+    if long_terms:
+        clauses.append("a.id IN (SELECT rowid FROM articles_fts WHERE articles_fts MATCH ?)")
+        params.append(" AND ".join(_fts_phrase(t) for t in long_terms))
+    for term in short_terms:
+        clauses.append("(a.topic LIKE ? ESCAPE '\\' OR a.content LIKE ? ESCAPE '\\')")
+        params += [_like(term), _like(term)]
+    for name in ("content_type", "status", "model", "provider", "language"):
+        value = getattr(filters, name)
+        if value:
+            clauses.append(f"a.{name} = ?")
+            params.append(value)
+    if filters.since:
+        clauses.append("a.created_at >= ?")
+        params.append(filters.since)
+    if filters.until:
+        clauses.append("a.created_at < date(?, '+1 day')")
+        params.append(filters.until)
+    return " AND ".join(clauses) or "1", params, bool(short_terms)
+
+
+def search(store: Store, filters: Filters = Filters(), *, limit: int = 50, offset: int = 0) -> Page:
+    where, params, fallback = _where(filters)
+    rows = list(store.db.query(
+        f"SELECT {LIST_COLUMNS.replace('id,', 'a.id,', 1)} FROM articles a WHERE {where} "
+        "ORDER BY a.id DESC LIMIT ? OFFSET ?", [*params, limit, offset]))
+    if offset == 0 and len(rows) < limit:
+        total = len(rows)  # the whole result is on this page: no second query
+    else:
+        total = store.db.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM articles a WHERE {where} LIMIT ?)",
+            [*params, COUNT_CAP + 1]).fetchone()[0]
+    return Page(rows, total, fallback)
+
+
+def distinct(store: Store, column: str) -> list[str]:
+    """Values for a filter box (indexed columns only)."""
+    if column not in {"content_type", "status", "model", "provider", "language"}:
+        raise ValueError(f"cannot list values of {column!r}")
+    return [r[0] for r in store.db.execute(
+        f"SELECT DISTINCT {column} FROM articles WHERE {column} IS NOT NULL ORDER BY {column}")]
+
+
+def snippet_html(text: str, terms: list[str], width: int = 60) -> str:
+    """An HTML-escaped excerpt around the first match with every match in <mark>."""
+    if not text:
+        return ""
+    lowered = text.lower()
+    positions = [lowered.find(t.lower()) for t in terms if t]
+    positions = [p for p in positions if p >= 0]
+    start = max(0, min(positions) - width) if positions else 0
+    end = min(len(text), start + 2 * width + max((len(t) for t in terms), default=0) + width)
+    excerpt = text[start:end].replace("\n", " ")
+    prefix, suffix = ("…" if start else ""), ("…" if end < len(text) else "")
+    return prefix + highlight_html(excerpt, terms) + suffix
+
+
+def highlight_html(text: str, terms: list[str]) -> str:
+    """HTML-escaped `text` with case-insensitive matches of `terms` in <mark>."""
+    terms = sorted({t for t in terms if t}, key=len, reverse=True)
+    if not terms:
+        return html.escape(text)
+    pattern = re.compile("|".join(re.escape(t) for t in terms), re.IGNORECASE)
+    out, last = [], 0
+    for match in pattern.finditer(text):
+        out.append(html.escape(text[last:match.start()]))
+        out.append(f"<mark>{html.escape(match.group(0))}</mark>")
+        last = match.end()
+    out.append(html.escape(text[last:]))
+    return "".join(out)
+
+
+FILTER_FIELDS = tuple(f.name for f in fields(Filters))
