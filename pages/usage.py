@@ -42,8 +42,8 @@ for currency, budget in sorted(store.budgets().items()):
         "usage.budget_text", spent=f"{status['spent']:.2f}", budget=f"{budget:.2f}",
         currency=currency, percent=round(status["ratio"] * 100)))
     burn = usage.burn_down(store, currency)
-    st.line_chart({t("usage.spent"): [r["spent"] for r in burn],
-                   t("usage.even_pace"): [r["even_pace"] for r in burn]},
+    st.line_chart({t("usage.spent"): {n: r["spent"] for n, r in enumerate(burn, 1)},
+                   t("usage.even_pace"): {n: r["even_pace"] for n, r in enumerate(burn, 1)}},
                   x_label=t("usage.day_of_month"), height=220)
 
 rows = usage.by_group(store, by, since, until)

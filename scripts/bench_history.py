@@ -589,7 +589,7 @@ def measure_pages(db_path: Path, raw, results, reps: int) -> None:
     if "history_page" in history_src:
         def last_page(a):
             widget = a.number_input(key="history_page")
-            widget.set_value(widget.max_value if widget.max_value is not None else 40).run()
+            widget.set_value(int(widget.max) if widget.max is not None else 40).run()
         record("History page, jump to last page", last_page, max(2, reps // 2), PAGE_TARGET_MS,
                setup=lambda a: a.switch_page("pages/history.py").run())
 
@@ -747,7 +747,7 @@ def run(args, path: Path) -> None:
     if info["inserted"]:
         print(f"fill: {info['inserted']:,} articles in {info['seconds']:.0f} s "
               f"({info['inserted'] / info['seconds']:.0f} articles/s; generating the text took "
-              f"{info['generate_s']:.0f} s of that, the rest is insert + FTS5 trigram triggers)")
+              f"{info['generate_s']:.1f} s of that, the rest is insert + FTS5 trigram triggers)")
     else:
         print(f"fill: skipped, the database already had {info['existing']:,} articles")
     print(f"SQLite {sqlite3.sqlite_version} · Python {platform.python_version()} · "
