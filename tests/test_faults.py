@@ -65,6 +65,8 @@ def test_429_with_retry_after_then_success(fast, fake):
     assert "rate limited" in first.message and first.attempt == 1 and first.max_attempts == 4
     assert row["status"] == "completed" and row["content"] == PART1 + PART2
     assert row["retries"] == 1 and row["resumes"] == 0
+    # Only the answered request is counted: the refused one generated nothing.
+    assert (row["input_tokens"], row["output_tokens"], row["usage_source"]) == (11, 22, "reported")
 
 
 @pytest.mark.parametrize("headers, expected", [

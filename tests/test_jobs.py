@@ -74,3 +74,18 @@ def test_max_tokens_bounds_the_answer():
     assert max_tokens_for(Brief(topic="x", target_words=800, language="zh"), 8192) == 2600
     assert max_tokens_for(Brief(topic="x", target_words=800, language="en"), 8192) == 2120
     assert max_tokens_for(Brief(topic="x", target_words=20000, language="zh"), 8192) == 8192
+
+
+def test_edited_price_is_charged_and_kept_with_the_article(env, fake):
+    store = Store(env["WRITER_DB"])
+    store.set_price(provider="*", model="gpt-4o-mini", input_per_1m=10, output_per_1m=20,
+                    currency="USD")
+    fake.queue(Reply(text="priced", usage=(1000, 1000)))
+    job = Job(Brief(topic="edited price", language="en"), load_settings())
+    list(job.run())
+    row = store.get(job.article_id)
+    assert row["cost"] == pytest.approx(0.03)
+    assert (row["price_input_per_1m"], row["price_output_per_1m"]) == (10, 20)
+    store.set_price(provider="*", model="gpt-4o-mini", input_per_1m=1, output_per_1m=1,
+                    currency="USD")
+    assert store.get(job.article_id)["cost"] == pytest.approx(0.03)  # history is not rewritten

@@ -64,13 +64,10 @@ class Metrics:
     started: float = field(default_factory=time.monotonic)
     first_text_at: float | None = None
     ended: float | None = None
-    chunk_times: list[float] = field(default_factory=list)
 
     def mark_text(self) -> None:
-        now = time.monotonic()
         if self.first_text_at is None:
-            self.first_text_at = now
-        self.chunk_times.append(now)
+            self.first_text_at = time.monotonic()
 
     @property
     def ttft_ms(self) -> float | None:
@@ -89,13 +86,6 @@ class Metrics:
         if span <= 0.001:
             return None
         return round(output_tokens / span, 2)
-
-    def inter_chunk_ms(self) -> dict:
-        gaps = sorted((b - a) * 1000 for a, b in zip(self.chunk_times, self.chunk_times[1:]))
-        if not gaps:
-            return {}
-        p95 = gaps[min(len(gaps) - 1, int(round(0.95 * (len(gaps) - 1))))]
-        return {"mean": round(sum(gaps) / len(gaps), 2), "p95": round(p95, 2)}
 
 
 @dataclass(frozen=True)
@@ -303,6 +293,8 @@ class Generation:
                 return None
             failure = classify(exc, provider.base_url, provider.model)
             self._broke_mid_stream = bool(self._attempt_text)
+            if not self._attempt_text and failure.kind not in {"stream", "empty"}:
+                self._attempt_messages = []  # refused before generating: nothing was billed
             if seam:  # text held back at a seam is kept unless it repeats the tail
                 yield from self._emit(seam.flush(), provider)
                 self.discarded += seam.dropped

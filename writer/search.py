@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from .store import Store
 
@@ -134,5 +134,3 @@ def highlight_html(text: str, terms: list[str]) -> str:
     out.append(html.escape(text[last:]))
     return "".join(out)
 
-
-FILTER_FIELDS = tuple(f.name for f in fields(Filters))
