@@ -3,6 +3,7 @@ No provider, SQL or prompt logic here: that lives in `writer/`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import streamlit as st
 
@@ -17,6 +18,7 @@ class PageContext:
     settings: Settings
     t: Translator
 
+    @cached_property
     def store(self) -> Store:
         # One connection per script run: Streamlit sessions are threads and a
         # sqlite connection must not be shared across them.

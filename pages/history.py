@@ -14,7 +14,7 @@ ALL = ""
 
 ctx = page_context()
 t = ctx.t
-store = ctx.store()
+store = ctx.store
 st.title(t("history.title"))
 
 

@@ -9,7 +9,7 @@ CURRENCIES = ("USD", "CNY")
 
 ctx = page_context()
 t = ctx.t
-store = ctx.store()
+store = ctx.store
 st.title(t("settings.title"))
 
 st.subheader(t("settings.prices"))

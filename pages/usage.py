@@ -10,7 +10,7 @@ from writer.costs import price_table
 
 ctx = page_context()
 t = ctx.t
-store = ctx.store()
+store = ctx.store
 st.title(t("usage.title"))
 
 today = dt.datetime.now(dt.timezone.utc).date()

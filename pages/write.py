@@ -24,7 +24,7 @@ with form_col:
     if provider.kind == "local":
         st.info(t("write.local_notice"))
         st.caption(t("write.local_english"))
-    budget = usage.budget_status_for(ctx.store(), ctx.settings, provider)
+    budget = usage.budget_status_for(ctx.store, ctx.settings, provider)
     over_budget = budget is not None and budget["level"] == "over"
     if budget and budget["level"] != "ok":
         (st.error if over_budget else st.warning)(t(
@@ -159,9 +159,9 @@ with out_col:
         job = None
     if job is not None:
         stream_article(job)
-        show_result(ctx.store().get(job.article_id), fresh=True)
+        show_result(ctx.store.get(job.article_id), fresh=True)
     elif st.session_state.get("last_article_id"):
-        row = ctx.store().get(st.session_state["last_article_id"])
+        row = ctx.store.get(st.session_state["last_article_id"])
         if row:
             st.subheader(t("write.last_article"))
             show_result(row, fresh=False)

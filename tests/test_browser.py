@@ -11,6 +11,7 @@ the finished Write page goes to test-artifacts/write.png (git-ignored).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -117,20 +118,15 @@ class AppServer:
         return self.log_path.read_bytes().decode("utf-8", "replace")
 
 
-@pytest.fixture(scope="module")
-def app_server(chromium_path, fake_provider, tmp_path_factory):
-    """`streamlit run app.py` on a free loopback port, against the fake and a scratch DB."""
-    tmp = tmp_path_factory.mktemp("browser")
+@contextlib.contextmanager
+def streamlit_server(tmp: Path, env: dict, extra_pythonpath: str | None = None):
+    """`streamlit run app.py` on a free loopback port with `env` and a scratch DB."""
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WRITER_", "OPENAI_"))}
-    env.update({
-        "OPENAI_BASE_URL": fake_provider.base_url,
-        "OPENAI_API_KEY": "sk-test",
-        "WRITER_MODEL": "gpt-4o-mini",
-        "WRITER_DB": str(tmp / "writer.db"),
-        "WRITER_UI_LANGUAGE": "en",
-        "WRITER_NO_DOTENV": "1",
-    })
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("WRITER_", "OPENAI_"))},
+           "WRITER_DB": str(tmp / "writer.db"), "WRITER_UI_LANGUAGE": "en",
+           "WRITER_NO_DOTENV": "1", **env}
+    if extra_pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join([extra_pythonpath, str(ROOT)])
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
            "--server.headless", "true", "--server.address", "127.0.0.1",
            "--browser.gatherUsageStats", "false"]
@@ -163,6 +159,15 @@ def app_server(chromium_path, fake_provider, tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def app_server(chromium_path, fake_provider, tmp_path_factory):
+    """The app against the fake provider."""
+    env = {"OPENAI_BASE_URL": fake_provider.base_url, "OPENAI_API_KEY": "sk-test",
+           "WRITER_MODEL": "gpt-4o-mini"}
+    with streamlit_server(tmp_path_factory.mktemp("browser"), env) as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)
@@ -419,3 +424,47 @@ def test_stop_closes_the_provider_connection_and_keeps_the_partial(page, fake_pr
     assert row["status"] == "stopped" and row["content"] and sent.startswith(row["content"])
     assert len(row["content"]) >= len(sent) - 20 * 2  # at most the chunks in flight are lost
     expect(main.get_by_role("button", name="Continue")).to_be_visible()
+
+
+def test_without_key_or_network_the_local_model_writes_in_the_browser(browser, tmp_path):
+    """No OPENAI_API_KEY, a server whose every non-loopback connection is refused
+    (tests/netguard), and a browser that records any request leaving the machine."""
+    from playwright.sync_api import expect
+
+    guard_log = tmp_path / "netguard.log"
+    env = {"NETGUARD_LOG": str(guard_log)}
+    with streamlit_server(tmp_path, env, extra_pythonpath=str(ROOT / "tests" / "netguard")) as server:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="en-US")
+        page = context.new_page()
+        outside = []
+        page.on("request", lambda r: outside.append(r.url)
+                if not re.match(r"^(https?|wss?)://(127\.0\.0\.1|localhost)[:/]", r.url)
+                and not r.url.startswith(("data:", "blob:", "about:")) else None)
+        page.goto(server.url + "/")
+        main = page.get_by_test_id("stMain")
+        expect(main.get_by_text("small bundled local model", exact=False).first).to_be_visible(
+            timeout=UI_TIMEOUT_MS)
+        expect(main.get_by_text("writes English only", exact=False).first).to_be_visible()
+        page.get_by_role("textbox", name="Topic", exact=True).fill("why streaming output matters")
+        page.get_by_role("spinbutton", name="Target length (words)").fill("150")
+        page.get_by_test_id("stRadio").filter(has_text="Article language") \
+            .get_by_text("English", exact=True).click()
+        page.get_by_role("button", name="Generate").click()
+        counts = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            snap = page.evaluate(SNAPSHOT_JS, "")
+            match = re.search(r"(\d+) / 150 words", " ".join(snap["progress"]))
+            if match and (not counts or counts[-1] != int(match.group(1))):
+                counts.append(int(match.group(1)))
+            if snap["success"] or main.get_by_test_id("stAlertContentWarning").count():
+                break
+            time.sleep(0.05)
+        context.close()
+        row = Store(server.db_path).get(1)
+        assert row is not None, server.log()
+        assert row["provider"] == "local" and row["status"] in ("completed", "truncated")
+        assert row["usage_source"] == "reported" and row["output_tokens"] > 0
+        assert len(counts) >= 2, f"the progress bar did not move while streaming: {counts}"
+        assert not guard_log.exists(), f"the server tried the network: {guard_log.read_text()}"
+        assert outside == [], f"the page requested outside addresses: {outside}"
