@@ -75,7 +75,8 @@ else:
             t("history.col_cost"): format_cost(r["cost"], r["currency"], t),
         } for r in result.rows],
         hide_index=True, width="stretch")
-pages = max(1, -(-min(result.total, 1000) // PAGE_SIZE))
+known = result.total if result.total is not None else result.offset + len(result.rows)
+pages = max(page_number + result.has_more, -(-min(known, 1000) // PAGE_SIZE))
 if pages > 1:
     st.number_input(t("history.page"), min_value=1, max_value=pages, key="history_page")
 

@@ -693,7 +693,8 @@ def run(args, path: Path) -> None:
     store = Store(path)
     raw = sqlite3.connect(path)
     total = store.count()
-    langs = dict(raw.execute("SELECT language, count(*) FROM articles GROUP BY 1").fetchall())
+    langs = {lang: (n, words) for lang, n, words in raw.execute(
+        "SELECT language, count(*), avg(words) FROM articles GROUP BY 1")}
     size = sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
     chars = raw.execute("SELECT sum(length(content)) FROM articles").fetchone()[0] or 0
     fts_pages = raw.execute("SELECT count(*) FROM articles_fts_data").fetchone()[0]
@@ -741,8 +742,9 @@ def run(args, path: Path) -> None:
     # ---- report --------------------------------------------------------------------------
     print()
     print(f"$ .venv/bin/python scripts/bench_history.py {' '.join(sys.argv[1:])}")
-    print(f"articles {total:,} (zh {langs.get('zh', 0):,} / en {langs.get('en', 0):,}), "
-          f"{chars / 1e6:,.0f} M characters of content; database {human_bytes(size)} "
+    zh, en = langs.get("zh", (0, 0)), langs.get("en", (0, 0))
+    print(f"articles {total:,} (zh {zh[0]:,}, avg {zh[1] or 0:,.0f} characters / en {en[0]:,}, avg "
+          f"{en[1] or 0:,.0f} words), {chars / 1e6:,.0f} M characters of content; database {human_bytes(size)} "
           f"(FTS blocks: {fts_pages:,} rows)")
     if info["inserted"]:
         print(f"fill: {info['inserted']:,} articles in {info['seconds']:.0f} s "
@@ -769,7 +771,7 @@ def run(args, path: Path) -> None:
         for name, plans in results.plans.items():
             print(f"## {name}")
             for sql, plan in plans:
-                print("  " + " ".join(sql.split())[:160])
+                print("  " + " ".join(sql.split())[:400])
                 for line in plan:
                     print("    -", line)
     store.close()

@@ -151,3 +151,23 @@ def test_edited_prices_win_but_never_rewrite_history(store):
     assert table.lookup("deepseek-chat", "other").input_per_1m == 2.0  # default for others
     with pytest.raises(ValueError):
         store.set_price(provider="*", model="", input_per_1m=1, output_per_1m=1, currency="USD")
+
+
+def test_full_text_search_combined_with_filters_and_dates(store):
+    assert ids(search(store, Filters(query="咖啡机", status="stopped"))) == [3]
+    assert ids(search(store, Filters(query="咖啡机", status="completed"))) == []
+    assert ids(search(store, Filters(query="流式输出", since="2026-10-01", until="2026-10-31"))) == [1]
+    assert ids(search(store, Filters(query="流式输出", since="2026-11-01"))) == []
+    assert ids(search(store, Filters(query="machine", until="2026-11-05"))) == [2]
+
+
+def test_counts_are_exact_when_cheap_and_open_ended_otherwise(store):
+    page = search(store, Filters(query="咖啡"), limit=1)  # substring scan: no count
+    assert ids(page) == [3] and page.has_more and page.total is None
+    assert page.total_label == "1+"
+    store.articles.insert({"created_at": "2026-11-21T00:00:00.000Z", "topic": "More streaming",
+                           "content": "streaming again", "status": "completed"})
+    page = search(store, Filters(query="streaming"), limit=1)  # full text only: exact count
+    assert ids(page) == [5] and page.has_more and page.total == 2 and page.total_label == "2"
+    last = search(store, Filters(query="咖啡"), limit=1, offset=1)
+    assert ids(last) == [1] and not last.has_more and last.total == 2

@@ -36,11 +36,15 @@ class Filters:
 @dataclass(frozen=True)
 class Page:
     rows: list[dict]
-    total: int  # capped at COUNT_CAP + 1
+    total: int | None  # capped at COUNT_CAP + 1; None when counting would cost a scan
     uses_fallback: bool  # a 1–2 character term was searched by substring scan
+    has_more: bool = False  # there are matches after this page
+    offset: int = 0
 
     @property
     def total_label(self) -> str:
+        if self.total is None:
+            return f"{self.offset + len(self.rows)}+"
         return f"{COUNT_CAP}+" if self.total > COUNT_CAP else str(self.total)
 
 
@@ -59,17 +63,8 @@ def _like(term: str) -> str:
     return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def _where(filters: Filters) -> tuple[str, list, bool]:
+def _column_clauses(filters: Filters) -> tuple[list[str], list]:
     clauses, params = [], []
-    terms = filters.terms()
-    long_terms = [t for t in terms if len(t) >= 3]
-    short_terms = [t for t in terms if len(t) < 3]
-    if long_terms:
-        clauses.append("a.id IN (SELECT rowid FROM articles_fts WHERE articles_fts MATCH ?)")
-        params.append(" AND ".join(_fts_phrase(t) for t in long_terms))
-    for term in short_terms:
-        clauses.append("(a.topic LIKE ? ESCAPE '\\' OR a.content LIKE ? ESCAPE '\\')")
-        params += [_like(term), _like(term)]
     for name in ("content_type", "status", "model", "provider", "language"):
         value = getattr(filters, name)
         if value:
@@ -81,21 +76,66 @@ def _where(filters: Filters) -> tuple[str, list, bool]:
     if filters.until:
         clauses.append("a.created_at < date(?, '+1 day')")
         params.append(filters.until)
-    return " AND ".join(clauses) or "1", params, bool(short_terms)
+    return clauses, params
+
+
+def _fts_rowid_bounds(filters: Filters) -> tuple[list[str], list]:
+    """Ids rise with created_at, so a date range is also an id range that FTS5 can
+    use to skip matches outside it (the created_at clauses stay as the truth)."""
+    clauses, params = [], []
+    if filters.since:
+        clauses.append("f.rowid >= coalesce((SELECT id FROM articles WHERE created_at >= ? "
+                       "ORDER BY created_at LIMIT 1), 0)")
+        params.append(filters.since)
+    if filters.until:
+        clauses.append("f.rowid <= coalesce((SELECT id FROM articles WHERE created_at < "
+                       "date(?, '+1 day') ORDER BY created_at DESC LIMIT 1), 0)")
+        params.append(filters.until)
+    return clauses, params
 
 
 def search(store: Store, filters: Filters = Filters(), *, limit: int = 50, offset: int = 0) -> Page:
-    where, params, fallback = _where(filters)
-    rows = list(store.db.query(
-        f"SELECT {LIST_COLUMNS.replace('id,', 'a.id,', 1)} FROM articles a WHERE {where} "
-        "ORDER BY a.id DESC LIMIT ? OFFSET ?", [*params, limit, offset]))
-    if offset == 0 and len(rows) < limit:
-        total = len(rows)  # the whole result is on this page: no second query
+    """One page of matches, newest first.
+
+    With 3+ character terms FTS5 walks its matches newest first and stops when the
+    page is full (CROSS JOIN keeps the planner from scanning `articles` first).
+    Counts are exact when cheap (no text query, or a text query without other
+    filters); otherwise the page says "N+" when there is more."""
+    terms = filters.terms()
+    long_terms = [t for t in terms if len(t) >= 3]
+    short_terms = [t for t in terms if len(t) < 3]
+    clauses, params = _column_clauses(filters)
+    for term in short_terms:
+        clauses.append("(a.topic LIKE ? ESCAPE '\\' OR a.content LIKE ? ESCAPE '\\')")
+        params += [_like(term), _like(term)]
+    columns = ", ".join(f"a.{c.strip()}" for c in LIST_COLUMNS.split(","))
+    if long_terms:
+        match = " AND ".join(_fts_phrase(t) for t in long_terms)
+        bounds, bound_params = _fts_rowid_bounds(filters)
+        where = " AND ".join(["articles_fts MATCH ?", *bounds, *clauses])
+        sql = (f"SELECT {columns} FROM articles_fts f CROSS JOIN articles a ON a.id = f.rowid "
+               f"WHERE {where} ORDER BY f.rowid DESC LIMIT ? OFFSET ?")
+        rows = list(store.db.query(sql, [match, *bound_params, *params, limit + 1, offset]))
+        cheap_count = not clauses
+        count_sql = "SELECT count(*) FROM (SELECT 1 FROM articles_fts WHERE articles_fts MATCH ? LIMIT ?)"
+        count_params = [match]
     else:
-        total = store.db.execute(
-            f"SELECT count(*) FROM (SELECT 1 FROM articles a WHERE {where} LIMIT ?)",
-            [*params, COUNT_CAP + 1]).fetchone()[0]
-    return Page(rows, total, fallback)
+        where = " AND ".join(clauses) or "1"
+        rows = list(store.db.query(f"SELECT {columns} FROM articles a WHERE {where} "
+                                   "ORDER BY a.id DESC LIMIT ? OFFSET ?",
+                                   [*params, limit + 1, offset]))
+        cheap_count = not short_terms
+        count_sql = f"SELECT count(*) FROM (SELECT 1 FROM articles a WHERE {where} LIMIT ?)"
+        count_params = params
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    if not has_more:
+        total = offset + len(rows)
+    elif cheap_count:
+        total = store.db.execute(count_sql, [*count_params, COUNT_CAP + 1]).fetchone()[0]
+    else:
+        total = None
+    return Page(rows, total, bool(short_terms), has_more, offset)
 
 
 def distinct(store: Store, column: str) -> list[str]:

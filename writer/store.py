@@ -102,6 +102,19 @@ def m003_search_usage_prices_budgets(db: sqlite_utils.Database) -> None:
                          pk="currency")
 
 
+@migration
+def m004_reindex_only_on_text_changes(db: sqlite_utils.Database) -> None:
+    # sqlite-utils' update trigger fires on every update; status and token updates
+    # need not re-index the article text.
+    db.execute("DROP TRIGGER IF EXISTS articles_au")
+    db.execute("""
+        CREATE TRIGGER articles_au AFTER UPDATE OF topic, content ON articles BEGIN
+          INSERT INTO articles_fts (articles_fts, rowid, topic, content)
+            VALUES ('delete', old.id, old.topic, old.content);
+          INSERT INTO articles_fts (rowid, topic, content) VALUES (new.id, new.topic, new.content);
+        END""")
+
+
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply pending migrations in order; returns the names applied."""
     if MIGRATIONS_TABLE not in db.table_names():

@@ -75,7 +75,8 @@ def articles(store: Store, since: str | None = None, until: str | None = None, *
     return list(store.db.query(
         f"""SELECT id, created_at, topic, provider, model, content_type, status, input_tokens,
                output_tokens, usage_source, cost, currency, price_input_per_1m, price_output_per_1m
-            FROM articles WHERE {where} ORDER BY id DESC LIMIT ?""", [*params, limit]))
+            FROM articles WHERE {where} ORDER BY created_at DESC, id DESC LIMIT ?""",
+        [*params, limit]))  # created_at order comes from its index: no sort of the period
 
 
 def to_csv(rows: list[dict]) -> str:
