@@ -43,9 +43,10 @@ with form_col:
                                        else t("write.style_custom"))
         custom_style = st.text_input(t("write.style_custom_text"), key="custom_style",
                                      placeholder=t("write.style_custom_placeholder"))
+        # The default comes from session state, which "Write again" (History) also fills.
+        st.session_state.setdefault("target_words", 800)
         target_words = left.number_input(t("write.length"), min_value=50, max_value=20000,
-                                         value=800, step=50, help=t("write.length_help"),
-                                         key="target_words")
+                                         step=50, help=t("write.length_help"), key="target_words")
         language = right.radio(t("write.language"), LANGUAGES, horizontal=True, key="language",
                                format_func=lambda k: t(f"languages.{k}"))
         audience = st.text_input(t("write.audience"), key="audience",

@@ -194,6 +194,8 @@ def test_history_exports_and_write_again(env, fake):
     assert at.title[0].value == "Write"
     assert at.text_input(key="topic").value == "Export me"
     assert at.radio(key="language").value == "en"
+    assert at.number_input(key="target_words").value == 800
+    assert not at.warning  # no "set via the Session State API" warning
 
 
 def test_usage_page_totals_per_currency_unpriced_and_csv(env, fake, monkeypatch):
