@@ -81,7 +81,8 @@ def stream_article(job: Job) -> None:
     progress bar moves on the same budget. Any rerun meanwhile (Stop, another
     click) abandons this run; `abandon_running_job` then stops the job."""
     target = job.brief.target_words
-    st.button(t("write.stop"), key="stop", icon=":material/stop_circle:")
+    stop_slot = st.empty()
+    stop_slot.button(t("write.stop"), key="stop", icon=":material/stop_circle:")
     progress = st.progress(progress_fraction(job.words, target), text=t("write.waiting_first"))
     notice = st.empty()
     pacer = Pacer()
@@ -120,6 +121,7 @@ def stream_article(job: Job) -> None:
         st.write_stream(paced_text())
     finally:
         events.close()  # a rerun or Stop: close the provider stream and save the partial text
+    stop_slot.empty()  # nothing left to stop
     st.session_state.pop("active_job", None)
     st.session_state["last_article_id"] = job.article_id
 
