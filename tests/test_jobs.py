@@ -89,3 +89,36 @@ def test_edited_price_is_charged_and_kept_with_the_article(env, fake):
     store.set_price(provider="*", model="gpt-4o-mini", input_per_1m=1, output_per_1m=1,
                     currency="USD")
     assert store.get(job.article_id)["cost"] == pytest.approx(0.03)  # history is not rewritten
+
+
+def test_cancel_from_another_thread_stops_a_stalled_stream(env, fake):
+    import threading
+    import time
+
+    fake.queue(Reply(text="abcdef " * 30, chunk_chars=7, stall_after=3, stall_seconds=20))
+    job = Job(Brief(topic="cancel me", language="en"), load_settings())
+    events = []
+    worker = threading.Thread(target=lambda: events.extend(job.run()))
+    worker.start()
+    deadline = time.monotonic() + 5
+    while not (fake.chunks_sent and fake.chunks_sent[0] >= 3) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)  # the reader is now blocked on the stalled socket
+    started = time.monotonic()
+    assert job.cancel(wait_s=2.0), "the partial article was not saved"
+    assert time.monotonic() - started < 1.0
+    worker.join(timeout=2)
+    assert isinstance(events[-1], Finished) and events[-1].status == "stopped"
+    row = Store(env["WRITER_DB"]).get(job.article_id)
+    assert row["status"] == "stopped" and row["content"] == "abcdef " * 3
+    assert fake.disconnects
+
+
+def test_cancel_before_the_job_starts_stops_it_at_once(env, fake):
+    fake.queue(Reply(text="never streamed"))
+    job = Job(Brief(topic="cancel early", language="en"), load_settings())
+    assert job.cancel() is False  # nothing to wait for
+    events = list(job.run())
+    assert events[-1].status == "stopped"
+    assert Store(env["WRITER_DB"]).get(job.article_id)["content"] == ""
+    assert fake.requests == []  # no request was sent, so nothing was billed

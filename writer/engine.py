@@ -166,6 +166,7 @@ class Generation:
         self._attempt_messages: list[dict] = []
         self._attempt_reported: tuple[int, int] | None = None
         self._source = None
+        self._broke_mid_stream = False  # the last attempt failed after some text
         self._sleep = sleep
 
     # -- what callers read ----------------------------------------------------
@@ -243,6 +244,8 @@ class Generation:
 
     def _attempt(self, provider: Provider) -> Iterator:
         """One request. Returns None when the answer ended properly, else a Failure."""
+        if self.cancelled:
+            return None
         request, policy = self.request, self.request.retry
         so_far = request.prefix + self.text
         messages = self.prompts.continuation(request.messages, so_far) if so_far else request.messages
@@ -273,6 +276,8 @@ class Generation:
                 if chunk.usage:
                     self._attempt_reported = chunk.usage
             if self.cancelled:
+                if seam:  # what the seam filter held back is part of the article
+                    yield from self._emit(seam.flush(), provider)
                 return None
             if finish is None:
                 raise BrokenStream("the stream ended without a finish reason") if \

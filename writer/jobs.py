@@ -67,6 +67,7 @@ class Job:
         self.cost: float | None = None
         self.currency: str | None = None
         self.saved = threading.Event()  # set once the final row is written
+        self.cancel_requested = False
 
     @classmethod
     def continuing(cls, article_id: int, settings: Settings, *,
@@ -97,8 +98,10 @@ class Job:
 
     def cancel(self, wait_s: float = 2.0) -> bool:
         """Stop from another thread; True once the partial article is saved."""
-        if self.generation is not None:
-            self.generation.cancel()
+        self.cancel_requested = True
+        if self.generation is None:  # not started: run() will stop at once
+            return False
+        self.generation.cancel()
         return self.saved.wait(wait_s)
 
     def run(self) -> Iterator:
@@ -115,6 +118,8 @@ class Job:
             Request(self.messages, self.max_tokens, self.provider,
                     RetryPolicy.from_settings(self.settings), failover=chain[1:],
                     prefix=self.prefix), prompts=self.prompts)
+        if self.cancel_requested:
+            self.generation.cancel()
         events = self.generation.events()
         last_save = time.monotonic()
         try:
