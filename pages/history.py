@@ -4,7 +4,7 @@ import streamlit as st
 
 from pages.common import format_cost, page_context, show_stats, show_status
 from writer.brief import CONTENT_TYPES, LANGUAGES, STYLE_PRESETS
-from writer.export import export
+from writer.export import MIME_TYPES, export, file_name
 from writer.jobs import CONTINUABLE
 from writer.search import Filters, distinct, search, snippet_html
 from writer.store import STATUSES
@@ -144,6 +144,7 @@ rendered.markdown(row["content"])
 raw.code(row["content"], language="markdown", wrap_lines=True)
 downloads = st.columns(4)
 for column, fmt in zip(downloads, ("md", "txt", "html", "docx")):
-    data, mime, name = export(row, fmt)
-    column.download_button(t(f"history.download_{fmt}"), data=data, file_name=name, mime=mime,
+    # Built when clicked (on another thread), not on every render of the page.
+    column.download_button(t(f"history.download_{fmt}"), data=lambda fmt=fmt: export(row, fmt)[0],
+                           file_name=file_name(row, fmt), mime=MIME_TYPES[fmt],
                            key=f"download-{fmt}-{chosen}", on_click="ignore")
