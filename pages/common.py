@@ -71,15 +71,27 @@ def show_stats(row: dict, t: Translator) -> None:
 
 
 def show_status(row: dict, t: Translator) -> None:
-    status, article_id, error = row["status"], row["id"], row.get("error") or ""
+    status, article_id, error = row["status"], row["id"], explain_error(row, t)
     if status == "completed":
         st.success(t("write.status_completed", id=article_id))
     elif status == "truncated":
         st.warning(t("write.status_truncated", id=article_id, error=error))
     elif status == "stopped":
-        st.info(t("write.status_stopped", id=article_id))
+        st.info(t("write.status_stopped", id=article_id) + (f" — {error}" if error else ""))
     elif status == "failed":
         st.error(t("write.status_failed", id=article_id, error=error))
+
+
+def explain_error(row: dict, t: Translator) -> str:
+    """What went wrong, for the reader. The stored detail is English and already says
+    what to do; a Chinese reader gets the Chinese hint first, the detail after it."""
+    detail, kind = row.get("error") or "", row.get("error_kind")
+    if detail == kind:  # e.g. "interrupted": no detail beyond the kind
+        detail = ""
+    hint = t(f"errors.{kind}") if kind and t.has(f"errors.{kind}") else ""
+    if t.language == "en":
+        return detail or hint
+    return f"{hint}（{detail}）" if hint and detail else hint or detail
 
 
 def show_article(row: dict, t: Translator, *, rendered: bool = True, key: str = "article") -> None:

@@ -249,3 +249,30 @@ def test_settings_page_edits_prices_and_budgets(env, fake):
     at.number_input(key="budget_CNY").set_value(500.0)
     next(b for b in at.button if b.label == "Save budgets").click().run()
     assert Store(env["WRITER_DB"]).budgets() == {"CNY": 500.0}
+
+
+def test_errors_are_explained_in_chinese(env, fake, monkeypatch):
+    monkeypatch.setenv("WRITER_UI_LANGUAGE", "zh")
+    fake.queue(Reply(status=401))
+    at = app()
+    at.text_input(key="topic").input("错误提示")
+    at.button[0].click()
+    at.run()
+    (message,) = [e.value for e in at.error]
+    assert "API Key 被拒绝：请检查 .env 中的 OPENAI_API_KEY" in message
+    assert "HTTP 401" in message  # the detail follows the hint
+    row = Store(env["WRITER_DB"]).get(1)
+    assert row["error_kind"] == "auth"
+
+
+def test_interrupted_article_is_explained_and_can_be_continued(env, fake, monkeypatch):
+    store = Store(env["WRITER_DB"])
+    store.articles.insert({"created_at": "2026-11-24T00:00:00.000Z", "topic": "killed",
+                           "content": "Half an article", "status": "streaming", "worker_pid": 999999,
+                           "target_words": 300, "language": "en", "content_type": "blog",
+                           "style": "casual", "keywords": "[]"})
+    assert store.recover_interrupted() == [1]
+    at = app()
+    at.switch_page("pages/history.py").run()
+    assert any("The writing process died" in i.value for i in at.info)
+    assert at.button(key="history-continue-1")

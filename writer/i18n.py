@@ -23,6 +23,9 @@ class Translator:
         self.language = language
         self._strings = strings(language)
 
+    def has(self, key: str) -> bool:
+        return bool(self._strings.get(key))
+
     def __call__(self, key: str, **values) -> str:
         text = self._strings[key]  # a missing key is a bug: fail loudly
         return text.format(**values) if values else text

@@ -132,12 +132,14 @@ class Job:
                         last_save = now
                 elif isinstance(event, Finished):
                     self.finished = event
+                    kind = event.failure.kind if event.failure else (
+                        event.finish_reason if event.error else None)
                     self._save_final(store, event.status, event.finish_reason, event.error,
-                                     event.usage)
+                                     event.usage, kind)
                 yield event
         except Exception as exc:
             self._save_final(store, "failed", None, f"{type(exc).__name__}: {exc}",
-                             self.generation.usage())
+                             self.generation.usage(), "other")
             raise
         finally:
             if not self.saved.is_set():
@@ -146,7 +148,7 @@ class Job:
             store.close()
 
     def _save_final(self, store: Store, status: str, finish_reason: str | None,
-                    error: str | None, usage: Usage) -> None:
+                    error: str | None, usage: Usage, error_kind: str | None = None) -> None:
         generation = self.generation
         metrics = generation.metrics
         if metrics.ended is None:
@@ -193,6 +195,7 @@ class Job:
             tokens_per_s=metrics.tokens_per_s(usage.output_tokens),
             finish_reason=finish_reason,
             error=error,
+            error_kind=error_kind,
             retries=retries,
             resumes=resumes,
             fallback=int(fallback),

@@ -115,6 +115,13 @@ def m004_reindex_only_on_text_changes(db: sqlite_utils.Database) -> None:
         END""")
 
 
+@migration
+def m005_error_kind(db: sqlite_utils.Database) -> None:
+    # What went wrong as a stable code (auth, connect, quota, length, interrupted, …),
+    # so the UI can explain it in the reader's language; `error` keeps the detail.
+    db["articles"].add_column("error_kind", str)
+
+
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply pending migrations in order; returns the names applied."""
     if MIGRATIONS_TABLE not in db.table_names():
@@ -161,7 +168,8 @@ class Store:
         if stale:
             with self.db.conn:
                 self.db.execute(
-                    f"UPDATE articles SET status = 'stopped', error = 'interrupted', updated_at = ? "
+                    f"UPDATE articles SET status = 'stopped', error = 'interrupted', "
+                    f"error_kind = 'interrupted', updated_at = ? "
                     f"WHERE id IN ({', '.join('?' * len(stale))})", [utc_now(), *stale])
         return stale
 
@@ -190,8 +198,8 @@ class Store:
 
     def reopen(self, article_id: int, *, provider: str, model: str) -> None:
         """Mark an article `streaming` again (Continue)."""
-        self.update(article_id, status="streaming", error=None, provider=provider, model=model,
-                    worker_pid=os.getpid())
+        self.update(article_id, status="streaming", error=None, error_kind=None,
+                    provider=provider, model=model, worker_pid=os.getpid())
 
     def save_draft(self, article_id: int, content: str, words: int) -> None:
         with self.db.conn:
