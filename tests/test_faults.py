@@ -233,44 +233,45 @@ def test_fallback_to_non_streaming_after_repeated_stream_failures(fast, fake, mo
     assert notices(events, "fallback")
 
 
-def test_failover_to_the_next_provider(fast, fake, tmp_path, monkeypatch):
-    backup = FakeOpenAI().start()
-    try:
+@pytest.fixture
+def backup(tmp_path, monkeypatch):
+    """A second loopback provider, listed in WRITER_PROVIDERS_FILE after the main one."""
+    server = FakeOpenAI().start()
+
+    def configure(models: str = ""):
         providers = tmp_path / "providers.toml"
-        providers.write_text(f'[[providers]]\nname = "backup"\nbase_url = "{backup.base_url}"\n'
-                             f'api_key_env = "BACKUP_KEY"\nmodels = ["deepseek-chat"]\n')
+        providers.write_text(f'[[providers]]\nname = "backup"\nbase_url = "{server.base_url}"\n'
+                             f'api_key_env = "BACKUP_KEY"\n{models}')
         monkeypatch.setenv("WRITER_PROVIDERS_FILE", str(providers))
         monkeypatch.setenv("BACKUP_KEY", "sk-backup")
-        fake.queue(*[Reply(status=503)] * 5)
-        backup.queue(Reply(text=PART1, usage=(10, 20)))
-        job, events, row = run_job(fast)
-        assert row["status"] == "completed" and row["content"] == PART1
-        assert row["served_by"] == "backup" and row["model"] == "deepseek-chat"
-        assert row["currency"] == "CNY"  # priced as what actually served it
-        assert backup.requests[0]["model"] == "deepseek-chat"
-        assert backup.requests[0]["_headers"]["authorization"] == "Bearer sk-backup"
-        assert notices(events, "failover")
-    finally:
-        backup.stop()
+        return server
+
+    yield configure
+    server.stop()
 
 
-def test_failover_continues_a_broken_article_on_the_next_provider(fast, fake, tmp_path,
+def test_failover_to_the_next_provider(fast, fake, backup):
+    server = backup('models = ["deepseek-chat"]\n')
+    fake.queue(*[Reply(status=503)] * 5)
+    server.queue(Reply(text=PART1, usage=(10, 20)))
+    job, events, row = run_job(fast)
+    assert row["status"] == "completed" and row["content"] == PART1
+    assert row["served_by"] == "backup" and row["model"] == "deepseek-chat"
+    assert row["currency"] == "CNY"  # priced as what actually served it
+    assert server.requests[0]["model"] == "deepseek-chat"
+    assert server.requests[0]["_headers"]["authorization"] == "Bearer sk-backup"
+    assert notices(events, "failover")
+
+
+def test_failover_continues_a_broken_article_on_the_next_provider(fast, fake, backup,
                                                                    monkeypatch):
-    backup = FakeOpenAI().start()
-    try:
-        providers = tmp_path / "providers.toml"
-        providers.write_text(f'[[providers]]\nname = "backup"\nbase_url = "{backup.base_url}"\n'
-                             f'api_key_env = "BACKUP_KEY"\n')
-        monkeypatch.setenv("WRITER_PROVIDERS_FILE", str(providers))
-        monkeypatch.setenv("BACKUP_KEY", "sk-backup")
-        monkeypatch.setenv("WRITER_MAX_RESUMES", "0")
-        fake.queue(Reply(text=PART1 + PART2, chunk_chars=len(PART1), drop_after=1))
-        backup.queue(Reply(text=PART2))
-        job, events, row = run_job(fast)
-        assert row["content"] == PART1 + PART2 and row["served_by"] == "127.0.0.1→backup"
-        assert backup.requests[0]["messages"][-2]["content"] == PART1
-    finally:
-        backup.stop()
+    server = backup()
+    monkeypatch.setenv("WRITER_MAX_RESUMES", "0")
+    fake.queue(Reply(text=PART1 + PART2, chunk_chars=len(PART1), drop_after=1))
+    server.queue(Reply(text=PART2))
+    job, events, row = run_job(fast)
+    assert row["content"] == PART1 + PART2 and row["served_by"] == "127.0.0.1→backup"
+    assert server.requests[0]["messages"][-2]["content"] == PART1
 
 
 def test_no_retry_after_text_for_non_resumable_failure(fast, fake):
