@@ -3,16 +3,21 @@ import streamlit as st
 
 from pages.common import abandon_running_job, page_context
 from writer.config import SettingsError
+from writer.costs import PriceFileError, price_table
 from writer.i18n import UI_LANGUAGES
-from writer.providers import choose_provider
+from writer.prompts import PromptError, default_prompts
+from writer.providers import ProviderChoiceError, choose_provider
 
 st.set_page_config(page_title="AI Writer", page_icon="✍️", layout="wide")
 abandon_running_job()
 
-try:
+try:  # a broken setting, providers file, prompt template or price file: say which, once
     ctx = page_context()
-except SettingsError as exc:
-    st.error(f"Settings problem: {exc}")
+    provider = choose_provider(ctx.settings)
+    default_prompts()
+    price_table(ctx.settings.prices_file)
+except (SettingsError, ProviderChoiceError, PromptError, PriceFileError) as exc:
+    st.error(f"Settings problem / 配置有误: {exc}")
     st.stop()
 t = ctx.t
 
@@ -26,7 +31,6 @@ nav = st.navigation(pages)
 
 with st.sidebar:
     st.caption(t("app.title"))
-    provider = choose_provider(ctx.settings)
     st.markdown(f"**{t('app.sidebar_provider')}:** {provider.name}  \n"
                 f"**{t('app.sidebar_model')}:** `{provider.model}`  \n"
                 f"**{t('app.sidebar_db')}:** `{ctx.settings.db_path}`")

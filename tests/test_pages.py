@@ -1,6 +1,8 @@
 """The pages through streamlit.testing.v1.AppTest, against the loopback provider."""
 from pathlib import Path
 
+import pytest
+
 from streamlit.testing.v1 import AppTest
 
 from fake_openai import Reply
@@ -276,3 +278,17 @@ def test_interrupted_article_is_explained_and_can_be_continued(env, fake, monkey
     at.switch_page("pages/history.py").run()
     assert any("The writing process died" in i.value for i in at.info)
     assert at.button(key="history-continue-1")
+
+
+@pytest.mark.parametrize("variable, content, message", [
+    ("WRITER_PROVIDERS_FILE", "[[providers]]\nname = 'x'\n", "needs name, base_url"),
+    ("WRITER_PRICES_FILE", "[models.x]\ninput = 1\n", "needs input, output"),
+])
+def test_broken_config_files_are_one_clear_message(env, tmp_path, monkeypatch, variable, content,
+                                                   message):
+    path = tmp_path / "broken.toml"
+    path.write_text(content)
+    monkeypatch.setenv(variable, str(path))
+    at = app()
+    assert not at.exception
+    assert any(message in e.value for e in at.error)
