@@ -99,8 +99,8 @@ type_label = t(f"content_types.{row['content_type']}")
 style_label = t(f"styles.{row['style']}") if row["style"] in STYLE_PRESETS else row["style"]
 st.caption(f"{t('write.content_type')}: {type_label} · {t('write.style')}: {style_label} · "
            f"{t('write.language')}: {t('languages.' + row['language'])} · "
-           f"{t('write.audience')}: {row['audience'] or '–'} · "
-           f"{t('write.keywords')}: {', '.join(row['keywords']) or '–'} · "
+           f"{t('history.audience')}: {row['audience'] or '–'} · "
+           f"{t('history.keywords')}: {', '.join(row['keywords']) or '–'} · "
            f"{row['provider']} / {row['model']} · {row['created_at'][:19].replace('T', ' ')} UTC")
 show_stats(row, t)
 
