@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import random
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -89,9 +88,8 @@ def chunks(provider: Provider, messages: list[dict], max_tokens: int) -> Iterato
         llm = load()
         n_prompt = prompt_tokens(messages)
         budget = max(16, min(max_tokens, CONTEXT_TOKENS - n_prompt - 8))
-        # A fresh seed per article: the same brief twice gives two different drafts.
         stream = llm.create_chat_completion(messages=messages, stream=True, max_tokens=budget,
-                                            seed=random.randrange(2**31), **SAMPLING)
+                                            **SAMPLING)
         generated = 0
         finish = None
         try:
