@@ -109,6 +109,13 @@ class Finished:
     fallback: bool = False
     served_by: str = ""
 
+    @property
+    def error_kind(self) -> str | None:
+        """A stable code for what went wrong (a Failure kind, or content_filter/length)."""
+        if self.failure:
+            return self.failure.kind
+        return self.finish_reason if self.error else None
+
 
 @dataclass(frozen=True)
 class RetryPolicy:

@@ -62,7 +62,6 @@ class Job:
         self.prefix = article["content"] if article else ""
         self.counter = WordCounter(self.prefix)
         self.article_id: int | None = article["id"] if article else None
-        self.finished: Finished | None = None
         self.generation: Generation | None = None
         self.cost: float | None = None
         self.currency: str | None = None
@@ -131,11 +130,8 @@ class Job:
                         store.save_draft(self.article_id, self.text, self.words)
                         last_save = now
                 elif isinstance(event, Finished):
-                    self.finished = event
-                    kind = event.failure.kind if event.failure else (
-                        event.finish_reason if event.error else None)
                     self._save_final(store, event.status, event.finish_reason, event.error,
-                                     event.usage, kind)
+                                     event.usage, event.error_kind)
                 yield event
         except Exception as exc:
             self._save_final(store, "failed", None, f"{type(exc).__name__}: {exc}",
