@@ -171,3 +171,48 @@ def test_counts_are_exact_when_cheap_and_open_ended_otherwise(store):
     assert ids(page) == [5] and page.has_more and page.total == 2 and page.total_label == "2"
     last = search(store, Filters(query="咖啡"), limit=1, offset=1)
     assert ids(last) == [1] and not last.has_more and last.total == 2
+
+
+def test_a_deleted_article_leaves_history_and_search_but_keeps_its_spend(store):
+    day = dt.date(2026, 11, 20)
+    store.set_budget("CNY", 0.006)
+    before = usage.totals(store)
+    by_model = usage.by_group(store, "model")
+    status = usage.budget_status(store, "CNY", day)
+    burn = usage.burn_down(store, "CNY", day)
+    month = usage.month_spend(store, day)
+
+    assert store.delete(3)  # 春季营销文案: CNY 0.0017, stopped, the only "春" article
+    assert store.get(3) is None and store.get(3, include_deleted=True)["content"] == ""
+    assert 3 not in [r["id"] for r in store.recent()] and store.count() == 3
+    assert ids(search(store, Filters(query="营销文"))) == []  # its topic, via full text
+    assert ids(search(store, Filters(query="春"))) == []  # via the substring fallback
+    assert ids(search(store, Filters(query="咖啡"))) == [1]
+    assert ids(search(store, Filters(status="stopped"))) == []
+    assert ids(search(store, Filters())) == [4, 2, 1] and search(store, Filters()).total == 3
+    page = search(store, Filters(query="营销文 咖啡"), limit=1)
+    assert ids(page) == [] and page.total == 0
+    assert "stopped" not in distinct(store, "status")
+    assert distinct(store, "model") == ["deepseek-chat", "gpt-4o-mini", "llama3.1:8b"]
+
+    # Usage and budgets: exactly as before the delete.
+    assert usage.totals(store) == before
+    assert usage.by_group(store, "model") == by_model
+    assert usage.budget_status(store, "CNY", day) == status and status["level"] == "warn"
+    assert usage.burn_down(store, "CNY", day) == burn
+    assert usage.month_spend(store, day) == month
+    listed = {r["id"]: r for r in usage.articles(store)}
+    assert listed[3]["deleted"] == 1 and listed[3]["cost"] == pytest.approx(0.0017)
+    assert {r["deleted"] for i, r in listed.items() if i != 3} == {0}
+    assert "deleted" in usage.to_csv(usage.articles(store)).splitlines()[0]
+
+
+def test_full_text_count_skips_deleted_articles(store):
+    for n in range(3):
+        store.articles.insert({"created_at": f"2026-11-2{n}T00:00:00.000Z", "topic": f"Streaming {n}",
+                               "content": "again", "status": "completed"})
+    assert search(store, Filters(query="streaming"), limit=1).total == 4
+    store.delete(5)
+    store.delete(4)
+    page = search(store, Filters(query="streaming"), limit=1)
+    assert ids(page) == [7] and page.has_more and page.total == 2

@@ -4,6 +4,8 @@ Terms of 3+ characters go through the FTS5 trigram index (`articles_fts`, kept i
 sync by triggers), which matches any substring, Chinese included. Terms of 1–2
 characters cannot use trigrams, so they fall back to a plain substring scan,
 newest first, which stops as soon as a page is full. Several terms must all match.
+Deleted articles (`deleted_at` set, m007) are never listed or counted; their topic may
+still be in the full-text index, so every query filters them out.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from .store import Store
 
 LIST_COLUMNS = ("id, created_at, topic, content_type, language, status, words, target_words, "
                 "provider, model, input_tokens, output_tokens, usage_source, cost, currency")
+LIVE = "a.deleted_at IS NULL"  # not deleted (m007)
 COUNT_CAP = 1000  # counts stop here ("1000+"): an exact count of a common term costs a scan
 
 
@@ -112,15 +115,16 @@ def search(store: Store, filters: Filters = Filters(), *, limit: int = 50, offse
     if long_terms:
         match = " AND ".join(_fts_phrase(t) for t in long_terms)
         bounds, bound_params = _fts_rowid_bounds(filters)
-        where = " AND ".join(["articles_fts MATCH ?", *bounds, *clauses])
+        where = " AND ".join(["articles_fts MATCH ?", *bounds, LIVE, *clauses])
         sql = (f"SELECT {columns} FROM articles_fts f CROSS JOIN articles a ON a.id = f.rowid "
                f"WHERE {where} ORDER BY f.rowid DESC LIMIT ? OFFSET ?")
         rows = list(store.db.query(sql, [match, *bound_params, *params, limit + 1, offset]))
         cheap_count = not clauses
-        count_sql = "SELECT count(*) FROM (SELECT 1 FROM articles_fts WHERE articles_fts MATCH ? LIMIT ?)"
+        count_sql = ("SELECT count(*) FROM (SELECT 1 FROM articles_fts f CROSS JOIN articles a "
+                     f"ON a.id = f.rowid WHERE articles_fts MATCH ? AND {LIVE} LIMIT ?)")
         count_params = [match]
     else:
-        where = " AND ".join(clauses) or "1"
+        where = " AND ".join([LIVE, *clauses])
         rows = list(store.db.query(f"SELECT {columns} FROM articles a WHERE {where} "
                                    "ORDER BY a.id DESC LIMIT ? OFFSET ?",
                                    [*params, limit + 1, offset]))
@@ -139,11 +143,16 @@ def search(store: Store, filters: Filters = Filters(), *, limit: int = 50, offse
 
 
 def distinct(store: Store, column: str) -> list[str]:
-    """Values for a filter box (indexed columns only)."""
+    """Values for a filter box (indexed columns only), from articles not deleted.
+
+    The distinct values come from the column's index; each is then kept if one live
+    article has it (an index lookup that usually stops at the first row)."""
     if column not in {"content_type", "status", "model", "provider", "language"}:
         raise ValueError(f"cannot list values of {column!r}")
     return [r[0] for r in store.db.execute(
-        f"SELECT DISTINCT {column} FROM articles WHERE {column} IS NOT NULL ORDER BY {column}")]
+        f"SELECT value FROM (SELECT DISTINCT {column} AS value FROM articles "
+        f"WHERE {column} IS NOT NULL) WHERE EXISTS (SELECT 1 FROM articles "
+        f"WHERE {column} = value AND deleted_at IS NULL) ORDER BY value")]
 
 
 def snippet_html(text: str, terms: list[str], width: int = 60) -> str:

@@ -1,26 +1,47 @@
 """SQLite storage (sqlite-utils): append-only migrations and the `articles` table.
 
 One `Store` per thread (Streamlit sessions are threads): open a new one where you
-need it; opening is cheap and migrations run once per database file per process.
-The schema is documented in docs/schema.md; never edit a migration that has
-shipped, add a new one.
+need it. Opening is cheap: it sets WAL, applies pending migrations (a read when there
+are none) and recovers rows of dead writers (a read on the status index when there
+are none). The schema is documented in docs/schema.md; never edit a migration that
+has shipped, add a new one.
+
+Many processes and threads write the same file at once (the CLI, every Streamlit
+session, batch jobs). Every write transaction starts with `BEGIN IMMEDIATE`: it takes
+the write lock first, waiting up to `BUSY_TIMEOUT_S` for it, instead of reading under
+a deferred `BEGIN` and then failing at once with "database is locked" when it wants to
+write. Migrations run inside one such transaction, so a second process waits and then
+finds nothing to do. Whatever still goes wrong surfaces as a one-line `StorageError`,
+never a raw sqlite3 exception.
 """
 from __future__ import annotations
 
-import datetime as dt
+import contextlib
 import json
 import os
-import threading
+import random
+import sqlite3
+import time
+from enum import Enum
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import sqlite_utils
 
-STATUSES = ("streaming", "completed", "stopped", "failed", "truncated")
+from . import heartbeat
+from .kinds import Status
+
+STATUSES: tuple[str, ...] = tuple(status.value for status in Status)
 MIGRATIONS_TABLE = "_migrations"
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = []
-_migrated: set[str] = set()
-_migrate_lock = threading.Lock()
+BUSY_TIMEOUT_S = 15.0  # how long a write waits for another writer's lock
+# Columns `update` never writes on a deleted row: its text stays gone, its topic as it was.
+TEXT_FIELDS = ("content", "words", "topic")
+
+
+class StorageError(RuntimeError):
+    """The database cannot be opened, read or written; the message is one line that
+    says what to do."""
 
 
 def migration(fn):
@@ -29,7 +50,7 @@ def migration(fn):
 
 
 def utc_now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return heartbeat.utc_iso()
 
 
 @migration
@@ -122,62 +143,218 @@ def m005_error_kind(db: sqlite_utils.Database) -> None:
     db["articles"].add_column("error_kind", str)
 
 
-def migrate(db: sqlite_utils.Database) -> list[str]:
-    """Apply pending migrations in order; returns the names applied."""
-    if MIGRATIONS_TABLE not in db.table_names():
-        db[MIGRATIONS_TABLE].create({"name": str, "applied_at": str}, pk="name")
-    done = {row["name"] for row in db[MIGRATIONS_TABLE].rows}
-    applied = []
-    for fn in MIGRATIONS:
-        if fn.__name__ in done:
+@migration
+def m006_heartbeat(db: sqlite_utils.Database) -> None:
+    # Set while a process writes a `streaming` row (writer/heartbeat.py); a row whose
+    # heartbeat is older than 3 beats belongs to a dead process. Replaces worker_pid.
+    db["articles"].add_column("heartbeat_at", str)
+
+
+@migration
+def m007_soft_delete_and_stable_ids(db: sqlite_utils.Database) -> None:
+    # Deleting an article empties its text but keeps its spend (`deleted_at`), and ids
+    # are never reused (AUTOINCREMENT), so a deleted article's id can never name
+    # another one. SQLite cannot add AUTOINCREMENT to a table: rebuild it with every
+    # column, keeping the ids, then recreate its indexes and the FTS triggers (m003,
+    # m004) from their own SQL. `articles_fts` (external content, rowid = id) stays valid.
+    conn = db.conn
+    columns = conn.execute("PRAGMA table_info(articles)").fetchall()
+    kept = [sql for (sql,) in conn.execute(
+        "SELECT sql FROM sqlite_master WHERE tbl_name = 'articles' AND type IN ('index', 'trigger') "
+        "AND sql IS NOT NULL ORDER BY type, name")]
+    definitions = []
+    for _cid, name, type_, not_null, default, pk in columns:
+        if pk:
+            definitions.append(f"[{name}] INTEGER PRIMARY KEY AUTOINCREMENT")
             continue
-        with db.conn:
-            fn(db)
-            db[MIGRATIONS_TABLE].insert({"name": fn.__name__, "applied_at": utc_now()})
-        applied.append(fn.__name__)
+        definitions.append(f"[{name}] {type_}" + (" NOT NULL" if not_null else "")
+                           + (f" DEFAULT {default}" if default is not None else ""))
+        if name == "updated_at":  # early in the row: filters read it without the body
+            definitions.append("[deleted_at] TEXT")
+    names = ", ".join(f"[{column[1]}]" for column in columns)
+    conn.execute(f"CREATE TABLE [articles_m007] ({', '.join(definitions)})")
+    conn.execute(f"INSERT INTO [articles_m007] ({names}) SELECT {names} FROM [articles] ORDER BY id")
+    conn.execute("DROP TABLE [articles]")
+    conn.execute("ALTER TABLE [articles_m007] RENAME TO [articles]")
+    for sql in kept:
+        conn.execute(sql)
+    conn.execute("CREATE INDEX [idx_articles_deleted_at] ON [articles] ([deleted_at])")
+
+
+def migrate(db: sqlite_utils.Database) -> list[str]:
+    """Apply pending migrations in order; returns the names applied.
+
+    Safe across processes: when something is pending it takes the write lock
+    (`BEGIN IMMEDIATE`) first, then reads `_migrations` and applies what is still
+    pending in that one transaction; a process that waited finds nothing to do."""
+    if not _pending(db.conn):
+        return []
+    conn = db.conn
+    applied = []
+    with _immediate(conn):
+        conn.execute(f"CREATE TABLE IF NOT EXISTS [{MIGRATIONS_TABLE}] "
+                     "([name] TEXT PRIMARY KEY, [applied_at] TEXT)")
+        for fn in _pending(conn):
+            fn(db)  # sqlite-utils nests its own transactions as savepoints in this one
+            conn.execute(f"INSERT INTO [{MIGRATIONS_TABLE}] (name, applied_at) VALUES (?, ?)",
+                         [fn.__name__, utc_now()])
+            applied.append(fn.__name__)
     return applied
+
+
+def _pending(conn: sqlite3.Connection) -> list[Callable]:
+    try:
+        done = {name for (name,) in conn.execute(f"SELECT name FROM [{MIGRATIONS_TABLE}]")}
+    except sqlite3.OperationalError as exc:
+        if "no such table" not in str(exc):
+            raise
+        done = set()
+    return [fn for fn in MIGRATIONS if fn.__name__ not in done]
+
+
+@contextlib.contextmanager
+def _immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A write transaction that holds the write lock from its first statement."""
+    if conn.in_transaction:  # already inside one: become part of it
+        yield conn
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        raise
+    try:
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        raise
+
+
+def _is_busy(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """WAL mode, retried with a short backoff: switching needs a moment of exclusive
+    access and fails at once (busy timeout or not) while another process holds a lock."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    delay = 0.005
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc) or time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay * random.uniform(1.0, 2.0))
+            delay = min(delay * 2, 0.1)
+
+
+def storage_error(path: str | Path, exc: BaseException, action: str = "write") -> StorageError:
+    """A one-line, actionable StorageError for a sqlite3 or OS error on `path`."""
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if isinstance(exc, OSError) and exc.strerror:
+        reason = exc.strerror
+    lowered = reason.lower()
+    if "locked" in lowered or "busy" in lowered:
+        return StorageError(f"the database {path} is locked by another program; try again")
+    if "not a database" in lowered or "malformed" in lowered:
+        return StorageError(f"{path} is not a usable SQLite database ({reason}); point WRITER_DB "
+                            "at another file or restore it from a backup")
+    if "readonly" in lowered or "read-only" in lowered:
+        return StorageError(f"cannot {action} {path}: {reason}; make the file and its folder "
+                            "writable, or set WRITER_DB to another file")
+    if "unable to open" in lowered or isinstance(exc, PermissionError):
+        return StorageError(f"cannot {action} {path}: {reason}; check that its folder exists and "
+                            "is writable, or set WRITER_DB to another file")
+    return StorageError(f"cannot {action} {path}: {reason}")
 
 
 class Store:
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        if str(self.path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite_utils.Database(self.path)
-        self.db.conn.execute("PRAGMA busy_timeout = 5000")
-        key = str(self.path.resolve())
-        if key not in _migrated:
-            with _migrate_lock:
-                self.db.enable_wal()
-                migrate(self.db)
-                self.recover_interrupted()
-                _migrated.add(key)
+        memory = str(path) == ":memory:"
+        try:
+            if not memory:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S,
+                                        isolation_level=None)  # transactions are explicit
+        except (OSError, sqlite3.Error) as exc:
+            raise storage_error(self.path, exc, "open") from exc
+        try:
+            self.conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            self.db = sqlite_utils.Database(self.conn)
+            if not memory:
+                _enable_wal(self.conn)
+            migrate(self.db)
+            self._columns = {row[1] for row in self.conn.execute("PRAGMA table_info(articles)")}
+        except (OSError, sqlite3.Error) as exc:
+            self.conn.close()
+            raise storage_error(self.path, exc, "open") from exc
+        except BaseException:
+            self.conn.close()
+            raise
         self.articles = self.db["articles"]
+        try:
+            self.recover_interrupted()  # every open, so a long-running server notices too
+        except StorageError as exc:  # reading still works; the next open tries again
+            heartbeat.log.warning("could not recover interrupted articles: %s", exc)
 
     def close(self) -> None:
         self.db.close()
 
+    @contextlib.contextmanager
+    def _write(self, action: str = "write") -> Iterator[sqlite3.Connection]:
+        """One `BEGIN IMMEDIATE` transaction; sqlite3 errors become StorageError."""
+        try:
+            with _immediate(self.conn) as conn:
+                yield conn
+        except sqlite3.Error as exc:
+            raise storage_error(self.path, exc, action) from exc
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        try:
+            yield self.conn
+        except sqlite3.Error as exc:
+            raise storage_error(self.path, exc, "read") from exc
+
     # -- writes ---------------------------------------------------------------
     def recover_interrupted(self) -> list[int]:
-        """Rows left `streaming` by a process that no longer runs (kill -9, power
-        loss) become `stopped` with error "interrupted"; their last draft is kept.
-        Runs when a process first opens the database."""
-        stale = [row["id"] for row in self.db.query(
-            "SELECT id, worker_pid FROM articles WHERE status = 'streaming'")
-            if not _process_alive(row["worker_pid"])]
-        if stale:
-            with self.db.conn:
-                self.db.execute(
+        """Rows left `streaming` by a process that no longer beats (kill -9, power
+        loss, a closed laptop) become `stopped` with error "interrupted"; their last
+        draft is kept. Stale = `heartbeat_at` (or, for rows from before m006,
+        `updated_at`) older than `heartbeat.stale_after_s()`. Runs on every open: a
+        read on the status index, a write only when something is stale."""
+        stale = ("status = 'streaming' AND "
+                 "coalesce(heartbeat_at, updated_at, created_at) < ?")
+        cutoff = heartbeat.stale_cutoff()
+        with self._read() as conn:
+            if conn.execute(f"SELECT 1 FROM articles WHERE {stale} LIMIT 1",
+                            [cutoff]).fetchone() is None:
+                return []
+        with self._write("recover interrupted articles in") as conn:
+            ids = [i for (i,) in conn.execute(f"SELECT id FROM articles WHERE {stale}", [cutoff])]
+            if ids:
+                conn.execute(
                     f"UPDATE articles SET status = 'stopped', error = 'interrupted', "
                     f"error_kind = 'interrupted', updated_at = ? "
-                    f"WHERE id IN ({', '.join('?' * len(stale))})", [utc_now(), *stale])
-        return stale
+                    f"WHERE id IN ({', '.join('?' * len(ids))})", [utc_now(), *ids])
+        return ids
 
     def create_article(self, brief, *, provider: str, model: str, max_tokens: int | None) -> int:
         now = utc_now()
         row = {
             "created_at": now,
             "updated_at": now,
+            "heartbeat_at": now,
             "topic": brief.topic,
             "content_type": brief.content_type,
             "style": brief.style,
@@ -187,95 +364,125 @@ class Store:
             "keywords": json.dumps(list(brief.keywords), ensure_ascii=False),
             "words": 0,
             "content": "",
-            "status": "streaming",
+            "status": Status.STREAMING.value,
             "provider": provider,
             "model": model,
             "max_tokens": max_tokens,
-            "worker_pid": os.getpid(),
+            "worker_pid": os.getpid(),  # informational only; liveness is heartbeat_at
         }
-        with self.db.conn:
-            return self.articles.insert(row).last_pk
+        with self._write("save a new article in") as conn:
+            cursor = conn.execute(
+                f"INSERT INTO articles ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                list(row.values()))
+            return cursor.lastrowid
 
-    def reopen(self, article_id: int, *, provider: str, model: str) -> None:
-        """Mark an article `streaming` again (Continue)."""
-        self.update(article_id, status="streaming", error=None, error_kind=None,
-                    provider=provider, model=model, worker_pid=os.getpid())
+    def reopen(self, article_id: int, *, provider: str, model: str) -> bool:
+        """Mark an article `streaming` again (Continue). False (and nothing changed)
+        when it does not exist or was deleted."""
+        now = utc_now()
+        with self._write(f"reopen article #{article_id} in") as conn:
+            return conn.execute(
+                "UPDATE articles SET status = 'streaming', error = NULL, error_kind = NULL, "
+                "provider = ?, model = ?, worker_pid = ?, heartbeat_at = ?, updated_at = ? "
+                "WHERE id = ? AND deleted_at IS NULL",
+                [provider, model, os.getpid(), now, now, article_id]).rowcount > 0
 
     def save_draft(self, article_id: int, content: str, words: int) -> None:
-        with self.db.conn:
-            self.db.execute(
-                "UPDATE articles SET content = ?, words = ?, updated_at = ? WHERE id = ?",
-                [content, words, utc_now(), article_id],
-            )
+        """The text so far; also a heartbeat. A no-op on a deleted or missing row."""
+        now = utc_now()
+        with self._write(f"save the draft of article #{article_id} in") as conn:
+            conn.execute(
+                "UPDATE articles SET content = ?, words = ?, updated_at = ?, heartbeat_at = ? "
+                "WHERE id = ? AND deleted_at IS NULL",
+                [content, words, now, now, article_id])
 
-    def update(self, article_id: int, **fields) -> None:
+    def update(self, article_id: int, **fields) -> bool:
+        """Set columns of an article; False when there is no such row (never raises for
+        that: a job finishing after a delete must not crash). On a deleted row the
+        tokens, cost and status are saved but `content`, `words` and `topic` are
+        ignored: a delete is never undone by a late save."""
         if "status" in fields and fields["status"] not in STATUSES:
             raise ValueError(f"unknown status {fields['status']!r}")
-        fields["updated_at"] = utc_now()
-        with self.db.conn:
-            self.articles.update(article_id, fields)
+        unknown = sorted(set(fields) - self._columns)
+        if unknown:
+            raise ValueError(f"unknown article column(s): {', '.join(unknown)}")
+        with self._write(f"save article #{article_id} in") as conn:
+            found = conn.execute("SELECT deleted_at FROM articles WHERE id = ?",
+                                 [article_id]).fetchone()
+            if found is None:
+                return False
+            if found[0] is not None:
+                fields = {k: v for k, v in fields.items() if k not in TEXT_FIELDS}
+            fields = {**fields, "updated_at": utc_now()}
+            values = [json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict, tuple))
+                      else v.value if isinstance(v, Enum) else v for v in fields.values()]
+            conn.execute(f"UPDATE articles SET {', '.join(f'[{k}] = ?' for k in fields)} "
+                         "WHERE id = ?", [*values, article_id])
+            return True
 
     def delete(self, article_id: int) -> bool:
-        with self.db.conn:
-            return self.db.execute("DELETE FROM articles WHERE id = ?", [article_id]).rowcount > 0
+        """Soft delete: the text goes (content '', words 0) and the article leaves
+        History and search, but its row stays with its topic, tokens and cost, so Usage
+        and budgets still count what it cost. False when missing or already deleted."""
+        now = utc_now()
+        with self._write(f"delete article #{article_id} in") as conn:
+            return conn.execute(
+                "UPDATE articles SET deleted_at = ?, content = '', words = 0, updated_at = ? "
+                "WHERE id = ? AND deleted_at IS NULL", [now, now, article_id]).rowcount > 0
 
     # -- prices and budgets (edited on the Settings page) ---------------------
     def price_edits(self) -> list[dict]:
-        return list(self.db.query("SELECT * FROM prices ORDER BY model, provider"))
+        with self._read():
+            return list(self.db.query("SELECT * FROM prices ORDER BY model, provider"))
 
     def set_price(self, *, provider: str, model: str, input_per_1m: float, output_per_1m: float,
                   currency: str) -> None:
         if not model.strip() or not currency.strip() or input_per_1m < 0 or output_per_1m < 0:
             raise ValueError("a price needs a model, a currency and prices of 0 or more")
-        with self.db.conn:
-            self.db["prices"].upsert({"provider": provider.strip() or "*", "model": model.strip().lower(),
-                                      "input_per_1m": float(input_per_1m),
-                                      "output_per_1m": float(output_per_1m),
-                                      "currency": currency.strip(), "updated_at": utc_now()},
-                                     pk=("provider", "model"))
+        with self._write("save a price in") as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO prices (provider, model, input_per_1m, output_per_1m, "
+                "currency, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                [provider.strip() or "*", model.strip().lower(), float(input_per_1m),
+                 float(output_per_1m), currency.strip(), utc_now()])
 
     def delete_price(self, *, provider: str, model: str) -> None:
-        with self.db.conn:
-            self.db.execute("DELETE FROM prices WHERE provider = ? AND model = ?", [provider, model])
+        with self._write("delete a price in") as conn:
+            conn.execute("DELETE FROM prices WHERE provider = ? AND model = ?", [provider, model])
 
     def budgets(self) -> dict[str, float]:
-        return {r["currency"]: r["monthly_amount"] for r in self.db.query("SELECT * FROM budgets")}
+        with self._read():
+            return {r["currency"]: r["monthly_amount"]
+                    for r in self.db.query("SELECT * FROM budgets")}
 
     def set_budget(self, currency: str, monthly_amount: float | None) -> None:
-        with self.db.conn:
+        with self._write("save a budget in") as conn:
             if not monthly_amount:
-                self.db.execute("DELETE FROM budgets WHERE currency = ?", [currency])
+                conn.execute("DELETE FROM budgets WHERE currency = ?", [currency])
             else:
-                self.db["budgets"].upsert({"currency": currency, "monthly_amount": monthly_amount,
-                                           "updated_at": utc_now()}, pk="currency")
+                conn.execute("INSERT OR REPLACE INTO budgets (currency, monthly_amount, updated_at) "
+                             "VALUES (?, ?, ?)", [currency, monthly_amount, utc_now()])
 
     # -- reads ----------------------------------------------------------------
-    def get(self, article_id: int) -> dict | None:
-        rows = list(self.db.query("SELECT * FROM articles WHERE id = ?", [article_id]))
+    def get(self, article_id: int, *, include_deleted: bool = False) -> dict | None:
+        """The article, or None when there is none (or it was deleted, unless
+        `include_deleted`)."""
+        live = "" if include_deleted else " AND deleted_at IS NULL"
+        with self._read():
+            rows = list(self.db.query(f"SELECT * FROM articles WHERE id = ?{live}", [article_id]))
         return _decode(rows[0]) if rows else None
 
     def recent(self, limit: int = 50, offset: int = 0) -> list[dict]:
         sql = ("SELECT id, created_at, topic, content_type, language, status, words, target_words, "
                "provider, model, input_tokens, output_tokens, usage_source, cost, currency "
-               "FROM articles ORDER BY id DESC LIMIT ? OFFSET ?")
-        return list(self.db.query(sql, [limit, offset]))
+               "FROM articles WHERE deleted_at IS NULL ORDER BY id DESC LIMIT ? OFFSET ?")
+        with self._read():
+            return list(self.db.query(sql, [limit, offset]))
 
     def count(self) -> int:
-        return self.articles.count
-
-
-def _process_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
+        """Articles not deleted."""
+        with self._read() as conn:
+            return conn.execute("SELECT count(*) FROM articles WHERE deleted_at IS NULL").fetchone()[0]
 
 
 def _decode(row: dict) -> dict:

@@ -1,6 +1,8 @@
 """Usage and cost reports, budgets and burn-down, read from `articles`.
 
-Every article counts, finished or not: a stopped or failed one was billed too.
+Every article counts, finished or not: a stopped or failed one was billed too, and so
+does a deleted one (its row stays with its tokens and cost, only the text goes), so
+deleting articles is never a way round a budget.
 Costs are summed per currency and never across currencies; an article without a
 price (cost NULL) is counted as unpriced, never as 0. The queries read only the
 covering index `idx_articles_usage`, never the article bodies.
@@ -68,13 +70,15 @@ def totals(store: Store, since: str | None = None, until: str | None = None) -> 
 
 def articles(store: Store, since: str | None = None, until: str | None = None, *,
              unpriced_only: bool = False, limit: int = 500) -> list[dict]:
-    """Cost per article, newest first."""
+    """Cost per article, newest first; `deleted` is 1 for an article deleted from
+    History (its spend still counts)."""
     where, params = _period(since, until)
     if unpriced_only:
         where += " AND cost IS NULL"
     return list(store.db.query(
         f"""SELECT id, created_at, topic, provider, model, content_type, status, input_tokens,
-               output_tokens, usage_source, cost, currency, price_input_per_1m, price_output_per_1m
+               output_tokens, usage_source, cost, currency, price_input_per_1m, price_output_per_1m,
+               deleted_at IS NOT NULL AS deleted
             FROM articles WHERE {where} ORDER BY created_at DESC, id DESC LIMIT ?""",
         [*params, limit]))  # created_at order comes from its index: no sort of the period
 
