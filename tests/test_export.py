@@ -149,8 +149,24 @@ def test_docx_keeps_chinese_and_core_properties(row):
     body = "\n".join(p.text for p in doc.paragraphs)
     for sentence in SENTENCES + STEPS:
         assert sentence in body
-    assert doc.core_properties.title == TOPIC
-    assert doc.core_properties.language == "zh-CN"
+    props = doc.core_properties
+    assert props.title == "远程办公效率指南"  # the article's first heading
+    assert props.subject == TOPIC
+    assert props.author == props.last_modified_by == "AI Writing Assistant"
+    assert "python-docx" not in (props.comments or "")
+    assert props.language == "zh-CN"
+    assert props.created.isoformat().startswith("2024-05-01T08:00:00")
+
+
+def test_docx_title_falls_back_to_the_topic(row):
+    row["content"] = "No heading here, just **text**.\n\n## Later heading\n"
+    assert open_docx(to_docx(row)).core_properties.title == "Later heading"
+    row["content"] = "No heading at all.\n"
+    row["language"] = "en"
+    props = open_docx(to_docx(row)).core_properties
+    assert props.title == TOPIC and props.language == "en"
+    row["topic"], row["content"] = "长" * 300, ""
+    assert len(open_docx(to_docx(row)).core_properties.title) <= 255
 
 
 def test_docx_numbered_lists_restart(row):
@@ -201,3 +217,61 @@ def test_export_unknown_format_raises_one_line(row):
     message = str(error.value)
     assert "pdf" in message and "\n" not in message
     assert all(fmt in message for fmt in FORMATS)
+
+
+# NUL, SOH, vertical tab, ESC, U+FFFE and a lone surrogate: what a model can emit.
+BAD = "\x00\x01\x0b\x1b\ufffe\ud800"
+CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+@pytest.fixture
+def dirty(row) -> dict:
+    row["topic"] = f"Bad{BAD} topic"
+    row["content"] = (f"# Title{BAD} here\n\nA para{BAD}graph with\ttab.\n\n- item{BAD}\n\n"
+                      f"| a{BAD} | b |\n|---|---|\n| c | d{BAD} |\n\n```\ncode{BAD}\n```\n")
+    row["keywords"] = [f"k{BAD}1", "k2"]
+    row["error"] = f"provider said {BAD}"
+    return row
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_format_survives_control_characters(dirty, fmt):
+    data, _, name = export(dirty, fmt)
+    assert data and "\x00" not in name
+    if fmt == "docx":
+        doc = open_docx(data)
+        text = "\n".join(p.text for p in doc.paragraphs)
+        text += "\n".join(cell.text for table in doc.tables for row in table.rows for cell in row.cells)
+        assert "Title here" in text and "A paragraph with\ttab." in text and "code" in text
+        assert "d" in text and not CONTROL.search(text)
+        props = doc.core_properties
+        assert props.title == "Title here" and props.subject == "Bad topic"
+        assert props.author == "AI Writing Assistant" and props.keywords == "k1, k2"
+    else:
+        text = data.decode("utf-8")  # a lone surrogate would not even encode
+        assert not CONTROL.search(text)
+        assert "Title here" in text
+        assert "A paragraph with" + ("\\t" if fmt == "json" else "\t") + "tab." in text
+        if fmt == "json":
+            parsed = json.loads(text)
+            assert parsed["topic"] == "Bad topic" and parsed["keywords"] == ["k1", "k2"]
+            assert parsed["error"] == "provider said "
+        if fmt == "html":
+            assert "<title>Bad topic</title>" in text
+
+
+def test_renderers_called_directly_are_safe_too(dirty):
+    original = dict(dirty)
+    for render in (to_markdown, to_text, to_html, to_json):
+        assert not CONTROL.search(render(dirty))
+    assert open_docx(to_docx(dirty)).core_properties.title == "Title here"
+    assert dirty == original  # the caller's row is not modified
+
+
+def test_xml_safe_keeps_what_xml_allows():
+    from writer.export import xml_safe
+
+    kept = "tab\tnl\ncr\r 中文 emoji 😀 \x7f \ufffd \U0001f600"
+    assert xml_safe(kept) == kept
+    assert xml_safe("a\x00b\x1fc\uffffd\udfffe") == "abcde"
+    assert xml_safe("\ud83d\ude00") == "😀"  # a pair split in two code points is joined
