@@ -10,6 +10,7 @@ import streamlit as st
 from writer.config import Settings, load_settings
 from writer.export import export
 from writer.i18n import Translator
+from writer.kinds import Status
 from writer.store import Store
 
 
@@ -72,13 +73,13 @@ def show_stats(row: dict, t: Translator) -> None:
 
 def show_status(row: dict, t: Translator) -> None:
     status, article_id, error = row["status"], row["id"], explain_error(row, t)
-    if status == "completed":
+    if status == Status.COMPLETED:
         st.success(t("write.status_completed", id=article_id))
-    elif status == "truncated":
+    elif status == Status.TRUNCATED:
         st.warning(t("write.status_truncated", id=article_id, error=error))
-    elif status == "stopped":
+    elif status == Status.STOPPED:
         st.info(t("write.status_stopped", id=article_id) + (f" — {error}" if error else ""))
-    elif status == "failed":
+    elif status == Status.FAILED:
         st.error(t("write.status_failed", id=article_id, error=error))
 
 

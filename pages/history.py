@@ -5,7 +5,8 @@ import streamlit as st
 from pages.common import format_cost, page_context, show_stats, show_status
 from writer.brief import CONTENT_TYPES, LANGUAGES, STYLE_PRESETS
 from writer.export import MIME_TYPES, export, file_name
-from writer.jobs import CONTINUABLE
+from writer.jobs import delete_article
+from writer.kinds import CONTINUABLE
 from writer.search import Filters, distinct, search, snippet_html
 from writer.store import STATUSES
 
@@ -58,7 +59,7 @@ st.caption(caption)
 terms = filters.terms()
 if terms:  # search results with the matches highlighted
     for r in result.rows:
-        full = store.get(r["id"])
+        full = store.get(r["id"]) or {"content": ""}  # deleted since the search ran
         st.markdown(f"**#{r['id']} · {snippet_html(r['topic'], terms, 80)}**  \n"
                     f"<small>{snippet_html(full['content'], terms)}</small>",
                     unsafe_allow_html=True)
@@ -130,7 +131,7 @@ if st.session_state.get("confirm_delete") == chosen:
     st.warning(t("history.delete_confirm", id=chosen))
     yes, no = st.columns(2)
     if yes.button(t("history.delete_yes"), type="primary", key=f"delete-yes-{chosen}"):
-        store.delete(chosen)
+        delete_article(ctx.settings, chosen)  # a job still writing it here stops first
         st.session_state.pop("confirm_delete")
         st.query_params.pop("id", None)
         st.toast(t("history.deleted", id=chosen))

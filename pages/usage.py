@@ -80,7 +80,8 @@ st.download_button(t("usage.csv"), data=usage.to_csv(rows).encode("utf-8"),
 with st.expander(t("usage.per_article")):
     st.dataframe([{
         "#": a["id"], t("history.col_created"): a["created_at"][:16].replace("T", " "),
-        t("history.col_topic"): a["topic"], t("history.col_model"): a["model"],
+        t("history.col_topic"): a["topic"] + (f" ({t('usage.deleted')})" if a["deleted"] else ""),
+        t("history.col_model"): a["model"],
         t("history.col_tokens"): f"{a['input_tokens'] or 0} / {a['output_tokens'] or 0}"
         + ("" if a["usage_source"] == "reported" else f" ({t('write.estimated')})"),
         t("write.stat_cost"): format_cost(a["cost"], a["currency"], t),

@@ -5,9 +5,11 @@ from pages.common import page_context, show_article, show_stats, show_status
 from writer import usage
 from writer.brief import CONTENT_TYPES, LANGUAGES, STYLE_PRESETS, Brief, BriefError
 from writer.engine import Delta, Finished, Notice
-from writer.jobs import CONTINUABLE, Job, JobError
+from writer.jobs import Job, JobError
+from writer.kinds import CONTINUABLE, NoticeKind
 from writer.pacing import Pacer, overshoot_percent, progress_fraction
-from writer.providers import available_providers
+from writer.providers import ProviderChoiceError, available_providers
+from writer.store import StorageError
 
 ctx = page_context()
 t = ctx.t
@@ -65,18 +67,17 @@ def progress_text(words: int, target: int) -> str:
     return t("write.progress", words=words, target=target)
 
 
-NOTICES = {"waiting": ("info", "write.waiting_local"), "resuming": ("info", "write.resuming"),
-           "fallback": ("info", "write.fallback"), "failover": ("warning", "write.failover"),
-           "retrying": ("warning", "write.retrying")}
+NOTICE_STYLES = {NoticeKind.FAILOVER: "warning", NoticeKind.RETRYING: "warning"}  # else info
 
 
 def show_notice(slot, event: Notice) -> None:
-    style, key = NOTICES.get(event.kind, ("info", "write.resuming"))
-    getattr(slot, style)(t(key, message=event.message, wait=f"{event.wait_s:.0f}",
-                           attempt=event.attempt, max=event.max_attempts))
+    style = NOTICE_STYLES.get(event.kind, "info")
+    getattr(slot, style)(t(f"notices.{event.kind}", message=event.message,
+                           wait=f"{event.wait_s:.0f}", attempt=event.attempt,
+                           max=event.max_attempts))
 
 
-def stream_article(job: Job) -> None:
+def stream_article(job: Job) -> bool:
     """Paint the first delta at once, then coalesce on the Pacer's budget; the
     progress bar moves on the same budget. Any rerun meanwhile (Stop, another
     click) abandons this run; `abandon_running_job` then stops the job."""
@@ -119,11 +120,18 @@ def stream_article(job: Job) -> None:
 
     try:
         st.write_stream(paced_text())
+        failure = None
+    except StorageError as exc:  # the database refused the article: say where its text is
+        failure = exc
     finally:
         events.close()  # a rerun or Stop: close the provider stream and save the partial text
     stop_slot.empty()  # nothing left to stop
     st.session_state.pop("active_job", None)
+    if failure is not None:
+        st.error(f"{t('errors.storage')}: {failure}")
+        return False
     st.session_state["last_article_id"] = job.article_id
+    return True
 
 
 def show_result(row: dict, *, fresh: bool) -> None:
@@ -149,20 +157,28 @@ with out_col:
         if not confirmed:
             st.error(t("write.budget_confirm_needed"))
             st.stop()
-        job = Job(brief, ctx.settings, provider=provider)
+        try:
+            job = Job(brief, ctx.settings, provider=provider)
+        except ProviderChoiceError as exc:  # e.g. no WRITER_MODEL and the server lists several
+            st.error(str(exc))
+            st.stop()
         if job.brief.language != brief.language:
             st.info(t("write.local_english_now"))
     elif continue_id:
         try:
             job = Job.continuing(continue_id, ctx.settings, provider=provider)
-        except JobError as exc:
+        except (JobError, ProviderChoiceError) as exc:
             st.error(str(exc))
             st.stop()
     else:
         job = None
-    if job is not None:
-        stream_article(job)
-        show_result(ctx.store.get(job.article_id), fresh=True)
+    if job is not None and stream_article(job):
+        row = ctx.store.get(job.article_id)
+        if row is None:  # deleted (another tab, the CLI) while it was being written
+            st.info(t("write.deleted", id=job.article_id))
+            st.session_state.pop("last_article_id", None)
+        else:
+            show_result(row, fresh=True)
     elif st.session_state.get("last_article_id"):
         row = ctx.store.get(st.session_state["last_article_id"])
         if row:

@@ -18,7 +18,7 @@ piece, a finish chunk, a usage chunk (``choices == []``, only when the request h
 ``chat.completion`` JSON object. ``GET /v1/models`` lists "fake-model"; other paths 404.
 
 Fault injection (see ``Reply``): HTTP errors with extra headers, raw bodies (e.g. HTML),
-slow first token / slow chunks, dropped connection (no terminating chunk, no ``[DONE]``),
+slow headers, slow first token / slow chunks, dropped connection (no terminating chunk, no ``[DONE]``),
 stalls (socket kept open until the client closes it), a malformed ``data:`` line, and SSE
 events written in several pieces that cut UTF-8 characters in half.
 
@@ -65,6 +65,7 @@ class Reply:
     body: str | None = None                   # raw body override, sent with `content_type`
     content_type: str | None = None
     first_delay: float = 0.0
+    header_delay: float = 0.0                 # wait before the response headers (any answer)
     chunk_delay: float = 0.0
     drop_after: int | None = None             # close the socket abruptly (no terminating chunk, no [DONE])
     stall_after: int | None = None            # send nothing more until the client closes or stall_seconds pass
@@ -132,6 +133,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ---- chat ----------------------------------------------------------------------------
     def _chat(self, req: dict, r: Reply):
+        self._wait(r.header_delay)
         if r.status != 200 or r.body is not None or not req.get("stream"):
             self._wait(r.first_delay)
             if r.body is not None:

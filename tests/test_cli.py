@@ -124,11 +124,16 @@ def test_sigint_closes_the_provider_connection_and_saves_a_stopped_row(env, fake
     assert out.startswith(text[:35])
 
 
-def test_kill_9_loses_at_most_the_last_two_seconds(env, fake):
+def test_kill_9_loses_at_most_the_last_two_seconds(env, fake, monkeypatch):
     import signal
     import time
 
+    from writer import heartbeat
     from writer.store import Store
+
+    # Beat every 0.2 s (here and in the child): the dead writer's row is stale after 0.6 s.
+    monkeypatch.setattr(heartbeat, "HEARTBEAT_S", 0.2)
+    monkeypatch.setenv("WRITER_HEARTBEAT_S", "0.2")
 
     text = "".join(f"Sentence number {i} keeps the draft growing. " for i in range(400))
     fake.queue(Reply(text=text, chunk_chars=10, chunk_delay=0.01))
@@ -141,8 +146,9 @@ def test_kill_9_loses_at_most_the_last_two_seconds(env, fake):
         killed_at = time.monotonic()
     finally:
         proc.kill()
-    store = Store(env["WRITER_DB"])  # first open in this process: recovers dead rows
-    row = store.get(1)
+    # Every open recovers rows whose heartbeat went stale.
+    assert _wait_for(lambda: Store(env["WRITER_DB"]).get(1)["status"] == "stopped", 10)
+    row = Store(env["WRITER_DB"]).get(1)
     assert row["status"] == "stopped" and row["error"] == "interrupted"
     assert text.startswith(row["content"]) and row["content"]
     # At 10 chunks of 10 chars per ~0.1 s, 2 s is at most ~2,000 characters (+ slack).
@@ -215,3 +221,186 @@ def test_history_show_and_usage_commands(env, fake):
     assert future == []
     bad = cli("usage", "--since", "yesterday", env=env)
     assert bad.returncode == 2 and "not a date" in bad.stderr
+
+
+def _two_articles(env, fake):
+    fake.queue(Reply(text="# 咖啡机\n\n这台咖啡机的**流式萃取**很稳定。", usage=(100, 200)),
+               Reply(text="# Streaming\n\nStreaming keeps readers.", usage=(50, 60)))
+    assert cli("write", "--topic", "咖啡机评测", env=env).returncode == 0
+    assert cli("write", "--topic", "Streaming guide", "--language", "en", env=env).returncode == 0
+
+
+def test_show_out_writes_every_format_and_docx_needs_out(env, fake, tmp_path):
+    import json
+    from io import BytesIO
+
+    import docx
+
+    _two_articles(env, fake)
+    for fmt in ("md", "txt", "html", "json", "docx"):
+        out = tmp_path / f"a.{fmt}"
+        result = cli("show", "1", "--format", fmt, "--out", str(out), env=env)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == "" and result.stderr.strip() == f"saved #1 as {out}"
+        assert out.read_bytes()
+    assert (tmp_path / "a.md").read_text(encoding="utf-8").startswith("# 咖啡机")
+    assert json.loads((tmp_path / "a.json").read_text(encoding="utf-8"))["id"] == 1
+    document = docx.Document(BytesIO((tmp_path / "a.docx").read_bytes()))
+    assert document.paragraphs[0].text == "咖啡机"
+    assert document.core_properties.title == "咖啡机"
+    assert document.core_properties.author == "AI Writing Assistant"
+    assert not list(tmp_path.glob(".*.tmp"))  # written whole, no temporary left
+
+    inferred = tmp_path / "guide.docx"  # no --format: the extension decides
+    assert cli("show", "2", "--out", str(inferred), env=env).returncode == 0
+    assert inferred.read_bytes()[:2] == b"PK"
+
+    refused = cli("show", "1", "--format", "docx", env=env)
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.strip() == "error: docx is binary: add --out FILE"
+
+    nowhere = cli("show", "1", "--out", str(tmp_path / "missing" / "a.md"), env=env)
+    assert nowhere.returncode == 2 and "does not exist" in nowhere.stderr
+    assert len(nowhere.stderr.strip().splitlines()) == 1
+    missing = cli("show", "9", "--out", str(tmp_path / "nine.md"), env=env)
+    assert missing.returncode == 2 and "there is no article #9" in missing.stderr
+    assert not (tmp_path / "nine.md").exists()
+
+
+def test_show_prints_control_characters_free_text(env, fake):
+    fake.queue(Reply(text="# Title\x00\x1b[31m\n\nBody\x01 text.\n"))
+    assert cli("write", "--topic", "ctl", "--language", "en", env=env).returncode == 0
+    for fmt in ("md", "txt", "html", "json"):
+        result = cli("show", "1", "--format", fmt, env=env)
+        assert result.returncode == 0, result.stderr
+        assert "\x00" not in result.stdout and "\x1b" not in result.stdout
+        assert "Body text." in result.stdout
+
+
+def _store(env):
+    from writer.store import Store
+
+    return Store(env["WRITER_DB"])
+
+
+def test_delete_with_yes(env, fake):
+    _two_articles(env, fake)
+    result = cli("delete", "1", "--yes", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip().startswith("deleted #1 «咖啡机评测»")
+    assert _store(env).get(1) is None and _store(env).get(2) is not None
+    assert cli("show", "1", env=env).returncode == 2
+    again = cli("delete", "1", "--yes", env=env)
+    assert again.returncode == 2 and again.stderr.strip() == "error: there is no article #1"
+    bad = cli("delete", "abc", "--yes", env=env)
+    assert bad.returncode == 2 and "invalid int value" in bad.stderr
+
+
+def test_delete_keeps_tokens_and_cost_in_usage(env, fake):
+    """Needs the soft delete of writer/store.py (Store.delete keeps the row's usage)."""
+    import json
+
+    _two_articles(env, fake)
+    before = json.loads(cli("usage", "--by", "model", "--json", env=env).stdout)
+    assert cli("delete", "1", "--yes", env=env).returncode == 0
+    after = json.loads(cli("usage", "--by", "model", "--json", env=env).stdout)
+    assert sum(r["input_tokens"] for r in after) == sum(r["input_tokens"] for r in before) == 150
+    assert sum(r["cost"] for r in after) == pytest.approx(sum(r["cost"] for r in before))
+
+
+def test_delete_without_yes_and_no_terminal_is_refused(env, fake):
+    _two_articles(env, fake)
+    result = subprocess.run([sys.executable, "-m", "writer", "delete", "1"], cwd=ROOT,
+                            env={**os.environ, **env}, input="y\n", capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: not deleting #1 without confirmation: add --yes"
+    assert _store(env).get(1) is not None
+
+
+def _delete_on_a_terminal(env, answer: bytes):
+    """Run `delete 1` with a pseudo-terminal as stdin; `answer` is typed in advance
+    (the terminal buffers it until the prompt reads a line)."""
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        os.write(master, answer)
+        result = subprocess.run([sys.executable, "-m", "writer", "delete", "1"], cwd=ROOT,
+                                env={**os.environ, **env}, stdin=slave, capture_output=True,
+                                text=True, timeout=60)
+    finally:
+        os.close(slave)
+        os.close(master)
+    return result
+
+
+def test_delete_asks_on_a_terminal(env, fake):
+    _two_articles(env, fake)
+    kept = _delete_on_a_terminal(env, b"n\n")
+    assert kept.returncode == 1
+    assert kept.stderr.startswith("delete #1 «咖啡机评测»? [y/N] ")
+    assert "kept #1" in kept.stderr and _store(env).get(1) is not None
+    deleted = _delete_on_a_terminal(env, b"y\n")
+    assert deleted.returncode == 0, deleted.stderr
+    assert "deleted #1" in deleted.stderr and _store(env).get(1) is None
+
+
+def test_delete_while_streaming_warns_and_deletes(env, fake):
+    from writer.brief import Brief
+
+    store = _store(env)
+    # worker_pid is this (live) test process: the row stays `streaming` for the CLI.
+    article_id = store.create_article(Brief(topic="still writing", language="en"),
+                                      provider="openai", model="gpt-4o-mini", max_tokens=100)
+    result = cli("delete", str(article_id), "--yes", env=env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert "still being written" in lines[0] and "stops within a few seconds" in lines[0]
+    assert lines[1].startswith(f"deleted #{article_id}")
+    assert _store(env).get(article_id) is None
+
+
+def test_unexpected_errors_are_one_line_and_logged_without_the_key(env, fake, monkeypatch, capsys):
+    from writer import cli as cli_module
+    from writer import logs
+
+    def broken(args):
+        raise ValueError(f"bug while talking to the provider with {env['OPENAI_API_KEY']}")
+
+    monkeypatch.setitem(cli_module.COMMANDS, "history", broken)
+    try:
+        code = cli_module.main(["history"])
+        log = Path(env["WRITER_DB"]).parent / "writer.log"
+        err = capsys.readouterr().err
+        assert code == 1
+        assert err == f"error: unexpected ValueError; details in {log}\n"
+        text = log.read_text(encoding="utf-8")
+        assert "Traceback" in text and "python -m writer history failed" in text
+        assert env["OPENAI_API_KEY"] not in text and "[redacted]" in text
+    finally:
+        logs.close()
+
+
+def test_storage_errors_are_one_line(env, fake, monkeypatch, capsys):
+    from writer import cli as cli_module
+    from writer import logs
+
+    def broken(args):
+        raise cli_module.StorageError("cannot write the database data/writer.db: disk is full")
+
+    monkeypatch.setitem(cli_module.COMMANDS, "history", broken)
+    try:
+        assert cli_module.main(["history"]) == 1
+        assert capsys.readouterr().err == (
+            "error: cannot write the database data/writer.db: disk is full\n")
+    finally:
+        logs.close()
+
+
+def test_a_corrupt_database_is_one_line_not_a_traceback(env, fake):
+    Path(env["WRITER_DB"]).write_bytes(b"this is not a sqlite database" * 100)
+    result = cli("history", env=env)
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: ")

