@@ -5,8 +5,7 @@ import streamlit as st
 from pages.common import format_cost, page_context, show_stats, show_status
 from writer.brief import CONTENT_TYPES, LANGUAGES, STYLE_PRESETS
 from writer.export import MIME_TYPES, export, file_name
-from writer.jobs import delete_article
-from writer.kinds import CONTINUABLE
+from writer.jobs import can_continue, delete_article
 from writer.search import Filters, distinct, search, snippet_html
 from writer.store import STATUSES
 
@@ -104,6 +103,9 @@ st.caption(f"{t('write.content_type')}: {type_label} · {t('write.style')}: {sty
            f"{t('history.keywords')}: {', '.join(row['keywords']) or '–'} · "
            f"{row['provider']} / {row['model']} · {row['created_at'][:19].replace('T', ' ')} UTC")
 show_stats(row, t)
+if row.get("outline"):
+    with st.expander(t("write.outline")):
+        st.markdown(row["outline"])
 
 
 def write_again() -> None:
@@ -120,7 +122,7 @@ actions = st.columns(3)
 if actions[0].button(t("history.write_again"), icon=":material/replay:"):
     write_again()
     st.switch_page("pages/write.py")
-if row["status"] in CONTINUABLE and row["content"]:
+if can_continue(row):
     if actions[1].button(t("write.continue"), key=f"history-continue-{chosen}",
                          icon=":material/play_arrow:"):
         st.session_state["continue_id"] = chosen

@@ -4,9 +4,9 @@ import streamlit as st
 from pages.common import page_context, show_article, show_stats, show_status
 from writer import usage
 from writer.brief import CONTENT_TYPES, LANGUAGES, STYLE_PRESETS, Brief, BriefError
-from writer.engine import Delta, Finished, Notice
-from writer.jobs import Job, JobError
-from writer.kinds import CONTINUABLE, NoticeKind
+from writer.engine import Delta, Finished, Notice, Outlined
+from writer.jobs import Job, JobError, can_continue
+from writer.kinds import NoticeKind
 from writer.pacing import Pacer, overshoot_percent, progress_fraction
 from writer.providers import ProviderChoiceError, available_providers
 from writer.store import StorageError
@@ -55,16 +55,22 @@ with form_col:
                                  placeholder=t("write.audience_placeholder"))
         keywords = st.text_input(t("write.keywords"), key="keywords",
                                  placeholder=t("write.keywords_placeholder"))
+        length_control = st.checkbox(t("write.length_control"), value=True, key="length_control",
+                                     help=t("write.length_control_help"))
         confirmed = st.checkbox(t("write.budget_confirm"), key="budget_confirm") \
             if over_budget else True
         submitted = st.form_submit_button(t("write.generate"), type="primary")
 
 
-def progress_text(words: int, target: int) -> str:
+def progress_text(words: int, target: int, section: tuple[int, int] | None = None) -> str:
     over = overshoot_percent(words, target)
     if over:
-        return t("write.progress_over", words=words, target=target, percent=over)
-    return t("write.progress", words=words, target=target)
+        text = t("write.progress_over", words=words, target=target, percent=over)
+    else:
+        text = t("write.progress", words=words, target=target)
+    if section:  # long-form: "section 3 / 6"
+        text += " · " + t("write.progress_section", number=section[0], count=section[1])
+    return text
 
 
 NOTICE_STYLES = {NoticeKind.FAILOVER: "warning", NoticeKind.RETRYING: "warning"}  # else info
@@ -86,6 +92,8 @@ def stream_article(job: Job) -> bool:
     stop_slot.button(t("write.stop"), key="stop", icon=":material/stop_circle:")
     progress = st.progress(progress_fraction(job.words, target), text=t("write.waiting_first"))
     notice = st.empty()
+    plan = st.empty()  # long-form: the outline, once it is known
+    section: list[tuple[int, int]] = []  # long-form: the section being written
     pacer = Pacer()
     events = job.run()
     st.session_state["active_job"] = job
@@ -107,7 +115,14 @@ def stream_article(job: Job) -> bool:
                     yield "".join(pending)
                     pending.clear()
                     progress.progress(progress_fraction(job.words, target),
-                                      text=progress_text(job.words, target))
+                                      text=progress_text(job.words, target, *section[-1:]))
+            elif isinstance(event, Outlined):
+                with plan.expander(t("write.outline"), expanded=False):
+                    st.markdown(event.outline.as_markdown())
+            elif isinstance(event, Notice) and event.kind == NoticeKind.SECTION:
+                section.append((event.attempt, event.max_attempts))
+                progress.progress(progress_fraction(job.words, target),
+                                  text=progress_text(job.words, target, section[-1]))
             elif isinstance(event, Notice):
                 show_notice(notice, event)
                 notice_shown = True
@@ -137,7 +152,7 @@ def stream_article(job: Job) -> bool:
 def show_result(row: dict, *, fresh: bool) -> None:
     show_status(row, t)
     show_stats(row, t)
-    if row["status"] in CONTINUABLE and row["content"]:
+    if can_continue(row):
         st.button(t("write.continue"), key=f"continue-{row['id']}", icon=":material/play_arrow:",
                   on_click=lambda: st.session_state.update(continue_id=row["id"]))
     show_article(row, t, rendered=not fresh, key="fresh" if fresh else "last")
@@ -158,7 +173,7 @@ with out_col:
             st.error(t("write.budget_confirm_needed"))
             st.stop()
         try:
-            job = Job(brief, ctx.settings, provider=provider)
+            job = Job(brief, ctx.settings, provider=provider, length_control=length_control)
         except ProviderChoiceError as exc:  # e.g. no WRITER_MODEL and the server lists several
             st.error(str(exc))
             st.stop()

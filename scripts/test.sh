@@ -14,8 +14,7 @@ if ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi "no
   fi
 fi
 
-[ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+bash scripts/setup.sh --dev
 
 # pytest exits 5 when it collected no test: that fails here like any other failure.
 exec .venv/bin/python -m pytest "$@"

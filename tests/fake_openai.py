@@ -10,7 +10,8 @@ so the real ``openai`` SDK (and its HTTP stack) is exercised end to end::
         fake.requests[0]["model"], fake.requests[0]["_headers"]["authorization"]
 
 Each ``POST /v1/chat/completions`` (or ``/chat/completions``) consumes the next queued
-``Reply``; when the queue is empty ``fake.default`` (``Reply()`` unless given) answers.
+``Reply``; when the queue is empty ``fake.responder(request)`` answers if set, else
+``fake.default`` (``Reply()`` unless given).
 ``"stream": true`` requests get Server-Sent Events (``text/event-stream``, chunked
 transfer encoding, ``Connection: close``): an optional role chunk, one chunk per content
 piece, a finish chunk, a usage chunk (``choices == []``, only when the request had
@@ -124,7 +125,7 @@ class _Handler(BaseHTTPRequestHandler):
             fake.chunks_sent.append(0)
             self.slot = len(fake.chunks_sent) - 1
         try:
-            self._chat(req, fake._next())
+            self._chat(req, fake._next(req))
         except ConnectionError:  # BrokenPipe / ConnectionReset on write, or seen by _wait
             fake.disconnects.append(time.monotonic())
             self.close_connection = True
@@ -253,8 +254,12 @@ class _Server(ThreadingHTTPServer):
 
 
 class FakeOpenAI:
-    def __init__(self, replies: list[Reply] | None = None, default: Reply | None = None):
+    def __init__(self, replies: list[Reply] | None = None, default: Reply | None = None,
+                 responder=None):
         self.default = default or Reply()
+        # Called with the request's JSON body when the queue is empty: answers that
+        # depend on the request (benchmarks: a model that stops early or rambles).
+        self.responder = responder
         self._queue = list(replies or [])
         self._lock = threading.Lock()
         self.requests: list[dict] = []
@@ -267,9 +272,13 @@ class FakeOpenAI:
         with self._lock:
             self._queue.extend(replies)
 
-    def _next(self) -> Reply:
+    def _next(self, req: dict | None = None) -> Reply:
         with self._lock:
-            return self._queue.pop(0) if self._queue else self.default
+            if self._queue:
+                return self._queue.pop(0)
+        if self.responder is not None and req is not None:
+            return self.responder(req)
+        return self.default
 
     def start(self) -> "FakeOpenAI":
         self._server = _Server(self)

@@ -3,8 +3,9 @@
 One Streamlit server and one `FakeOpenAI` per module; one browser context (= one
 Streamlit session) per test. What is checked is what a user sees: the article
 appearing while it streams, the word-count progress bar moving, the result, the
-History page. Debian's chromium is used because `playwright install` needs the
-network; without it the tests skip, except under CI (CI=true), where they fail.
+History page, Stop in every state of a request. Debian's chromium is used because
+`playwright install` needs the network; without it the tests skip, except under CI
+(CI=true), where they fail.
 
 The server's output is shown in the report of a failing test. A screenshot of
 the finished Write page goes to test-artifacts/write.png (git-ignored).
@@ -12,11 +13,14 @@ the finished Write page goes to test-artifacts/write.png (git-ignored).
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import re
+import select
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -161,12 +165,88 @@ def streamlit_server(tmp: Path, env: dict, extra_pythonpath: str | None = None):
             proc.wait(timeout=10)
 
 
+def connecting_to(port: int, ignore: set[int]) -> bool:
+    """A socket is in SYN_SENT to 127.0.0.1:port from a local port not in `ignore`."""
+    target = f"0100007F:{port:04X}"
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, remote, state = line.split()[1:4]
+        if remote == target and state == "02" and int(local.split(":")[1], 16) not in ignore:
+            return True
+    return False
+
+
+def drained(port: int) -> bool:
+    """Every established loopback connection to or from `port` has nothing in flight:
+    the sender's bytes were acknowledged and the receiving process has read them all."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, state = fields[1:4]
+        tx_queue, rx_queue = (int(n, 16) for n in fields[4].split(":"))
+        if state == "01" and f":{port:04X}" in (local[-5:], remote[-5:]) and (tx_queue or rx_queue):
+            return False
+    return True
+
+
 @pytest.fixture(scope="module")
-def app_server(chromium_path, fake_provider, tmp_path_factory):
-    """The app against the fake provider."""
+def blackhole():
+    """A loopback port where a TCP connect hangs (a listener whose accept queue is
+    full), open for the whole module: (port, local ports of the sockets filling it)."""
+    if not Path("/proc/net/tcp").is_file():
+        pytest.skip("no /proc/net/tcp")
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(16):
+            probe = socket.socket()
+            probe.setblocking(False)
+            probe.connect_ex(("127.0.0.1", port))
+            fillers.append(probe)
+            if not select.select([], [probe], [], 0.2)[1]:
+                break  # this one hangs: the queue is full
+        else:
+            pytest.skip("could not fill the accept queue on this kernel")
+        yield port, {sock.getsockname()[1] for sock in fillers}
+    finally:
+        for sock in fillers:
+            sock.close()
+        server.close()
+
+
+# Two more providers from WRITER_PROVIDERS_FILE, picked on the Write page only by the
+# Stop tests that need them: "blackhole" hangs on connect; "flaky" is the same fake
+# under another name, so the broken streams that make the engine fall back to
+# non-streamed requests (counted per provider, per server process) never touch the
+# default provider the other tests use.
+PROVIDERS_TOML = """
+[[providers]]
+name = "blackhole"
+base_url = "http://127.0.0.1:{blackhole_port}/v1"
+api_key_env = "BLACKHOLE_KEY"
+models = ["gpt-4o-mini"]
+
+[[providers]]
+name = "flaky"
+base_url = "{fake_url}"
+api_key_env = "FLAKY_KEY"
+models = ["gpt-4o-mini"]
+"""
+DEFAULT_PROVIDER = "127.0.0.1"  # the name the app gives OPENAI_BASE_URL=http://127.0.0.1:…
+
+
+@pytest.fixture(scope="module")
+def app_server(chromium_path, fake_provider, blackhole, tmp_path_factory):
+    """The app against the fake provider (the default), plus the providers file above."""
+    tmp = tmp_path_factory.mktemp("browser")
+    providers_file = tmp / "providers.toml"
+    providers_file.write_text(PROVIDERS_TOML.format(blackhole_port=blackhole[0],
+                                                    fake_url=fake_provider.base_url))
     env = {"OPENAI_BASE_URL": fake_provider.base_url, "OPENAI_API_KEY": "sk-test",
-           "WRITER_MODEL": "gpt-4o-mini"}
-    with streamlit_server(tmp_path_factory.mktemp("browser"), env) as server:
+           "WRITER_MODEL": "gpt-4o-mini", "WRITER_PROVIDERS_FILE": str(providers_file),
+           "BLACKHOLE_KEY": "sk-blackhole", "FLAKY_KEY": "sk-flaky"}
+    with streamlit_server(tmp, env) as server:
         yield server
 
 
@@ -260,6 +340,17 @@ def fill_brief(page, topic: str) -> None:
         .get_by_text("English", exact=True).click()
 
 
+def free_form(page) -> None:
+    """Turn length control off: the whole reply is kept (ARTICLE is ~45 % over TARGET,
+    which length control would end at the first sentence past the target)."""
+    from playwright.sync_api import expect
+
+    box = page.get_by_role("checkbox", name="Hold to the target length", exact=False)
+    page.get_by_test_id("stCheckbox").filter(has_text="Hold to the target length") \
+        .locator("label").click()
+    expect(box).not_to_be_checked()
+
+
 def generate_and_watch(page, fake: FakeOpenAI, timeout_s: float = 20) -> dict:
     """Queue the article, click Generate, and poll the DOM every ~50 ms until the
     success message shows. Each snapshot records how many chunks the fake had sent
@@ -304,6 +395,7 @@ def test_write_flow_streams_into_the_page(page, fake_provider, app_server, capsy
 
     assert Store(app_server.db_path).count() == 0, "the write flow must run on an empty database"
     fill_brief(page, TOPIC)
+    free_form(page)
     seen = generate_and_watch(page, fake_provider)
     snaps, total = seen["snapshots"], seen["total_chunks"]
 
@@ -363,6 +455,7 @@ def test_history_lists_the_article(page, fake_provider, app_server):
 
     if Store(app_server.db_path).count() == 0:  # run on its own (-k history): write one first
         fill_brief(page, TOPIC)
+        free_form(page)
         generate_and_watch(page, fake_provider)
         page.goto(app_server.url + "/")
         page.get_by_role("textbox", name="Topic", exact=True).wait_for()
@@ -386,44 +479,301 @@ def test_history_lists_the_article(page, fake_provider, app_server):
     assert Path(download.path()).read_text(encoding="utf-8") == ARTICLE
 
 
-@pytest.mark.parametrize("fault", [
-    {"stall_after": 4, "stall_seconds": 30},  # the provider has gone quiet mid-answer
-    {"chunk_delay": 0.05},  # text still flowing
-], ids=["stalled", "flowing"])
-def test_stop_closes_the_provider_connection_and_keeps_the_partial(page, fake_provider,
-                                                                  app_server, fault):
+def test_length_control_ends_the_article_on_a_sentence_past_the_target(page, fake_provider,
+                                                                         app_server):
+    """The default: the same ~290-word reply for a 200-word target ends at the first
+    sentence end past 200 words, and the provider stream is closed there."""
     from playwright.sync_api import expect
 
-    reply = Reply(text=ARTICLE, chunk_chars=20, **fault)
+    reply = Reply(**{**REPLY, "chunk_delay": 0.02})
     fake_provider.queue(reply)
     slot = len(fake_provider.chunks_sent)
-    disconnects_before = len(fake_provider.disconnects)
-    fill_brief(page, "stop this one")
+    disconnects = len(fake_provider.disconnects)
+    fill_brief(page, "length control in the browser")
+    expect(page.get_by_role("checkbox", name="Hold to the target length", exact=False)) \
+        .to_be_checked()  # on by default
     page.get_by_role("button", name="Generate").click()
     main = page.get_by_test_id("stMain")
-    expect(paragraph(main, MARKER)).to_be_visible()
-    if "stall_after" in fault:  # wait until the provider is really stalling
-        deadline = time.monotonic() + 10
-        while fake_provider.chunks_sent[slot] < 4 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.3)
-    clicked = time.monotonic()
-    main.get_by_role("button", name="Stop").click()
-    deadline = clicked + 5
-    while len(fake_provider.disconnects) == disconnects_before and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert len(fake_provider.disconnects) > disconnects_before, "the provider never saw a disconnect"
-    closed_after = fake_provider.disconnects[-1] - clicked
-    print(f"[browser] Stop ({'stalled' if 'stall_after' in fault else 'flowing'}): provider "
-          f"connection closed {closed_after * 1000:.0f} ms after the click")
-    assert closed_after < 1.0
-    expect(main.get_by_test_id("stAlertContentInfo").filter(has_text="Stopped")).to_be_visible()
+    expect(main.get_by_test_id("stAlertContentSuccess")).to_be_visible()
     article_id = max(r["id"] for r in Store(app_server.db_path).recent())
     row = Store(app_server.db_path).get(article_id)
-    sent = "".join(reply.pieces()[:fake_provider.chunks_sent[slot]])
-    assert row["status"] == "stopped" and row["content"] and sent.startswith(row["content"])
-    assert len(row["content"]) >= len(sent) - 20 * 2  # at most the chunks in flight are lost
-    expect(main.get_by_role("button", name="Continue")).to_be_visible()
+    assert row["length_outcome"] == "on_target" and TARGET <= row["words"] <= 1.2 * TARGET
+    assert row["content"].rstrip().endswith(".") and ARTICLE.startswith(row["content"].rstrip())
+    assert fake_provider.chunks_sent[slot] < len(reply.pieces())  # closed before the end
+    deadline = time.monotonic() + 5
+    while len(fake_provider.disconnects) == disconnects and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(fake_provider.disconnects) > disconnects
+    expect(main.get_by_test_id("stProgress")).to_contain_text(f"{row['words']} / {TARGET} words")
+    stats = main.locator("table").filter(has_text="Length")
+    expect(stats).to_contain_text("on target")
+    expect(main.get_by_role("button", name="Continue")).to_have_count(0)
+
+
+def test_a_long_article_shows_its_outline_and_sections(page, fake_provider, app_server):
+    from playwright.sync_api import expect
+
+    from scripted_writer import ScriptedWriter
+
+    fake_provider.responder = ScriptedWriter("exact", chunk_delay=0.004)
+    try:
+        page.get_by_role("textbox", name="Topic", exact=True).fill("a long guide")
+        page.get_by_role("spinbutton", name="Target length (words)").fill("1600")
+        page.get_by_test_id("stRadio").filter(has_text="Article language") \
+            .get_by_text("English", exact=True).click()
+        page.get_by_role("button", name="Generate").click()
+        main = page.get_by_test_id("stMain")
+        expect(main.get_by_test_id("stProgress")).to_contain_text(re.compile(r"section [2-8] / [3-8]"),
+                                                                  timeout=30_000)
+        expect(main.get_by_text("Outline", exact=True)).to_be_visible()
+        expect(main.get_by_test_id("stAlertContentSuccess")).to_be_visible(timeout=60_000)
+    finally:
+        fake_provider.responder = None
+    article_id = max(r["id"] for r in Store(app_server.db_path).recent())
+    row = Store(app_server.db_path).get(article_id)
+    assert row["outline"] and row["length_outcome"] == "on_target"
+    assert 1280 <= row["words"] <= 1920 and row["content"].count("\n## ") >= 3
+
+
+class ServedReply(Reply):
+    """A streamed Reply that notes when the fake began its body: the fake calls
+    `pieces()` right after it has written the response headers and the role chunk."""
+
+    served_at: float | None = None
+
+    def pieces(self) -> list[str]:
+        if self.served_at is None:
+            self.served_at = time.monotonic()
+        return super().pieces()
+
+
+# The Stop button's click, in the page's own clock (Date.now(): the system clock, ms).
+STOP_CLICK_JS = r"""() => {
+    window.__stopClick = null;
+    document.addEventListener('click', (event) => {
+        const button = event.target.closest('button');  // its text also holds the icon's name
+        if (window.__stopClick === null && button && /(^|\s)Stop$/.test(button.innerText.trim()))
+            window.__stopClick = Date.now();
+    }, true);
+}"""
+
+
+def wait_until(condition, what: str, timeout_s: float = 15) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.01)
+
+
+def pick_provider(page, label: str) -> None:
+    from playwright.sync_api import expect
+
+    box = page.get_by_role("combobox", name="Provider", exact=True)
+    box.click()
+    page.get_by_role("option", name=label, exact=True).click()
+    expect(box).to_have_value(label)
+    wait_for_idle(page)  # the rerun the change started is over
+
+
+def wait_for_idle(page) -> None:
+    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for()
+
+
+class StopWatcher(threading.Thread):
+    """Polls every few ms, from before the click, until the article's row has left
+    `streaming` and (`blackhole` given) the half-open connect to it is gone. Each
+    time is taken right after the read that saw the change: an upper bound."""
+
+    def __init__(self, db_path: Path, article_id: int, blackhole: tuple | None):
+        super().__init__(name="stop-watcher", daemon=True)
+        self.db_path, self.article_id, self.blackhole = db_path, article_id, blackhole
+        self.row = self.row_seen_at = self.connect_gone_at = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            store = Store(self.db_path)  # a sqlite connection belongs to its thread
+        except BaseException as exc:
+            self.error = exc
+            return
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                if self.blackhole and self.connect_gone_at is None and \
+                        not connecting_to(*self.blackhole):
+                    self.connect_gone_at = time.monotonic()
+                if self.row is None:
+                    row = store.get(self.article_id)
+                    if row["status"] != "streaming":
+                        self.row, self.row_seen_at = row, time.monotonic()
+                if self.row is not None and (not self.blackhole or self.connect_gone_at):
+                    return
+                time.sleep(0.002)
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            store.close()
+
+
+def _epoch(iso: str) -> float:
+    return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+ARTICLE_HEAD = ARTICLE[:80]  # what the two broken streams of the fallback case deliver
+
+# state -> (provider picked on the page, has text when stopped, has a provider connection)
+STOP_STATES = {
+    "flowing": (DEFAULT_PROVIDER, True, True),
+    "stalled": (DEFAULT_PROVIDER, True, True),
+    "connecting": ("blackhole", False, False),
+    "waiting for headers": (DEFAULT_PROVIDER, False, True),
+    "waiting for the first token": (DEFAULT_PROVIDER, False, True),
+    "waiting to retry": (DEFAULT_PROVIDER, False, False),
+    "non-streamed fallback": ("flaky", True, True),
+}
+
+
+@pytest.mark.parametrize("state", list(STOP_STATES),
+                         ids=[name.replace(" ", "-") for name in STOP_STATES])
+def test_stop_closes_the_provider_connection_and_keeps_the_partial(page, fake_provider, app_server,
+                                                                  blackhole, state, capsys):
+    """Stop in every state of a request: the provider connection (or the half-open
+    connect) is shut within a second of the click, the row is `stopped` within a
+    second, the page says Stopped and offers Continue when there is text."""
+    from playwright.sync_api import expect
+
+    provider, has_text, has_connection = STOP_STATES[state]
+    fake, main = fake_provider, page.get_by_test_id("stMain")
+    fake_port = int(fake.base_url.rsplit(":", 1)[1].split("/")[0])
+    store = Store(app_server.db_path)
+    last_id = max((r["id"] for r in store.recent(1)), default=0)
+    slot = len(fake.chunks_sent)  # this state's first request in the fake's records
+    disconnects_before = len(fake.disconnects)
+
+    # A fresh browser context is a fresh session: the default provider is preselected,
+    # whatever an earlier test picked.
+    provider_box = page.get_by_role("combobox", name="Provider", exact=True)
+    expect(provider_box).to_have_value(f"{DEFAULT_PROVIDER} · gpt-4o-mini")
+    if provider != DEFAULT_PROVIDER:
+        pick_provider(page, f"{provider} · gpt-4o-mini")
+
+    replies = {
+        "flowing": [Reply(text=ARTICLE, chunk_chars=20, chunk_delay=0.05)],
+        "stalled": [Reply(text=ARTICLE, chunk_chars=20, stall_after=4, stall_seconds=30)],
+        "connecting": [],
+        "waiting for headers": [Reply(text=ARTICLE, header_delay=30)],
+        "waiting for the first token": [ServedReply(text=ARTICLE, first_delay=30)],
+        "waiting to retry": [Reply(status=429, headers={"Retry-After": "30"})],
+        # Two streams break after two chunks each (the second one is the continuation),
+        # so the engine asks the third time without streaming; that answer never comes.
+        "non-streamed fallback": [Reply(text=ARTICLE, chunk_chars=20, drop_after=2),
+                                  Reply(text=ARTICLE[40:], chunk_chars=20, drop_after=2),
+                                  Reply(text=ARTICLE[80:], first_delay=30)],
+    }[state]
+    fake.queue(*replies)
+    fill_brief(page, f"stop while {state}")
+    page.get_by_role("button", name="Generate").click()
+
+    # Wait for the state itself, never for a fixed time.
+    if state == "flowing":
+        expect(paragraph(main, MARKER)).to_be_visible()
+        assert fake.chunks_sent[slot] < len(replies[0].pieces()), "the stream already ended"
+    elif state == "stalled":
+        expect(paragraph(main, MARKER)).to_be_visible()
+        wait_until(lambda: fake.chunks_sent[slot] == 4 and drained(fake_port),
+                   "the app to have read the 4 chunks sent before the stall")
+    elif state == "connecting":
+        wait_until(lambda: connecting_to(*blackhole), "a TCP connect in SYN_SENT")
+    elif state == "waiting for headers":
+        wait_until(lambda: len(fake.requests) > slot, "the request to reach the provider")
+    elif state == "waiting for the first token":
+        wait_until(lambda: replies[0].served_at is not None and drained(fake_port),
+                   "the app to have read the headers and the role chunk")
+    elif state == "waiting to retry":
+        expect(main.get_by_test_id("stAlertContentWarning")).to_contain_text("retrying in")
+    elif state == "non-streamed fallback":
+        expect(paragraph(main, MARKER)).to_be_visible()
+        wait_until(lambda: len(fake.requests) > slot + 2, "the third request")
+        assert fake.requests[slot + 2].get("stream") is not True, fake.requests[slot + 2]
+    assert not fake._queue, "a queued reply was not asked for"  # nothing leaks into later tests
+    article_id = store.recent(1)[0]["id"]
+    assert article_id > last_id and store.get(article_id)["status"] == "streaming"
+
+    watcher = StopWatcher(app_server.db_path, article_id,
+                          blackhole if state == "connecting" else None)
+    watcher.start()  # polling from before the click, so what follows is timed to a few ms
+    page.evaluate(STOP_CLICK_JS)
+    before = time.monotonic()
+    main.get_by_role("button", name="Stop").click()
+    after = time.monotonic()
+    clock_offset = time.time() - time.monotonic()  # wall clock → this process's monotonic
+    click_epoch = page.evaluate("window.__stopClick") / 1000  # when the browser saw the click
+    clicked = click_epoch - clock_offset
+    assert before - 0.005 <= clicked <= after + 0.005, (before, clicked, after)
+
+    deadline = clicked + 5
+    while len(fake.disconnects) == disconnects_before and has_connection and \
+            time.monotonic() < deadline:
+        time.sleep(0.005)
+    disconnected_at = fake.disconnects[disconnects_before] \
+        if len(fake.disconnects) > disconnects_before else None  # the fake's own timestamp
+    watcher.join(10)
+    assert watcher.error is None, repr(watcher.error)
+    row, stopped_seen_at, abandoned_at = watcher.row, watcher.row_seen_at, watcher.connect_gone_at
+    store.close()
+
+    assert row is not None, f"the row was still streaming 10 s after the click ({state})"
+    assert row["status"] == "stopped", row["status"]
+    assert row["error_kind"] != "interrupted", "stopped by the stale-row recovery, not by Stop"
+    # A reader saw the row stopped at `seen_after` (the watcher's upper bound); the job
+    # stamped the write (updated_at, ms) at `written_after`, just before committing it.
+    seen_after = stopped_seen_at - clicked
+    written_after = _epoch(row["updated_at"]) - click_epoch
+    assert -0.002 <= written_after <= seen_after + 0.002, (written_after, seen_after)
+    if has_connection:
+        assert disconnected_at is not None, f"the provider never saw a disconnect ({state})"
+        closed_after = disconnected_at - clicked
+        shown = f"{closed_after * 1000:.0f} ms"
+    elif state == "connecting":
+        assert abandoned_at is not None, "the half-open connect is still in SYN_SENT"
+        closed_after = abandoned_at - clicked
+        shown = (f"n/a (no connection yet; the half-open connect was gone "
+                 f"{closed_after * 1000:.0f} ms)")
+    else:
+        closed_after = 0.0
+        shown = "n/a (no connection open while waiting)"
+    with capsys.disabled():
+        print(f"\n[browser] Stop ({state}): provider disconnect {shown}, "
+              f"row stopped {seen_after * 1000:.0f} ms after the click "
+              f"(written at {written_after * 1000:.0f} ms)")
+    assert closed_after < 1.0, f"connection closed {closed_after:.3f} s after the click"
+    assert seen_after < 1.0, f"the row was stopped {seen_after:.3f} s after the click"
+
+    # The row: who was asked, what was kept.
+    assert row["provider"] == provider
+    if state == "non-streamed fallback":
+        assert row["content"] == ARTICLE_HEAD and row["fallback"] == 1 and row["resumes"] == 2
+    elif has_text:
+        sent = "".join(replies[0].pieces()[:fake.chunks_sent[slot]])
+        assert row["content"] and sent.startswith(row["content"])
+        assert len(row["content"]) >= len(sent) - 20 * 2  # at most the chunks in flight are lost
+    else:
+        assert row["content"] == ""
+    if state == "waiting to retry":
+        assert row["retries"] == 1 and len(fake.requests) == slot + 1  # the retry was never sent
+    if state == "connecting":
+        assert len(fake.requests) == slot  # no failover to the fake after a Stop
+
+    # The page: Stopped, and Continue only when there is text to continue.
+    expect(main.get_by_test_id("stAlertContentInfo").filter(
+        has_text=f"Stopped (partial text saved as #{article_id})")).to_be_visible()
+    wait_for_idle(page)
+    continue_button = main.get_by_role("button", name="Continue")
+    if has_text:
+        expect(continue_button).to_be_visible()
+    else:
+        expect(continue_button).to_have_count(0)
 
 
 def test_without_key_or_network_the_local_model_writes_in_the_browser(browser, tmp_path):

@@ -12,9 +12,21 @@ from fake_openai import Reply
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# These tests drive the CLI's plumbing with short scripted answers, so `write` runs
+# free-form (--no-length-control); length control has its own tests (test_length.py).
+FREE_FORM = "--no-length-control"
+
+
+def _free_form(args):
+    args = list(args)
+    if args[:1] == ["write"] and FREE_FORM not in args:
+        args.append(FREE_FORM)
+    return args
+
+
 def cli(*args, env):
-    return subprocess.run([sys.executable, "-m", "writer", *args], cwd=ROOT, env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "writer", *_free_form(args)], cwd=ROOT,
+                          env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
 
 
 def rows(env):
@@ -95,7 +107,7 @@ def _wait_for(condition, timeout=10.0):
 
 
 def _start(args, env):
-    return subprocess.Popen([sys.executable, "-m", "writer", *args], cwd=ROOT,
+    return subprocess.Popen([sys.executable, "-m", "writer", *_free_form(args)], cwd=ROOT,
                             env={**os.environ, **env}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 

@@ -30,7 +30,7 @@ def fast(env, monkeypatch):
 
 
 def run_job(env, brief=None):
-    job = Job(brief or Brief(topic="流式输出", target_words=200), load_settings())
+    job = Job(brief or Brief(topic="流式输出", target_words=200), load_settings(), length_control=False)
     events = list(job.run())
     assert isinstance(events[-1], Finished)
     return job, events, Store(env["WRITER_DB"]).get(job.article_id)

@@ -130,7 +130,7 @@ def backup(tmp_path, monkeypatch):
 def test_failover_row_names_the_provider_that_served(env, fake, backup):
     fake.queue(Reply(status=503))
     backup.queue(Reply(text=TEXT, usage=(10, 20)))
-    job = Job(Brief(topic="failover", language="en"), load_settings())
+    job = Job(Brief(topic="failover", language="en"), load_settings(), length_control=False)
     list(job.run())
     row = Store(env["WRITER_DB"]).get(job.article_id)
     assert row["status"] == Status.COMPLETED
@@ -144,7 +144,7 @@ def test_custom_base_url_without_model_uses_the_only_served_model(env, fake, mon
     monkeypatch.delenv("WRITER_MODEL")
     providers._served_models.cache_clear()
     fake.queue(Reply(text=TEXT))
-    job = Job(Brief(topic="which model", language="en"), load_settings())
+    job = Job(Brief(topic="which model", language="en"), load_settings(), length_control=False)
     list(job.run())
     row = Store(env["WRITER_DB"]).get(job.article_id)
     assert row["model"] == "fake-model" and fake.requests[0]["model"] == "fake-model"
@@ -156,7 +156,7 @@ def test_custom_base_url_serving_several_models_is_refused_clearly(env, monkeypa
     providers._served_models.cache_clear()
     monkeypatch.setattr(providers, "_served_models", lambda *a: ("llama3", "qwen2.5"))
     with pytest.raises(ProviderChoiceError) as info:
-        Job(Brief(topic="x"), load_settings())
+        Job(Brief(topic="x"), load_settings(), length_control=False)
     assert "set WRITER_MODEL" in str(info.value) and "llama3" in str(info.value)
 
 
@@ -217,7 +217,7 @@ def test_404_at_a_base_url_without_v1_end_to_end(env, fake, monkeypatch):
     # llama.cpp's and vLLM's servers (FastAPI) answer a wrong path like this.
     monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url.removesuffix("/v1"))
     fake.queue(Reply(status=404, body='{"detail":"Not Found"}', content_type="application/json"))
-    job = Job(Brief(topic="wrong url", language="en"), load_settings())
+    job = Job(Brief(topic="wrong url", language="en"), load_settings(), length_control=False)
     list(job.run())
     row = Store(env["WRITER_DB"]).get(job.article_id)
     assert row["status"] == Status.FAILED and row["error_kind"] == ErrorKind.URL
@@ -229,7 +229,7 @@ def test_an_empty_continuation_is_not_blamed_on_the_model_name(env, fake, monkey
     monkeypatch.setenv("WRITER_MAX_RETRIES", "0")
     fake.queue(Reply(text=TEXT, chunk_chars=10, drop_after=2),
                Reply(chunks=[], finish_reason=None, usage=None))
-    job = Job(Brief(topic="empty after a break", language="en"), load_settings())
+    job = Job(Brief(topic="empty after a break", language="en"), load_settings(), length_control=False)
     list(job.run())
     row = Store(env["WRITER_DB"]).get(job.article_id)
     assert row["status"] == Status.FAILED and row["content"] == TEXT[:20]
@@ -243,7 +243,7 @@ def test_unexpected_errors_are_logged_not_stored(env, fake, monkeypatch):
         raise KeyError("internal detail sk-test-secret")
 
     monkeypatch.setattr(providers, "open_source", boom)
-    job = Job(Brief(topic="boom", language="en"), load_settings())
+    job = Job(Brief(topic="boom", language="en"), load_settings(), length_control=False)
     list(job.run())
     row = Store(env["WRITER_DB"]).get(job.article_id)
     assert row["status"] == Status.FAILED and row["error_kind"] == ErrorKind.OTHER
@@ -258,7 +258,7 @@ def test_no_repr_contains_the_key(env, fake):
     settings = load_settings()
     chosen = providers.choose_provider(settings)
     fake.queue(Reply(text=TEXT))
-    job = Job(Brief(topic="repr", language="en"), settings)
+    job = Job(Brief(topic="repr", language="en"), settings, length_control=False)
     events = list(job.run())
     finished = events[-1]
     request = job.generation.request
@@ -278,7 +278,7 @@ def test_deleting_a_running_article_stops_its_job_first_and_keeps_the_spend(env,
     from writer.jobs import delete_article
 
     fake.queue(Reply(text=TEXT, chunk_chars=10, stall_after=3, stall_seconds=30, usage=None))
-    job = Job(Brief(topic="delete me while writing", language="en"), load_settings())
+    job = Job(Brief(topic="delete me while writing", language="en"), load_settings(), length_control=False)
     events, errors = [], []
 
     def consume():

@@ -13,7 +13,7 @@ ARTICLE = "# 为什么流式输出很重要\n\n第一个字出现得越早，用
 
 def test_completed_article_row_has_usage_cost_and_metrics(env, fake):
     fake.queue(Reply(text=ARTICLE, chunk_chars=4, usage=(120, 80)))
-    job = Job(Brief(topic="流式输出", target_words=300), load_settings())
+    job = Job(Brief(topic="流式输出", target_words=300), load_settings(), length_control=False)
     events = list(job.run())
     assert isinstance(events[-1], Finished)
     row = Store(env["WRITER_DB"]).get(job.article_id)
@@ -32,7 +32,7 @@ def test_completed_article_row_has_usage_cost_and_metrics(env, fake):
 def test_unknown_model_is_stored_unpriced(env, fake, monkeypatch):
     monkeypatch.setenv("WRITER_MODEL", "my-local-llama")
     fake.queue(Reply(text="Hello there."))
-    job = Job(Brief(topic="x", language="en"), load_settings())
+    job = Job(Brief(topic="x", language="en"), load_settings(), length_control=False)
     list(job.run())
     row = Store(env["WRITER_DB"]).get(job.article_id)
     assert row["status"] == "completed" and row["cost"] is None and row["currency"] is None
@@ -40,7 +40,7 @@ def test_unknown_model_is_stored_unpriced(env, fake, monkeypatch):
 
 def test_closing_mid_stream_saves_a_stopped_partial_and_disconnects(env, fake):
     fake.queue(Reply(text="abcde " * 50, chunk_chars=6, stall_after=4, stall_seconds=10))
-    job = Job(Brief(topic="stop me", language="en"), load_settings())
+    job = Job(Brief(topic="stop me", language="en"), load_settings(), length_control=False)
     events = job.run()
     deltas = [next(events) for _ in range(4)]
     assert all(isinstance(e, Delta) for e in deltas)
@@ -58,7 +58,8 @@ def test_closing_mid_stream_saves_a_stopped_partial_and_disconnects(env, fake):
 
 def test_drafts_are_saved_while_streaming(env, fake):
     fake.queue(Reply(text="word " * 40, chunk_chars=5, chunk_delay=0.01))
-    job = Job(Brief(topic="drafts", language="en"), load_settings(), draft_interval_s=0.05)
+    job = Job(Brief(topic="drafts", language="en"), load_settings(), draft_interval_s=0.05,
+              length_control=False)
     store = Store(env["WRITER_DB"])
     seen = []
     for event in job.run():
@@ -81,7 +82,7 @@ def test_edited_price_is_charged_and_kept_with_the_article(env, fake):
     store.set_price(provider="*", model="gpt-4o-mini", input_per_1m=10, output_per_1m=20,
                     currency="USD")
     fake.queue(Reply(text="priced", usage=(1000, 1000)))
-    job = Job(Brief(topic="edited price", language="en"), load_settings())
+    job = Job(Brief(topic="edited price", language="en"), load_settings(), length_control=False)
     list(job.run())
     row = store.get(job.article_id)
     assert row["cost"] == pytest.approx(0.03)
@@ -96,7 +97,7 @@ def test_cancel_from_another_thread_stops_a_stalled_stream(env, fake):
     import time
 
     fake.queue(Reply(text="abcdef " * 30, chunk_chars=7, stall_after=3, stall_seconds=20))
-    job = Job(Brief(topic="cancel me", language="en"), load_settings())
+    job = Job(Brief(topic="cancel me", language="en"), load_settings(), length_control=False)
     events = []
     worker = threading.Thread(target=lambda: events.extend(job.run()))
     worker.start()
@@ -116,7 +117,7 @@ def test_cancel_from_another_thread_stops_a_stalled_stream(env, fake):
 
 def test_cancel_before_the_job_starts_stops_it_at_once(env, fake):
     fake.queue(Reply(text="never streamed"))
-    job = Job(Brief(topic="cancel early", language="en"), load_settings())
+    job = Job(Brief(topic="cancel early", language="en"), load_settings(), length_control=False)
     assert job.cancel() is False  # nothing to wait for
     events = list(job.run())
     assert events[-1].status == "stopped"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from writer.i18n import UI_LANGUAGES, Translator
-from writer.kinds import CONTINUABLE, ErrorKind, NoticeKind, Status
+from writer.kinds import CONTINUABLE, ErrorKind, LengthOutcome, NoticeKind, Status
 from writer.store import STATUSES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.parametrize("language", UI_LANGUAGES)
 @pytest.mark.parametrize("enum, section", [(Status, "statuses"), (ErrorKind, "errors"),
-                                           (NoticeKind, "notices")])
+                                           (NoticeKind, "notices"), (LengthOutcome, "outcomes")])
 def test_every_kind_has_a_ui_string(language, enum, section):
     t = Translator(language)
     missing = [kind.value for kind in enum if not t.has(f"{section}.{kind.value}")]
@@ -26,7 +26,8 @@ def test_every_kind_has_a_ui_string(language, enum, section):
 def test_no_orphan_strings(language):
     """A locale key for a kind that does not exist is a typo somewhere."""
     t = Translator(language)
-    for enum, section in [(Status, "statuses"), (ErrorKind, "errors"), (NoticeKind, "notices")]:
+    for enum, section in [(Status, "statuses"), (ErrorKind, "errors"), (NoticeKind, "notices"),
+                          (LengthOutcome, "outcomes")]:
         keys = {k.split(".", 1)[1] for k in t._strings if k.startswith(section + ".")}
         assert keys <= {kind.value for kind in enum}, (section, keys - {k.value for k in enum})
 

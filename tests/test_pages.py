@@ -19,8 +19,11 @@ def app():
     return at.run()
 
 
-def fill_and_generate(at, topic="流式输出", **fields):
+def fill_and_generate(at, topic="流式输出", length_control=False, **fields):
+    """Fill the form and click Generate. Free-form unless asked: these tests check the
+    page's plumbing with short scripted answers (length control: tests/test_length.py)."""
     at.text_input(key="topic").input(topic)
+    at.checkbox(key="length_control").set_value(length_control)
     for key, value in fields.items():
         widget = {"content_type": at.selectbox, "style": at.selectbox, "language": at.radio,
                   "target_words": at.number_input}.get(key, at.text_input)(key=key)

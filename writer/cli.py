@@ -21,7 +21,7 @@ from . import logs
 from .brief import CONTENT_TYPES, LANGUAGES, Brief, BriefError
 from .config import SettingsError, load_settings
 from .costs import PriceFileError
-from .engine import Delta, Finished, Notice
+from .engine import Delta, Finished, Notice, Outlined
 from .errors import LocalModelError
 from .export import FORMATS, export
 from .jobs import Job, JobError
@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="local (the bundled demo model) or the configured provider's name; "
                             "default: the configured provider if OPENAI_API_KEY is set, else local")
     write.add_argument("--quiet", action="store_true", help="no progress line on stderr")
+    write.add_argument("--no-length-control", dest="length_control", action="store_false",
+                       help="free-form: do not hold the article to 0.8-1.2x the target length")
     history = sub.add_parser("history", help="list saved articles, newest first")
     history.add_argument("--search", default="", help="text to find (Chinese works; quote phrases)")
     history.add_argument("--status", default=None, choices=STATUSES)
@@ -89,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     cont.add_argument("--provider", default=None)
     cont.add_argument("--model", default=None)
     cont.add_argument("--quiet", action="store_true")
+    cont.add_argument("--no-length-control", dest="length_control", action="store_false",
+                      default=None, help="free-form: stop holding it to its target length")
     return parser
 
 
@@ -108,11 +112,13 @@ def cmd_write(args) -> int:
                   target_words=args.target_words, language=args.language,
                   audience=args.audience, keywords=args.keywords)
     settings = load_settings()
-    job = Job(brief, settings, provider=choose_provider(settings, args.provider, args.model))
+    job = Job(brief, settings, provider=choose_provider(settings, args.provider, args.model),
+              length_control=args.length_control)
     if job.brief.language != brief.language:
         _say(f"note: {job.provider.name} writes {job.brief.language} only; the article will be in "
              f"{job.brief.language}")
-    _say(f"writing with {job.provider.label()} · target {brief.target_words} words")
+    control = "held to 0.8–1.2×" if job.length else "free-form"
+    _say(f"writing with {job.provider.label()} · target {brief.target_words} words ({control})")
     return _stream(job, args.quiet)
 
 
@@ -120,7 +126,8 @@ def cmd_continue(args) -> int:
     settings = load_settings()
     provider = choose_provider(settings, args.provider, args.model) if (
         args.provider or args.model) else None
-    job = Job.continuing(args.id, settings, provider=provider)
+    extra = {} if args.length_control is None else {"length_control": args.length_control}
+    job = Job.continuing(args.id, settings, provider=provider, **extra)
     _say(f"continuing #{args.id} ({job.words}/{job.brief.target_words} words) with "
          f"{job.provider.label()}")
     return _stream(job, args.quiet)
@@ -146,8 +153,12 @@ def _stream(job: Job, quiet: bool) -> int:
                 if event.kind == NoticeKind.RETRYING:
                     _say(f"{event.message}; retrying in {event.wait_s:.0f} s "
                          f"(attempt {event.attempt} of {event.max_attempts})")
+                elif event.kind == NoticeKind.SECTION:
+                    _say(f"section {event.attempt}/{event.max_attempts}: {event.message}")
                 else:
                     _say(event.message)
+            elif isinstance(event, Outlined):
+                _say("outline:\n" + event.outline.as_markdown())
             elif isinstance(event, Finished):
                 return _report(job, event)
     except KeyboardInterrupt:
@@ -169,6 +180,11 @@ def _report(job, finished: Finished) -> int:
     _say(f"#{job.article_id} {finished.status} · {job.words}/{job.brief.target_words} words · "
          f"tokens {usage.input_tokens} in / {usage.output_tokens} out ({usage.source}) · "
          f"cost {cost} · first token {ttft} · total {metrics.duration_ms / 1000:.1f} s · {rate}")
+    if finished.length_outcome:
+        ratio = job.words / job.brief.target_words
+        rounds = finished.length_rounds
+        _say(f"length: {finished.length_outcome.replace('_', ' ')} ({ratio:.2f}× the target, "
+             f"{rounds} round{'s' if rounds != 1 else ''})")
     if finished.status == Status.COMPLETED:
         return EXIT_OK
     if finished.status == Status.STOPPED:

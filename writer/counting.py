@@ -63,6 +63,10 @@ class WordCounter:
     def words(self) -> int:
         return self._closed + count_words(self._tail)
 
+    def words_with(self, extra: str) -> int:
+        """Words of the text so far plus `extra`, without feeding it."""
+        return self._closed + count_words(self._tail + extra)
+
 
 @lru_cache(maxsize=1)
 def _encoding():

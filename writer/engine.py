@@ -31,9 +31,11 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator
 
 from . import providers as providers_mod
-from .counting import estimate_message_tokens, estimate_tokens
+from .counting import WordCounter, count_words, estimate_message_tokens, estimate_tokens
 from .errors import BrokenStream, EmptyAnswer, Failure, classify
-from .kinds import ErrorKind, NoticeKind, Status
+from .kinds import ErrorKind, LengthOutcome, NoticeKind, Status
+from .length import (Budget, LengthPlan, Outline, budget_for, join_seam, last_sentence_end,
+                     outcome, parse_outline, sentence_ends)
 from .prompts import PromptSet, default_prompts
 from .providers import Provider
 from .seam import SeamFilter
@@ -96,6 +98,12 @@ class Notice:
 
 
 @dataclass(frozen=True)
+class Outlined:
+    """Long-form: the plan the article is written from (shown and stored with it)."""
+    outline: Outline
+
+
+@dataclass(frozen=True)
 class Usage:
     input_tokens: int
     output_tokens: int
@@ -117,6 +125,9 @@ class Attempt:
     first_text_at: float | None = None
     ended: float | None = None
     billed: bool = True  # False when it was refused before generating anything
+    joined: bool = False  # its first text was joined to the text before it (join_seam)
+    lengthens: bool = False  # asks for more after a finished answer (not a resume)
+    seam_at: int | None = None  # where its text joined the article (continuations)
 
     @property
     def continuing(self) -> bool:
@@ -136,8 +147,8 @@ class Attempt:
     def streamed_span(self) -> tuple[int, float] | None:
         """(output tokens, seconds from its first text to its end) of a streamed
         attempt; None for a non-streamed one, which has no inter-token timing."""
-        if not self.streamed or self.first_text_at is None or self.ended is None:
-            return None
+        if not self.streamed or len(self.received) < 2 or self.ended is None:
+            return None  # one piece of text has no rate between tokens
         return self.usage().output_tokens, self.ended - self.first_text_at
 
 
@@ -190,6 +201,9 @@ class Finished:
     resumes: int = 0
     fallback: bool = False
     served_by: str = ""
+    length_outcome: LengthOutcome | None = None  # None: length control was off
+    length_rounds: int = 0  # requests that wrote the article's text (sections, top-ups)
+    outline: str | None = None
 
     @property
     def error_kind(self) -> ErrorKind | None:
@@ -230,6 +244,27 @@ class Request:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     failover: list[Provider] = field(default_factory=list)  # tried in order after `provider`
     prefix: str = ""  # text already written (Continue): the engine continues it
+    length: LengthPlan | None = None  # None = free-form (no length control)
+    brief: object = None  # the Brief (long-form plans and section prompts need it)
+    max_output_tokens: int = 8192  # cap on any one request's max_tokens
+
+
+@dataclass
+class Piece:
+    """What a series of requests is writing: the whole article, or one section of a
+    long one. Word figures count the whole article (prefix included)."""
+
+    messages: list[dict]  # the request that writes it from its start
+    start: int  # where its text starts in the article
+    target: int | None = None  # words at which it ends, at the next sentence end
+    low: int | None = None  # below this when the model stops: ask for more (a round)
+    high: int | None = None  # never beyond this many words
+    rounds: int = 1  # requests that wrote it, top-ups included (not resumes)
+    lengthen: bool = False  # the next request asks for more rather than resuming
+
+    @property
+    def controlled(self) -> bool:
+        return self.target is not None
 
 
 class Generation:
@@ -254,6 +289,14 @@ class Generation:
         self.served_by: list[str] = []
         self.cancelled = False
         self.discarded = ""  # text dropped as duplicated seams
+        self.trimmed = ""  # text received past the end length control chose (paid, not kept)
+        self.seams: list[int] = []  # where in the article each continuation's text begins
+        self.counter = WordCounter(request.prefix)  # words of the article so far
+        self.length_rounds = 0
+        self.outline: Outline | None = None
+        self._held = ""  # received text not shown yet: after the last sentence end
+        self._budget: Budget | None = None
+        self._chain_at = 0  # index in the failover chain of the provider in use
         self._served: Provider | None = None  # the provider of the last text
         self._source = None
         self._sleep = sleep
@@ -293,31 +336,122 @@ class Generation:
         yield self._finished()
 
     # -- the loop -------------------------------------------------------------
+    @property
+    def article(self) -> str:
+        return self.request.prefix + self.text
+
     def _run(self) -> Iterator:
+        request, plan = self.request, self.request.length
+        if plan is None:
+            yield from self._write(Piece(request.messages, 0))
+            return
+        if plan.long_form and request.brief is not None and not request.prefix:
+            done = yield from self._long_form(plan)
+            if done is not None:
+                return
+        piece = Piece(request.messages, 0, plan.target_words, plan.low, plan.high)
+        if request.prefix:  # Continue: the first request asks for the rest
+            piece.lengthen = self.counter.words < plan.low
+        yield from self._write(piece)
+
+    def _write(self, piece: Piece) -> Iterator:
+        """Write one piece, failing over along the chain; True when it is done."""
         chain = [self.request.provider, *self.request.failover]
-        for index, provider in enumerate(chain):
-            if index:
-                yield Notice(NoticeKind.FAILOVER, f"{chain[index - 1].name} failed "
+        while self._chain_at < len(chain):
+            provider = chain[self._chain_at]
+            if provider is not self.provider:
+                yield Notice(NoticeKind.FAILOVER, f"{self.provider.name} failed "
                              f"({self.failure.message}); switching to {provider.name}")
             self.provider = provider
-            done = yield from self._serve(provider)
+            done = yield from self._serve(provider, piece)
             if done or self.cancelled:
-                return
+                return True
+            self._chain_at += 1
+        return False
 
-    def _serve(self, provider: Provider) -> Iterator:
-        """Use one provider until the article is done (True) or it gives up (False)."""
+    def _long_form(self, plan: LengthPlan) -> Iterator:
+        """Plan, then write each section with its own budget into the same article.
+        Returns None when no usable plan came back (the caller writes it in one go)."""
+        brief = self.request.brief
+        count = max(3, min(8, round(plan.target_words / 450)))
+        planning = Piece(self.prompts.outline(brief, count), 0)
+        planned = yield from self._plan(planning)
+        if planned is None:
+            return None
+        self.outline = planned
+        yield Outlined(planned)
+        sections = planned.sections
+        if planned.title:
+            yield from self._emit(self.attempts[-1], f"# {planned.title}\n\n", visible_only=True)
+        written = 0
+        for number, (heading, words) in enumerate(sections, 1):
+            if self.cancelled:
+                return True
+            yield Notice(NoticeKind.SECTION, heading, 0, number, len(sections))
+            if number > 1:
+                yield from self._emit(self.attempts[-1], "\n\n", visible_only=True)
+            before = self.counter.words
+            written += words
+            last = number == len(sections)
+            target = plan.target_words if last else before + words
+            low = max(before + int(words * plan.min_ratio), plan.low if last else 0)
+            high = min(before + int(words * plan.max_ratio), plan.high) if not last else plan.high
+            previous = self.article[-600:]
+            piece = Piece(self.prompts.section(
+                brief, title=planned.title, outline=planned.as_markdown(), number=number,
+                count=len(sections), heading=heading, section_words=max(words, target - before),
+                previous=previous), len(self.article), max(target, before + 1),
+                low, max(high, before + 2))
+            done = yield from self._write(piece)
+            if not done or self.cancelled:
+                return True
+        return True
+
+    def _plan(self, piece: Piece, tries: int = 2) -> Iterator:
+        """The outline request: streamed, not shown; parsed into an Outline, or None
+        when no usable plan came back (asked twice: small models sometimes ramble)."""
+        for _ in range(tries):
+            attempt = yield from self._attempt(self.provider, piece, visible=False)
+            if attempt is None or self.cancelled or self.failure is not None:
+                if self.failure is not None and not self.cancelled:
+                    self.failure = None  # write it in one go instead
+                return None
+            outline = parse_outline("".join(attempt.received), self.request.length.target_words)
+            if outline is not None:
+                return outline
+        return None
+
+    def _serve(self, provider: Provider, piece: Piece) -> Iterator:
+        """Use one provider until the piece is done (True) or it gives up (False)."""
         policy = self.request.retry
+        plan = self.request.length
         retries_here, waited = 0, 0.0
         while True:
-            attempt = yield from self._attempt(provider)
+            attempt = yield from self._attempt(provider, piece)
             failure = self.failure if attempt is not None else None
-            if failure is None or self.cancelled:
+            if attempt is None or self.cancelled:
+                return True
+            if failure is None:
+                short = piece.controlled and self.counter.words < piece.low and \
+                    attempt.finish_reason in ("stop", "length")
+                if short and piece.rounds < plan.max_rounds and attempt.received:
+                    # Ended below the range (finish stop or length): ask for the rest.
+                    piece.rounds += 1
+                    # Cut by max_tokens mid-thought: finish it exactly where it stopped;
+                    # ended on its own: ask for more material.
+                    piece.lengthen = attempt.finish_reason != "length"
+                    self.length_rounds += 1
+                    yield Notice(NoticeKind.LENGTHEN, f"{self.counter.words} of "
+                                 f"{piece.target} words; asking for the rest", 0,
+                                 piece.rounds, plan.max_rounds)
+                    continue
                 return True
             if failure.kind in RESUMABLE and attempt.received:
                 # Text had arrived: continue from it rather than start over.
                 if self.resumes >= policy.max_resumes:
                     return False
                 self.resumes += 1
+                piece.lengthen = False
                 yield Notice(NoticeKind.RESUMING, "connection lost, resuming…", 0, self.resumes,
                              policy.max_resumes)
                 continue
@@ -347,28 +481,38 @@ class Generation:
         return self.health.recent_failures(provider.name, policy.fallback_window_s) < \
             policy.fallback_after
 
-    def _attempt(self, provider: Provider) -> Iterator:
+    def _attempt(self, provider: Provider, piece: Piece, visible: bool = True) -> Iterator:
         """One request. Returns the Attempt (None when stopped before it began);
-        `self.failure` says whether it ended properly."""
+        `self.failure` says whether it ended properly. `visible=False` (the outline)
+        collects the answer without adding it to the article."""
         if self.cancelled:
             return None
-        request = self.request
-        so_far = request.prefix + self.text
-        messages = self.prompts.continuation(request.messages, so_far) if so_far else request.messages
+        so_far = self.article[piece.start:] if visible else ""
+        if not so_far:
+            messages = piece.messages
+        elif piece.lengthen:
+            messages = self.prompts.lengthen(
+                piece.messages, so_far, words=self.counter.words, target_words=piece.target,
+                language=self.request.length.language)
+        else:
+            messages = self.prompts.continuation(piece.messages, so_far)
         stream = self._streams(provider)
         if not stream and not self.fallback:
             self.fallback = True
             yield Notice(NoticeKind.FALLBACK, f"streaming from {provider.name} keeps breaking; "
                          "fetching the rest in one piece")
-        attempt = Attempt(provider, messages, stream, SeamFilter(so_far) if so_far else None)
+        attempt = Attempt(provider, messages, stream, SeamFilter(so_far) if so_far else None,
+                          lengthens=bool(so_far) and piece.lengthen)
         self.attempts.append(attempt)
         source = None
         try:
-            source = providers_mod.open_source(provider, messages, self._max_tokens_left(),
-                                               stream)
+            source = providers_mod.open_source(provider, messages,
+                                               self._max_tokens(provider, piece), stream,
+                                               keep_going=visible and piece.controlled)
             self._source = source
             if self.cancelled:  # a Stop that came while the request was being prepared
                 source.abort()
+            ended_here = False  # length control ended the piece: stop reading (and paying)
             for chunk in source:
                 if self.cancelled:
                     break
@@ -377,14 +521,18 @@ class Generation:
                     continue
                 if chunk.text:
                     attempt.receive(chunk.text)
-                    shown = attempt.seam.feed(chunk.text) if attempt.seam else chunk.text
-                    yield from self._emit(attempt, shown)
+                    if visible:
+                        shown = attempt.seam.feed(chunk.text) if attempt.seam else chunk.text
+                        ended_here = yield from self._deliver(attempt, shown, piece)
+                        if ended_here:
+                            attempt.finish_reason = "stop"
+                            break
                 if chunk.finish_reason:
                     attempt.finish_reason = chunk.finish_reason
                 if chunk.usage:
                     attempt.reported = chunk.usage
             if self.cancelled:
-                yield from self._flush_seam(attempt)
+                yield from self._flush(attempt, piece, keep_all=True)
                 return attempt
             if attempt.finish_reason is None:
                 if attempt.received:
@@ -392,7 +540,8 @@ class Generation:
                 raise EmptyAnswer("the stream ended without any text", continuing=bool(so_far))
             if attempt.finish_reason == "stop" and not attempt.received and not so_far:
                 raise EmptyAnswer("the answer was empty")
-            yield from self._flush_seam(attempt)
+            if not ended_here:
+                yield from self._flush(attempt, piece, complete=attempt.finish_reason == "stop")
             self.finish_reason = attempt.finish_reason
             self.failure = None
             if stream:
@@ -409,7 +558,7 @@ class Generation:
                     f"unexpected error from provider {provider.name}", exc))
             if not attempt.received and failure.kind not in {ErrorKind.STREAM, ErrorKind.EMPTY}:
                 attempt.billed = False  # refused before generating: nothing was billed
-            yield from self._flush_seam(attempt)
+            yield from self._flush(attempt, piece, keep_all=True)
             if stream and (attempt.received or failure.kind in {ErrorKind.STREAM, ErrorKind.EMPTY}):
                 self.health.broken(provider.name)
             self.failure = failure
@@ -418,34 +567,129 @@ class Generation:
             self._source = None
             if source is not None:
                 source.close()  # also on GeneratorExit: the provider stops generating
+                known = getattr(source, "usage", None)  # the local model counts exactly
+                if attempt.reported is None and known is not None and known():
+                    attempt.reported = known()
             attempt.ended = time.monotonic()
             self.metrics.add(attempt)
 
-    def _flush_seam(self, attempt: Attempt) -> Iterator:
-        """At the end of an attempt: what the seam filter held back is part of the
-        article unless it repeats the tail."""
+    def _flush(self, attempt: Attempt, piece: Piece, *, complete: bool = False,
+               keep_all: bool = False) -> Iterator:
+        """At the end of an attempt: what the seam filter and the length gate held back.
+        `keep_all` (stopped, failed, broken: the text is kept and may be resumed) shows
+        it all; `complete` (the model finished) lets it end without a sentence mark."""
         if attempt.seam:
-            yield from self._emit(attempt, attempt.seam.flush())
+            tail = attempt.seam.flush()
             self.discarded += attempt.seam.dropped
+            if tail:
+                if keep_all:
+                    joined = attempt.lengthens and not attempt.joined
+                    self._held += join_seam(self.article + self._held, tail) if joined else tail
+                    attempt.joined = True
+                else:
+                    yield from self._deliver(attempt, tail, piece)
+        if not self._held:
+            return
+        if keep_all or not piece.controlled:
+            held, self._held = self._held, ""
+            yield from self._emit(attempt, held)
+            return
+        # The answer ended (finish stop or length): end on a sentence, within range.
+        base = self.article
+        full = base + self._held
+        ends = sentence_ends(full, len(base), final=complete)
+        fits = [e for e in ends if self.counter.words_with(full[len(base):e]) <= piece.high]
+        if complete and self.counter.words_with(self._held) <= piece.high:
+            cut = len(full)  # the model's own ending: keep it as written
+        elif fits:
+            cut = fits[-1]
+        else:
+            cut = len(base)  # an unfinished sentence: never shown half
+        self.trimmed += full[cut:]
+        self._held = ""
+        if cut > len(base):
+            yield from self._emit(attempt, full[len(base):cut])
 
-    def _emit(self, attempt: Attempt, text: str) -> Iterator:
+    def _deliver(self, attempt: Attempt, text: str, piece: Piece) -> Iterator:
+        """Show new text, or hold it while it cannot end the article yet. Returns True
+        when length control ends the piece here (on a sentence end past its target)."""
+        if not text:
+            return False
+        if attempt.lengthens and not attempt.joined:
+            text = join_seam(self.article, text)  # new text after an ending: no "end.Next"
+        attempt.joined = True
+        if not piece.controlled:
+            yield from self._emit(attempt, text)
+            return False
+        held = self._held + text
+        words = self.counter.words_with(held)
+        if words < piece.low:  # far from the end: show it as it comes
+            self._held = ""
+            yield from self._emit(attempt, held)
+            return False
+        base = self.article
+        full = base + held
+        ends = sentence_ends(full, len(base))
+        if words >= piece.target:
+            for end in ends:
+                if self.counter.words_with(full[len(base):end]) >= piece.target:
+                    self._held = ""
+                    self.trimmed += full[end:]
+                    yield from self._emit(attempt, full[len(base):end])
+                    return True
+        if words > piece.high:
+            fits = [e for e in ends if self.counter.words_with(full[len(base):e]) <= piece.high]
+            if fits or words > piece.high * 1.25:
+                cut = fits[-1] if fits else len(base)
+                self._held = ""
+                self.trimmed += full[cut:]
+                if cut > len(base):
+                    yield from self._emit(attempt, full[len(base):cut])
+                return True
+        # Near the end: show up to the last sentence end, hold the unfinished one.
+        cut = ends[-1] if ends else len(base)
+        self._held = full[cut:]
+        if cut > len(base):
+            yield from self._emit(attempt, full[len(base):cut])
+        return False
+
+    def _emit(self, attempt: Attempt, text: str, visible_only: bool = False) -> Iterator:
+        """Text into the article. `visible_only`: the engine's own (a long article's
+        title, section breaks) — shown and counted, not served by anyone."""
         if not text:
             return
-        if attempt.streamed:
+        if attempt.streamed and not visible_only:
             self.metrics.first_text_at = self.metrics.first_text_at or time.monotonic()
+        if attempt.seam is not None and not visible_only and attempt.seam_at is None:
+            attempt.seam_at = len(self.article)
+            self.seams.append(attempt.seam_at)
         self.parts.append(text)
-        self._served = attempt.provider
-        if not self.served_by or self.served_by[-1] != attempt.provider.name:
-            self.served_by.append(attempt.provider.name)
+        self.counter.feed(text)
+        if not visible_only:
+            self._served = attempt.provider
+            if not self.served_by or self.served_by[-1] != attempt.provider.name:
+                self.served_by.append(attempt.provider.name)
         yield Delta(text)
 
-    def _max_tokens_left(self) -> int:
-        if not self.parts:
-            return self.request.max_tokens
-        return max(256, self.request.max_tokens - estimate_tokens(self.text))
+    def _max_tokens(self, provider: Provider, piece: Piece) -> int:
+        request = self.request
+        if request.length is None:  # free-form: the caller's bound, less what was written
+            if not self.parts:
+                return request.max_tokens
+            return max(256, request.max_tokens - estimate_tokens(self.text))
+        if self._budget is None:
+            self._budget = budget_for(provider.kind)
+        if not piece.controlled:  # the outline
+            return min(600, request.max_output_tokens)
+        wanted = max(piece.high - self.counter.words, 32)
+        return self._budget.max_tokens(wanted, request.length.language, request.max_output_tokens)
 
     def _finished(self) -> Finished:
         reason = self.finish_reason
+        plan = self.request.length
+        landed = outcome(self.counter.words, plan.target_words, plan) if plan else None
+        if plan and reason == "length" and landed != LengthOutcome.SHORT:
+            reason = "stop"  # hit max_tokens past the range: ended on a sentence, complete
         if self.cancelled:
             status, error = Status.STOPPED, None
         elif self.failure is not None:
@@ -459,9 +703,12 @@ class Generation:
                          "kept — rephrase the topic and try again")
             elif reason == "length":
                 error = "the answer hit the max_tokens limit; use Continue to finish it"
+        rounds = self.length_rounds + (len(self.outline.sections) if self.outline else 1)
         return Finished(status, reason, error, self.usage(), self.metrics, self.served_provider,
                         self.failure if status == Status.FAILED else None, self.retries,
-                        self.resumes, self.fallback, "→".join(self.served_by))
+                        self.resumes, self.fallback, "→".join(self.served_by), landed,
+                        rounds if plan else 0,
+                        self.outline.as_markdown() if self.outline else None)
 
 
 def stream(request: Request, **kwargs) -> Iterator:

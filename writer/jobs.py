@@ -27,9 +27,10 @@ from .brief import Brief
 from .config import Settings
 from .costs import price_table
 from .counting import WordCounter, warm_up
-from .engine import Delta, Finished, Generation, Request, RetryPolicy, Usage
+from .engine import Delta, Finished, Generation, Outlined, Request, RetryPolicy, Usage
 from .errors import Failure
 from .kinds import CONTINUABLE, ErrorKind, Status
+from .length import LengthPlan, budget_for, outcome
 from .prompts import PromptSet, default_prompts
 from .providers import Provider, choose_provider, failover_chain, resolve_model
 from .store import StorageError, Store
@@ -54,6 +55,7 @@ def max_tokens_for(brief: Brief, cap: int) -> int:
 
 class Job:
     def __init__(self, brief: Brief, settings: Settings, *, provider: Provider | None = None,
+                 length_control: bool = True,
                  prompts: PromptSet | None = None, draft_interval_s: float = DRAFT_INTERVAL_S,
                  article: dict | None = None):
         logs.configure(settings.db_path)
@@ -69,7 +71,14 @@ class Job:
         self.settings = settings
         self.prompts = prompts or default_prompts()
         self.messages = self.prompts.render(brief)
-        self.max_tokens = max_tokens_for(brief, settings.max_output_tokens)
+        self.length = LengthPlan.for_target(brief.target_words, brief.language) \
+            if length_control else None
+        if self.length:  # the first request's bound, from the tokenizer's measured ratio
+            self.max_tokens = budget_for(self.provider.kind).max_tokens(
+                self.length.high, brief.language, settings.max_output_tokens)
+        else:
+            self.max_tokens = max_tokens_for(brief, settings.max_output_tokens)
+        self.outline: str | None = None
         self.draft_interval_s = draft_interval_s
         self.article = article  # the row being continued, if any
         self.prefix = article["content"] if article else ""
@@ -94,12 +103,16 @@ class Job:
             store.close()
         if row is None:
             raise JobError(f"there is no article #{article_id}")
+        if can_continue(row) is False and row["status"] in CONTINUABLE and row["content"]:
+            raise JobError(f"article #{article_id} already has {row['words']} of its "
+                           f"{row['target_words']} words; write a new one instead")
         if row["status"] not in CONTINUABLE or not row["content"]:
             raise JobError(f"article #{article_id} is {row['status']}; only stopped, truncated or "
                            "failed articles with text can be continued")
         brief = Brief(topic=row["topic"], content_type=row["content_type"], style=row["style"],
                       target_words=row["target_words"], language=row["language"],
                       audience=row["audience"] or "", keywords=row["keywords"])
+        kwargs.setdefault("length_control", row.get("length_control") != 0)
         return cls(brief, settings, provider=provider, article=row, **kwargs)
 
     @property
@@ -144,7 +157,8 @@ class Job:
         self.generation = Generation(
             Request(self.messages, self.max_tokens, self.provider,
                     RetryPolicy.from_settings(self.settings), failover=chain[1:],
-                    prefix=self.prefix), prompts=self.prompts)
+                    prefix=self.prefix, length=self.length, brief=self.brief,
+                    max_output_tokens=self.settings.max_output_tokens), prompts=self.prompts)
         if self.cancel_requested:
             self.generation.cancel()
         events = self.generation.events()
@@ -157,6 +171,8 @@ class Job:
                     if now - last_save >= self.draft_interval_s:
                         self._save_draft(store)
                         last_save = now
+                elif isinstance(event, Outlined):
+                    self.outline = event.outline.as_markdown()
                 elif isinstance(event, Finished):
                     self._save_final(store, event.status, event.finish_reason, event.error,
                                      event.usage, event.error_kind)
@@ -243,6 +259,14 @@ class Job:
             resumes=resumes,
             fallback=int(fallback),
             served_by=served_by,
+            length_control=int(self.length is not None),
+            length_outcome=outcome(self.words, self.brief.target_words, self.length)
+            if self.length else None,
+            length_rounds=(previous.get("length_rounds") or 0 if previous else 0)
+            + (generation.length_rounds + (len(generation.outline.sections)
+                                           if generation.outline else 1)
+               if self.length else 0),
+            outline=self.outline or (previous.get("outline") if previous else None),
         )
         for attempt in range(FINAL_SAVE_TRIES):
             try:
@@ -273,6 +297,17 @@ class Job:
             path.write_text(self.text, encoding="utf-8")
         logs.logger.error("article #%s saved to %s instead of the database", self.article_id, path)
         return path
+
+
+def can_continue(row: dict) -> bool:
+    """Continue is offered for an article that stopped, failed or was truncated before
+    its target (with length control off: whenever it has text), not for one already
+    past its target."""
+    if row["status"] not in CONTINUABLE or not row.get("content"):
+        return False
+    if row.get("length_control") == 0:
+        return True
+    return (row.get("words") or 0) < row["target_words"]
 
 
 # Jobs running in this process, by (database, article id): a delete from this

@@ -57,3 +57,14 @@ class NoticeKind(StrEnum):
     RESUMING = "resuming"
     FALLBACK = "fallback"
     FAILOVER = "failover"
+    SECTION = "section"  # long-form: section `attempt` of `max_attempts` starts
+    LENGTHEN = "lengthen"  # the article is short: asking for the rest (round `attempt`)
+
+
+class LengthOutcome(StrEnum):
+    """`articles.length_outcome`: where the article landed against its target
+    (0.8–1.2× is on target; writer/length.py)."""
+
+    ON_TARGET = "on_target"
+    SHORT = "short"
+    LONG = "long"

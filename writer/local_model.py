@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import random
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -23,6 +24,8 @@ MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CONTEXT_TOKENS = 4096
 # Sampling that keeps a 135M model from looping; the benchmark uses the same values.
 SAMPLING = {"temperature": 0.7, "top_p": 0.9, "repeat_penalty": 1.15}
+# A fresh seed per request, so "Write again" gives a new draft; length control (in the
+# engine) ends a draft that rambles on a sentence past its target.
 
 _load_lock = threading.Lock()
 _generate_lock = threading.Lock()
@@ -79,32 +82,88 @@ def prompt_tokens(messages: list[dict]) -> int:
     return len(load().tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
 
 
-def chunks(provider: Provider, messages: list[dict], max_tokens: int) -> Iterator[Chunk]:
-    """Stream a chat completion as Chunks; usage comes from the model's tokenizer."""
+def count_tokens(text: str) -> int:
+    """Tokens of plain text by the model's own tokenizer (length budgets)."""
+    return len(load().tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+
+def _prompt(messages: list[dict]) -> tuple[str, list[str]]:
+    """The model's chat template as text. A continuation (the text so far as the
+    assistant's turn, then an instruction) becomes that turn left open, so the model
+    goes on with the text itself: a 135M model asked to "continue" tends to start the
+    article over instead."""
+    formatter = _formatter()
+    if len(messages) >= 3 and messages[-2]["role"] == "assistant" and messages[-1]["role"] == "user":
+        result = formatter(messages=messages[:-2])
+        return result.prompt + _recent(messages[-2]["content"]), result.stop or []
+    result = formatter(messages=messages)
+    return result.prompt, result.stop or []
+
+
+CONTINUE_CONTEXT_CHARS = 5000  # ≈1,200 tokens of the text so far: room left to write
+
+
+def _recent(text: str) -> str:
+    """The end of a long text, from a paragraph start: what the model needs to go on
+    with it, within its 4,096-token context (the article keeps the whole text)."""
+    if len(text) <= CONTINUE_CONTEXT_CHARS:
+        return text
+    tail = text[-CONTINUE_CONTEXT_CHARS:]
+    cut = tail.find("\n\n")
+    return tail[cut + 2:] if 0 <= cut < CONTINUE_CONTEXT_CHARS // 2 else tail
+
+
+def _end_tokens(llm) -> dict[int, float]:
+    """Logit bias that keeps the model from ending its turn (length control decides)."""
+    ends = {llm.token_eos()}
+    for marker in ("<|im_end|>", "<|endoftext|>"):
+        ids = llm.tokenize(marker.encode(), add_bos=False, special=True)
+        if len(ids) == 1:
+            ends.add(ids[0])
+    return {token: -1e9 for token in ends}
+
+
+def chunks(provider: Provider, messages: list[dict], max_tokens: int,
+           usage: dict | None = None, keep_going: bool = False) -> Iterator[Chunk]:
+    """Stream a completion as Chunks; usage comes from the model's tokenizer.
+    `usage["tokens"]` is kept current, so a generation closed early (Stop, length
+    control) still knows exactly what it used. `keep_going` (length control is on):
+    the model may not end its turn; the engine ends the article on a sentence at its
+    target instead, and `max_tokens` bounds it."""
     # Queue behind another session's generation, saying so, and stay stoppable.
     while not _generate_lock.acquire(timeout=0.25):
         yield Chunk(waiting=True)
     try:
         llm = load()
-        n_prompt = prompt_tokens(messages)
+        prompt, stop = _prompt(messages)
+        n_prompt = len(llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
         budget = max(16, min(max_tokens, CONTEXT_TOKENS - n_prompt - 8))
-        stream = llm.create_chat_completion(messages=messages, stream=True, max_tokens=budget,
-                                            **SAMPLING)
+        stream = llm.create_completion(prompt=prompt, stream=True, max_tokens=budget, stop=stop,
+                                       logit_bias=_end_tokens(llm) if keep_going else None,
+                                       seed=random.randrange(2**31), **SAMPLING)
         generated = 0
         finish = None
+        usage = usage if usage is not None else {}
+
+        def used() -> tuple[int, int]:
+            # The context holds prompt + sampled tokens: exact, unlike counting pieces
+            # (llama.cpp may split or hold back bytes of a multi-byte character).
+            completion = llm.n_tokens - n_prompt if llm.n_tokens > n_prompt else generated
+            return n_prompt, completion
+
         try:
             for part in stream:
                 choice = part["choices"][0]
-                text = choice["delta"].get("content") or ""
+                text = choice.get("text") or ""
                 if text:
                     generated += 1
+                    usage["tokens"] = used()
                     yield Chunk(text=text)
                 finish = choice.get("finish_reason") or finish
         finally:
             stream.close()
-        # The context holds prompt + sampled tokens: exact, unlike counting pieces
-        # (llama.cpp may split or hold back bytes of a multi-byte character).
-        completion = llm.n_tokens - n_prompt if llm.n_tokens > n_prompt else generated
-        yield Chunk(finish_reason=finish or "stop", usage=(n_prompt, completion))
+            if generated:
+                usage["tokens"] = used()
+        yield Chunk(finish_reason=finish or "stop", usage=used())
     finally:
         _generate_lock.release()

@@ -44,11 +44,45 @@ class PromptSet:
         return [*messages, {"role": "assistant", "content": text_so_far},
                 {"role": "user", "content": self.shared["continue"]["instruction"].strip()}]
 
+    def lengthen(self, messages: list[dict], text_so_far: str, *, words: int, target_words: int,
+                 language: str) -> list[dict]:
+        """Messages that ask for the rest of an article that ended short of its target."""
+        instruction = self.shared["lengthen"]["instruction"].format(
+            words=words, target_words=target_words, remaining=max(1, target_words - words),
+            length_unit=self.shared["length_units"][language],
+            language=self.shared["languages"][language])
+        return [*messages, {"role": "assistant", "content": text_so_far},
+                {"role": "user", "content": instruction.strip()}]
+
+    def outline(self, brief: Brief, sections: int) -> list[dict]:
+        """Messages that ask for the plan of a long article (title + sections)."""
+        values = {**self._values(brief), "sections": sections}
+        plan = self.shared["outline"]
+        return [{"role": "system", "content": plan["system"].format(**values).strip()},
+                {"role": "user", "content": plan["user"].format(**values).strip()}]
+
+    def section(self, brief: Brief, *, title: str, outline: str, number: int, count: int,
+                heading: str, section_words: int, previous: str) -> list[dict]:
+        """Messages that write one section of a long article."""
+        values = {**self._values(brief), "title": title, "outline": outline, "number": number,
+                  "count": count, "heading": heading, "section_words": section_words,
+                  "previous": previous or "(nothing yet: this is the first section)"}
+        template = self.templates[brief.content_type]
+        return [{"role": "system", "content": template.system.format(**values).strip()},
+                {"role": "user", "content": self.shared["section"]["user"].format(**values).strip()}]
+
     def render(self, brief: Brief) -> list[dict]:
         """The chat messages for a brief."""
         template = self.templates[brief.content_type]
+        values = self._values(brief)
+        return [
+            {"role": "system", "content": template.system.format(**values).strip()},
+            {"role": "user", "content": template.user.format(**values).strip()},
+        ]
+
+    def _values(self, brief: Brief) -> dict:
         defaults = self.shared["defaults"]
-        values = {
+        return {
             "topic": brief.topic,
             "style": self.style_text(brief.style),
             "target_words": brief.target_words,
@@ -56,12 +90,8 @@ class PromptSet:
             "length_unit": self.shared["length_units"][brief.language],
             "audience": brief.audience or defaults["audience"],
             "keywords": ", ".join(brief.keywords) or defaults["keywords"],
-            "content_type": brief.content_type,
+            "content_type": brief.content_type.replace("_", " "),
         }
-        return [
-            {"role": "system", "content": template.system.format(**values).strip()},
-            {"role": "user", "content": template.user.format(**values).strip()},
-        ]
 
 
 def _placeholders(text: str, where: str) -> set[str]:
@@ -84,7 +114,8 @@ def _read_toml(path: Path) -> dict:
 
 def load_prompts(directory: Path = PROMPTS_DIR) -> PromptSet:
     shared = _read_toml(directory / "_shared.toml")
-    for section in ("languages", "length_units", "defaults", "styles", "continue"):
+    for section in ("languages", "length_units", "defaults", "styles", "continue", "lengthen",
+                    "outline", "section"):
         if not isinstance(shared.get(section), dict):
             raise PromptError(f"_shared.toml: missing [{section}] table")
     templates = {}

@@ -465,11 +465,16 @@ class LocalSource:
     """The bundled model (local_model.py) behind the same interface."""
 
     def __init__(self, provider: Provider, messages: list[dict], max_tokens: int,
-                 stream: bool = True):
+                 stream: bool = True, keep_going: bool = False):
         from . import local_model
 
-        self._chunks = local_model.chunks(provider, messages, max_tokens)
+        self._usage: dict = {}
+        self._chunks = local_model.chunks(provider, messages, max_tokens, self._usage, keep_going)
         self.aborted = False
+
+    def usage(self) -> tuple[int, int] | None:
+        """Tokens used so far, by the model's own tokenizer (also after an early close)."""
+        return self._usage.get("tokens")
 
     def __iter__(self) -> Iterator[Chunk]:
         for chunk in self._chunks:
@@ -484,6 +489,11 @@ class LocalSource:
         self.aborted = True  # checked between tokens (≈10 ms apart)
 
 
-def open_source(provider: Provider, messages: list[dict], max_tokens: int, stream: bool = True):
-    cls = LocalSource if provider.kind == "local" else OpenAISource
-    return cls(provider, messages, max_tokens, stream)
+def open_source(provider: Provider, messages: list[dict], max_tokens: int, stream: bool = True,
+                keep_going: bool = False):
+    """`keep_going`: length control is on. The local model is then not allowed to end its
+    turn early (the engine ends the article on a sentence at its target); remote
+    providers are asked for the rest instead (their token ids for "end" differ)."""
+    if provider.kind == "local":
+        return LocalSource(provider, messages, max_tokens, stream, keep_going)
+    return OpenAISource(provider, messages, max_tokens, stream)

@@ -41,4 +41,25 @@ class SeamFilter:
             if self.tail.endswith(buffer[:k]):
                 self.dropped = buffer[:k]
                 return buffer[k:]
+        # The text so far ends with a line break, and the model repeats the words
+        # before it: drop them, and the spaces that would then start the line.
+        trimmed = self.tail.rstrip()
+        if trimmed != self.tail:
+            for k in range(min(len(buffer), len(trimmed)), self.min_overlap - 1, -1):
+                if trimmed.endswith(buffer[:k]):
+                    rest = buffer[k:]
+                    self.dropped = buffer[:k] + rest[:len(rest) - len(rest.lstrip(" \t"))]
+                    return rest.lstrip(" \t")
         return buffer
+
+
+def repeated_at(text: str, seams: list[int], min_chars: int = MIN_OVERLAP) -> str | None:
+    """Text repeated across a seam (a position where a continuation joined `text`):
+    the same `min_chars`+ characters right before and right after it, or None. A
+    check for tests and benchmarks that no seam duplicated text."""
+    for at in seams:
+        before, after = text[:at].rstrip(), text[at:].lstrip()
+        for k in range(min_chars, min(len(before), len(after), WINDOW) + 1):
+            if before.endswith(after[:k]):
+                return after[:k]
+    return None

@@ -181,6 +181,17 @@ def m007_soft_delete_and_stable_ids(db: sqlite_utils.Database) -> None:
     conn.execute("CREATE INDEX [idx_articles_deleted_at] ON [articles] ([deleted_at])")
 
 
+@migration
+def m008_length_control(db: sqlite_utils.Database) -> None:
+    # Length control (writer/length.py): whether it was on, where the article landed
+    # against its target, how many requests wrote it, and a long article's plan.
+    articles = db["articles"]
+    articles.add_column("length_control", int)  # 1 on, 0 free-form, NULL before m008
+    articles.add_column("length_outcome", str)  # on_target | short | long
+    articles.add_column("length_rounds", int)  # writing requests: sections + top-ups
+    articles.add_column("outline", str)  # long-form plan (Markdown), else NULL
+
+
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply pending migrations in order; returns the names applied.
 

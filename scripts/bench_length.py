@@ -1,0 +1,156 @@
+"""Length control benchmark: does every article land within 0.8–1.2× its target?
+
+Runs a fixed set of 24 briefs (Chinese and English, all four content types, targets
+100 to 3,000) through the real Job → engine → store path and prints, per brief: the
+target, the final words, the ratio, the rounds (requests that wrote text), whether it
+ends on a sentence boundary, the seams (continuations joined to the text before them)
+and whether any repeats the text before it; then the share in range. Providers:
+
+  local   the bundled SmolLM2-135M (English briefs only: it writes English only)
+  early   the loopback provider scripted to stop at ~45 % of what it is asked
+  ramble  the loopback provider scripted to write ~300 % of what it is asked
+  free    like `ramble`, with length control off (the baseline it is measured against)
+
+    .venv/bin/python scripts/bench_length.py                 # early, ramble, free
+    .venv/bin/python scripts/bench_length.py --providers local,early,ramble,free
+
+Targets: ≥ 90 % in range for each provider with length control, none ending
+mid-sentence, no duplicated text at any seam.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the loopback provider lives with the tests
+os.environ["WRITER_NO_DOTENV"] = "1"
+
+from fake_openai import FakeOpenAI  # noqa: E402
+from scripted_writer import ScriptedWriter  # noqa: E402
+from writer.brief import Brief  # noqa: E402
+from writer.config import load_settings  # noqa: E402
+from writer.counting import count_words  # noqa: E402
+from writer.jobs import Job  # noqa: E402
+from writer.length import sentence_ends  # noqa: E402
+from writer.seam import repeated_at  # noqa: E402
+from writer.providers import local_provider  # noqa: E402
+
+BRIEFS = [  # (language, content type, target, topic)
+    ("en", "social_post", 100, "Launch day for our reusable coffee cup"),
+    ("en", "marketing_copy", 150, "Spring sale on noise-cancelling headphones"),
+    ("en", "product_description", 200, "A one-button espresso machine for small offices"),
+    ("en", "blog", 300, "Why streaming output matters for content teams"),
+    ("en", "marketing_copy", 400, "A budgeting app for freelancers"),
+    ("en", "product_description", 600, "Ergonomic standing desk with memory presets"),
+    ("en", "blog", 800, "How to plan a month of social media posts"),
+    ("en", "social_post", 250, "Five tips for better product photos"),
+    ("en", "blog", 1200, "A beginner's guide to email marketing metrics"),
+    ("en", "blog", 1600, "Building a brand voice that customers remember"),
+    ("en", "marketing_copy", 2200, "Annual report: how our community grew"),
+    ("en", "blog", 3000, "The complete guide to launching a product online"),
+    ("zh", "social_post", 100, "环保咖啡杯今日首发"),
+    ("zh", "marketing_copy", 150, "降噪耳机春季促销"),
+    ("zh", "product_description", 200, "一键清洗的意式咖啡机"),
+    ("zh", "blog", 300, "为什么流式输出对内容团队很重要"),
+    ("zh", "marketing_copy", 400, "面向自由职业者的记账应用"),
+    ("zh", "product_description", 600, "带记忆功能的升降办公桌"),
+    ("zh", "blog", 800, "如何规划一个月的社交媒体内容"),
+    ("zh", "social_post", 250, "拍好产品照片的五个技巧"),
+    ("zh", "blog", 1200, "电子邮件营销指标入门"),
+    ("zh", "blog", 1600, "打造让顾客记住的品牌声音"),
+    ("zh", "marketing_copy", 2200, "年度报告：我们的社区如何成长"),
+    ("zh", "blog", 3000, "线上发布新产品的完整指南"),
+]
+PROVIDERS = ("local", "early", "ramble", "free")
+
+
+def ends_on_a_sentence(text: str) -> bool:
+    """The article ends where the engine may end one: a sentence mark (closing quotes
+    included) or a finished Markdown list item."""
+    stripped = text.rstrip()
+    ends = sentence_ends(stripped + "\n", max(0, len(stripped) - 300), final=True)
+    return bool(stripped) and any(end >= len(stripped) for end in ends)
+
+
+def run(provider_name: str, briefs, db_dir: Path) -> list[dict]:
+    os.environ["WRITER_DB"] = str(db_dir / f"{provider_name}.db")
+    fake = None
+    if provider_name == "local":
+        for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "WRITER_MODEL"):
+            os.environ.pop(name, None)
+        provider = local_provider()
+    else:
+        mode = "ramble" if provider_name in ("ramble", "free") else "early"
+        fake = FakeOpenAI(responder=ScriptedWriter(mode)).start()
+        os.environ.update(OPENAI_API_KEY="sk-bench", OPENAI_BASE_URL=fake.base_url,
+                          WRITER_MODEL="gpt-4o-mini")
+        provider = None
+    results = []
+    try:
+        for language, content_type, target, topic in briefs:
+            if provider_name == "local" and language != "en":
+                continue
+            brief = Brief(topic=topic, content_type=content_type, target_words=target,
+                          language=language)
+            job = Job(brief, load_settings(), provider=provider,
+                      length_control=provider_name != "free")
+            started = time.monotonic()
+            events = list(job.run())
+            finished = events[-1]
+            text = job.text
+            words = count_words(text)
+            results.append({
+                "provider": provider_name, "language": language, "type": content_type,
+                "target": target, "words": words, "ratio": words / target,
+                "rounds": finished.length_rounds, "status": finished.status,
+                "sentence_end": ends_on_a_sentence(text),
+                "seams": len(job.generation.seams),
+                "seam_repeat": repeated_at(text, job.generation.seams),
+                "seconds": time.monotonic() - started,
+            })
+            r = results[-1]
+            print(f"{provider_name:<7} {language} {content_type:<20} {target:>5} {words:>6} "
+                  f"{r['ratio']:>6.2f} {r['rounds']:>6} {'yes' if r['sentence_end'] else 'NO':>8} "
+                  f"{r['seams']:>5} {'REPEAT' if r['seam_repeat'] else 'clean':>6} "
+                  f"{r['seconds']:>7.1f}s",
+                  flush=True)
+    finally:
+        if fake:
+            fake.stop()
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--providers", default="early,ramble,free",
+                        help=f"comma-separated, from: {', '.join(PROVIDERS)}")
+    args = parser.parse_args()
+    names = [n.strip() for n in args.providers.split(",") if n.strip()]
+    unknown = set(names) - set(PROVIDERS)
+    if unknown:
+        parser.error(f"unknown provider(s): {', '.join(sorted(unknown))}")
+    print(f"{'provider':<7} lang {'type':<20} {'target':>5} {'words':>6} {'ratio':>6} "
+          f"{'rounds':>6} {'sentence':>8} {'seams':>5} {'repeat':>6} {'time':>8}")
+    summary = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            results = run(name, BRIEFS, Path(tmp))
+            in_range = sum(0.8 <= r["ratio"] <= 1.2 for r in results)
+            mid = sum(not r["sentence_end"] for r in results)
+            seams = sum(bool(r["seam_repeat"]) for r in results)
+            summary.append(f"{name:<7} {in_range}/{len(results)} in 0.8–1.2× "
+                           f"({in_range / len(results):.0%}), {mid} ending mid-sentence, "
+                           f"{seams} with a repeated seam, median ratio "
+                           f"{sorted(r['ratio'] for r in results)[len(results) // 2]:.2f}, "
+                           f"total {sum(r['seconds'] for r in results):.0f} s")
+    print("\n" + "\n".join(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
