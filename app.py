@@ -5,11 +5,13 @@ from pages.common import abandon_running_job, page_context
 from writer.config import SettingsError
 from writer.costs import PriceFileError, price_table
 from writer.i18n import UI_LANGUAGES
+from writer.length import warm_up
 from writer.prompts import PromptError, default_prompts
 from writer.providers import ProviderChoiceError, choose_provider
 
 st.set_page_config(page_title="AI Writer", page_icon="✍️", layout="wide")
 abandon_running_job()
+warm_up()  # token budgets are measured once per process, off the first click's path
 
 try:  # a broken setting, providers file, prompt template or price file: say which, once
     ctx = page_context()

@@ -16,7 +16,6 @@ import contextlib
 import datetime as dt
 import os
 import re
-import select
 import socket
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from fake_openai import FakeOpenAI, Reply
+from netfaults import connecting_to, drained, unanswered_port
 from writer.counting import count_words
 from writer.pacing import overshoot_percent
 from writer.store import Store
@@ -165,54 +165,12 @@ def streamlit_server(tmp: Path, env: dict, extra_pythonpath: str | None = None):
             proc.wait(timeout=10)
 
 
-def connecting_to(port: int, ignore: set[int]) -> bool:
-    """A socket is in SYN_SENT to 127.0.0.1:port from a local port not in `ignore`."""
-    target = f"0100007F:{port:04X}"
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        local, remote, state = line.split()[1:4]
-        if remote == target and state == "02" and int(local.split(":")[1], 16) not in ignore:
-            return True
-    return False
-
-
-def drained(port: int) -> bool:
-    """Every established loopback connection to or from `port` has nothing in flight:
-    the sender's bytes were acknowledged and the receiving process has read them all."""
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        local, remote, state = fields[1:4]
-        tx_queue, rx_queue = (int(n, 16) for n in fields[4].split(":"))
-        if state == "01" and f":{port:04X}" in (local[-5:], remote[-5:]) and (tx_queue or rx_queue):
-            return False
-    return True
-
-
 @pytest.fixture(scope="module")
 def blackhole():
-    """A loopback port where a TCP connect hangs (a listener whose accept queue is
-    full), open for the whole module: (port, local ports of the sockets filling it)."""
-    if not Path("/proc/net/tcp").is_file():
-        pytest.skip("no /proc/net/tcp")
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(0)
-    port = server.getsockname()[1]
-    fillers = []
-    try:
-        for _ in range(16):
-            probe = socket.socket()
-            probe.setblocking(False)
-            probe.connect_ex(("127.0.0.1", port))
-            fillers.append(probe)
-            if not select.select([], [probe], [], 0.2)[1]:
-                break  # this one hangs: the queue is full
-        else:
-            pytest.skip("could not fill the accept queue on this kernel")
-        yield port, {sock.getsockname()[1] for sock in fillers}
-    finally:
-        for sock in fillers:
-            sock.close()
-        server.close()
+    """A loopback port where a TCP connect hangs, open for the whole module:
+    (port, local ports of the sockets filling its accept queue)."""
+    with unanswered_port() as hole:
+        yield hole
 
 
 # Two more providers from WRITER_PROVIDERS_FILE, picked on the Write page only by the

@@ -8,15 +8,12 @@ a connection) and the partial article was saved as `stopped`. Figures are printe
 """
 from __future__ import annotations
 
-import contextlib
-import select
-import socket
 import threading
 import time
 
-import pytest
 
 from fake_openai import Reply
+from netfaults import connecting_to, unanswered_port
 from writer import providers
 from writer.brief import Brief
 from writer.config import load_settings
@@ -87,45 +84,6 @@ def report(capsys, state, figures):
     with capsys.disabled():
         shown = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in figures.items())
         print(f"\n[stop] {state}: {shown}")
-
-
-def connecting_to(port: int, ignore: set[int]) -> bool:
-    """A socket is in SYN_SENT to 127.0.0.1:port from a local port not in `ignore`."""
-    try:
-        lines = open("/proc/net/tcp").read().splitlines()[1:]
-    except OSError:
-        pytest.skip("no /proc/net/tcp")
-    target = f"0100007F:{port:04X}"
-    for line in lines:
-        local, remote, state = line.split()[1:4]
-        if remote == target and state == "02" and int(local.split(":")[1], 16) not in ignore:
-            return True
-    return False
-
-
-@contextlib.contextmanager
-def unanswered_port():
-    """A loopback port where a TCP connect hangs: a listener whose accept queue is full."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(0)
-    port = server.getsockname()[1]
-    fillers = []
-    try:
-        for _ in range(16):
-            probe = socket.socket()
-            probe.setblocking(False)
-            probe.connect_ex(("127.0.0.1", port))
-            fillers.append(probe)
-            if not select.select([], [probe], [], 0.2)[1]:
-                break  # this one hangs: the queue is full
-        else:
-            pytest.skip("could not fill the accept queue on this kernel")
-        yield port, {sock.getsockname()[1] for sock in fillers}
-    finally:
-        for sock in fillers:
-            sock.close()
-        server.close()
 
 
 def test_stop_while_connecting(env, monkeypatch, capsys):

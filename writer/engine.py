@@ -31,10 +31,10 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator
 
 from . import providers as providers_mod
-from .counting import WordCounter, count_words, estimate_message_tokens, estimate_tokens
+from .counting import WordCounter, estimate_message_tokens, estimate_tokens
 from .errors import BrokenStream, EmptyAnswer, Failure, classify
 from .kinds import ErrorKind, LengthOutcome, NoticeKind, Status
-from .length import (Budget, LengthPlan, Outline, budget_for, join_seam, last_sentence_end,
+from .length import (Budget, LengthPlan, Outline, budget_for, join_seam,
                      outcome, parse_outline, sentence_ends)
 from .prompts import PromptSet, default_prompts
 from .providers import Provider

@@ -181,6 +181,24 @@ def _cl100k(text: str) -> int:
     return estimate_tokens(text)
 
 
+_warming = None
+
+
+def warm_up() -> None:
+    """Measure the remote budget (loads the cl100k encoding, ≈0.3 s) on a background
+    thread, once per process, so the first Generate click does not wait for it."""
+    global _warming
+    if _warming is None:
+        import threading
+
+        def measure():
+            for language in ("zh", "en"):
+                budget_for("openai").tokens_per_word(language)
+
+        _warming = threading.Thread(target=measure, name="writer-budget", daemon=True)
+        _warming.start()
+
+
 @lru_cache(maxsize=8)
 def budget_for(kind: str) -> Budget:
     """The budget for a provider kind: the local model counts with its own tokenizer."""
