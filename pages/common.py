@@ -67,13 +67,13 @@ def show_stats(row: dict, t: Translator) -> None:
         t("write.stat_duration"): f"{duration / 1000:.1f} s" if duration else "–",
         t("write.stat_speed"): t("write.tokens_per_s", value=f"{speed:.0f}") if speed else "–",
     }
-    if row.get("length_outcome"):  # length control was on: where it landed, in how many rounds
-        ratio = (row["words"] or 0) / row["target_words"]
-        cells[t("write.stat_length")] = t(
-            "write.length_result", outcome=t(f"outcomes.{row['length_outcome']}"),
-            ratio=f"{ratio:.2f}", rounds=row.get("length_rounds") or 1)
+
     header = " | ".join(cells)
     st.markdown(f"| {header} |\n|{'---|' * len(cells)}\n| {' | '.join(cells.values())} |")
+    if row.get("length_outcome"):  # length control was on: where it landed, in how many requests
+        percent = round((row["words"] or 0) * 100 / row["target_words"])
+        st.caption(t("write.length_result", outcome=t(f"outcomes.{row['length_outcome']}"),
+                     percent=percent, requests=row.get("length_rounds") or 1))
 
 
 def show_status(row: dict, t: Translator) -> None:

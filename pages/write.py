@@ -6,7 +6,7 @@ from writer import usage
 from writer.brief import CONTENT_TYPES, LANGUAGES, STYLE_PRESETS, Brief, BriefError
 from writer.engine import Delta, Finished, Notice, Outlined
 from writer.jobs import Job, JobError, can_continue
-from writer.kinds import NoticeKind
+from writer.kinds import LengthOutcome, NoticeKind
 from writer.pacing import Pacer, overshoot_percent, progress_fraction
 from writer.providers import ProviderChoiceError, available_providers
 from writer.store import StorageError
@@ -62,7 +62,10 @@ with form_col:
         submitted = st.form_submit_button(t("write.generate"), type="primary")
 
 
-def progress_text(words: int, target: int, section: tuple[int, int] | None = None) -> str:
+def progress_text(words: int, target: int, section: tuple[int, int] | None = None,
+                  landed: str | None = None) -> str:
+    if landed == LengthOutcome.ON_TARGET:  # held to the target: no "over target" alarm
+        return t("write.progress_on_target", words=words, target=target)
     over = overshoot_percent(words, target)
     if over:
         text = t("write.progress_over", words=words, target=target, percent=over)
@@ -131,7 +134,8 @@ def stream_article(job: Job) -> bool:
                     yield "".join(pending)
                 notice.empty()
                 progress.progress(progress_fraction(job.words, target),
-                                  text=progress_text(job.words, target))
+                                  text=progress_text(job.words, target,
+                                                     landed=event.length_outcome))
 
     try:
         st.write_stream(paced_text())

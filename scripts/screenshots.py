@@ -145,11 +145,12 @@ class AppServer:
             self.proc.wait(timeout=10)
 
     def newest_article(self) -> tuple[int, str]:
+        """(id, topic) of the newest article; (0, "") before the first one."""
+        if not self.db_path.exists():
+            return 0, ""
         with contextlib.closing(sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True)) as db:
             row = db.execute("SELECT id, topic FROM articles ORDER BY id DESC LIMIT 1").fetchone()
-        if row is None:
-            raise ScreenshotError(f"no article in {self.db_path}")
-        return row
+        return row or (0, "")
 
 
 @contextlib.contextmanager
@@ -202,16 +203,23 @@ class Shooter:
         self.page.wait_for_function("() => document.fonts.status === 'loaded'", timeout=timeout)
 
     def wait_rendered(self, timeout: int = UI_TIMEOUT_MS) -> None:
-        """Every dataframe has painted its canvas and every chart its canvas/svg."""
+        """Every shown dataframe has painted its canvas and every chart its canvas/svg
+        (those in a closed expander are not rendered until it opens), and no finite
+        animation is still running."""
         self.wait_idle(timeout)
         self.page.wait_for_function("""() => {
             const main = document.querySelector('[data-testid="stMain"]');
             if (!main) return false;
-            const frames = [...main.querySelectorAll('[data-testid="stDataFrame"]')];
-            const charts = [...main.querySelectorAll('[data-testid="stVegaLiteChart"]')];
+            const shown = e => !e.closest('details:not([open])') && e.getClientRects().length > 0;
+            const frames = [...main.querySelectorAll('[data-testid="stDataFrame"]')].filter(shown);
+            const charts = [...main.querySelectorAll('[data-testid="stVegaLiteChart"]')].filter(shown);
             return frames.every(f => f.querySelector('canvas'))
                 && charts.every(c => c.querySelector('canvas, svg'));
         }""", timeout=timeout)
+        # CSS transitions (the progress bar grows to its last value) have ended.
+        self.page.wait_for_function("""() => document.getAnimations().every(a =>
+            a.playState !== 'running' || a.effect?.getComputedTiming().iterations === Infinity)""",
+                                    timeout=timeout)
 
     def scroll_top(self) -> None:
         self.page.evaluate("""() => {
@@ -269,16 +277,16 @@ def write_article(s: Shooter, language: str, topic: str, target: int, timeout: i
             raise AssertionError(f"the article language {wanted!r} could not be chosen")
     generate = s.label("write.generate")
     with s.step(f"generating an article of {target} (button {generate!r}, success alert)"):
-        successes = main.get_by_test_id("stAlertContentSuccess").count()
+        expected = s.server.newest_article()[0] + 1  # a fresh database per server
         page.get_by_role("button", name=generate, exact=True).click()
         page.wait_for_function(
-            """(n) => document.querySelectorAll(
-                '[data-testid="stMain"] [data-testid="stAlertContentSuccess"]').length > n
-                || document.querySelector('[data-testid="stMain"] [data-testid="stAlertContentError"],'
-                + '[data-testid="stMain"] [data-testid="stAlertContentWarning"]')""",
-            arg=0 if successes else 0, timeout=timeout)
-        problem = main.locator('[data-testid="stAlertContentError"], '
-                               '[data-testid="stAlertContentWarning"]')
+            r"""(id) => {
+                const main = document.querySelector('[data-testid="stMain"]');
+                const ok = [...main.querySelectorAll('[data-testid="stAlertContentSuccess"]')]
+                    .some(e => (e.innerText.match(/#\d+/g) || []).includes('#' + id));
+                return ok || main.querySelector('[data-testid="stAlertContentError"]') !== null;
+            }""", arg=expected, timeout=timeout)
+        problem = main.get_by_test_id("stAlertContentError")
         if problem.count():
             raise AssertionError(f"the page shows an error instead of success: "
                                  f"{problem.first.inner_text()!r}")

@@ -295,3 +295,19 @@ def test_broken_config_files_are_one_clear_message(env, tmp_path, monkeypatch, v
     at = app()
     assert not at.exception
     assert any(message in e.value for e in at.error)
+
+
+def test_write_page_holds_the_article_to_its_target(env, fake):
+    from scripted_writer import ScriptedWriter
+
+    fake.responder = ScriptedWriter("ramble")
+    at = fill_and_generate(app(), topic="length control", language="en", target_words=200,
+                           length_control=True)
+    assert not at.exception
+    row = Store(env["WRITER_DB"]).get(1)
+    assert row["length_control"] == 1 and row["length_outcome"] == "on_target"
+    assert 200 <= row["words"] <= 240
+    bars = [el for el in at.main if el.type == "progress"]
+    assert bars[-1].proto.text == f"{row['words']} / 200 words · on target"
+    assert any("Length: on target" in c.value and "requests: 1" in c.value for c in at.caption)
+    assert not [b for b in at.button if b.key and b.key.startswith("continue-")]
