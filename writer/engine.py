@@ -18,6 +18,10 @@ What happens when a provider misbehaves, in order:
   `fallback_window_s`), requests to it are made without streaming; the count decays
   with time and resets on a successful stream (StreamHealth);
 - a provider that still fails hands over to the next in the failover chain.
+With a `LengthPlan` (writer/length.py) the target length is kept here too: text past
+the target ends at the next sentence end and the stream is closed; an answer that ends
+below 0.8× is topped up (a `lengthen` round); a long target is outlined first
+(`Outlined` event) and written section by section (`section` notices).
 Closing the generator (a Streamlit rerun, Ctrl-C) or `cancel()` from another
 thread (Stop) closes the provider connection at once, in every state (connecting,
 waiting for headers, streaming, a non-streamed request, waiting to retry).
@@ -383,7 +387,6 @@ class Generation:
         sections = planned.sections
         if planned.title:
             yield from self._emit(self.attempts[-1], f"# {planned.title}\n\n", visible_only=True)
-        written = 0
         for number, (heading, words) in enumerate(sections, 1):
             if self.cancelled:
                 return True
@@ -391,7 +394,6 @@ class Generation:
             if number > 1:
                 yield from self._emit(self.attempts[-1], "\n\n", visible_only=True)
             before = self.counter.words
-            written += words
             last = number == len(sections)
             target = plan.target_words if last else before + words
             low = max(before + int(words * plan.min_ratio), plan.low if last else 0)
