@@ -1,14 +1,17 @@
 """Loopback network states for Stop tests (Linux): a port where a TCP connect hangs,
-and what /proc/net/tcp says about a connection. Used by test_stop.py,
-test_cli_stop.py and test_browser.py."""
+what /proc/net/tcp says about a connection, and a reply that notes when its body
+began. Used by test_stop.py, test_cli_stop.py and test_browser.py."""
 from __future__ import annotations
 
 import contextlib
 import select
 import socket
+import time
 from pathlib import Path
 
 import pytest
+
+from fake_openai import Reply
 
 
 def tcp_table() -> list[list[str]]:
@@ -61,3 +64,15 @@ def unanswered_port():
         for sock in fillers:
             sock.close()
         server.close()
+
+
+class ServedReply(Reply):
+    """A streamed Reply that notes when the fake began its body: the fake calls
+    `pieces()` right after it has written the response headers and the role chunk."""
+
+    served_at: float | None = None
+
+    def pieces(self) -> list[str]:
+        if self.served_at is None:
+            self.served_at = time.monotonic()
+        return super().pieces()

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from fake_openai import FakeOpenAI, Reply
-from netfaults import connecting_to, drained, unanswered_port
+from netfaults import ServedReply, connecting_to, drained, unanswered_port
 from writer.counting import count_words
 from writer.pacing import overshoot_percent
 from writer.store import Store
@@ -491,18 +491,6 @@ def test_a_long_article_shows_its_outline_and_sections(page, fake_provider, app_
     row = Store(app_server.db_path).get(article_id)
     assert row["outline"] and row["length_outcome"] == "on_target"
     assert 1280 <= row["words"] <= 1920 and row["content"].count("\n## ") >= 3
-
-
-class ServedReply(Reply):
-    """A streamed Reply that notes when the fake began its body: the fake calls
-    `pieces()` right after it has written the response headers and the role chunk."""
-
-    served_at: float | None = None
-
-    def pieces(self) -> list[str]:
-        if self.served_at is None:
-            self.served_at = time.monotonic()
-        return super().pieces()
 
 
 # The Stop button's click, in the page's own clock (Date.now(): the system clock, ms).

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from fake_openai import Reply
-from netfaults import connecting_to, drained, unanswered_port
+from netfaults import ServedReply, connecting_to, drained, unanswered_port
 
 ROOT = Path(__file__).resolve().parent.parent
 LIMIT_S = 1.0
@@ -44,18 +44,6 @@ def wait_for(condition, what: str, timeout: float = 20.0, proc=None) -> None:
                         (f"; stdout so far: {proc.stdout()!r}; stderr so far:\n{proc.stderr()}"
                          if proc else ""))
         time.sleep(0.01)
-
-
-class ServedReply(Reply):
-    """A streamed Reply that notes when the fake began its body: the fake calls
-    `pieces()` right after it has written the response headers and the role chunk."""
-
-    served_at: float | None = None
-
-    def pieces(self) -> list[str]:
-        if self.served_at is None:
-            self.served_at = time.monotonic()
-        return super().pieces()
 
 
 class Cli:
