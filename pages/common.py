@@ -67,7 +67,6 @@ def show_stats(row: dict, t: Translator) -> None:
         t("write.stat_duration"): f"{duration / 1000:.1f} s" if duration else "–",
         t("write.stat_speed"): t("write.tokens_per_s", value=f"{speed:.0f}") if speed else "–",
     }
-
     header = " | ".join(cells)
     st.markdown(f"| {header} |\n|{'---|' * len(cells)}\n| {' | '.join(cells.values())} |")
     if row.get("length_outcome"):  # length control was on: where it landed, in how many requests
