@@ -54,8 +54,9 @@ def engine(messages, max_tokens):
 
 
 def job(messages, max_tokens, settings):
-    # The whole app path: prompt, engine, word counting, draft saves, final row.
-    j = Job(BRIEF, settings, provider=local_provider())
+    # The whole app path: prompt, engine, word counting, draft saves, final row; free-form,
+    # so it asks for exactly the same completion as the other two paths.
+    j = Job(BRIEF, settings, provider=local_provider(), length_control=False)
     j.messages, j.max_tokens = messages, max_tokens
     start = time.perf_counter()
     first = None
