@@ -38,7 +38,6 @@ import sys
 import tempfile
 import time
 import tomllib
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,6 +45,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from fake_openai import FakeOpenAI  # noqa: E402
 from scripted_writer import ScriptedWriter  # noqa: E402
+from serving import NotServing, wait_until_serving  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -116,21 +116,12 @@ class AppServer:
         return "\n".join(text.splitlines()[-lines:])
 
     def wait_healthy(self) -> None:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while True:
-            if self.proc.poll() is not None:
-                raise ScreenshotError(f"streamlit exited with code {self.proc.returncode} before "
-                                      f"it was healthy:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as resp:
-                    if resp.read().strip() == b"ok":
-                        return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise ScreenshotError(f"streamlit was not healthy after {STARTUP_TIMEOUT_S} s "
-                                      f"on {self.url}:\n{self.log_tail()}")
-            time.sleep(0.1)
+        try:
+            wait_until_serving(self.proc, f"{self.url}/_stcore/health",
+                               timeout_s=STARTUP_TIMEOUT_S, log=self.log_tail, name="streamlit",
+                               ok=lambda body: body.strip() == b"ok")
+        except NotServing as exc:
+            raise ScreenshotError(str(exc)) from None
 
     def stop(self) -> None:
         if self.proc.poll() is not None:

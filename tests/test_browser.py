@@ -21,13 +21,13 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from fake_openai import FakeOpenAI, Reply
 from netfaults import ServedReply, connecting_to, drained, unanswered_port
+from serving import NotServing, stop, wait_until_serving
 from writer.counting import count_words
 from writer.pacing import overshoot_percent
 from writer.store import Store
@@ -140,29 +140,15 @@ def streamlit_server(tmp: Path, env: dict, extra_pythonpath: str | None = None):
                                 stdout=log, stderr=subprocess.STDOUT)
     server = AppServer(proc, f"http://127.0.0.1:{port}", log_path, tmp / "writer.db")
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"streamlit exited with code {proc.returncode} before it was healthy:\n"
-                            f"{server.log()}", pytrace=False)
-            try:
-                with urllib.request.urlopen(f"{server.url}/_stcore/health", timeout=2) as resp:
-                    if resp.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"streamlit was not healthy after {STARTUP_TIMEOUT_S} s:\n{server.log()}",
-                            pytrace=False)
-            time.sleep(0.1)
+        try:
+            wait_until_serving(proc, f"{server.url}/_stcore/health", timeout_s=STARTUP_TIMEOUT_S,
+                               log=server.log, name="streamlit",
+                               ok=lambda body: body.strip() == b"ok")
+        except NotServing as exc:
+            pytest.fail(str(exc), pytrace=False)
         yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop(proc)
 
 
 @pytest.fixture(scope="module")

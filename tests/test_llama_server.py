@@ -14,11 +14,11 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from serving import NotServing, stop, wait_until_serving
 from writer.brief import Brief
 from writer.config import load_settings
 from writer.counting import count_words
@@ -51,26 +51,14 @@ def llama_server(tmp_path_factory):
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited ({proc.returncode}):\n{log.read_text()}")
-            try:
-                with urllib.request.urlopen(f"{base_url}/models", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"llama_cpp.server did not start in 60 s:\n{log.read_text()}")
-            time.sleep(0.2)
+        try:
+            wait_until_serving(proc, f"{base_url}/models", timeout_s=60, log=log.read_text,
+                               name="llama_cpp.server")
+        except NotServing as exc:
+            pytest.fail(str(exc), pytrace=False)
         yield base_url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 @pytest.fixture

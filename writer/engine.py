@@ -344,6 +344,19 @@ class Generation:
     def article(self) -> str:
         return self.request.prefix + self.text
 
+    def _recent(self, chars: int = 2000) -> str:
+        """The end of the article, without joining all of it: the sentence-end and seam
+        checks run on every chunk near the end and need only the last lines."""
+        tail, size = [], 0
+        for part in reversed(self.parts):
+            tail.append(part)
+            size += len(part)
+            if size >= chars:
+                break
+        else:
+            tail.append(self.request.prefix[-chars:])
+        return "".join(reversed(tail))[-chars:]
+
     def _run(self) -> Iterator:
         request, plan = self.request, self.request.length
         if plan is None:
@@ -586,7 +599,7 @@ class Generation:
             if tail:
                 if keep_all:
                     joined = attempt.lengthens and not attempt.joined
-                    self._held += join_seam(self.article + self._held, tail) if joined else tail
+                    self._held += join_seam(self._recent() + self._held, tail) if joined else tail
                     attempt.joined = True
                 else:
                     yield from self._deliver(attempt, tail, piece)
@@ -597,7 +610,7 @@ class Generation:
             yield from self._emit(attempt, held)
             return
         # The answer ended (finish stop or length): end on a sentence, within range.
-        base = self.article
+        base = self._recent()
         full = base + self._held
         ends = sentence_ends(full, len(base), final=complete)
         fits = [e for e in ends if self.counter.words_with(full[len(base):e]) <= piece.high]
@@ -618,7 +631,7 @@ class Generation:
         if not text:
             return False
         if attempt.lengthens and not attempt.joined:
-            text = join_seam(self.article, text)  # new text after an ending: no "end.Next"
+            text = join_seam(self._recent(), text)  # new text after an ending: no "end.Next"
         attempt.joined = True
         if not piece.controlled:
             yield from self._emit(attempt, text)
@@ -629,7 +642,7 @@ class Generation:
             self._held = ""
             yield from self._emit(attempt, held)
             return False
-        base = self.article
+        base = self._recent()
         full = base + held
         ends = sentence_ends(full, len(base))
         if words >= piece.target:

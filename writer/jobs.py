@@ -26,7 +26,7 @@ from . import heartbeat, logs
 from .brief import Brief
 from .config import Settings
 from .costs import price_table
-from .counting import WordCounter, warm_up
+from .counting import count_words, warm_up
 from .engine import Delta, Finished, Generation, Outlined, Request, RetryPolicy, Usage
 from .errors import Failure
 from .kinds import CONTINUABLE, ErrorKind, Status
@@ -82,7 +82,7 @@ class Job:
         self.draft_interval_s = draft_interval_s
         self.article = article  # the row being continued, if any
         self.prefix = article["content"] if article else ""
-        self.counter = WordCounter(self.prefix)
+        self.prefix_words = count_words(self.prefix)
         self.article_id: int | None = article["id"] if article else None
         self.generation: Generation | None = None
         self.cost: float | None = None
@@ -117,7 +117,8 @@ class Job:
 
     @property
     def words(self) -> int:
-        return self.counter.words
+        # The engine counts the article as it grows (prefix included): one count, not two.
+        return self.generation.counter.words if self.generation else self.prefix_words
 
     @property
     def text(self) -> str:
@@ -166,7 +167,6 @@ class Job:
         try:
             for event in events:
                 if isinstance(event, Delta):
-                    self.counter.feed(event.text)
                     now = time.monotonic()
                     if now - last_save >= self.draft_interval_s:
                         self._save_draft(store)

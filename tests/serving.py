@@ -1,0 +1,45 @@
+"""Waiting for a server this test run started (streamlit, llama.cpp's server) and
+stopping it. Used by test_browser.py, test_llama_server.py and scripts/screenshots.py."""
+from __future__ import annotations
+
+import subprocess
+import time
+import urllib.request
+from typing import Callable
+
+
+class NotServing(RuntimeError):
+    """The server exited or did not answer in time; the message has its output."""
+
+
+def wait_until_serving(proc: subprocess.Popen, url: str, *, timeout_s: float,
+                       log: Callable[[], str], name: str = "the server",
+                       ok: Callable[[bytes], bool] = lambda body: True) -> None:
+    """Poll `url` until it answers 200 with a body `ok` accepts; raise NotServing with
+    the server's output if the process exits or `timeout_s` passes first."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            raise NotServing(f"{name} exited with code {proc.returncode} before it answered "
+                             f"{url}:\n{log()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200 and ok(response.read()):
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise NotServing(f"{name} did not answer {url} within {timeout_s:.0f} s:\n{log()}")
+        time.sleep(0.1)
+
+
+def stop(proc: subprocess.Popen, timeout_s: float = 10) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout_s`."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout_s)
