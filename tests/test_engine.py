@@ -119,3 +119,20 @@ def test_closing_the_stream_closes_the_provider_connection(fake):
     while not fake.disconnects and time.monotonic() < deadline:
         time.sleep(0.02)
     assert fake.disconnects, "the provider never saw the client disconnect"
+
+
+def test_response_models_are_built_with_the_client_not_on_the_first_chunk():
+    """Pydantic builds the SDK's models lazily; built mid-stream, a Ctrl-C landing there
+    came out as a SchemaError ("unexpected SchemaError") instead of an interrupt."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("from openai.types.chat import chat_completion_chunk as c\n"
+            "assert not c.ChoiceDelta.__pydantic_complete__\n"
+            "from writer import providers\n"
+            "providers.openai_client('http://127.0.0.1:9/v1', 'k', 5.0, 5.0)\n"
+            "assert c.ChoiceDelta.__pydantic_complete__ and c.ChatCompletionChunk.__pydantic_complete__\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
