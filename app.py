@@ -1,7 +1,7 @@
 """Entry point: `streamlit run app.py`. Navigation and the shared sidebar only."""
 import streamlit as st
 
-from pages.common import abandon_running_job, page_context
+from pages.common import page_context, running_panel
 from writer.config import SettingsError
 from writer.costs import PriceFileError, price_table
 from writer.i18n import UI_LANGUAGES
@@ -10,7 +10,6 @@ from writer.prompts import PromptError, default_prompts
 from writer.providers import ProviderChoiceError, choose_provider
 
 st.set_page_config(page_title="AI Writer", page_icon="✍️", layout="wide")
-abandon_running_job()
 warm_up()  # token budgets are measured once per process, off the first click's path
 
 try:  # a broken setting, providers file, prompt template or price file: say which, once
@@ -41,5 +40,6 @@ with st.sidebar:
     st.selectbox("UI / 界面", UI_LANGUAGES, key="ui_language",
                  index=UI_LANGUAGES.index(ctx.t.language),
                  format_func=lambda code: {"zh": "中文", "en": "English"}[code])
+    running_panel(t)  # articles being written, from any page: progress, open, Stop
 
 nav.run()

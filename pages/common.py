@@ -2,6 +2,7 @@
 No provider, SQL or prompt logic here: that lives in `writer/`."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -12,6 +13,7 @@ from writer.export import export
 from writer.i18n import Translator
 from writer.kinds import Status
 from writer.store import Store
+from writer.workers import Handle, Registry, State
 
 
 @dataclass
@@ -32,17 +34,76 @@ def page_context() -> PageContext:
     return PageContext(settings, Translator(language))
 
 
-def abandon_running_job() -> None:
-    """This run replaced one that was still streaming (Stop, or any other click or
-    page change): stop that job now — its provider connection is shut even if the
-    stream is stalled — and remember its saved article. Called on every run."""
-    job = st.session_state.pop("active_job", None)
-    if job is None:
+def registry() -> Registry:
+    """The server's job registry (one per database): articles run there, not in a
+    script run, so leaving the page, reloading or clicking anything never stops one
+    (writer/workers.py)."""
+    return _registry(str(load_settings().db_path))
+
+
+@st.cache_resource(show_spinner=False)
+def _registry(db_path: str) -> Registry:
+    return Registry()
+
+
+def stop_job(article_id: int) -> None:
+    """Stop button callback (any page): the job stops and saves its text."""
+    registry().cancel(article_id, wait_s=2.0)
+
+
+_run = threading.local()  # this script run's sidebar progress slots
+
+
+def running_panel(t: Translator) -> None:
+    """Sidebar: every article being written by this server, with its progress, a link
+    to watch it and Stop. It refreshes itself every second while any runs (a page
+    that streams refreshes it itself: see `refresh_running`)."""
+    reg = registry()
+    ids = [h.article_id for h in reg.active()]
+
+    @st.fragment(run_every=1.0 if ids else None)
+    def panel() -> None:
+        active = reg.active()
+        if [h.article_id for h in active] != ids:  # one started or ended: redraw the page
+            st.rerun(scope="app")
+        _run.slots = {}
+        if not active:
+            return
+        st.caption(t("app.running_title", count=len(active)))
+        for handle in active:
+            with st.container(border=True):
+                st.page_link("pages/write.py", label=f"#{handle.article_id} · {handle.topic}",
+                             query_params={"article": str(handle.article_id)},
+                             icon=":material/edit_note:")
+                slot = st.empty()
+                _run.slots[handle.article_id] = (slot, handle)
+                _paint_running(slot, handle, t)
+                st.button(t("write.stop"), key=f"sidebar-stop-{handle.article_id}",
+                          icon=":material/stop_circle:", on_click=stop_job,
+                          args=(handle.article_id,), disabled=handle.stopping)
+
+    panel()
+
+
+def refresh_running(t: Translator) -> None:
+    """Repaint the sidebar's progress lines (called by a page that is streaming: the
+    sidebar's own refresh waits until that run ends)."""
+    for slot, handle in getattr(_run, "slots", {}).values():
+        _paint_running(slot, handle, t)
+
+
+def _paint_running(slot, handle: Handle, t: Translator) -> None:
+    if handle.state == State.DONE:
+        slot.caption(t(f"statuses.{handle.finished.status}") if handle.finished else "–")
         return
-    if job.article_id:
-        st.session_state["last_article_id"] = job.article_id
-    if not job.saved.is_set():
-        job.cancel(wait_s=2.0)
+    if handle.stopping:
+        label = t("app.running_stopping")
+    elif handle.state == State.QUEUED:
+        position = registry().position(handle)
+        label = t("app.running_queued", position=position or 1)
+    else:
+        label = t("write.progress", words=handle.words, target=handle.target_words)
+    slot.progress(min(1.0, handle.words / max(1, handle.target_words)), text=label)
 
 
 def format_cost(cost, currency, t: Translator) -> str:

@@ -2,12 +2,14 @@
 Chinese), open one, export it, write again, continue or delete it."""
 import streamlit as st
 
-from pages.common import format_cost, page_context, show_stats, show_status
+from pages.common import format_cost, page_context, registry, show_stats, show_status, stop_job
 from writer.brief import CONTENT_TYPES, LANGUAGES, STYLE_PRESETS
 from writer.export import MIME_TYPES, export, file_name
 from writer.jobs import can_continue, delete_article
 from writer.search import Filters, distinct, search, snippet_html
+from writer.kinds import Status
 from writer.store import STATUSES
+from writer.workers import State
 
 PAGE_SIZE = 25
 ALL = ""
@@ -63,18 +65,33 @@ if terms:  # search results with the matches highlighted
                     f"<small>{snippet_html(full['content'], terms)}</small>",
                     unsafe_allow_html=True)
 else:
-    st.dataframe(
-        [{
-            t("history.col_id"): r["id"],
-            t("history.col_created"): r["created_at"][:16].replace("T", " "),
-            t("history.col_topic"): r["topic"],
-            t("history.col_type"): t(f"content_types.{r['content_type']}"),
-            t("history.col_status"): t(f"statuses.{r['status']}"),
-            t("history.col_words"): f"{r['words']} / {r['target_words']}",
-            t("history.col_model"): r["model"],
-            t("history.col_cost"): format_cost(r["cost"], r["currency"], t),
-        } for r in result.rows],
-        hide_index=True, width="stretch")
+    live = {h.article_id: h for h in registry().active()}
+    listed_live = [r["id"] for r in result.rows if r["id"] in live]
+
+    @st.fragment(run_every=1.0 if listed_live else None)
+    def history_table() -> None:
+        """The list; rows being written show their live status and words (every second)."""
+        if any(live[i].state == State.DONE for i in listed_live):
+            st.rerun(scope="app")  # one has ended: its saved row replaces the live one
+        table = []
+        for r in result.rows:
+            handle = live.get(r["id"])
+            status = (Status.QUEUED if handle.state == State.QUEUED else Status.STREAMING) \
+                if handle else r["status"]
+            words = handle.words if handle else r["words"]
+            table.append({
+                t("history.col_id"): r["id"],
+                t("history.col_created"): r["created_at"][:16].replace("T", " "),
+                t("history.col_topic"): r["topic"],
+                t("history.col_type"): t(f"content_types.{r['content_type']}"),
+                t("history.col_status"): t(f"statuses.{status}"),
+                t("history.col_words"): f"{words} / {r['target_words']}",
+                t("history.col_model"): r["model"],
+                t("history.col_cost"): format_cost(r["cost"], r["currency"], t),
+            })
+        st.dataframe(table, hide_index=True, width="stretch")
+
+    history_table()
 known = result.total if result.total is not None else result.offset + len(result.rows)
 pages = max(page_number + result.has_more, -(-min(known, 1000) // PAGE_SIZE))
 if pages > 1:
@@ -141,6 +158,25 @@ if st.session_state.get("confirm_delete") == chosen:
     if no.button(t("history.delete_no"), key=f"delete-no-{chosen}"):
         st.session_state.pop("confirm_delete")
         st.rerun()
+
+running = registry().get(chosen)
+if running is not None and running.state != State.DONE:
+    @st.fragment(run_every=1.0)
+    def live_article() -> None:
+        """The article as it is being written, refreshed every second, with Stop."""
+        if running.state == State.DONE:
+            st.rerun(scope="app")
+        if running.state == State.QUEUED:
+            label = t("app.running_queued", position=registry().position(running) or 1)
+        else:
+            label = t("write.progress", words=running.words, target=running.target_words)
+        st.progress(min(1.0, running.words / max(1, running.target_words)), text=label)
+        st.button(t("write.stop"), key=f"history-stop-{chosen}", icon=":material/stop_circle:",
+                  on_click=stop_job, args=(chosen,), disabled=running.stopping)
+        st.markdown(running.feed.text)
+
+    live_article()
+    st.stop()
 
 rendered, raw = st.tabs([t("write.rendered"), t("history.raw_tab")])
 rendered.markdown(row["content"])

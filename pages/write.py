@@ -1,15 +1,16 @@
 """Write page: the brief form, the live stream with a word-count progress bar, the result."""
 import streamlit as st
 
-from pages.common import page_context, show_article, show_stats, show_status
+from pages.common import (page_context, refresh_running, registry, show_article, show_stats,
+                          show_status, stop_job)
 from writer import usage
 from writer.brief import CONTENT_TYPES, LANGUAGES, STYLE_PRESETS, Brief, BriefError
-from writer.engine import Delta, Finished, Notice, Outlined
+from writer.engine import Notice, Outlined
 from writer.jobs import Job, JobError, can_continue
-from writer.kinds import LengthOutcome, NoticeKind
+from writer.kinds import ACTIVE, LengthOutcome, NoticeKind
 from writer.pacing import Pacer, overshoot_percent, progress_fraction
 from writer.providers import ProviderChoiceError, available_providers
-from writer.store import StorageError
+from writer.workers import Handle, State
 
 ctx = page_context()
 t = ctx.t
@@ -20,7 +21,7 @@ form_col, out_col = st.columns([2, 3], gap="large")  # the stream stays in view 
 with form_col:
     providers = {p.name: p for p in available_providers(ctx.settings)}
     provider_name = st.selectbox(
-        t("write.provider"), list(providers), key="provider",
+        t("write.provider"), list(providers), key="provider", persist_state="session",
         format_func=lambda n: t("write.provider_local") if n == "local" else providers[n].label())
     provider = providers[provider_name]
     if provider.kind == "local":
@@ -34,32 +35,33 @@ with form_col:
             spent=f"{budget['spent']:.2f}", budget=f"{budget['budget']:.2f}",
             currency=budget["currency"], percent=round(budget["ratio"] * 100)))
 
-    with st.form("brief"):
-        topic = st.text_input(t("write.topic"), placeholder=t("write.topic_placeholder"),
-                              max_chars=500, key="topic")
-        left, right = st.columns(2)
-        content_type = left.selectbox(t("write.content_type"), CONTENT_TYPES, key="content_type",
-                                      format_func=lambda k: t(f"content_types.{k}"))
-        style_choice = right.selectbox(t("write.style"), (*STYLE_PRESETS, "custom"), key="style",
-                                       format_func=lambda k: t(f"styles.{k}") if k != "custom"
-                                       else t("write.style_custom"))
-        custom_style = st.text_input(t("write.style_custom_text"), key="custom_style",
-                                     placeholder=t("write.style_custom_placeholder"))
-        # The default comes from session state, which "Write again" (History) also fills.
-        st.session_state.setdefault("target_words", 800)
-        target_words = left.number_input(t("write.length"), min_value=50, max_value=20000,
-                                         step=50, help=t("write.length_help"), key="target_words")
-        language = right.radio(t("write.language"), LANGUAGES, horizontal=True, key="language",
-                               format_func=lambda k: t(f"languages.{k}"))
-        audience = st.text_input(t("write.audience"), key="audience",
-                                 placeholder=t("write.audience_placeholder"))
-        keywords = st.text_input(t("write.keywords"), key="keywords",
-                                 placeholder=t("write.keywords_placeholder"))
-        length_control = st.checkbox(t("write.length_control"), value=True, key="length_control",
-                                     help=t("write.length_control_help"))
-        confirmed = st.checkbox(t("write.budget_confirm"), key="budget_confirm") \
-            if over_budget else True
-        submitted = st.form_submit_button(t("write.generate"), type="primary")
+    # Plain widgets, not an st.form: what is typed is kept across pages and reruns
+    # (persist_state="session"), and a click no longer stops an article anyway.
+    topic = st.text_input(t("write.topic"), placeholder=t("write.topic_placeholder"),
+                          max_chars=500, key="topic", persist_state="session")
+    left, right = st.columns(2)
+    content_type = left.selectbox(t("write.content_type"), CONTENT_TYPES, key="content_type", persist_state="session",
+                                  format_func=lambda k: t(f"content_types.{k}"))
+    style_choice = right.selectbox(t("write.style"), (*STYLE_PRESETS, "custom"), key="style", persist_state="session",
+                                   format_func=lambda k: t(f"styles.{k}") if k != "custom"
+                                   else t("write.style_custom"))
+    custom_style = st.text_input(t("write.style_custom_text"), key="custom_style", persist_state="session",
+                                 placeholder=t("write.style_custom_placeholder"))
+    # The default comes from session state, which "Write again" (History) also fills.
+    st.session_state.setdefault("target_words", 800)
+    target_words = left.number_input(t("write.length"), min_value=50, max_value=20000,
+                                     step=50, help=t("write.length_help"), key="target_words", persist_state="session")
+    language = right.radio(t("write.language"), LANGUAGES, horizontal=True, key="language", persist_state="session",
+                           format_func=lambda k: t(f"languages.{k}"))
+    audience = st.text_input(t("write.audience"), key="audience", persist_state="session",
+                             placeholder=t("write.audience_placeholder"))
+    keywords = st.text_input(t("write.keywords"), key="keywords", persist_state="session",
+                             placeholder=t("write.keywords_placeholder"))
+    length_control = st.checkbox(t("write.length_control"), value=True, key="length_control", persist_state="session",
+                                 help=t("write.length_control_help"))
+    confirmed = st.checkbox(t("write.budget_confirm"), key="budget_confirm") \
+        if over_budget else True
+    submitted = st.button(t("write.generate"), type="primary", key="generate")
 
 
 def progress_text(words: int, target: int, section: tuple[int, int] | None = None,
@@ -86,71 +88,57 @@ def show_notice(slot, event: Notice) -> None:
                            max=event.max_attempts))
 
 
-def stream_article(job: Job) -> bool:
-    """Paint the first delta at once, then coalesce on the Pacer's budget; the
-    progress bar moves on the same budget. Any rerun meanwhile (Stop, another
-    click) abandons this run; `abandon_running_job` then stops the job."""
-    target = job.brief.target_words
+def view_job(handle: Handle) -> None:
+    """Attach to a job and show it until it ends: the text so far at once, then the
+    rest through st.write_stream, with the progress bar, notices and Stop. A rerun
+    (any click, another page, a reload) only detaches this view: the job goes on in
+    the server's registry and the next run attaches again."""
+    article_id, target = handle.article_id, handle.target_words
     stop_slot = st.empty()
-    stop_slot.button(t("write.stop"), key="stop", icon=":material/stop_circle:")
-    progress = st.progress(progress_fraction(job.words, target), text=t("write.waiting_first"))
+    stop_slot.button(t("write.stop"), key="stop", icon=":material/stop_circle:",
+                     on_click=stop_job, args=(article_id,))
+    progress = st.progress(progress_fraction(handle.words, target),
+                           text=t("write.waiting_first"))
+    st.caption(t("write.background_hint"))
     notice = st.empty()
     plan = st.empty()  # long-form: the outline, once it is known
     section: list[tuple[int, int]] = []  # long-form: the section being written
-    pacer = Pacer()
-    events = job.run()
-    st.session_state["active_job"] = job
+    state = {"notice": None, "landed": None}
 
-    def paced_text():
-        if job.prefix:  # Continue: the text so far, then the rest as it arrives
-            yield job.prefix
-        pending: list[str] = []
-        shown = 0
-        notice_shown = False
-        for event in events:
-            if isinstance(event, Delta):
-                pending.append(event.text)
-                shown += len(event.text)
-                if pacer.due(shown):
-                    if notice_shown:
-                        notice.empty()
-                        notice_shown = False
-                    yield "".join(pending)
-                    pending.clear()
-                    progress.progress(progress_fraction(job.words, target),
-                                      text=progress_text(job.words, target, *section[-1:]))
-            elif isinstance(event, Outlined):
-                with plan.expander(t("write.outline"), expanded=False):
-                    st.markdown(event.outline.as_markdown())
-            elif isinstance(event, Notice) and event.kind == NoticeKind.SECTION:
-                section.append((event.attempt, event.max_attempts))
-                progress.progress(progress_fraction(job.words, target),
-                                  text=progress_text(job.words, target, section[-1]))
-            elif isinstance(event, Notice):
-                show_notice(notice, event)
-                notice_shown = True
-            elif isinstance(event, Finished):
-                if pending:
-                    yield "".join(pending)
-                notice.empty()
-                progress.progress(progress_fraction(job.words, target),
-                                  text=progress_text(job.words, target,
-                                                     landed=event.length_outcome))
+    def paint_progress() -> None:
+        if handle.state == State.QUEUED:
+            text = t("write.queued", provider=handle.provider_name,
+                     position=registry().position(handle) or 1)
+        elif handle.words == 0 and not handle.feed.closed:
+            text = t("write.waiting_first")
+        else:
+            text = progress_text(handle.words, target, *section[-1:], landed=state["landed"])
+        progress.progress(progress_fraction(handle.words, target), text=text)
 
-    try:
-        st.write_stream(paced_text())
-        failure = None
-    except StorageError as exc:  # the database refused the article: say where its text is
-        failure = exc
-    finally:
-        events.close()  # a rerun or Stop: close the provider stream and save the partial text
+    def chunks():
+        for update in handle.follow(pacer=Pacer(), tick_s=0.5):
+            for event in update.events:
+                if isinstance(event, Outlined):
+                    with plan.expander(t("write.outline"), expanded=False):
+                        st.markdown(event.outline.as_markdown())
+                elif isinstance(event, Notice) and event.kind == NoticeKind.SECTION:
+                    section.append((event.attempt, event.max_attempts))
+            if update.finished is not None:
+                state["landed"] = update.finished.length_outcome
+            if update.notice is not state["notice"]:
+                state["notice"] = update.notice
+                if update.notice is None:
+                    notice.empty()
+                else:
+                    show_notice(notice, update.notice)
+            if update.text:
+                yield update.text
+            paint_progress()
+            refresh_running(t)
+        notice.empty()
+
+    st.write_stream(chunks())
     stop_slot.empty()  # nothing left to stop
-    st.session_state.pop("active_job", None)
-    if failure is not None:
-        st.error(f"{t('errors.storage')}: {failure}")
-        return False
-    st.session_state["last_article_id"] = job.article_id
-    return True
 
 
 def show_result(row: dict, *, fresh: bool) -> None:
@@ -160,6 +148,19 @@ def show_result(row: dict, *, fresh: bool) -> None:
         st.button(t("write.continue"), key=f"continue-{row['id']}", icon=":material/play_arrow:",
                   on_click=lambda: st.session_state.update(continue_id=row["id"]))
     show_article(row, t, rendered=not fresh, key="fresh" if fresh else "last")
+
+
+def start(job_for) -> int | None:
+    """Build the job (a refusal is one line in the page) and hand it to the registry."""
+    try:
+        job = job_for()
+        handle = registry().submit(job)
+    except (JobError, ProviderChoiceError) as exc:  # e.g. no WRITER_MODEL, server listing several
+        st.error(str(exc))
+        return None
+    if job.brief.language != job.requested_language:
+        st.info(t("write.local_english_now"))
+    return handle.article_id
 
 
 with out_col:
@@ -176,30 +177,41 @@ with out_col:
         if not confirmed:
             st.error(t("write.budget_confirm_needed"))
             st.stop()
-        try:
-            job = Job(brief, ctx.settings, provider=provider, length_control=length_control)
-        except ProviderChoiceError as exc:  # e.g. no WRITER_MODEL and the server lists several
-            st.error(str(exc))
-            st.stop()
-        if job.brief.language != brief.language:
-            st.info(t("write.local_english_now"))
+        started = start(lambda: Job(brief, ctx.settings, provider=provider,
+                                    length_control=length_control))
     elif continue_id:
-        try:
-            job = Job.continuing(continue_id, ctx.settings, provider=provider)
-        except (JobError, ProviderChoiceError) as exc:
-            st.error(str(exc))
-            st.stop()
+        started = start(lambda: Job.continuing(continue_id, ctx.settings, provider=provider))
     else:
-        job = None
-    if job is not None and stream_article(job):
-        row = ctx.store.get(job.article_id)
-        if row is None:  # deleted (another tab, the CLI) while it was being written
-            st.info(t("write.deleted", id=job.article_id))
-            st.session_state.pop("last_article_id", None)
-        else:
-            show_result(row, fresh=True)
-    elif st.session_state.get("last_article_id"):
-        row = ctx.store.get(st.session_state["last_article_id"])
-        if row:
+        started = None
+    # Which article this tab shows: the one just started, one opened by a link
+    # (?article=N: the sidebar, a reload, a second tab), or the last one it showed.
+    linked = st.query_params.get("article", "")
+    if started is not None:
+        st.session_state["article_id"] = started
+    elif linked.isdigit() and int(linked) != st.session_state.get("article_id"):
+        st.session_state["article_id"] = int(linked)
+    article_id = st.session_state.get("article_id")
+    if article_id is not None and linked != str(article_id):
+        st.query_params["article"] = str(article_id)  # a reload comes back to it
+    handle = registry().get(article_id)
+    streamed = handle is not None and handle.state != State.DONE
+    if streamed:
+        view_job(handle)
+        handle.done.wait(5)  # the feed ends once the row is saved; this is a formality
+    if handle is not None and handle.error:  # e.g. the database refused it: where the text is
+        st.error(f"{t('errors.storage')}: {handle.error}"
+                 if handle.job.recovery_file else handle.error)
+    row = ctx.store.get(article_id) if article_id is not None else None
+    if article_id is not None and row is None:
+        if handle is not None:  # deleted (another tab, the CLI) while it was being written
+            st.info(t("write.deleted", id=article_id))
+        st.session_state.pop("article_id", None)
+        st.query_params.pop("article", None)
+    elif row is not None and row["status"] in ACTIVE:  # another process writes it (the CLI)
+        st.subheader(t("write.last_article"))
+        st.caption(t(f"statuses.{row['status']}"))
+        st.markdown(row["content"])
+    elif row is not None:
+        if not streamed:
             st.subheader(t("write.last_article"))
-            show_result(row, fresh=False)
+        show_result(row, fresh=streamed)

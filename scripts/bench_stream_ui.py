@@ -1,29 +1,61 @@
-"""Benchmark: how fast the Write page shows streamed text in a real browser.
+"""Benchmark: how fast the Write page shows streamed text in a real browser, BEFORE and
+AFTER a change, side by side in one run.
 
-One run measures, against the same loopback provider (tests/fake_openai.py) and the
-same replies, interleaved:
+Two copies of the app run at once against the same loopback provider (tests/fake_openai.py):
 
-  raw    the openai SDK consuming the stream directly, in its own Python process
-         (the floor): request -> first / last content chunk received;
-  app    `streamlit run app.py` (env as in tests/test_browser.py) in Debian's chromium:
-         Generate click -> (a) first article text in the DOM, (b) the article's LAST
-         words in the DOM (end of stream painted);
-  naive  `streamlit run scripts/naive_write_page.py`, a page written the way
-         Streamlit's docs show (client per click, every delta straight into
-         st.write_stream, st.progress on every delta): the same (a) and (b).
+  before  `streamlit run app.py` in a tree extracted with `git archive --before REF`
+          (default c06a41c, the last commit before the background-job rewrite);
+  after   the same in a snapshot of the current working tree (tracked and untracked,
+          not ignored, files copied when the run starts), or in `git archive
+          --after-ref REF`;
+  raw     the openai SDK consuming the same stream directly, in its own Python process
+          (the floor): request -> first / last content chunk received;
+  naive   (--naive) `streamlit run scripts/naive_write_page.py`, a page written the
+          way Streamlit's docs show (st.write_stream on every delta).
+
+Both app servers get the same environment (as in tests/test_browser.py) and each its own
+WRITER_DB. Debian's chromium (headless, --no-sandbox --disable-gpu) drives them through
+Playwright with a --viewport (default 1280x900) and locale en-US. The brief is filled the
+same way on both apps (Topic, Target length, Article language English, length control
+off so the reply is one request): fill, Tab, then wait until the rerun that commit
+triggered has finished (the after-app has no st.form; the before-app's form sends
+nothing until Generate). Every request carries a tag (in the Topic) and the fake
+answers each tag with its own reply, so concurrent sessions never get each other's.
+
+Scenarios (--scenarios, default all):
+
+  fast     ~4,000 tokens at ~2,000 tokens/s (the chunk delay is calibrated so the raw
+           stream really runs at that rate) -- the held-out reference measurement:
+           Generate click -> (a) first article text in the DOM, (b) the article's LAST
+           words in the DOM. Criteria: (b) <= 1.10x the raw SDK stream time;
+           (a) <= raw SDK TTFT + 150 ms; no main-thread task over 200 ms.
+  typical  50 tokens/s for ~10 s after a 400 ms provider TTFT; same figures.
+  many     --sessions (20) browser contexts (= Streamlit sessions) in one chromium, all
+           on one server, brief filled, then Generate clicked in all of them at the same
+           wall-clock instant (a timer in each page); ~1,000 tokens at 100 tokens/s each.
+           Per session click -> last words in the DOM, against a SOLO session (same
+           reply, nobody else connected) measured just before. Per server: solo, median
+           / max of the sessions, max / solo (criterion <= 1.2x), sessions with errors
+           (page errors, text missing, an stAlertContentError), the most simultaneous
+           streams the provider saw.
+  viewers  after only: one session starts an article (~1,000 tokens at 100 tokens/s),
+           then --viewers (19) more open `/?article=ID` (ID from the URL the Write page
+           sets, else the newest row of the server's WRITER_DB) and attach to the running
+           job. Provider requests (criterion: exactly 1), each viewer's last words in the
+           DOM relative to the provider's last chunk, complete text, errors. "not
+           supported" when the page at ?article=ID never shows the running article.
 
 Page times come from the page's own clock (a click listener + a MutationObserver);
-provider-side times (request received, first / last content chunk written) are
-recorded by wrapping the fake's handler in this process, and put on the page's clock
-with a measured offset (within ~1 ms). Diagnostics per run: when the markers reached the
-page's WebSocket (server side vs browser side), the app engine's own end time (from its
-row), the fake's real send rate, and CPU seconds of each server and of the browser.
-Scenarios: `fast` (~4,000 tokens at ~2,000 tokens/s,
-1 token ≈ 4 characters per chunk; the chunk delay is calibrated so the raw stream
-really runs at that rate) and `typical` (50 tokens/s for ~10 s after a provider
-time to first token). Medians of --runs repetitions.
+provider-side times (request received, first / last content chunk written) are recorded
+by wrapping the fake's handler in this process, and put on the page's clock with a
+measured offset (within ~1 ms). Long tasks: a PerformanceObserver({type: 'longtask',
+buffered: true}) in each measured page; tasks overlapping click -> last words in the DOM
+count (max duration, number over 200 ms). Diagnostics per run: when the markers reached
+the page's WebSocket, the engine's own end time (from its row), the fake's real send
+rate, and CPU seconds of each server and of the browser. Medians of --runs repetitions.
 
-    .venv/bin/python scripts/bench_stream_ui.py [--runs 3] [--scenarios fast,typical]
+    .venv/bin/python scripts/bench_stream_ui.py [--before c06a41c] [--after-ref REF]
+        [--runs 3] [--scenarios fast,typical,many,viewers] [--sessions 20] [--naive]
 
 A benchmark, not a test: it prints numbers and ratios, it asserts nothing about them.
 """
@@ -33,13 +65,16 @@ import argparse
 import atexit
 import json
 import os
+import re
 import shutil
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -55,8 +90,12 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 STARTUP_TIMEOUT_S = 40
 MODEL = "gpt-4o-mini"
 CHARS_PER_TOKEN = 4
-REFERENCE = ("product brief: a page written like Streamlit's docs measured +1.6 s click -> first "
-             "text beyond the provider's TTFT, and 1.77x the raw stream time at 2,000 tokens/s")
+LONG_TASK_LIMIT_MS = 200
+CRITERIA = {"ratio": 1.10, "beyond_ttft_ms": 150, "many_ratio": 1.2, "viewer_requests": 1}
+REFERENCE = ("held-out reference: a 4,000-token article at 2,000 tokens/s, Generate on the Write "
+             "page at 1280x900: complete article visible <= 1.10x the raw SDK stream time, click "
+             "-> first text <= raw SDK TTFT + 150 ms, no main-thread task over 200 ms; 20 sessions "
+             "at once <= 1.2x a solo session; viewers of one job: exactly 1 provider request")
 
 SENTENCES = [
     "Readers decide within seconds whether an assistant is worth waiting for.",
@@ -76,9 +115,37 @@ SENTENCES = [
 ]
 
 
-# ---- provider-side timing: wrap the fake's handler (tests/fake_openai.py is not modified) --
+# ---- provider: one reply per tag, and provider-side timing (tests/fake_openai.py is not
+# modified: its handler is wrapped in this process) ------------------------------------------
 
-PROVIDER: dict[int, dict] = {}  # request slot -> {received, first, last, done} (time.time())
+TAG_RE = re.compile(r"zbench([a-z0-9]+)z")
+REPLIES: dict[str, object] = {}  # tag -> Reply, served to the first request with that tag
+SERVED: set[str] = set()
+PROVIDER: dict[int, dict] = {}  # request slot -> {tag, received, first, last, done} (time.time())
+STREAMS = {"active": 0, "max": 0}
+_STREAMS_LOCK = threading.Lock()
+
+
+def topic_for(tag: str) -> str:
+    return f"Why streaming output matters zbench{tag}z"
+
+
+def request_tag(req: dict) -> str | None:
+    match = TAG_RE.search(json.dumps(req.get("messages") or [], ensure_ascii=False))
+    return match.group(1) if match else None
+
+
+def responder(req: dict):
+    """The fake's answer when its queue is empty (it always is here): the reply registered
+    for the request's tag, once; anything else (a continuation, an outline, an untagged
+    request) gets a one-word filler, and shows up as an extra request in the figures."""
+    from fake_openai import Reply
+
+    tag = request_tag(req)
+    if tag in REPLIES and tag not in SERVED:
+        SERVED.add(tag)
+        return REPLIES[tag]
+    return Reply(chunks=[" Extra."], usage=(10, 1))
 
 
 def install_provider_timing() -> None:
@@ -88,13 +155,18 @@ def install_provider_timing() -> None:
     orig_chat, orig_event = handler._chat, handler._event
 
     def _chat(self, req, reply):
-        rec = PROVIDER[self.slot] = {"received": time.time(), "first": None, "last": None,
-                                     "done": None}
+        rec = PROVIDER[self.slot] = {"tag": request_tag(req), "received": time.time(),
+                                     "first": None, "last": None, "done": None}
         self._bench_rec = rec
+        with _STREAMS_LOCK:
+            STREAMS["active"] += 1
+            STREAMS["max"] = max(STREAMS["max"], STREAMS["active"])
         try:
             return orig_chat(self, req, reply)
         finally:
             rec["done"] = time.time()
+            with _STREAMS_LOCK:
+                STREAMS["active"] -= 1
 
     def _event(self, obj, split=False):
         out = orig_event(self, obj, split)
@@ -111,6 +183,16 @@ def install_provider_timing() -> None:
     handler._chat, handler._event = _chat, _event
 
 
+def slots_for(tag: str) -> list[int]:
+    return sorted(slot for slot, rec in list(PROVIDER.items()) if rec["tag"] == tag)
+
+
+def wait_provider_done(slot: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while (PROVIDER.get(slot) or {}).get("done") is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 # ---- replies ---------------------------------------------------------------------------
 
 @dataclass
@@ -122,6 +204,15 @@ class Scenario:
     rate: float  # requested tokens/s
     target_words: int = 0
     text_chars: int = 0
+
+    def fit(self) -> "Scenario":
+        _, _, _, text = make_reply(self, "000")
+        self.text_chars = len(text)
+        self.target_words = max(50, min(20000, round(len(text.split()) / 50) * 50))
+        return self
+
+    def expected_s(self) -> float:
+        return self.first_delay + self.tokens / self.rate
 
 
 def make_reply(sc: Scenario, tag: str):
@@ -143,7 +234,14 @@ def make_reply(sc: Scenario, tag: str):
     return reply, first, last, "".join(chunks)
 
 
-# ---- processes -------------------------------------------------------------------------
+def register(sc: Scenario, tag: str):
+    reply, first, last, text = make_reply(sc, tag)
+    REPLIES[tag] = reply
+    SERVED.discard(tag)
+    return reply, first, last
+
+
+# ---- processes and trees ------------------------------------------------------------------
 
 STARTED: list[subprocess.Popen] = []  # every process this script started, killed on exit
 
@@ -176,9 +274,39 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _git(*args: str) -> str:
+    return subprocess.run(["git", "-C", str(ROOT), *args], check=True, capture_output=True,
+                          text=True).stdout
+
+
+def extract_ref(ref: str, dest: Path) -> str:
+    """`git archive REF | tar -x -C dest`; returns a label with the short commit."""
+    sha = _git("rev-parse", "--short", f"{ref}^{{commit}}").strip()
+    dest.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", sha], check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return sha if sha.startswith(ref) or ref.startswith(sha) else f"{ref} = {sha}"
+
+
+def snapshot_worktree(dest: Path) -> str:
+    """Copy the working tree's tracked and untracked (not ignored) files, so edits made
+    while the benchmark runs don't change what it measures half way."""
+    names = [n for n in _git("ls-files", "-z", "-c", "-o", "--exclude-standard").split("\0") if n]
+    for name in names:
+        src = ROOT / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    head = _git("rev-parse", "--short", "HEAD").strip()
+    changed = [line for line in _git("status", "--porcelain").splitlines() if line.strip()]
+    return f"working tree: HEAD {head}" + (f" + {len(changed)} changed/new files" if changed
+                                           else ", clean")
+
+
 class StreamlitServer:
-    def __init__(self, name: str, script: str, env: dict, tmp: Path):
-        self.name, self.script = name, script
+    def __init__(self, name: str, label: str, script: str, cwd: Path, env: dict, tmp: Path):
+        self.name, self.label, self.script, self.cwd = name, label, script, cwd
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp / f"{name}.log"
@@ -188,10 +316,14 @@ class StreamlitServer:
                "--server.headless", "true", "--server.address", "127.0.0.1",
                "--browser.gatherUsageStats", "false"]
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(cmd, cwd=ROOT, env={**clean, **env},
+            self.proc = subprocess.Popen(cmd, cwd=cwd, env={**clean, **env},
                                          stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True)
         STARTED.append(self.proc)
+
+    @property
+    def is_app(self) -> bool:
+        return self.name != "naive"
 
     def log(self, tail: int = 3000) -> str:
         return self.log_path.read_bytes().decode("utf-8", "replace")[-tail:]
@@ -213,6 +345,18 @@ class StreamlitServer:
                                    f"{self.log()}")
             time.sleep(0.1)
 
+    def row(self, tag: str, columns: str = "id, duration_ms, status") -> tuple | None:
+        """The newest article row whose topic carries `tag` (None if there is none or the
+        schema differs)."""
+        if not self.db_path:
+            return None
+        try:
+            with sqlite3.connect(self.db_path, timeout=5) as db:
+                return db.execute(f"SELECT {columns} FROM articles WHERE topic LIKE ? "
+                                  "ORDER BY id DESC LIMIT 1", (f"%zbench{tag}z%",)).fetchone()
+        except sqlite3.Error:
+            return None
+
 
 class RawClient:
     """The floor: the openai SDK in its own process (like the Streamlit servers), so the
@@ -224,8 +368,8 @@ class RawClient:
                                      start_new_session=True)
         STARTED.append(self.proc)
 
-    def run(self, base_url: str, timeout_s: float) -> dict:
-        self.proc.stdin.write(base_url + "\n")
+    def run(self, base_url: str, tag: str, timeout_s: float) -> dict:
+        self.proc.stdin.write(json.dumps({"base_url": base_url, "content": topic_for(tag)}) + "\n")
         self.proc.stdin.flush()
         import select
         if not select.select([self.proc.stdout], [], [], timeout_s)[0]:
@@ -240,16 +384,16 @@ def raw_worker() -> None:
     import openai
 
     for line in sys.stdin:
-        base_url = line.strip()
-        if not base_url:
+        if not line.strip():
             return
-        client = openai.OpenAI(base_url=base_url, api_key="sk-test", max_retries=0)
+        job = json.loads(line)
+        client = openai.OpenAI(base_url=job["base_url"], api_key="sk-test", max_retries=0)
         sent = time.time()
         start = time.perf_counter()
         first = last = None
         chunks = chars = 0
         stream = client.chat.completions.create(
-            model=MODEL, messages=[{"role": "user", "content": "write"}], stream=True,
+            model=MODEL, messages=[{"role": "user", "content": job["content"]}], stream=True,
             stream_options={"include_usage": True})
         for event in stream:
             if event.choices and event.choices[0].delta and event.choices[0].delta.content:
@@ -302,20 +446,71 @@ def browser_cpu_s(exclude: set[int]) -> float:
 
 # ---- browser ---------------------------------------------------------------------------
 
+# Installed before each page loads. (1) When the app's WebSocket messages with the first
+# and last markers reach the page (before Streamlit's own handler runs), so server-side
+# and browser-side delays can be told apart; only message tails are scanned after the
+# first, and nothing is scanned until markers are set. (2) Messages the page sends (a
+# widget commit sends a rerun request) and when Streamlit's script state last went back
+# to notRunning: "the rerun my commit triggered has finished" is a condition, not a sleep.
+INIT_JS = """(() => {
+    const L = window.__ws = {markers: null, first: null, last: null, msgs: 0, bytes: 0,
+                             sent: 0, lastSend: -1};
+    const S = window.__st = {state: null, finished: 0, lastFinish: -1};
+    const scan = (bytes) => { let s = ''; for (const b of bytes) s += String.fromCharCode(b); return s; };
+    const Native = window.WebSocket;
+    window.WebSocket = class extends Native {
+        constructor(...args) {
+            super(...args);
+            this.addEventListener('message', (event) => {
+                if (!(event.data instanceof ArrayBuffer)) return;
+                const now = performance.now(), size = event.data.byteLength;
+                L.msgs++; L.bytes += size;
+                if (!L.markers) return;
+                if (L.first === null && size < 65536
+                        && scan(new Uint8Array(event.data)).includes(L.markers[0])) L.first = now;
+                if (L.last === null
+                        && scan(new Uint8Array(event.data, Math.max(0, size - 512))).includes(L.markers[1]))
+                    L.last = now;
+            });
+        }
+        send(data) { L.sent++; L.lastSend = performance.now(); return super.send(data); }
+    };
+    new MutationObserver(() => {
+        const app = document.querySelector('[data-testid="stApp"]');
+        const state = app && app.getAttribute('data-test-script-state');
+        if (state === S.state) return;
+        if (state === 'notRunning' && S.state !== null) { S.finished++; S.lastFinish = performance.now(); }
+        S.state = state;
+    }).observe(document, {subtree: true, childList: true, attributes: true,
+                          attributeFilter: ['data-test-script-state']});
+})();"""
+
 # Page-clock timestamps: the Generate click, the first DOM mutation after which the first
-# marker is in the main area, and the one after which the last marker is.
+# marker is in the main area, and the one after which the last marker is; an error alert
+# in the main area; long tasks (buffered, filtered to click -> last on the Python side).
+# The whole document is observed (the main area may be re-created), the main area's text
+# is read once per mutation batch, and the observer stops at the last marker.
 TIMING_JS = """([first, last]) => {
     const T = window.__bench = {origin: performance.timeOrigin, click: null, first: null,
-                                last: null, firstPaint: null, lastPaint: null, updates: 0};
+                                last: null, firstPaint: null, lastPaint: null, updates: 0,
+                                errorAlert: false, longtasks: [], longtaskApi: true};
+    try {
+        window.__lt = new PerformanceObserver((list) => {
+            for (const e of list.getEntries()) T.longtasks.push([e.startTime, e.duration]);
+        });
+        window.__lt.observe({type: 'longtask', buffered: true});
+    } catch (e) { T.longtaskApi = false; }
     document.addEventListener('click', (event) => {
         const button = event.target.closest('button');
         if (T.click === null && button && button.innerText.includes('Generate'))
             T.click = performance.now();
     }, true);
-    const main = document.querySelector('[data-testid="stMain"]');
+    let main = null;
     const observer = new MutationObserver(() => {
         if (T.click === null) return;
         T.updates++;
+        if (!main || !main.isConnected) main = document.querySelector('[data-testid="stMain"]');
+        if (!main) return;
         const text = main.textContent;
         if (T.first === null && text.includes(first)) {
             T.first = performance.now();
@@ -326,37 +521,53 @@ TIMING_JS = """([first, last]) => {
             requestAnimationFrame(() => { T.lastPaint = performance.now(); });
             observer.disconnect();
         }
+        if (!T.errorAlert && main.querySelector('[data-testid="stAlertContentError"]'))
+            T.errorAlert = true;
     });
-    observer.observe(main, {subtree: true, childList: true, characterData: true});
+    observer.observe(document.body, {subtree: true, childList: true, characterData: true});
 }"""
 
-# Installed before the page loads: when the app's WebSocket messages with the first and
-# last markers reach the page (before Streamlit's own handler runs), so server-side and
-# browser-side delays can be told apart. Only message tails are scanned after the first.
-WS_JS = """(() => {
-    const L = window.__ws = {markers: null, first: null, last: null, msgs: 0, bytes: 0};
-    const scan = (bytes) => { let s = ''; for (const b of bytes) s += String.fromCharCode(b); return s; };
-    const Native = window.WebSocket;
-    window.WebSocket = class extends Native {
-        constructor(...args) {
-            super(...args);
-            this.addEventListener('message', (event) => {
-                if (!L.markers || !(event.data instanceof ArrayBuffer)) return;
-                const now = performance.now(), size = event.data.byteLength;
-                L.msgs++; L.bytes += size;
-                if (L.first === null && size < 65536
-                        && scan(new Uint8Array(event.data)).includes(L.markers[0])) L.first = now;
-                if (L.last === null
-                        && scan(new Uint8Array(event.data, Math.max(0, size - 512))).includes(L.markers[1]))
-                    L.last = now;
-            });
-        }
-    };
+READ_JS = """() => {
+    const T = window.__bench;
+    if (window.__lt) for (const e of window.__lt.takeRecords()) T.longtasks.push([e.startTime, e.duration]);
+    return T;
+}"""
+
+DONE_JS = """() => { const T = window.__bench;
+    return (T.last !== null && T.lastPaint !== null) || T.errorAlert; }"""
+
+# A viewer's page (installed before it loads): when the main area first shows the first
+# and the last marker, and whether an error alert appeared; stops at the last marker.
+VIEWER_JS = """(() => {
+    const [first, last] = __MARKERS__;
+    const V = window.__view = {origin: performance.timeOrigin, first: null, last: null,
+                               errorAlert: false, updates: 0};
+    let main = null;
+    const observer = new MutationObserver(() => {
+        V.updates++;
+        if (!main || !main.isConnected) main = document.querySelector('[data-testid="stMain"]');
+        if (!main) return;
+        const text = main.textContent;
+        if (V.first === null && text.includes(first)) V.first = performance.now();
+        if (V.last === null && text.includes(last)) { V.last = performance.now(); observer.disconnect(); }
+        if (!V.errorAlert && main.querySelector('[data-testid="stAlertContentError"]')) V.errorAlert = true;
+    });
+    observer.observe(document, {subtree: true, childList: true, characterData: true});
 })();"""
 
 IDLE_JS = """() => {
     const app = document.querySelector('[data-testid="stApp"]');
     return app && app.getAttribute('data-test-script-state') === 'notRunning';
+}"""
+
+# Generate in the main area (never the sidebar), clicked by a timer at wall-clock `at`.
+CLICK_AT_JS = """(at) => {
+    const main = document.querySelector('[data-testid="stMain"]');
+    const button = main && [...main.querySelectorAll('button')]
+        .find((b) => b.innerText.trim() === 'Generate');
+    if (!button) return false;
+    setTimeout(() => button.click(), Math.max(0, at - Date.now()));
+    return true;
 }"""
 
 
@@ -373,72 +584,143 @@ def clock_offset(page) -> float:
 
 
 def wait_idle(page, timeout_s: float) -> None:
-    page.wait_for_timeout(400)  # a rerun just triggered may not have started yet
     page.wait_for_function(IDLE_JS, polling=50, timeout=timeout_s * 1000)
 
 
-def measure_ui(browser, fake, server: StreamlitServer, sc: Scenario, tag: str,
-               timeout_s: float, exclude: set[int]) -> dict:
-    reply, first, last, _ = make_reply(sc, tag)
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="en-US")
-    context.set_default_timeout(30_000)
-    context.add_init_script(WS_JS)
+NOTES: list[str] = []  # oddities seen while driving the pages, printed with the report
+
+
+def commit(page, in_form: bool, action, what: str) -> None:
+    """Do one widget action; outside a form, wait until the rerun it triggered has
+    finished (a message was sent and the script state went back to notRunning after it).
+    Inside the before-app's st.form nothing is sent until Generate."""
+    from playwright.sync_api import TimeoutError as PWTimeout
+
+    sent0 = page.evaluate("window.__ws.sent")
+    action()
+    if not in_form:
+        try:
+            page.wait_for_function(
+                """(s0) => window.__ws.sent > s0 && window.__st.lastFinish > window.__ws.lastSend
+                           && window.__st.state === 'notRunning'""",
+                arg=sent0, polling=50, timeout=10_000)
+        except PWTimeout:
+            note = f"{what}: no rerun seen within 10 s after the commit (continued when idle)"
+            if note not in NOTES:
+                NOTES.append(note)
+    wait_idle(page, 20)
+
+
+def open_brief(context, server: StreamlitServer, tag: str, target_words: int, url: str = ""):
+    """A page of `context` at the server with the brief filled (topic carrying `tag`), idle,
+    Generate not clicked. Returns (page, page errors list)."""
     errors: list[str] = []
+    page = context.new_page()
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(url or server.url + "/")
+    main = page.get_by_test_id("stMain")
+    topic = main.get_by_role("textbox", name="Topic", exact=True)
+    topic.wait_for()
+    wait_idle(page, 30)
+    if not server.is_app:  # the naive page: a text input and a button, no form
+        commit(page, False, lambda: (topic.fill(topic_for(tag)), topic.press("Enter")), "naive topic")
+        return page, errors
+    in_form = page.get_by_test_id("stForm").filter(has=topic).count() > 0
+    commit(page, in_form, lambda: (topic.fill(topic_for(tag)), topic.press("Tab")), "Topic")
+    length = main.get_by_role("spinbutton", name="Target length (words)")
+    if length.input_value() != str(target_words):
+        commit(page, in_form, lambda: (length.fill(str(target_words)), length.press("Tab")),
+               "Target length")
+    language = main.get_by_test_id("stRadio").filter(has_text="Article language")
+    if not language.get_by_role("radio", name="English").is_checked():
+        commit(page, in_form, lambda: language.get_by_text("English", exact=True).click(),
+               "Article language")
+    control = main.get_by_test_id("stCheckbox").filter(has_text="Hold to the target length")
+    if control.count() and control.get_by_role("checkbox").is_checked():
+        # off: one request writes the whole reply (no outline, no top-ups, no early end)
+        commit(page, in_form, lambda: control.locator("label").click(), "length control")
+    return page, errors
+
+
+def generate_button(page):
+    return page.get_by_test_id("stMain").get_by_role("button", name="Generate", exact=True)
+
+
+def finish_page(page, server: StreamlitServer, timeout_s: float) -> bool:
+    """Wait for the end of the run (success alert on the app, else idle); True if the
+    app showed its success alert."""
+    from playwright.sync_api import TimeoutError as PWTimeout
+
+    ok = True
+    if server.is_app:
+        try:
+            page.locator('[data-testid="stAlertContentSuccess"], '
+                         '[data-testid="stAlertContentError"]').first.wait_for(timeout=timeout_s * 1000)
+            ok = page.get_by_test_id("stAlertContentSuccess").count() > 0
+        except PWTimeout:
+            ok = False
     try:
-        page = context.new_page()
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(server.url + "/")
-        topic = page.get_by_role("textbox", name="Topic", exact=True)
-        topic.wait_for()
-        wait_idle(page, 20)
-        if server.name.startswith("app"):
-            topic.fill("Why streaming output matters")
-            page.get_by_role("spinbutton", name="Target length (words)").fill(str(sc.target_words))
-            page.get_by_test_id("stRadio").filter(has_text="Article language") \
-                .get_by_text("English", exact=True).click()
-        else:
-            topic.fill("Why streaming output matters")
-            topic.press("Enter")  # commit the value now, not as a rerun during the click
-        wait_idle(page, 20)
+        wait_idle(page, 10)
+    except PWTimeout:
+        pass
+    return ok
+
+
+def long_tasks(timing: dict, start: float, end: float) -> tuple[float, int]:
+    """(max duration ms, count over the limit) of long tasks overlapping [start, end]."""
+    if not timing.get("longtaskApi"):
+        return float("nan"), 0
+    durs = [d for s, d in timing["longtasks"] if s < end and s + d > start]
+    return (max(durs) if durs else 0.0), sum(d > LONG_TASK_LIMIT_MS for d in durs)
+
+
+def new_context(browser, viewport: dict):
+    context = browser.new_context(viewport=viewport, locale="en-US")
+    context.set_default_timeout(30_000)
+    context.add_init_script(INIT_JS)
+    return context
+
+
+def measure_ui(browser, server: StreamlitServer, sc: Scenario, tag: str, timeout_s: float,
+               exclude: set[int], viewport: dict) -> dict:
+    reply, first, last = register(sc, tag)
+    context = new_context(browser, viewport)
+    try:
+        page, errors = open_brief(context, server, tag, sc.target_words)
         offset = clock_offset(page)
         page.evaluate(TIMING_JS, [first, last])
         page.evaluate("(m) => { window.__ws.markers = m; }", [first, last])
-        slot = len(fake.chunks_sent)
-        fake.queue(reply)
         cpu0 = (cpu_s(server.proc.pid), browser_cpu_s(exclude))
-        page.get_by_role("button", name="Generate").click()
-        page.wait_for_function("() => window.__bench.last !== null && window.__bench.lastPaint "
-                               "!== null", polling=50, timeout=timeout_s * 1000)
-        timing = page.evaluate("window.__bench")
+        generate_button(page).click()
+        page.wait_for_function(DONE_JS, polling=50, timeout=timeout_s * 1000)
+        timing = page.evaluate(READ_JS)
         ws = page.evaluate("window.__ws")
-        # Let the run finish (provider done, result shown) before the session goes away.
-        deadline = time.monotonic() + 20
-        while (PROVIDER.get(slot) or {}).get("done") is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        wait_idle(page, 30)
-        if server.name.startswith("app"):
-            page.get_by_test_id("stAlertContentSuccess").first.wait_for(timeout=10_000)
+        if timing["errorAlert"] and timing["last"] is None:
+            raise RuntimeError(f"{server.name}: error alert: "
+                               + page.get_by_test_id("stAlertContentError").first.inner_text()[:300])
+        slots = slots_for(tag)
+        if slots:  # let the run finish (provider done, result shown) before the session goes
+            wait_provider_done(slots[0], 20)
+        success = finish_page(page, server, 15)
         cpu1 = (cpu_s(server.proc.pid), browser_cpu_s(exclude))
     finally:
         context.close()
     if errors:
         raise RuntimeError(f"JavaScript errors on the {server.name} page: {errors}")
-    rec = PROVIDER.get(slot)
-    if rec is None or rec["first"] is None:
-        raise RuntimeError(f"{server.name}: the fake never streamed request #{slot}")
-    sent = fake.chunks_sent[slot]
+    if not slots or PROVIDER[slots[0]]["first"] is None:
+        raise RuntimeError(f"{server.name}: the fake never streamed the reply for {tag}")
+    rec = PROVIDER[slots[0]]
+    sent = FAKE.chunks_sent[slots[0]]
     if sent != len(reply.pieces()):
         raise RuntimeError(f"{server.name}: the fake sent {sent} of {len(reply.pieces())} chunks")
     engine_lag = None
-    if server.db_path:  # the app's row: the engine's own start→end time (metrics.duration_ms)
-        import sqlite3
-        with sqlite3.connect(server.db_path) as db:
-            row = db.execute("SELECT duration_ms FROM articles ORDER BY id DESC LIMIT 1").fetchone()
-        if row and row[0]:
-            # the engine starts a few ms before the request reaches the provider: an upper bound
-            engine_lag = (rec["received"] + row[0] / 1000 - rec["last"]) * 1000
+    row = server.row(tag)
+    if row and row[1]:
+        # the engine starts a few ms before the request reaches the provider: an upper bound
+        engine_lag = (rec["received"] + row[1] / 1000 - rec["last"]) * 1000
     to_py = lambda t_ms: (timing["origin"] + t_ms) / 1000 - offset  # noqa: E731
     click = to_py(timing["click"])
+    lt_max, lt_over = long_tasks(timing, timing["click"], timing["last"])
     return {
         "first": timing["first"] - timing["click"],
         "end": timing["last"] - timing["click"],
@@ -456,6 +738,8 @@ def measure_ui(browser, fake, server: StreamlitServer, sc: Scenario, tag: str,
         "ws_last": ws["last"] - timing["click"] if ws["last"] is not None else None,
         "ws_msgs": ws["msgs"], "ws_mb": ws["bytes"] / 1e6,
         "engine_lag": engine_lag,
+        "lt_max": lt_max, "lt_over": lt_over,
+        "requests": len(slots), "success": success,
         "server_cpu": cpu1[0] - cpu0[0],
         "browser_cpu": cpu1[1] - cpu0[1],
     }
@@ -469,18 +753,18 @@ def ui_line(r: dict) -> str:
             f"{r['click_to_request']:.0f} ms; provider→DOM first {r['first_lag']:.0f} / last "
             f"{r['end_lag']:.0f} ms; WebSocket first {r['ws_first'] or nan:.0f} / last "
             f"{r['ws_last'] or nan:.0f} ms, {r['ws_msgs']} msgs {r['ws_mb']:.1f} MB{engine}; "
-            f"provider {r['provider_rate']:,.0f} tokens/s; {r['updates']} DOM updates; CPU "
+            f"provider {r['provider_rate']:,.0f} tokens/s; {r['updates']} DOM updates; long "
+            f"tasks max {r['lt_max']:.0f} ms, {r['lt_over']} > {LONG_TASK_LIMIT_MS} ms; "
+            f"{r['requests']} request(s){'' if r['success'] else '; NO success alert'}; CPU "
             f"server {r['server_cpu']:.2f} s, browser {r['browser_cpu']:.2f} s)")
 
 
-def measure_raw(raw: RawClient, fake, sc: Scenario, tag: str, timeout_s: float) -> dict:
-    reply, *_ = make_reply(sc, tag)
-    slot = len(fake.chunks_sent)
-    fake.queue(reply)
+def measure_raw(raw: RawClient, sc: Scenario, tag: str, timeout_s: float) -> dict:
+    reply, *_ = register(sc, tag)
     cpu0 = cpu_s(raw.proc.pid)
-    out = raw.run(fake.base_url, timeout_s)
+    out = raw.run(FAKE.base_url, tag, timeout_s)
     cpu = cpu_s(raw.proc.pid) - cpu0
-    rec = PROVIDER[slot]
+    rec = PROVIDER[slots_for(tag)[0]]
     if out["chunks"] != len(reply.pieces()):
         raise RuntimeError(f"raw: received {out['chunks']} of {len(reply.pieces())} chunks")
     return {
@@ -493,15 +777,235 @@ def measure_raw(raw: RawClient, fake, sc: Scenario, tag: str, timeout_s: float) 
     }
 
 
+# ---- many sessions at once ---------------------------------------------------------------
+
+def run_sessions(browser, server: StreamlitServer, sc: Scenario, tags: list[str],
+                 timeout_s: float, exclude: set[int], viewport: dict, log) -> dict:
+    """Open one context per tag, fill the brief in each, then click Generate in all of
+    them at the same wall-clock instant; per session click -> last words in the DOM."""
+    from playwright.sync_api import TimeoutError as PWTimeout
+
+    sessions = []
+    try:
+        t_open = time.monotonic()
+        for tag in tags:
+            _, first, last = register(sc, tag)
+            context = new_context(browser, viewport)
+            sessions.append({"tag": tag, "context": context, "first": first, "last": last})
+            page, errors = open_brief(context, server, tag, sc.target_words)
+            sessions[-1].update(page=page, errors=errors)
+        open_s = time.monotonic() - t_open
+        for s in sessions:
+            s["offset"] = clock_offset(s["page"])
+            s["page"].evaluate(TIMING_JS, [s["first"], s["last"]])
+        STREAMS["max"] = STREAMS["active"]
+        requests0 = len(FAKE.requests)
+        cpu0 = (cpu_s(server.proc.pid), browser_cpu_s(exclude))
+        at_ms = (time.time() + 0.5 + 0.05 * len(sessions)) * 1000
+        for s in sessions:
+            if not s["page"].evaluate(CLICK_AT_JS, at_ms):
+                s["errors"].append("no Generate button in the main area")
+        deadline = time.monotonic() + timeout_s + (at_ms / 1000 - time.time())
+        for s in sessions:  # the times are taken in the pages; this only waits for them
+            try:
+                s["page"].wait_for_function(DONE_JS, polling=250,
+                                            timeout=max(1, deadline - time.monotonic()) * 1000)
+            except PWTimeout:
+                pass
+            s["timing"] = s["page"].evaluate(READ_JS)
+        cpu1 = (cpu_s(server.proc.pid), browser_cpu_s(exclude))
+        for s in sessions:
+            for slot in slots_for(s["tag"]):
+                wait_provider_done(slot, 20)
+            s["success"] = finish_page(s["page"], server, 15)
+            s["error_alerts"] = s["page"].get_by_test_id("stAlertContentError").count()
+    finally:
+        for s in sessions:
+            s["context"].close()
+    rows = []
+    for s in sessions:
+        timing, slots = s["timing"], slots_for(s["tag"])
+        rec = PROVIDER[slots[0]] if slots else None
+        problems = list(s["errors"])
+        if timing["click"] is None:
+            problems.append("Generate click not seen")
+        if timing["last"] is None:
+            problems.append("last words never in the DOM")
+        if s["error_alerts"] or timing["errorAlert"]:
+            problems.append("error alert")
+        to_py = lambda t_ms: (timing["origin"] + t_ms) / 1000 - s["offset"]  # noqa: E731
+        ok = timing["last"] is not None and timing["click"] is not None
+        lt_max, lt_over = (long_tasks(timing, timing["click"], timing["last"]) if ok
+                           else (float("nan"), 0))
+        rows.append({
+            "tag": s["tag"], "problems": problems, "success": s["success"],
+            "click_py": to_py(timing["click"]) if timing["click"] is not None else None,
+            "end": timing["last"] - timing["click"] if ok else None,
+            "first": timing["first"] - timing["click"]
+            if timing["first"] is not None and timing["click"] is not None else None,
+            "end_lag": (to_py(timing["last"]) - rec["last"]) * 1000
+            if ok and rec and rec["last"] else None,
+            "provider_stream": (rec["last"] - rec["received"]) * 1000
+            if rec and rec["last"] else None,
+            "requests": len(slots), "lt_max": lt_max, "lt_over": lt_over,
+        })
+    clicks = [r["click_py"] for r in rows if r["click_py"] is not None]
+    return {"rows": rows, "open_s": open_s, "max_streams": STREAMS["max"],
+            "requests": len(FAKE.requests) - requests0,
+            "click_spread": (max(clicks) - min(clicks)) * 1000 if clicks else float("nan"),
+            "server_cpu": cpu1[0] - cpu0[0], "browser_cpu": cpu1[1] - cpu0[1]}
+
+
+def many_summary(solo: dict, many: dict) -> dict:
+    ends = [r["end"] for r in many["rows"] if r["end"] is not None]
+    solo_end = solo["rows"][0]["end"] if solo["rows"][0]["end"] is not None else float("nan")
+    nan = float("nan")
+    return {
+        "solo": solo_end, "median": statistics.median(ends) if ends else nan,
+        "max": max(ends) if ends else nan,
+        "ratio": max(ends) / solo_end if ends and solo_end == solo_end else nan,
+        "errors": sum(bool(r["problems"]) for r in many["rows"]),
+        "no_success": sum(not r["success"] for r in many["rows"]),
+        "problems": sorted({p for r in many["rows"] for p in r["problems"]}),
+        "max_streams": many["max_streams"], "requests": many["requests"],
+        "end_lag_med": med(many["rows"], "end_lag"), "end_lag_max": mx(many["rows"], "end_lag"),
+        "solo_lag": solo["rows"][0]["end_lag"] if solo["rows"][0]["end_lag"] is not None else nan,
+        "prov_med": med(many["rows"], "provider_stream"),
+        "solo_prov": solo["rows"][0]["provider_stream"] or nan,
+        "first_med": med(many["rows"], "first"), "first_max": mx(many["rows"], "first"),
+        "lt_max": mx(many["rows"], "lt_max"), "lt_over": sum(r["lt_over"] for r in many["rows"]),
+        "solo_lt_max": solo["rows"][0]["lt_max"],
+        "click_spread": many["click_spread"], "open_s": many["open_s"],
+        "server_cpu": many["server_cpu"], "browser_cpu": many["browser_cpu"],
+        "sessions": len(many["rows"]),
+    }
+
+
+# ---- viewers of one running job ----------------------------------------------------------
+
+def run_viewers(browser, server: StreamlitServer, sc: Scenario, n_viewers: int,
+                timeout_s: float, exclude: set[int], viewport: dict, log) -> dict:
+    from playwright.sync_api import TimeoutError as PWTimeout
+
+    tag = "v1"
+    reply, first, last = register(sc, tag)
+    requests0 = len(FAKE.requests)
+    contexts, viewers = [], []
+    try:
+        # The viewers' contexts and pages exist before the job starts (their pages are
+        # blank), so attaching costs a navigation, not a browser process start.
+        for i in range(n_viewers):
+            context = new_context(browser, viewport)
+            context.add_init_script(VIEWER_JS.replace("__MARKERS__", json.dumps([first, last])))
+            contexts.append(context)
+            errors: list[str] = []
+            page = context.new_page()
+            page.on("pageerror", lambda exc, errors=errors: errors.append(str(exc)))
+            viewers.append({"page": page, "errors": errors})
+        writer_ctx = new_context(browser, viewport)
+        contexts.append(writer_ctx)
+        writer, writer_errors = open_brief(writer_ctx, server, tag, sc.target_words)
+        writer_offset = clock_offset(writer)
+        writer.evaluate(TIMING_JS, [first, last])
+        cpu0 = (cpu_s(server.proc.pid), browser_cpu_s(exclude))
+        generate_button(writer).click()
+        writer.wait_for_function("() => window.__bench.first !== null || window.__bench.errorAlert",
+                                 polling=50, timeout=timeout_s * 1000)
+        article_id, source = None, None
+        try:  # the after-app's Write page puts the running job's article in its URL
+            handle = writer.wait_for_function(
+                "() => new URLSearchParams(location.search).get('article')", polling=50,
+                timeout=3000)
+            article_id, source = handle.json_value(), "the Write page's URL"
+        except PWTimeout:
+            row = server.row(tag)
+            if row:
+                article_id, source = row[0], "the newest row of WRITER_DB (the URL had no ?article=)"
+        if article_id is None:
+            return {"supported": False, "why": "no article id (no ?article= in the URL, no row)"}
+        url = f"{server.url}/?article={article_id}"
+        log(f"  viewers: article {article_id} from {source}; opening {n_viewers} viewers at {url}")
+        t_nav = time.time()
+        for v in viewers:  # navigations in flight together; each page loads on its own
+            v["page"].goto(url, wait_until="commit")
+        slot = slots_for(tag)[0] if slots_for(tag) else None
+        provider_left = (sc.expected_s() - (time.time() - PROVIDER[slot]["received"])
+                         if slot is not None else 0)
+        try:  # the first viewer must show the article's beginning: else attach is unsupported
+            viewers[0]["page"].wait_for_function("() => window.__view.first !== null",
+                                                 polling=100,
+                                                 timeout=(max(0, provider_left) + 20) * 1000)
+        except PWTimeout:
+            return {"supported": False, "article_id": article_id, "source": source,
+                    "why": f"a page at ?article={article_id} did not show the running article "
+                           f"within {max(0, provider_left) + 20:.0f} s"}
+        deadline = time.monotonic() + timeout_s
+        for v in viewers:
+            try:
+                v["page"].wait_for_function("() => window.__view.last !== null || "
+                                            "window.__view.errorAlert", polling=250,
+                                            timeout=max(1, deadline - time.monotonic()) * 1000)
+            except PWTimeout:
+                pass
+        writer.wait_for_function(DONE_JS, polling=250,
+                                 timeout=max(1, deadline - time.monotonic()) * 1000)
+        cpu1 = (cpu_s(server.proc.pid), browser_cpu_s(exclude))
+        if slot is not None:
+            wait_provider_done(slot, 20)
+        writer_timing = writer.evaluate(READ_JS)
+        writer_success = finish_page(writer, server, 15)
+        for v in viewers:
+            v["view"] = v["page"].evaluate("window.__view")
+            v["offset"] = clock_offset(v["page"])
+            v["text"] = v["page"].get_by_test_id("stMain").text_content(timeout=5000) or ""
+            v["error_alerts"] = v["page"].get_by_test_id("stAlertContentError").count()
+    finally:
+        for context in contexts:
+            context.close()
+    rec = PROVIDER[slot] if slot is not None else None
+    rows = []
+    for v in viewers:
+        view = v["view"]
+        to_py = lambda t_ms: (view["origin"] + t_ms) / 1000 - v["offset"]  # noqa: E731
+        problems = list(v["errors"])
+        if view["last"] is None:
+            problems.append("last words never in the DOM")
+        if first not in v["text"] or last not in v["text"]:
+            problems.append("text incomplete at the end")
+        if v["error_alerts"] or view["errorAlert"]:
+            problems.append("error alert")
+        rows.append({
+            "problems": problems,
+            "attach": (to_py(view["first"]) - t_nav) * 1000 if view["first"] is not None else None,
+            "end_lag": (to_py(view["last"]) - rec["last"]) * 1000
+            if view["last"] is not None and rec and rec["last"] else None,
+        })
+    wt = writer_timing
+    writer_lag = ((wt["origin"] + wt["last"]) / 1000 - writer_offset - rec["last"]) * 1000 \
+        if wt["last"] is not None and rec and rec["last"] else float("nan")
+    return {
+        "supported": True, "article_id": article_id, "source": source,
+        "requests": len(FAKE.requests) - requests0, "viewers": len(rows),
+        "attach_med": med(rows, "attach"), "attach_max": mx(rows, "attach"),
+        "end_lag_med": med(rows, "end_lag"), "end_lag_max": mx(rows, "end_lag"),
+        "errors": sum(bool(r["problems"]) for r in rows),
+        "problems": sorted({p for r in rows for p in r["problems"]}),
+        "writer_lag": writer_lag, "writer_errors": len(writer_errors),
+        "writer_success": writer_success,
+        "provider_stream": (rec["last"] - rec["received"]) * 1000 if rec and rec["last"] else None,
+        "server_cpu": cpu1[0] - cpu0[0], "browser_cpu": cpu1[1] - cpu0[1],
+    }
+
+
 # ---- main ------------------------------------------------------------------------------
 
-def calibrate(raw: RawClient, fake, sc: Scenario, log) -> None:
+def calibrate(raw: RawClient, sc: Scenario, log) -> None:
     """Pick the fake's chunk_delay so the raw stream runs at sc.rate chunks/s: the fake
     sleeps in select() and each chunk costs extra time, so 1/rate is too long a delay."""
     delay = sc.chunk_delay
     for attempt in range(4):
         sc.chunk_delay = delay
-        r = measure_raw(raw, fake, sc, f"c{attempt}", 60)
+        r = measure_raw(raw, sc, f"c{attempt}", 60)
         per_chunk = r["end"] / 1000 / sc.tokens
         log(f"  calibrate {sc.name}: chunk_delay {delay * 1000:.3f} ms -> raw "
             f"{r['rate']:,.0f} tokens/s ({r['end']:.0f} ms)")
@@ -516,42 +1020,54 @@ def calibrate(raw: RawClient, fake, sc: Scenario, log) -> None:
     sc.chunk_delay = delay
 
 
+def _vals(rows: list[dict], key: str) -> list[float]:
+    return [r[key] for r in rows if r.get(key) is not None and r[key] == r[key]]
+
+
 def med(rows: list[dict], key: str) -> float:
-    vals = [r[key] for r in rows if r.get(key) is not None]
+    vals = _vals(rows, key)
     return statistics.median(vals) if vals else float("nan")
 
 
-def fmt(v: float, unit: str = "") -> str:
-    if v != v:  # nan
-        return "–"
-    return f"{v:,.0f}{unit}"
+def mx(rows: list[dict], key: str) -> float:
+    vals = _vals(rows, key)
+    return max(vals) if vals else float("nan")
 
 
-LABELS = {"raw": "raw SDK (floor)", "app": "app (app.py)", "naive": "naive (docs-style)",
-          "app_nogc": "app, postScriptGC off"}
+def verdict(ok: bool) -> str:
+    return "meets" if ok else "MISSES"
+
+
 COLUMNS = [  # (header, key, unit) of the result table
     ("click→1st", "first", " ms"), ("−rawTTFT", "beyond", " ms"), ("click→end", "end", " ms"),
     ("×raw", "ratio", "x"), ("click→req", "click_to_request", " ms"),
     ("1st→DOM", "first_lag", " ms"), ("end lag", "end_lag", " ms"),
     ("prov tok/s", "provider_rate", ""), ("DOM upd", "updates", ""),
+    ("LT max", "lt_max", " ms"), ("LT>200", "lt_over", ""),
     ("CPU srv", "server_cpu", " s"), ("CPU brw", "browser_cpu", " s"),
 ]
 
 
-def report(sc: Scenario, res: dict[str, list[dict]], runs: int) -> list[str]:
+def report(sc: Scenario, res: dict[str, list[dict]], runs: int, labels: dict) -> list[str]:
     raw_ttft, raw_end = med(res["raw"], "first"), med(res["raw"], "end")
+    width = max(len(v) for v in labels.values()) + 2
     lines = [
         f"scenario {sc.name}: {sc.tokens:,} chunks of ~{CHARS_PER_TOKEN} chars ({sc.text_chars:,} "
-        f"chars), provider TTFT {sc.first_delay * 1000:.0f} ms, chunk_delay "
-        f"{sc.chunk_delay * 1000:.3f} ms; requested {sc.rate:,.0f} tokens/s, raw measured "
-        f"{med(res['raw'], 'rate'):,.0f} tokens/s; medians of {runs}",
-        f"  {'':<21}" + "".join(f"{h:>11}" for h, _, _ in COLUMNS),
+        f"chars, target {sc.target_words:,} words), provider TTFT {sc.first_delay * 1000:.0f} ms, "
+        f"chunk_delay {sc.chunk_delay * 1000:.3f} ms; requested {sc.rate:,.0f} tokens/s, raw "
+        f"measured {med(res['raw'], 'rate'):,.0f} tokens/s; medians of {runs} (LT max: median "
+        f"of the runs' max long task; LT>200: total over the runs)",
+        f"  {'':<{width}}" + "".join(f"{h:>11}" for h, _, _ in COLUMNS),
     ]
+    values_by = {}
     for kind, rows in res.items():
-        name = LABELS[kind]
         values = {key: med(rows, key) for _, key, _ in COLUMNS}
         values["ratio"] = values["end"] / raw_end
         values["beyond"] = values["first"] - raw_ttft if kind != "raw" else float("nan")
+        if kind != "raw":
+            values["lt_over"] = sum(r["lt_over"] for r in rows)
+            values["lt_worst"] = mx(rows, "lt_max")
+        values_by[kind] = values
         cells = []
         for _, key, unit in COLUMNS:
             v = values[key]
@@ -563,15 +1079,29 @@ def report(sc: Scenario, res: dict[str, list[dict]], runs: int) -> list[str]:
                 cells.append(f"{v:.2f} s")
             else:
                 cells.append(f"{v:,.0f}{unit}")
-        lines.append(f"  {name:<21}" + "".join(f"{c:>11}" for c in cells))
-    app, naive = res["app"], res["naive"]
-    a_first, n_first, a_end, n_end = (med(app, "first"), med(naive, "first"), med(app, "end"),
-                                      med(naive, "end"))
-    lines.append(f"  app vs naive: click→first {a_first:,.0f} vs {n_first:,.0f} ms "
-                 f"({a_first - n_first:+,.0f} ms; beyond raw TTFT {a_first - raw_ttft:+,.0f} vs "
-                 f"{n_first - raw_ttft:+,.0f} ms); end painted {a_end:,.0f} vs {n_end:,.0f} ms "
-                 f"(app/naive {a_end / n_end:.2f}x); app/raw {a_end / raw_end:.2f}x, "
-                 f"naive/raw {n_end / raw_end:.2f}x")
+        lines.append(f"  {labels[kind]:<{width}}" + "".join(f"{c:>11}" for c in cells))
+    apps = [k for k in ("before", "after") if k in res]
+    for kind in apps:
+        v = values_by[kind]
+        lines.append(
+            f"  {kind}: click→end {v['ratio']:.2f}x raw ({verdict(v['ratio'] <= CRITERIA['ratio'])} "
+            f"≤ {CRITERIA['ratio']:.2f}x); click→first {v['first']:,.0f} ms = raw TTFT "
+            f"{v['beyond']:+,.0f} ms ({verdict(v['beyond'] <= CRITERIA['beyond_ttft_ms'])} ≤ "
+            f"+{CRITERIA['beyond_ttft_ms']} ms); longest main-thread task {v['lt_worst']:,.0f} ms "
+            f"over {len(res[kind])} runs, {v['lt_over']} over {LONG_TASK_LIMIT_MS} ms "
+            f"({verdict(v['lt_over'] == 0)} none over {LONG_TASK_LIMIT_MS} ms)")
+    if len(apps) == 2:
+        b, a = values_by["before"], values_by["after"]
+        lines.append(
+            f"  after vs before: click→end {a['end']:,.0f} vs {b['end']:,.0f} ms ({a['end'] - b['end']:+,.0f}"
+            f" ms, after/before {a['end'] / b['end']:.2f}x; ×raw {a['ratio']:.2f} vs {b['ratio']:.2f}, "
+            f"{a['ratio'] - b['ratio']:+.2f}); click→first {a['first']:,.0f} vs {b['first']:,.0f} ms "
+            f"({a['first'] - b['first']:+,.0f} ms); longest task {a['lt_worst']:,.0f} vs "
+            f"{b['lt_worst']:,.0f} ms; server CPU {a['server_cpu']:.2f} vs {b['server_cpu']:.2f} s")
+    if "naive" in res:
+        n = values_by["naive"]
+        lines.append(f"  naive (docs-style): click→end {n['ratio']:.2f}x raw, click→first raw TTFT "
+                     f"{n['beyond']:+,.0f} ms")
     for kind in (k for k in res if k != "raw"):
         rows = res[kind]
         lines.append(f"  {kind}: markers reached the page's WebSocket at first "
@@ -580,45 +1110,135 @@ def report(sc: Scenario, res: dict[str, list[dict]], runs: int) -> list[str]:
                      f"{med(rows, 'ws_msgs'):,.0f} messages, {med(rows, 'ws_mb'):.1f} MB"
                      + (f"; the engine had consumed the last chunk ≤{med(rows, 'engine_lag'):,.0f} "
                         "ms after the provider wrote it (row's duration_ms)"
-                        if kind.startswith("app") else ""))
+                        if med(rows, 'engine_lag') == med(rows, 'engine_lag') else "")
+                     + (f"; {sum(r['requests'] for r in rows) - len(rows)} extra provider requests"
+                        if any(r["requests"] != 1 for r in rows) else "")
+                     + (f"; success alert missing in {sum(not r['success'] for r in rows)} runs"
+                        if not all(r["success"] for r in rows) else ""))
     return lines
 
 
+def report_many(sc: Scenario, many: dict[str, dict], labels: dict) -> list[str]:
+    lines = [f"scenario many: {sc.tokens:,} chunks (~{sc.text_chars:,} chars, target "
+             f"{sc.target_words} words) at {sc.rate:,.0f} tokens/s per session; SOLO = one "
+             "session alone, then all sessions clicking Generate at the same instant; times = "
+             "click → the article's last words in the DOM"]
+    header = ["solo", "median", "max", "max/solo", "errors", "no ✓", "streams", "requests",
+              "end lag", "prov strm", "1st med", "LT max", "LT>200", "click ±", "CPU srv",
+              "CPU brw"]
+    width = max(len(labels[k]) for k in many) + 2
+    lines.append(f"  {'':<{width}}" + "".join(f"{h:>10}" for h in header))
+    for kind, s in many.items():
+        cells = [f"{s['solo']:,.0f}", f"{s['median']:,.0f}", f"{s['max']:,.0f}",
+                 f"{s['ratio']:.2f}x", f"{s['errors']}/{s['sessions']}", f"{s['no_success']}",
+                 f"{s['max_streams']}", f"{s['requests']}",
+                 f"{s['end_lag_med']:,.0f}/{s['end_lag_max']:,.0f}", f"{s['prov_med']:,.0f}",
+                 f"{s['first_med']:,.0f}", f"{s['lt_max']:,.0f}", f"{s['lt_over']}",
+                 f"{s['click_spread']:,.0f}", f"{s['server_cpu']:.1f} s", f"{s['browser_cpu']:.1f} s"]
+        lines.append(f"  {labels[kind]:<{width}}" + "".join(f"{c:>10}" for c in cells))
+    for kind, s in many.items():
+        lines.append(
+            f"  {kind}: {s['sessions']} sessions, median {s['median']:,.0f} / max {s['max']:,.0f} ms "
+            f"vs solo {s['solo']:,.0f} ms: max/solo {s['ratio']:.2f}x "
+            f"({verdict(s['ratio'] <= CRITERIA['many_ratio'])} ≤ {CRITERIA['many_ratio']}x); "
+            f"{s['errors']} sessions with errors{' (' + '; '.join(s['problems']) + ')' if s['problems'] else ''}; "
+            f"provider saw at most {s['max_streams']} simultaneous streams ({s['requests']} requests); "
+            f"last words {s['end_lag_med']:,.0f} ms (median) / {s['end_lag_max']:,.0f} ms (max) after "
+            f"the provider's last chunk (solo {s['solo_lag']:,.0f} ms); provider stream "
+            f"{s['prov_med']:,.0f} ms median (solo {s['solo_prov']:,.0f} ms); opening + filling "
+            f"{s['sessions']} sessions took {s['open_s']:.0f} s")
+    if "before" in many and "after" in many:
+        b, a = many["before"], many["after"]
+        lines.append(f"  after vs before: max {a['max']:,.0f} vs {b['max']:,.0f} ms "
+                     f"({a['max'] - b['max']:+,.0f} ms), max/solo {a['ratio']:.2f} vs "
+                     f"{b['ratio']:.2f}x, errors {a['errors']} vs {b['errors']}")
+    lines.append("  (end lag: last words in the DOM after the provider's last chunk, median/max; "
+                 "prov strm: request → last chunk at the provider, median; 1st med: click → first "
+                 "text, median; no ✓: sessions without the success alert; click ±: spread of the "
+                 "sessions' click events, ms)")
+    return lines
+
+
+def report_viewers(sc: Scenario, v: dict | None, n: int, label: str) -> list[str]:
+    head = (f"scenario viewers ({label}): 1 session writes ({sc.tokens:,} chunks at "
+            f"{sc.rate:,.0f} tokens/s), {n} more open /?article=ID")
+    if v is None:
+        return [head, "  not run"]
+    if not v["supported"]:
+        return [head, f"  not supported: {v['why']}"
+                + (f" (article {v['article_id']} from {v['source']})" if v.get("article_id") else "")]
+    return [head,
+            f"  article {v['article_id']} (from {v['source']}); provider requests: {v['requests']} "
+            f"({verdict(v['requests'] == CRITERIA['viewer_requests'])} exactly 1)",
+            f"  viewers: first text {v['attach_med']:,.0f} ms (median) / {v['attach_max']:,.0f} ms "
+            f"(max) after their navigation started; last words in the DOM {v['end_lag_med']:,.0f} ms "
+            f"(median) / {v['end_lag_max']:,.0f} ms (max) after the provider's last chunk (the "
+            f"writer's own page: {v['writer_lag']:,.0f} ms); {v['errors']}/{v['viewers']} viewers "
+            f"with errors{' (' + '; '.join(v['problems']) + ')' if v['problems'] else ''}; writer: "
+            f"{v['writer_errors']} page errors, success alert {'yes' if v['writer_success'] else 'NO'}",
+            f"  provider stream {v['provider_stream'] or float('nan'):,.0f} ms; CPU server "
+            f"{v['server_cpu']:.1f} s, browser {v['browser_cpu']:.1f} s"]
+
+
+FAKE = None  # the FakeOpenAI instance (module-level for the measuring functions)
+
+
 def main() -> int:
+    global FAKE
     if "--raw-worker" in sys.argv:
         raw_worker()
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--before", default="c06a41c",
+                        help="git ref of the BEFORE app (extracted with git archive)")
+    parser.add_argument("--after-ref", default=None,
+                        help="git ref of the AFTER app (default: a snapshot of the working tree)")
     parser.add_argument("--runs", type=int, default=3, help="repetitions per measurement (≥3)")
-    parser.add_argument("--scenarios", default="fast,typical")
+    parser.add_argument("--scenarios", default="fast,typical,many,viewers")
+    parser.add_argument("--viewport", default="1280x900", help="WIDTHxHEIGHT")
+    parser.add_argument("--naive", action="store_true",
+                        help="also measure scripts/naive_write_page.py (docs-style page) in "
+                             "fast/typical")
     parser.add_argument("--fast-tokens", type=int, default=4000)
     parser.add_argument("--fast-rate", type=float, default=2000.0, help="tokens/s")
     parser.add_argument("--typical-rate", type=float, default=50.0, help="tokens/s")
     parser.add_argument("--typical-seconds", type=float, default=10.0)
     parser.add_argument("--typical-ttft", type=float, default=0.4,
                         help="the provider's time to first token in the typical scenario (s)")
-    parser.add_argument("--variant-no-post-gc", action="store_true",
-                        help="also measure the app with Streamlit's runner.postScriptGC off "
-                             "(a third server), to see what the full GC at the end of each "
-                             "script run costs the end of the stream")
+    parser.add_argument("--sessions", type=int, default=20, help="sessions in `many`")
+    parser.add_argument("--many-rate", type=float, default=100.0,
+                        help="tokens/s per stream in `many` and `viewers`")
+    parser.add_argument("--many-tokens", type=int, default=1000,
+                        help="tokens per article in `many` and `viewers`")
+    parser.add_argument("--viewers", type=int, default=19, help="viewers in `viewers`")
     parser.add_argument("--no-calibrate", action="store_true",
                         help="use chunk_delay = 1/rate as is")
     args = parser.parse_args()
     if args.runs < 1:
         parser.error("--runs must be at least 1 (3 or more for meaningful medians)")
+    try:
+        width, height = (int(x) for x in args.viewport.lower().split("x"))
+    except ValueError:
+        parser.error("--viewport must look like 1280x900")
+    viewport = {"width": width, "height": height}
     command = " ".join([os.path.relpath(sys.executable, ROOT) if sys.executable.startswith(str(ROOT))
                         else sys.executable, os.path.relpath(__file__, ROOT), *sys.argv[1:]])
+    wanted = [n.strip() for n in args.scenarios.split(",") if n.strip()]
+    unknown = set(wanted) - {"fast", "typical", "many", "viewers"}
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
 
     scenarios = {
         "fast": Scenario("fast", args.fast_tokens, 1 / args.fast_rate, 0.0, args.fast_rate),
         "typical": Scenario("typical", round(args.typical_rate * args.typical_seconds),
                             1 / args.typical_rate, args.typical_ttft, args.typical_rate),
+        "many": Scenario("many", args.many_tokens, 1 / args.many_rate, 0.0, args.many_rate),
     }
-    chosen = [scenarios[n.strip()] for n in args.scenarios.split(",") if n.strip()]
-    for sc in chosen:
-        _, _, _, text = make_reply(sc, "000")
-        sc.text_chars = len(text)
-        sc.target_words = max(50, min(20000, round(len(text.split()) / 50) * 50))
+    scenarios["viewers"] = Scenario("viewers", args.many_tokens, 1 / args.many_rate, 0.0,
+                                    args.many_rate)
+    for sc in scenarios.values():
+        sc.fit()
+    streamed = [scenarios[n] for n in wanted if n in ("fast", "typical")]
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     atexit.register(kill_started)
@@ -632,22 +1252,34 @@ def main() -> int:
         return 2
     install_provider_timing()
     tmp = Path(tempfile.mkdtemp(prefix="bench-stream-ui-"))
-    results: dict[str, dict[str, list[dict]]] = {}
     t_start = time.monotonic()
-    with FakeOpenAI() as fake:
+    before_label = extract_ref(args.before, tmp / "before")
+    if args.after_ref:
+        after_label = extract_ref(args.after_ref, tmp / "after")
+    else:
+        after_label = snapshot_worktree(tmp / "after")
+    labels = {"raw": "raw SDK (floor)", "before": f"before ({before_label})",
+              "after": f"after ({after_label})", "naive": "naive (docs-style)"}
+    short = {"raw": "raw SDK", "before": f"before {before_label.split()[-1]}", "after": "after",
+             "naive": "naive"}
+    results: dict[str, dict[str, list[dict]]] = {}
+    many: dict[str, dict] = {}
+    viewers_res = None
+    timings: dict[str, float] = {}
+    with FakeOpenAI(responder=responder) as fake:
+        FAKE = fake
         env = {"OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": "sk-test", "WRITER_MODEL": MODEL,
                "WRITER_NO_DOTENV": "1", "WRITER_UI_LANGUAGE": "en"}
         servers = {
-            "app": StreamlitServer("app", "app.py", {**env, "WRITER_DB": str(tmp / "writer.db")},
-                                   tmp),
-            "naive": StreamlitServer("naive", "scripts/naive_write_page.py",
-                                     {**env, "NAIVE_TARGET_WORDS": str(chosen[0].target_words)},
-                                     tmp),
+            name: StreamlitServer(name, labels[name], "app.py", tmp / name,
+                                  {**env, "WRITER_DB": str(tmp / f"{name}.db")}, tmp)
+            for name in ("before", "after")
         }
-        if args.variant_no_post_gc:
-            servers["app_nogc"] = StreamlitServer(
-                "app_nogc", "app.py", {**env, "WRITER_DB": str(tmp / "writer-nogc.db"),
-                                       "STREAMLIT_RUNNER_POST_SCRIPT_GC": "false"}, tmp)
+        if args.naive:
+            servers["naive"] = StreamlitServer(
+                "naive", labels["naive"], "scripts/naive_write_page.py", ROOT,
+                {**env, "NAIVE_TARGET_WORDS": str((streamed or [scenarios["fast"]])[0].target_words)},
+                tmp)
         raw = RawClient()
         exclude = {server.proc.pid for server in servers.values()} | {raw.proc.pid}
         pw = sync_playwright().start()
@@ -657,18 +1289,19 @@ def main() -> int:
                 server.wait_healthy()
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
                                          args=CHROMIUM_ARGS)
-            log(f"servers up (app {servers['app'].url}, naive {servers['naive'].url}, "
-                f"fake {fake.base_url}); warming up")
+            log(f"servers up ({', '.join(f'{s.name} {s.url}' for s in servers.values())}, fake "
+                f"{fake.base_url}); before = {before_label}, after = {after_label}; warming up")
             warm = Scenario("warmup", 40, 0.005, 0.0, 200, target_words=50)
-            cold = {"raw": measure_raw(raw, fake, warm, "w00", 30)}
+            cold = {"raw": measure_raw(raw, warm, "w0raw", 30)}
             for name, server in servers.items():  # also: the first click after server start
-                cold[name] = measure_ui(browser, fake, server, warm, "w00", 60, exclude)
+                cold[name] = measure_ui(browser, server, warm, f"w0{name}", 60, exclude, viewport)
                 log(f"  cold first click, {name}: {ui_line(cold[name])}")
-            for sc in chosen:
+            timings["start + warm-up"] = time.monotonic() - t_start
+            for sc in streamed:
+                t0 = time.monotonic()
                 if sc.name == "fast" and not args.no_calibrate:
-                    calibrate(raw, fake, sc, log)
-                expected = sc.first_delay + sc.tokens / sc.rate
-                timeout = 30 + 5 * expected
+                    calibrate(raw, sc, log)
+                timeout = 30 + 5 * sc.expected_s()
                 kinds = ["raw", *servers]
                 res = results[sc.name] = {kind: [] for kind in kinds}
                 for rep in range(args.runs):
@@ -676,13 +1309,13 @@ def main() -> int:
                     order = kinds[k:] + kinds[:k]  # rotate the order each repetition
                     for kind in order:
                         for attempt in (1, 2):  # one retry: a single hiccup must not lose the run
-                            tag = f"{sc.name[0]}{rep}{kinds.index(kind)}{attempt}"
+                            tag = f"{sc.name[0]}{rep}{kind[:2]}{attempt}"
                             try:
                                 if kind == "raw":
-                                    r = measure_raw(raw, fake, sc, tag, timeout)
+                                    r = measure_raw(raw, sc, tag, timeout)
                                 else:
-                                    r = measure_ui(browser, fake, servers[kind], sc, tag, timeout,
-                                                   exclude)
+                                    r = measure_ui(browser, servers[kind], sc, tag, timeout,
+                                                   exclude, viewport)
                                 break
                             except Exception as exc:  # noqa: BLE001
                                 if attempt == 2:
@@ -696,10 +1329,32 @@ def main() -> int:
                         else:
                             log(f"  {sc.name} #{rep + 1} {kind}: {ui_line(r)}")
                         res[kind].append(r)
+                timings[sc.name] = time.monotonic() - t0
+            if "many" in wanted:
+                t0 = time.monotonic()
+                sc = scenarios["many"]
+                timeout = 60 + 5 * sc.expected_s()
+                for kind in ("before", "after"):
+                    solo = run_sessions(browser, servers[kind], sc, [f"s{kind[:2]}"], timeout,
+                                        exclude, viewport, log)
+                    log(f"  many, {kind} solo: {solo['rows'][0]}")
+                    crowd = run_sessions(browser, servers[kind], sc,
+                                         [f"m{kind[:2]}{i:02d}" for i in range(args.sessions)],
+                                         timeout, exclude, viewport, log)
+                    many[kind] = many_summary(solo, crowd)
+                    log(f"  many, {kind}: {many[kind]}")
+                timings["many"] = time.monotonic() - t0
+            if "viewers" in wanted:
+                t0 = time.monotonic()
+                sc = scenarios["viewers"]
+                viewers_res = run_viewers(browser, servers["after"], sc, args.viewers,
+                                          60 + 5 * sc.expected_s(), exclude, viewport, log)
+                log(f"  viewers: {viewers_res}")
+                timings["viewers"] = time.monotonic() - t0
         except BaseException:
             for server in servers.values():
                 log(f"--- {server.name} server log (tail) ---\n{server.log()}")
-            log(f"logs and databases kept in {tmp}")
+            log(f"logs, trees and databases kept in {tmp}")
             raise
         finally:
             if browser is not None:
@@ -708,24 +1363,39 @@ def main() -> int:
             kill_started()
     shutil.rmtree(tmp, ignore_errors=True)  # kept above when something failed
 
+    total = time.monotonic() - t_start
     print(f"\n$ {command}")
-    print(f"{os.cpu_count()} CPUs; streamlit app + naive page + chromium + fake provider on "
-          f"this machine; total {time.monotonic() - t_start:.0f} s")
-    print("click→1st: Generate click → first article text in the DOM (raw: request → first "
-          "chunk); −rawTTFT: minus the raw SDK's time to first chunk; click→end: click → the "
-          "article's last words in the DOM (raw: request → last chunk); ×raw: click→end / raw; "
-          "click→req: click → request at the provider; 1st→DOM / end lag: first / last chunk "
-          "written by the provider → in the DOM; prov tok/s: the fake's send rate in that run; "
-          "DOM upd: main-area mutation batches; CPU srv: CPU seconds of the Streamlit server "
-          "(raw: the SDK client) from click to idle; CPU brw: chromium + Playwright driver")
-    for sc in chosen:
+    print(f"{os.cpu_count()} CPUs; before = {before_label}, after = {after_label}; both "
+          f"streamlit servers{' + naive page' if args.naive else ''} + chromium (one process, a "
+          f"context per session, viewport {width}x{height}, en-US) + fake provider on this "
+          f"machine; total {total:.0f} s ("
+          + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()) + ")")
+    if streamed:
+        print("click→1st: Generate click → first article text in the DOM (raw: request → first "
+              "chunk); −rawTTFT: minus the raw SDK's time to first chunk; click→end: click → the "
+              "article's last words in the DOM (raw: request → last chunk); ×raw: click→end / raw; "
+              "click→req: click → request at the provider; 1st→DOM / end lag: first / last chunk "
+              "written by the provider → in the DOM; prov tok/s: the fake's send rate in that run; "
+              "DOM upd: mutation batches; LT max / LT>200: main-thread long tasks from click to "
+              "last words in the DOM; CPU srv: CPU seconds of the Streamlit server (raw: the SDK "
+              "client) from click to idle; CPU brw: chromium + Playwright driver")
+    for sc in streamed:
         print()
-        print("\n".join(report(sc, results[sc.name], args.runs)))
+        print("\n".join(report(sc, results[sc.name], args.runs, short)))
+    if many:
+        print()
+        print("\n".join(report_many(scenarios["many"], many, short)))
+    if "viewers" in wanted:
+        print()
+        print("\n".join(report_viewers(scenarios["viewers"], viewers_res, args.viewers,
+                                       labels["after"])))
     print(f"\ncold first click after server start (one {warm.tokens}-chunk reply, no TTFT; not in "
-          f"the medians): click→first app {cold['app']['first']:,.0f} ms (click→request "
-          f"{cold['app']['click_to_request']:,.0f} ms), naive {cold['naive']['first']:,.0f} ms "
-          f"(click→request {cold['naive']['click_to_request']:,.0f} ms); raw SDK first request "
-          f"TTFT {cold['raw']['first']:,.0f} ms")
+          "the medians): " + "; ".join(
+              f"{name} click→first {cold[name]['first']:,.0f} ms (click→request "
+              f"{cold[name]['click_to_request']:,.0f} ms)" for name in servers)
+          + f"; raw SDK first request TTFT {cold['raw']['first']:,.0f} ms")
+    if NOTES:
+        print("\nnotes: " + "; ".join(NOTES))
     print(f"\n({REFERENCE})")
     return 0
 

@@ -124,6 +124,8 @@ class _Handler(BaseHTTPRequestHandler):
             fake.requests.append(req)
             fake.chunks_sent.append(0)
             self.slot = len(fake.chunks_sent) - 1
+            fake.active += 1
+            fake.max_active = max(fake.max_active, fake.active)
         try:
             self._chat(req, fake._next(req))
         except ConnectionError:  # BrokenPipe / ConnectionReset on write, or seen by _wait
@@ -131,6 +133,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         except _Stopped:
             self.close_connection = True
+        finally:
+            with fake._lock:
+                fake.active -= 1
 
     # ---- chat ----------------------------------------------------------------------------
     def _chat(self, req: dict, r: Reply):
@@ -265,6 +270,8 @@ class FakeOpenAI:
         self.requests: list[dict] = []
         self.disconnects: list[float] = []
         self.chunks_sent: list[int] = []
+        self.active = 0  # chat requests being answered right now
+        self.max_active = 0  # the most at once
         self._server: _Server | None = None
         self.base_url = ""
 

@@ -258,7 +258,8 @@ SNAPSHOT_JS = """(marker) => {
 TIMING_JS = """(marker) => {
     const timing = window.__writerTiming = {click: null, firstText: null};
     document.addEventListener('click', (event) => {
-        if (timing.click === null && event.target.closest('[data-testid="stFormSubmitButton"]'))
+        const button = event.target.closest('button');
+        if (timing.click === null && button && button.innerText.includes('Generate'))
             timing.click = performance.now();
     }, true);
     const main = document.querySelector('[data-testid="stMain"]');

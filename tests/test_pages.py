@@ -28,7 +28,7 @@ def fill_and_generate(at, topic="流式输出", length_control=False, **fields):
         widget = {"content_type": at.selectbox, "style": at.selectbox, "language": at.radio,
                   "target_words": at.number_input}.get(key, at.text_input)(key=key)
         widget.set_value(value)
-    at.button[0].click()  # the form's Generate button
+    at.button(key="generate").click()
     return at.run()
 
 

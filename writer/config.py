@@ -70,6 +70,7 @@ class Settings:
     providers_file: Path | None
     model_set: bool = True  # WRITER_MODEL was given (else a custom base URL is asked)
     fallback_window_s: float = 300.0
+    max_streams: int = 32  # articles written at once per provider (the local model: 1)
 
     @property
     def has_api_key(self) -> bool:
@@ -116,4 +117,5 @@ def load_settings(dotenv_path: Path | None = None) -> Settings:
         fallback_after=_env_number("WRITER_FALLBACK_AFTER", 2, kind=int, minimum=1),
         fallback_window_s=_env_number("WRITER_FALLBACK_WINDOW", 300.0),
         providers_file=Path(providers_file) if providers_file else None,
+        max_streams=_env_number("WRITER_MAX_STREAMS", 32, kind=int, minimum=1),
     )

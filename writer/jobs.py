@@ -91,6 +91,8 @@ class Job:
         self.cancel_requested = False
         self.deleted = False  # its row was deleted while it ran (the job stopped itself)
         self.recovery_file: Path | None = None  # where the text went if the DB refused it
+        self.queued = False  # its row was created `queued` (queue()); run() starts it
+        self.on_cancel = None  # called by cancel(), e.g. by the worker registry
 
     @classmethod
     def continuing(cls, article_id: int, settings: Settings, *,
@@ -127,8 +129,10 @@ class Job:
     def cancel(self, wait_s: float = 2.0) -> bool:
         """Stop from another thread; True once the partial article is saved."""
         self.cancel_requested = True
+        if self.on_cancel is not None:  # e.g. a queued job: its worker runs it at once
+            self.on_cancel()
         if self.generation is None:  # not started: run() will stop at once
-            return False
+            return self.saved.wait(wait_s) if wait_s else False
         self.generation.cancel()
         return self.saved.wait(wait_s) if wait_s else self.saved.is_set()
 
@@ -137,23 +141,47 @@ class Job:
         self.deleted = True
         self.cancel(wait_s=0)
 
+    def queue(self) -> int:
+        """Create the article's row as `queued` (a worker starts it later,
+        writer/workers.py): from now on it has an id, a heartbeat and a Stop."""
+        store = Store(self.settings.db_path)
+        try:
+            self._open_row(store, Status.QUEUED)
+        finally:
+            store.close()
+        return self.article_id
+
+    def _open_row(self, store: Store, status: Status) -> None:
+        if self.article is None:
+            self.article_id = store.create_article(self.brief, provider=self.provider.name,
+                                                   model=self.provider.model,
+                                                   max_tokens=self.max_tokens, status=status)
+        elif not store.reopen(self.article_id, provider=self.provider.name,
+                              model=self.provider.model, status=status):
+            raise JobError(f"there is no article #{self.article_id} (it was deleted)")
+        heartbeat.register(self.settings.db_path, self.article_id, self._on_deleted)
+        _running[(str(self.settings.db_path), self.article_id)] = self
+        self.queued = status == Status.QUEUED
+
+    def _forget(self) -> None:
+        heartbeat.unregister(self.settings.db_path, self.article_id)
+        _running.pop((str(self.settings.db_path), self.article_id), None)
+
     def run(self) -> Iterator:
         """Yield the engine's events while keeping the `articles` row up to date."""
         store = Store(self.settings.db_path)
         try:
-            if self.article is None:
-                self.article_id = store.create_article(self.brief, provider=self.provider.name,
-                                                       model=self.provider.model,
-                                                       max_tokens=self.max_tokens)
-            elif not store.reopen(self.article_id, provider=self.provider.name,
-                                  model=self.provider.model):
-                raise JobError(f"there is no article #{self.article_id} (it was deleted)")
+            if self.queued:  # its row exists: it starts now (unless deleted meanwhile)
+                self.queued = False
+                if not store.start(self.article_id):
+                    self.deleted = True
+                    self._forget()
+                    raise JobError(f"article #{self.article_id} was deleted before it started")
+            else:
+                self._open_row(store, Status.STREAMING)
         except BaseException:
             store.close()
             raise
-        db_path = self.settings.db_path
-        heartbeat.register(db_path, self.article_id, self._on_deleted)
-        _running[(str(db_path), self.article_id)] = self
         chain = failover_chain(self.settings, self.provider)
         self.generation = Generation(
             Request(self.messages, self.max_tokens, self.provider,
@@ -197,8 +225,7 @@ class Job:
                     events.close()  # closes the provider connection before saving
                     self._save_final(store, Status.STOPPED, None, None, self.generation.usage())
             finally:
-                heartbeat.unregister(db_path, self.article_id)
-                _running.pop((str(db_path), self.article_id), None)
+                self._forget()
                 store.close()
 
     def _save_draft(self, store: Store) -> None:

@@ -13,12 +13,16 @@ from enum import StrEnum
 class Status(StrEnum):
     """`articles.status`."""
 
+    QUEUED = "queued"  # waiting for a free slot of its provider (writer/workers.py)
     STREAMING = "streaming"  # text is arriving (or the job is about to start)
     COMPLETED = "completed"
     STOPPED = "stopped"  # Stop, Ctrl-C, closed tab, or the writer died (error_kind interrupted)
     FAILED = "failed"
     TRUNCATED = "truncated"  # hit max_tokens
 
+
+# Statuses of a row that a job is still writing (it has a heartbeat).
+ACTIVE = (Status.QUEUED, Status.STREAMING)
 
 # Statuses whose article can be continued (when it has text).
 CONTINUABLE = (Status.STOPPED, Status.TRUNCATED, Status.FAILED)

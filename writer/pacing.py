@@ -22,6 +22,12 @@ class Pacer:
     def budget_s(self, total_chars: int) -> float:
         return self.base_s + total_chars * self.per_char_s
 
+    def wait_s(self, total_chars: int) -> float:
+        """Seconds until the next paint is due (0: now)."""
+        if self._last is None:
+            return 0.0
+        return max(0.0, self._last + self.budget_s(total_chars) - self.clock())
+
     def due(self, total_chars: int) -> bool:
         """True when the text should be painted now; records the paint."""
         now = self.clock()

@@ -50,6 +50,8 @@ class Provider:
     models: tuple[str, ...] = ()  # models a providers-file entry offers (empty = any)
     # No model was configured for a custom base URL: ask its /models once (resolve_model).
     discover_model: bool = False
+    # Articles written at once through it (writer/workers.py queues the rest).
+    max_streams: int = 32
 
     def label(self) -> str:
         return f"{self.name} · {self.model or '?'}"
@@ -71,7 +73,8 @@ class ProviderChoiceError(ValueError):
 
 def local_provider() -> Provider:
     """The bundled demo model (local_model.py): English only, no key, no network."""
-    return Provider(name="local", model=LOCAL_MODEL_NAME, kind="local", languages=("en",))
+    return Provider(name="local", model=LOCAL_MODEL_NAME, kind="local", languages=("en",),
+                    max_streams=1)  # one generation at a time on the CPU
 
 
 def _file_providers(settings: Settings) -> list[Provider]:
@@ -102,8 +105,16 @@ def _file_providers(settings: Settings) -> list[Provider]:
             api_key=key, stream_usage=bool(entry.get("stream_options", settings.stream_usage)),
             max_tokens_param=entry.get("max_tokens_param", settings.max_tokens_param),
             timeout_s=settings.request_timeout_s, idle_timeout_s=settings.stream_idle_timeout_s,
-            models=tuple(models)))
+            models=tuple(models), max_streams=_max_streams(entry, settings, path)))
     return found
+
+
+def _max_streams(entry: dict, settings: Settings, path) -> int:
+    value = entry.get("max_streams", settings.max_streams)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ProviderChoiceError(f"providers file {path}: {entry['name']}: max_streams must be "
+                                  f"a whole number of at least 1, not {value!r}")
+    return value
 
 
 def failover_chain(settings: Settings, first: Provider) -> list[Provider]:
@@ -161,6 +172,7 @@ def provider_from_settings(settings: Settings, model: str | None = None) -> Prov
         max_tokens_param=settings.max_tokens_param,
         timeout_s=settings.request_timeout_s,
         idle_timeout_s=settings.stream_idle_timeout_s,
+        max_streams=settings.max_streams,
     )
 
 

@@ -344,7 +344,7 @@ class Store:
         draft is kept. Stale = `heartbeat_at` (or, for rows from before m006,
         `updated_at`) older than `heartbeat.stale_after_s()`. Runs on every open: a
         read on the status index, a write only when something is stale."""
-        stale = ("status = 'streaming' AND "
+        stale = ("status IN ('queued', 'streaming') AND "
                  "coalesce(heartbeat_at, updated_at, created_at) < ?")
         cutoff = heartbeat.stale_cutoff()
         with self._read() as conn:
@@ -360,7 +360,8 @@ class Store:
                     f"WHERE id IN ({', '.join('?' * len(ids))})", [utc_now(), *ids])
         return ids
 
-    def create_article(self, brief, *, provider: str, model: str, max_tokens: int | None) -> int:
+    def create_article(self, brief, *, provider: str, model: str, max_tokens: int | None,
+                       status: Status = Status.STREAMING) -> int:
         now = utc_now()
         row = {
             "created_at": now,
@@ -375,7 +376,7 @@ class Store:
             "keywords": json.dumps(list(brief.keywords), ensure_ascii=False),
             "words": 0,
             "content": "",
-            "status": Status.STREAMING.value,
+            "status": Status(status).value,
             "provider": provider,
             "model": model,
             "max_tokens": max_tokens,
@@ -387,16 +388,26 @@ class Store:
                 list(row.values()))
             return cursor.lastrowid
 
-    def reopen(self, article_id: int, *, provider: str, model: str) -> bool:
-        """Mark an article `streaming` again (Continue). False (and nothing changed)
-        when it does not exist or was deleted."""
+    def reopen(self, article_id: int, *, provider: str, model: str,
+               status: Status = Status.STREAMING) -> bool:
+        """Mark an article `streaming` (or `queued`) again (Continue). False (and nothing
+        changed) when it does not exist or was deleted."""
         now = utc_now()
         with self._write(f"reopen article #{article_id} in") as conn:
             return conn.execute(
-                "UPDATE articles SET status = 'streaming', error = NULL, error_kind = NULL, "
+                "UPDATE articles SET status = ?, error = NULL, error_kind = NULL, "
                 "provider = ?, model = ?, worker_pid = ?, heartbeat_at = ?, updated_at = ? "
                 "WHERE id = ? AND deleted_at IS NULL",
-                [provider, model, os.getpid(), now, now, article_id]).rowcount > 0
+                [Status(status).value, provider, model, os.getpid(), now, now,
+                 article_id]).rowcount > 0
+
+    def start(self, article_id: int) -> bool:
+        """A queued article starts: `streaming`. False when it was deleted meanwhile."""
+        now = utc_now()
+        with self._write(f"start article #{article_id} in") as conn:
+            return conn.execute(
+                "UPDATE articles SET status = 'streaming', heartbeat_at = ?, updated_at = ? "
+                "WHERE id = ? AND deleted_at IS NULL", [now, now, article_id]).rowcount > 0
 
     def save_draft(self, article_id: int, content: str, words: int) -> None:
         """The text so far; also a heartbeat. A no-op on a deleted or missing row."""
