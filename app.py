@@ -7,7 +7,7 @@ from writer.costs import PriceFileError, price_table
 from writer.i18n import UI_LANGUAGES
 from writer.length import warm_up
 from writer.prompts import PromptError, default_prompts
-from writer.providers import ProviderChoiceError, choose_provider
+from writer.providers import ProviderChoiceError, choose_provider, warm_client
 
 st.set_page_config(page_title="AI Writer", page_icon="✍️", layout="wide")
 warm_up()  # token budgets are measured once per process, off the first click's path
@@ -15,6 +15,7 @@ warm_up()  # token budgets are measured once per process, off the first click's 
 try:  # a broken setting, providers file, prompt template or price file: say which, once
     ctx = page_context()
     provider = choose_provider(ctx.settings)
+    warm_client(provider)  # once per process, in the background
     default_prompts()
     price_table(ctx.settings.prices_file)
 except (SettingsError, ProviderChoiceError, PromptError, PriceFileError) as exc:

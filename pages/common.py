@@ -13,7 +13,7 @@ from writer.export import export
 from writer.i18n import Translator
 from writer.kinds import Status
 from writer.store import Store
-from writer.workers import Handle, Registry, State
+from writer.workers import Registry, State, shared
 
 
 @dataclass
@@ -38,12 +38,7 @@ def registry() -> Registry:
     """The server's job registry (one per database): articles run there, not in a
     script run, so leaving the page, reloading or clicking anything never stops one
     (writer/workers.py)."""
-    return _registry(str(load_settings().db_path))
-
-
-@st.cache_resource(show_spinner=False)
-def _registry(db_path: str) -> Registry:
-    return Registry()
+    return shared(load_settings().db_path)
 
 
 def stop_job(article_id: int) -> None:
@@ -52,6 +47,7 @@ def stop_job(article_id: int) -> None:
 
 
 _run = threading.local()  # this script run's sidebar progress slots
+SIDEBAR_MAX_JOBS = 5  # more running articles: "+ N more" (History lists them all)
 
 
 def running_panel(t: Translator) -> None:
@@ -70,31 +66,38 @@ def running_panel(t: Translator) -> None:
         if not active:
             return
         st.caption(t("app.running_title", count=len(active)))
-        for handle in active:
+        shown = sorted(active, key=lambda h: h.article_id != st.session_state.get("article_id"))
+        for handle in shown[:SIDEBAR_MAX_JOBS]:  # this tab's article first
             with st.container(border=True):
                 st.page_link("pages/write.py", label=f"#{handle.article_id} · {handle.topic}",
                              query_params={"article": str(handle.article_id)},
                              icon=":material/edit_note:")
                 slot = st.empty()
-                _run.slots[handle.article_id] = (slot, handle)
-                _paint_running(slot, handle, t)
+                _run.slots[handle.article_id] = [slot, handle, None]
+                _paint_running(_run.slots[handle.article_id], t)
                 st.button(t("write.stop"), key=f"sidebar-stop-{handle.article_id}",
                           icon=":material/stop_circle:", on_click=stop_job,
                           args=(handle.article_id,), disabled=handle.stopping)
+        if len(active) > SIDEBAR_MAX_JOBS:
+            st.caption(t("app.running_more", count=len(active) - SIDEBAR_MAX_JOBS))
 
     panel()
 
 
 def refresh_running(t: Translator) -> None:
-    """Repaint the sidebar's progress lines (called by a page that is streaming: the
-    sidebar's own refresh waits until that run ends)."""
-    for slot, handle in getattr(_run, "slots", {}).values():
-        _paint_running(slot, handle, t)
+    """Repaint the sidebar's progress lines that changed (called by a page that is
+    streaming: the sidebar's own refresh waits until that run ends)."""
+    for entry in getattr(_run, "slots", {}).values():
+        _paint_running(entry, t)
 
 
-def _paint_running(slot, handle: Handle, t: Translator) -> None:
+def _paint_running(entry: list, t: Translator) -> None:
+    slot, handle, painted = entry
     if handle.state == State.DONE:
-        slot.caption(t(f"statuses.{handle.finished.status}") if handle.finished else "–")
+        label = t(f"statuses.{handle.finished.status}") if handle.finished else "–"
+        if label != painted:
+            slot.caption(label)
+        entry[2] = label
         return
     if handle.stopping:
         label = t("app.running_stopping")
@@ -103,7 +106,9 @@ def _paint_running(slot, handle: Handle, t: Translator) -> None:
         label = t("app.running_queued", position=position or 1)
     else:
         label = t("write.progress", words=handle.words, target=handle.target_words)
-    slot.progress(min(1.0, handle.words / max(1, handle.target_words)), text=label)
+    if label != painted:
+        slot.progress(min(1.0, handle.words / max(1, handle.target_words)), text=label)
+        entry[2] = label
 
 
 def format_cost(cost, currency, t: Translator) -> str:

@@ -1,4 +1,6 @@
 """Write page: the brief form, the live stream with a word-count progress bar, the result."""
+import time
+
 import streamlit as st
 
 from pages.common import (page_context, refresh_running, registry, show_article, show_stats,
@@ -16,13 +18,58 @@ ctx = page_context()
 t = ctx.t
 st.title(t("write.title"))
 
+def start(job_for) -> None:
+    """Build the job and hand it to the registry; this tab then shows it. A refusal is
+    one line on the page. Called from button callbacks, which run before the script:
+    the request leaves at once, and the sidebar drawn next already lists the article."""
+    try:
+        job = job_for()
+        handle = registry().submit(job)
+    except (JobError, ProviderChoiceError) as exc:  # e.g. no WRITER_MODEL, server listing several
+        st.session_state["write_message"] = ("error", str(exc))
+        return
+    if job.brief.language != job.requested_language:
+        st.session_state["write_message"] = ("info", t("write.local_english_now"))
+    st.session_state["article_id"] = handle.article_id
+
+
+def generate() -> None:
+    """The Generate button: check the brief, then start it."""
+    ss, now = st.session_state, page_context()  # a callback runs in the next run's thread
+    provider = {p.name: p for p in available_providers(now.settings)}.get(ss.get("provider"))
+    style = (ss.get("custom_style") or "").strip() or ss.get("style")
+    try:
+        brief = Brief(topic=ss.get("topic") or "", content_type=ss.get("content_type"),
+                      style=style, target_words=int(ss.get("target_words") or 0),
+                      language=ss.get("language"), audience=ss.get("audience") or "",
+                      keywords=ss.get("keywords") or "")
+    except BriefError as exc:
+        ss["write_message"] = ("error", t("write.invalid", error=exc))
+        return
+    budget = usage.budget_status_for(now.store, now.settings, provider) if provider else None
+    if budget is not None and budget["level"] == "over" and not ss.get("budget_confirm"):
+        ss["write_message"] = ("error", t("write.budget_confirm_needed"))
+        return
+    start(lambda: Job(brief, now.settings, provider=provider,
+                      length_control=ss.get("length_control", True)))
+
+
+def continue_article(article_id: int) -> None:
+    """Continue (here or from History): append to the article in the same row."""
+    now = page_context()
+    provider = {p.name: p for p in available_providers(now.settings)}.get(
+        st.session_state.get("provider"))
+    start(lambda: Job.continuing(article_id, now.settings, provider=provider))
+
+
 form_col, out_col = st.columns([2, 3], gap="large")  # the stream stays in view beside the form
 
 with form_col:
     providers = {p.name: p for p in available_providers(ctx.settings)}
     provider_name = st.selectbox(
         t("write.provider"), list(providers), key="provider", persist_state="session",
-        format_func=lambda n: t("write.provider_local") if n == "local" else providers[n].label())
+        format_func=lambda n: t("write.provider_local") if n == "local"
+        else providers[n].label())
     provider = providers[provider_name]
     if provider.kind == "local":
         st.info(t("write.local_notice"))
@@ -36,32 +83,34 @@ with form_col:
             currency=budget["currency"], percent=round(budget["ratio"] * 100)))
 
     # Plain widgets, not an st.form: what is typed is kept across pages and reruns
-    # (persist_state="session"), and a click no longer stops an article anyway.
-    topic = st.text_input(t("write.topic"), placeholder=t("write.topic_placeholder"),
-                          max_chars=500, key="topic", persist_state="session")
+    # (persist_state="session"), and a click no longer stops an article anyway. The
+    # Generate callback reads the values from session state.
+    keep = {"persist_state": "session"}
+    st.text_input(t("write.topic"), placeholder=t("write.topic_placeholder"), max_chars=500,
+                  key="topic", **keep)
     left, right = st.columns(2)
-    content_type = left.selectbox(t("write.content_type"), CONTENT_TYPES, key="content_type", persist_state="session",
-                                  format_func=lambda k: t(f"content_types.{k}"))
-    style_choice = right.selectbox(t("write.style"), (*STYLE_PRESETS, "custom"), key="style", persist_state="session",
-                                   format_func=lambda k: t(f"styles.{k}") if k != "custom"
-                                   else t("write.style_custom"))
-    custom_style = st.text_input(t("write.style_custom_text"), key="custom_style", persist_state="session",
-                                 placeholder=t("write.style_custom_placeholder"))
+    left.selectbox(t("write.content_type"), CONTENT_TYPES, key="content_type",
+                   format_func=lambda k: t(f"content_types.{k}"), **keep)
+    right.selectbox(t("write.style"), (*STYLE_PRESETS, "custom"), key="style",
+                    format_func=lambda k: t(f"styles.{k}") if k != "custom"
+                    else t("write.style_custom"), **keep)
+    st.text_input(t("write.style_custom_text"), key="custom_style",
+                  placeholder=t("write.style_custom_placeholder"), **keep)
     # The default comes from session state, which "Write again" (History) also fills.
     st.session_state.setdefault("target_words", 800)
-    target_words = left.number_input(t("write.length"), min_value=50, max_value=20000,
-                                     step=50, help=t("write.length_help"), key="target_words", persist_state="session")
-    language = right.radio(t("write.language"), LANGUAGES, horizontal=True, key="language", persist_state="session",
-                           format_func=lambda k: t(f"languages.{k}"))
-    audience = st.text_input(t("write.audience"), key="audience", persist_state="session",
-                             placeholder=t("write.audience_placeholder"))
-    keywords = st.text_input(t("write.keywords"), key="keywords", persist_state="session",
-                             placeholder=t("write.keywords_placeholder"))
-    length_control = st.checkbox(t("write.length_control"), value=True, key="length_control", persist_state="session",
-                                 help=t("write.length_control_help"))
-    confirmed = st.checkbox(t("write.budget_confirm"), key="budget_confirm") \
-        if over_budget else True
-    submitted = st.button(t("write.generate"), type="primary", key="generate")
+    left.number_input(t("write.length"), min_value=50, max_value=20000, step=50,
+                      help=t("write.length_help"), key="target_words", **keep)
+    right.radio(t("write.language"), LANGUAGES, horizontal=True, key="language",
+                format_func=lambda k: t(f"languages.{k}"), **keep)
+    st.text_input(t("write.audience"), key="audience",
+                  placeholder=t("write.audience_placeholder"), **keep)
+    st.text_input(t("write.keywords"), key="keywords",
+                  placeholder=t("write.keywords_placeholder"), **keep)
+    st.checkbox(t("write.length_control"), value=True, key="length_control",
+                help=t("write.length_control_help"), **keep)
+    if over_budget:
+        st.checkbox(t("write.budget_confirm"), key="budget_confirm")
+    st.button(t("write.generate"), type="primary", key="generate", on_click=generate)
 
 
 def progress_text(words: int, target: int, section: tuple[int, int] | None = None,
@@ -78,6 +127,7 @@ def progress_text(words: int, target: int, section: tuple[int, int] | None = Non
     return text
 
 
+SIDEBAR_REFRESH_S = 1.0  # the sidebar's progress lines, while this page streams
 NOTICE_STYLES = {NoticeKind.FAILOVER: "warning", NoticeKind.RETRYING: "warning"}  # else info
 
 
@@ -103,9 +153,10 @@ def view_job(handle: Handle) -> None:
     notice = st.empty()
     plan = st.empty()  # long-form: the outline, once it is known
     section: list[tuple[int, int]] = []  # long-form: the section being written
-    state = {"notice": None, "landed": None}
+    state = {"notice": None, "landed": None, "progress": None, "sidebar_at": 0.0}
 
     def paint_progress() -> None:
+        """The bar and the sidebar, only when they change (each paint is a message)."""
         if handle.state == State.QUEUED:
             text = t("write.queued", provider=handle.provider_name,
                      position=registry().position(handle) or 1)
@@ -113,7 +164,13 @@ def view_job(handle: Handle) -> None:
             text = t("write.waiting_first")
         else:
             text = progress_text(handle.words, target, *section[-1:], landed=state["landed"])
-        progress.progress(progress_fraction(handle.words, target), text=text)
+        if text != state["progress"]:
+            state["progress"] = text
+            progress.progress(progress_fraction(handle.words, target), text=text)
+        now = time.monotonic()
+        if now - state["sidebar_at"] >= SIDEBAR_REFRESH_S:
+            state["sidebar_at"] = now
+            refresh_running(t)
 
     def chunks():
         for update in handle.follow(pacer=Pacer(), tick_s=0.5):
@@ -134,7 +191,6 @@ def view_job(handle: Handle) -> None:
             if update.text:
                 yield update.text
             paint_progress()
-            refresh_running(t)
         notice.empty()
 
     st.write_stream(chunks())
@@ -146,51 +202,25 @@ def show_result(row: dict, *, fresh: bool) -> None:
     show_stats(row, t)
     if can_continue(row):
         st.button(t("write.continue"), key=f"continue-{row['id']}", icon=":material/play_arrow:",
-                  on_click=lambda: st.session_state.update(continue_id=row["id"]))
+                  on_click=continue_article, args=(row["id"],))
     show_article(row, t, rendered=not fresh, key="fresh" if fresh else "last")
 
 
-def start(job_for) -> int | None:
-    """Build the job (a refusal is one line in the page) and hand it to the registry."""
-    try:
-        job = job_for()
-        handle = registry().submit(job)
-    except (JobError, ProviderChoiceError) as exc:  # e.g. no WRITER_MODEL, server listing several
-        st.error(str(exc))
-        return None
-    if job.brief.language != job.requested_language:
-        st.info(t("write.local_english_now"))
-    return handle.article_id
-
-
 with out_col:
-    continue_id = st.session_state.pop("continue_id", None)
-    if submitted:
-        style = custom_style.strip() or style_choice
-        try:
-            brief = Brief(topic=topic, content_type=content_type, style=style,
-                          target_words=int(target_words), language=language, audience=audience,
-                          keywords=keywords)
-        except BriefError as exc:
-            st.error(t("write.invalid", error=exc))
-            st.stop()
-        if not confirmed:
-            st.error(t("write.budget_confirm_needed"))
-            st.stop()
-        started = start(lambda: Job(brief, ctx.settings, provider=provider,
-                                    length_control=length_control))
-    elif continue_id:
-        started = start(lambda: Job.continuing(continue_id, ctx.settings, provider=provider))
-    else:
-        started = None
+    continue_id = st.session_state.pop("continue_id", None)  # History's Continue
+    if continue_id:
+        continue_article(continue_id)
+    message = st.session_state.pop("write_message", None)
+    if message:
+        getattr(st, message[0])(message[1])
     # Which article this tab shows: the one just started, one opened by a link
     # (?article=N: the sidebar, a reload, a second tab), or the last one it showed.
     linked = st.query_params.get("article", "")
-    if started is not None:
-        st.session_state["article_id"] = started
-    elif linked.isdigit() and int(linked) != st.session_state.get("article_id"):
+    shown = st.session_state.get("shown_article_id")
+    if linked.isdigit() and int(linked) != shown and \
+            st.session_state.get("article_id") == shown:  # a link, not a new article
         st.session_state["article_id"] = int(linked)
-    article_id = st.session_state.get("article_id")
+    article_id = st.session_state["shown_article_id"] = st.session_state.get("article_id")
     if article_id is not None and linked != str(article_id):
         st.query_params["article"] = str(article_id)  # a reload comes back to it
     handle = registry().get(article_id)

@@ -20,16 +20,19 @@ same way on both apps (Topic, Target length, Article language English, length co
 off so the reply is one request): fill, Tab, then wait until the rerun that commit
 triggered has finished (the after-app has no st.form; the before-app's form sends
 nothing until Generate). Every request carries a tag (in the Topic) and the fake
-answers each tag with its own reply, so concurrent sessions never get each other's.
+answers each tag with its own reply, so concurrent sessions never get each other's; it
+sends the chunks on a fixed timeline (request + TTFT + i x chunk delay), so a late
+wake-up of its thread on a loaded machine is caught up instead of slowing the stream.
 
-Scenarios (--scenarios, default all):
+Scenarios (--scenarios, default fast,many,viewers; about 10 minutes on 2 cores):
 
   fast     ~4,000 tokens at ~2,000 tokens/s (the chunk delay is calibrated so the raw
            stream really runs at that rate) -- the held-out reference measurement:
            Generate click -> (a) first article text in the DOM, (b) the article's LAST
            words in the DOM. Criteria: (b) <= 1.10x the raw SDK stream time;
            (a) <= raw SDK TTFT + 150 ms; no main-thread task over 200 ms.
-  typical  50 tokens/s for ~10 s after a 400 ms provider TTFT; same figures.
+  typical  (not in the default) 50 tokens/s for ~10 s after a 400 ms provider TTFT;
+           same figures.
   many     --sessions (20) browser contexts (= Streamlit sessions) in one chromium, all
            on one server, brief filled, then Generate clicked in all of them at the same
            wall-clock instant (a timer in each page); ~1,000 tokens at 100 tokens/s each.
@@ -38,12 +41,14 @@ Scenarios (--scenarios, default all):
            / max of the sessions, max / solo (criterion <= 1.2x), sessions with errors
            (page errors, text missing, an stAlertContentError), the most simultaneous
            streams the provider saw.
-  viewers  after only: one session starts an article (~1,000 tokens at 100 tokens/s),
-           then --viewers (19) more open `/?article=ID` (ID from the URL the Write page
-           sets, else the newest row of the server's WRITER_DB) and attach to the running
-           job. Provider requests (criterion: exactly 1), each viewer's last words in the
-           DOM relative to the provider's last chunk, complete text, errors. "not
-           supported" when the page at ?article=ID never shows the running article.
+  viewers  after only: --viewers (19) sessions have the app open (loaded, idle); one
+           more session starts an article (~1,000 tokens at 100 tokens/s), then the 19
+           load `/?article=ID` (ID from the URL the Write page sets, else the newest row
+           of the server's WRITER_DB) and attach to the running job. Provider requests
+           (criterion: exactly 1), each viewer's last words in the DOM relative to the
+           provider's last chunk, how many attached while it was still streaming,
+           complete text, errors. "not supported" when the page at ?article=ID loads but
+           does not show the article.
 
 Page times come from the page's own clock (a click listener + a MutationObserver);
 provider-side times (request received, first / last content chunk written) are recorded
@@ -53,6 +58,8 @@ buffered: true}) in each measured page; tasks overlapping click -> last words in
 count (max duration, number over 200 ms). Diagnostics per run: when the markers reached
 the page's WebSocket, the engine's own end time (from its row), the fake's real send
 rate, and CPU seconds of each server and of the browser. Medians of --runs repetitions.
+The report also says how much CPU other processes on the machine used meanwhile (from
+/proc/stat minus this benchmark's own process tree): another test run skews everything.
 
     .venv/bin/python scripts/bench_stream_ui.py [--before c06a41c] [--after-ref REF]
         [--runs 3] [--scenarios fast,typical,many,viewers] [--sessions 20] [--naive]
@@ -152,12 +159,13 @@ def install_provider_timing() -> None:
     import fake_openai
 
     handler = fake_openai._Handler
-    orig_chat, orig_event = handler._chat, handler._event
+    orig_chat, orig_event, orig_wait = handler._chat, handler._event, handler._wait
 
     def _chat(self, req, reply):
         rec = PROVIDER[self.slot] = {"tag": request_tag(req), "received": time.time(),
                                      "first": None, "last": None, "done": None}
         self._bench_rec = rec
+        self._bench_next = time.monotonic()
         with _STREAMS_LOCK:
             STREAMS["active"] += 1
             STREAMS["max"] = max(STREAMS["max"], STREAMS["active"])
@@ -180,7 +188,18 @@ def install_provider_timing() -> None:
                 rec["last"] = now
         return out
 
-    handler._chat, handler._event = _chat, _event
+    def _wait(self, seconds):
+        """Chunks on a fixed timeline (request + first_delay + i * chunk_delay), like a
+        remote provider whose pace does not depend on this machine's load: a late wake-up
+        is caught up on the next chunks instead of adding up over a stream (with 20
+        browser tabs on 2 cores, sleeps of 10 ms overshoot by several ms each)."""
+        nxt = getattr(self, "_bench_next", None)
+        if nxt is None:
+            return orig_wait(self, seconds)
+        self._bench_next = nxt + seconds
+        return orig_wait(self, max(0.0, self._bench_next - time.monotonic()))
+
+    handler._chat, handler._event, handler._wait = _chat, _event, _wait
 
 
 def slots_for(tag: str) -> list[int]:
@@ -427,7 +446,14 @@ def cpu_s(pid: int) -> float:
     return (int(st[11]) + int(st[12])) / CLK_TCK if st else 0.0
 
 
-def browser_cpu_s(exclude: set[int]) -> float:
+def cpu_with_reaped_s(pid: int) -> float:
+    """cpu_s plus the CPU of its children that have exited and been waited for (closed
+    browser contexts' renderers end up there)."""
+    st = _stat(pid)
+    return sum(int(x) for x in st[11:15]) / CLK_TCK if st else 0.0
+
+
+def browser_cpu_s(exclude: set[int], per_process=cpu_s) -> float:
     """CPU seconds of this script's descendants except `exclude` (the Streamlit servers
     and the raw client): the Playwright driver and chromium's processes."""
     parent = {}
@@ -440,8 +466,44 @@ def browser_cpu_s(exclude: set[int]) -> float:
         while p in parent and p != me and p not in exclude and seen < 64:
             p, seen = parent[p], seen + 1
         if p == me and pid != me:
-            total += cpu_s(pid)
+            total += per_process(pid)
     return total
+
+
+def machine_busy_s() -> float:
+    """CPU seconds all processes of the machine have used (the /proc/stat cpu line)."""
+    with open("/proc/stat") as f:
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (
+            int(x) for x in f.readline().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
+class LoadMeter:
+    """CPU seconds used by processes that are not this benchmark's (another test run,
+    a build...) between start() and stop(): their load skews every figure here."""
+
+    def __init__(self):
+        self.other = self.wall = 0.0
+
+    def _sample(self) -> tuple[float, float, float]:
+        # this process and all it started, with their exited children
+        ours = cpu_with_reaped_s(os.getpid()) + browser_cpu_s(set(), cpu_with_reaped_s)
+        return time.monotonic(), machine_busy_s(), ours
+
+    def start(self) -> "LoadMeter":
+        self._t0 = self._sample()
+        return self
+
+    def stop(self) -> "LoadMeter":
+        t1 = self._sample()
+        self.wall += t1[0] - self._t0[0]
+        self.other += max(0.0, (t1[1] - self._t0[1]) - (t1[2] - self._t0[2]))
+        return self
+
+    def text(self) -> str:
+        share = self.other / max(1e-9, self.wall * (os.cpu_count() or 1))
+        return (f"other processes used {self.other:.0f} CPU-s in {self.wall:.0f} s "
+                f"({share:.0%} of the machine)")
 
 
 # ---- browser ---------------------------------------------------------------------------
@@ -449,14 +511,33 @@ def browser_cpu_s(exclude: set[int]) -> float:
 # Installed before each page loads. (1) When the app's WebSocket messages with the first
 # and last markers reach the page (before Streamlit's own handler runs), so server-side
 # and browser-side delays can be told apart; only message tails are scanned after the
-# first, and nothing is scanned until markers are set. (2) Messages the page sends (a
-# widget commit sends a rerun request) and when Streamlit's script state last went back
-# to notRunning: "the rerun my commit triggered has finished" is a condition, not a sleep.
+# first, and nothing is scanned until markers are set. (2) The protocol's own "the run
+# is over": the page's rerun requests (BackMsg field 11, rerun_script) and the server's
+# script_finished (ForwardMsg field 6), read from the messages' top-level protobuf fields,
+# so "the rerun my commit triggered has finished" is a condition, not a sleep. (The
+# stApp element's script-state attribute is not enough: a quick rerun can go
+# notRunning -> running -> notRunning within one React render and never show.)
 INIT_JS = """(() => {
     const L = window.__ws = {markers: null, first: null, last: null, msgs: 0, bytes: 0,
-                             sent: 0, lastSend: -1};
-    const S = window.__st = {state: null, finished: 0, lastFinish: -1};
+                             reruns: 0, lastRerun: -1, finished: 0, lastFinish: -1};
     const scan = (bytes) => { let s = ''; for (const b of bytes) s += String.fromCharCode(b); return s; };
+    const fields = (u8) => {  // top-level [field number, varint value or null]
+        const out = []; let i = 0;
+        const varint = () => { let v = 0, k = 1, b;
+            do { b = u8[i++]; v += (b & 0x7f) * k; k *= 128; } while (b & 0x80 && i < u8.length);
+            return v; };
+        while (i < u8.length) {
+            const tag = varint(), field = Math.floor(tag / 8), wire = tag & 7;
+            let value = null;
+            if (wire === 0) value = varint();
+            else if (wire === 2) i += varint();
+            else if (wire === 1) i += 8;
+            else if (wire === 5) i += 4;
+            else break;
+            out.push([field, value]);
+        }
+        return out;
+    };
     const Native = window.WebSocket;
     window.WebSocket = class extends Native {
         constructor(...args) {
@@ -465,6 +546,9 @@ INIT_JS = """(() => {
                 if (!(event.data instanceof ArrayBuffer)) return;
                 const now = performance.now(), size = event.data.byteLength;
                 L.msgs++; L.bytes += size;
+                if (fields(new Uint8Array(event.data)).some(([f]) => f === 6)) {
+                    L.finished++; L.lastFinish = now;
+                }
                 if (!L.markers) return;
                 if (L.first === null && size < 65536
                         && scan(new Uint8Array(event.data)).includes(L.markers[0])) L.first = now;
@@ -473,16 +557,16 @@ INIT_JS = """(() => {
                     L.last = now;
             });
         }
-        send(data) { L.sent++; L.lastSend = performance.now(); return super.send(data); }
+        send(data) {
+            try {
+                const u8 = data instanceof ArrayBuffer ? new Uint8Array(data)
+                    : ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+                    : null;
+                if (u8 && fields(u8).some(([f]) => f === 11)) { L.reruns++; L.lastRerun = performance.now(); }
+            } catch (e) { /* never break the app */ }
+            return super.send(data);
+        }
     };
-    new MutationObserver(() => {
-        const app = document.querySelector('[data-testid="stApp"]');
-        const state = app && app.getAttribute('data-test-script-state');
-        if (state === S.state) return;
-        if (state === 'notRunning' && S.state !== null) { S.finished++; S.lastFinish = performance.now(); }
-        S.state = state;
-    }).observe(document, {subtree: true, childList: true, attributes: true,
-                          attributeFilter: ['data-test-script-state']});
 })();"""
 
 # Page-clock timestamps: the Generate click, the first DOM mutation after which the first
@@ -592,54 +676,60 @@ NOTES: list[str] = []  # oddities seen while driving the pages, printed with the
 
 def commit(page, in_form: bool, action, what: str) -> None:
     """Do one widget action; outside a form, wait until the rerun it triggered has
-    finished (a message was sent and the script state went back to notRunning after it).
+    finished (the page sent a rerun request and the server's script_finished came after).
     Inside the before-app's st.form nothing is sent until Generate."""
     from playwright.sync_api import TimeoutError as PWTimeout
 
-    sent0 = page.evaluate("window.__ws.sent")
+    reruns0 = page.evaluate("window.__ws.reruns")
     action()
     if not in_form:
         try:
             page.wait_for_function(
-                """(s0) => window.__ws.sent > s0 && window.__st.lastFinish > window.__ws.lastSend
-                           && window.__st.state === 'notRunning'""",
-                arg=sent0, polling=50, timeout=10_000)
+                "(r0) => window.__ws.reruns > r0 && window.__ws.lastFinish > window.__ws.lastRerun",
+                arg=reruns0, polling=50, timeout=10_000)
         except PWTimeout:
-            note = f"{what}: no rerun seen within 10 s after the commit (continued when idle)"
-            if note not in NOTES:
-                NOTES.append(note)
+            ws = page.evaluate("window.__ws")
+            NOTES.append(f"{what}: no rerun finished within 10 s after the commit (continued when "
+                         f"idle; {ws['reruns'] - reruns0} rerun requests sent)")
     wait_idle(page, 20)
 
 
-def open_brief(context, server: StreamlitServer, tag: str, target_words: int, url: str = ""):
-    """A page of `context` at the server with the brief filled (topic carrying `tag`), idle,
-    Generate not clicked. Returns (page, page errors list)."""
+def open_page(context, server: StreamlitServer, wait: bool = True):
+    """A new page of `context` navigating to the server (wait=False: only until the
+    navigation is committed). Returns (page, page errors list)."""
     errors: list[str] = []
     page = context.new_page()
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(url or server.url + "/")
+    page.goto(server.url + "/", wait_until="load" if wait else "commit")
+    return page, errors
+
+
+def fill_brief(page, server: StreamlitServer, tag: str, target_words: int) -> None:
+    """Fill the brief (topic carrying `tag`) on a page at the Write page; returns when the
+    page is idle, Generate not clicked."""
     main = page.get_by_test_id("stMain")
     topic = main.get_by_role("textbox", name="Topic", exact=True)
     topic.wait_for()
     wait_idle(page, 30)
     if not server.is_app:  # the naive page: a text input and a button, no form
         commit(page, False, lambda: (topic.fill(topic_for(tag)), topic.press("Enter")), "naive topic")
-        return page, errors
-    in_form = page.get_by_test_id("stForm").filter(has=topic).count() > 0
-    commit(page, in_form, lambda: (topic.fill(topic_for(tag)), topic.press("Tab")), "Topic")
+        return
+    in_form = main.get_by_test_id("stForm").get_by_role("textbox", name="Topic",
+                                                        exact=True).count() > 0
+    what = f"{server.name}: %s"
+    commit(page, in_form, lambda: (topic.fill(topic_for(tag)), topic.press("Tab")), what % "Topic")
     length = main.get_by_role("spinbutton", name="Target length (words)")
     if length.input_value() != str(target_words):
         commit(page, in_form, lambda: (length.fill(str(target_words)), length.press("Tab")),
-               "Target length")
+               what % "Target length")
     language = main.get_by_test_id("stRadio").filter(has_text="Article language")
     if not language.get_by_role("radio", name="English").is_checked():
         commit(page, in_form, lambda: language.get_by_text("English", exact=True).click(),
-               "Article language")
+               what % "Article language")
     control = main.get_by_test_id("stCheckbox").filter(has_text="Hold to the target length")
     if control.count() and control.get_by_role("checkbox").is_checked():
         # off: one request writes the whole reply (no outline, no top-ups, no early end)
-        commit(page, in_form, lambda: control.locator("label").click(), "length control")
-    return page, errors
+        commit(page, in_form, lambda: control.locator("label").click(), what % "length control")
 
 
 def generate_button(page):
@@ -686,7 +776,8 @@ def measure_ui(browser, server: StreamlitServer, sc: Scenario, tag: str, timeout
     reply, first, last = register(sc, tag)
     context = new_context(browser, viewport)
     try:
-        page, errors = open_brief(context, server, tag, sc.target_words)
+        page, errors = open_page(context, server)
+        fill_brief(page, server, tag, sc.target_words)
         offset = clock_offset(page)
         page.evaluate(TIMING_JS, [first, last])
         page.evaluate("(m) => { window.__ws.markers = m; }", [first, last])
@@ -788,12 +879,14 @@ def run_sessions(browser, server: StreamlitServer, sc: Scenario, tags: list[str]
     sessions = []
     try:
         t_open = time.monotonic()
-        for tag in tags:
+        for tag in tags:  # all pages load at once, then the briefs are filled one by one
             _, first, last = register(sc, tag)
             context = new_context(browser, viewport)
             sessions.append({"tag": tag, "context": context, "first": first, "last": last})
-            page, errors = open_brief(context, server, tag, sc.target_words)
+            page, errors = open_page(context, server, wait=False)
             sessions[-1].update(page=page, errors=errors)
+        for s in sessions:
+            fill_brief(s["page"], server, s["tag"], sc.target_words)
         open_s = time.monotonic() - t_open
         for s in sessions:
             s["offset"] = clock_offset(s["page"])
@@ -805,13 +898,20 @@ def run_sessions(browser, server: StreamlitServer, sc: Scenario, tags: list[str]
         for s in sessions:
             if not s["page"].evaluate(CLICK_AT_JS, at_ms):
                 s["errors"].append("no Generate button in the main area")
+        # The times are taken in the pages; this only waits until every page is done, or
+        # nothing can change any more (no stream running, no new request for 15 s).
         deadline = time.monotonic() + timeout_s + (at_ms / 1000 - time.time())
-        for s in sessions:  # the times are taken in the pages; this only waits for them
-            try:
-                s["page"].wait_for_function(DONE_JS, polling=250,
-                                            timeout=max(1, deadline - time.monotonic()) * 1000)
-            except PWTimeout:
-                pass
+        pending, quiet_since, seen = list(sessions), None, len(FAKE.requests)
+        while pending and time.monotonic() < deadline:
+            pending = [s for s in pending if not s["page"].evaluate(DONE_JS)]
+            if len(FAKE.requests) != seen or STREAMS["active"] or time.time() * 1000 < at_ms:
+                seen, quiet_since = len(FAKE.requests), None
+            elif quiet_since is None:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since > 15:
+                break
+            time.sleep(0.5)
+        for s in sessions:
             s["timing"] = s["page"].evaluate(READ_JS)
         cpu1 = (cpu_s(server.proc.pid), browser_cpu_s(exclude))
         for s in sessions:
@@ -819,6 +919,9 @@ def run_sessions(browser, server: StreamlitServer, sc: Scenario, tags: list[str]
                 wait_provider_done(slot, 20)
             s["success"] = finish_page(s["page"], server, 15)
             s["error_alerts"] = s["page"].get_by_test_id("stAlertContentError").count()
+            if s["timing"]["last"] is None:  # what the page shows instead
+                s["shown"] = " ".join((s["page"].get_by_test_id("stMain").text_content(
+                    timeout=5000) or "").split())[-160:]
     finally:
         for s in sessions:
             s["context"].close()
@@ -831,6 +934,11 @@ def run_sessions(browser, server: StreamlitServer, sc: Scenario, tags: list[str]
             problems.append("Generate click not seen")
         if timing["last"] is None:
             problems.append("last words never in the DOM")
+            row = server.row(s["tag"])
+            problems.append(f"row #{row[0]} {row[2]}" if row else "no article row (the click "
+                            "started no job)")
+            if timing["first"] is not None:
+                problems.append("first text was shown")
         if s["error_alerts"] or timing["errorAlert"]:
             problems.append("error alert")
         to_py = lambda t_ms: (timing["origin"] + t_ms) / 1000 - s["offset"]  # noqa: E731
@@ -839,6 +947,7 @@ def run_sessions(browser, server: StreamlitServer, sc: Scenario, tags: list[str]
                            else (float("nan"), 0))
         rows.append({
             "tag": s["tag"], "problems": problems, "success": s["success"],
+            "shown": s.get("shown"),
             "click_py": to_py(timing["click"]) if timing["click"] is not None else None,
             "end": timing["last"] - timing["click"] if ok else None,
             "first": timing["first"] - timing["click"]
@@ -866,7 +975,11 @@ def many_summary(solo: dict, many: dict) -> dict:
         "ratio": max(ends) / solo_end if ends and solo_end == solo_end else nan,
         "errors": sum(bool(r["problems"]) for r in many["rows"]),
         "no_success": sum(not r["success"] for r in many["rows"]),
-        "problems": sorted({p for r in many["rows"] for p in r["problems"]}),
+        "problems": sorted({p for r in many["rows"] for p in r["problems"]
+                            if not p.startswith("row #")}),
+        "rows_seen": sorted({p.split()[-1] for r in many["rows"] for p in r["problems"]
+                             if p.startswith("row #")}),
+        "shown": next((r["shown"] for r in many["rows"] if r.get("shown")), None),
         "max_streams": many["max_streams"], "requests": many["requests"],
         "end_lag_med": med(many["rows"], "end_lag"), "end_lag_max": mx(many["rows"], "end_lag"),
         "solo_lag": solo["rows"][0]["end_lag"] if solo["rows"][0]["end_lag"] is not None else nan,
@@ -892,19 +1005,23 @@ def run_viewers(browser, server: StreamlitServer, sc: Scenario, n_viewers: int,
     requests0 = len(FAKE.requests)
     contexts, viewers = [], []
     try:
-        # The viewers' contexts and pages exist before the job starts (their pages are
-        # blank), so attaching costs a navigation, not a browser process start.
+        # The viewers' browsers have the app open before the job starts (like colleagues
+        # with a tab on it: HTTP and code caches warm, renderer running); attaching is
+        # then opening the link, a fresh page load of /?article=ID in each.
         for i in range(n_viewers):
             context = new_context(browser, viewport)
             context.add_init_script(VIEWER_JS.replace("__MARKERS__", json.dumps([first, last])))
             contexts.append(context)
-            errors: list[str] = []
-            page = context.new_page()
-            page.on("pageerror", lambda exc, errors=errors: errors.append(str(exc)))
+            page, errors = open_page(context, server, wait=False)
             viewers.append({"page": page, "errors": errors})
+        for v in viewers:
+            v["page"].get_by_test_id("stMain").get_by_role("textbox", name="Topic",
+                                                          exact=True).wait_for(timeout=120_000)
+            wait_idle(v["page"], 60)
         writer_ctx = new_context(browser, viewport)
         contexts.append(writer_ctx)
-        writer, writer_errors = open_brief(writer_ctx, server, tag, sc.target_words)
+        writer, writer_errors = open_page(writer_ctx, server)
+        fill_brief(writer, server, tag, sc.target_words)
         writer_offset = clock_offset(writer)
         writer.evaluate(TIMING_JS, [first, last])
         cpu0 = (cpu_s(server.proc.pid), browser_cpu_s(exclude))
@@ -929,16 +1046,19 @@ def run_viewers(browser, server: StreamlitServer, sc: Scenario, n_viewers: int,
         for v in viewers:  # navigations in flight together; each page loads on its own
             v["page"].goto(url, wait_until="commit")
         slot = slots_for(tag)[0] if slots_for(tag) else None
-        provider_left = (sc.expected_s() - (time.time() - PROVIDER[slot]["received"])
-                         if slot is not None else 0)
-        try:  # the first viewer must show the article's beginning: else attach is unsupported
-            viewers[0]["page"].wait_for_function("() => window.__view.first !== null",
-                                                 polling=100,
-                                                 timeout=(max(0, provider_left) + 20) * 1000)
+        # Attach supported? The first viewer, once its page has loaded (a script run has
+        # finished, or the article is shown), must show the article's beginning.
+        first_viewer = viewers[0]["page"]
+        first_viewer.wait_for_function(
+            "() => window.__view.first !== null || window.__ws.finished > 0", polling=100,
+            timeout=timeout_s * 1000)
+        try:
+            first_viewer.wait_for_function("() => window.__view.first !== null", polling=100,
+                                           timeout=10_000)
         except PWTimeout:
             return {"supported": False, "article_id": article_id, "source": source,
-                    "why": f"a page at ?article={article_id} did not show the running article "
-                           f"within {max(0, provider_left) + 20:.0f} s"}
+                    "why": f"the page at ?article={article_id} loaded but did not show the "
+                           "article within 10 s"}
         deadline = time.monotonic() + timeout_s
         for v in viewers:
             try:
@@ -977,6 +1097,8 @@ def run_viewers(browser, server: StreamlitServer, sc: Scenario, n_viewers: int,
         rows.append({
             "problems": problems,
             "attach": (to_py(view["first"]) - t_nav) * 1000 if view["first"] is not None else None,
+            "live": view["first"] is not None and rec is not None and rec["last"] is not None
+            and to_py(view["first"]) < rec["last"],
             "end_lag": (to_py(view["last"]) - rec["last"]) * 1000
             if view["last"] is not None and rec and rec["last"] else None,
         })
@@ -990,6 +1112,9 @@ def run_viewers(browser, server: StreamlitServer, sc: Scenario, n_viewers: int,
         "end_lag_med": med(rows, "end_lag"), "end_lag_max": mx(rows, "end_lag"),
         "errors": sum(bool(r["problems"]) for r in rows),
         "problems": sorted({p for r in rows for p in r["problems"]}),
+        "live": sum(r["live"] for r in rows),
+        "live_lag_med": med([r for r in rows if r["live"]], "end_lag"),
+        "live_lag_max": mx([r for r in rows if r["live"]], "end_lag"),
         "writer_lag": writer_lag, "writer_errors": len(writer_errors),
         "writer_success": writer_success,
         "provider_stream": (rec["last"] - rec["received"]) * 1000 if rec and rec["last"] else None,
@@ -1127,7 +1252,7 @@ def report_many(sc: Scenario, many: dict[str, dict], labels: dict) -> list[str]:
               "end lag", "prov strm", "1st med", "LT max", "LT>200", "click ±", "CPU srv",
               "CPU brw"]
     width = max(len(labels[k]) for k in many) + 2
-    lines.append(f"  {'':<{width}}" + "".join(f"{h:>10}" for h in header))
+    lines.append(f"  {'':<{width}}" + "".join(f"{h:>13}" for h in header))
     for kind, s in many.items():
         cells = [f"{s['solo']:,.0f}", f"{s['median']:,.0f}", f"{s['max']:,.0f}",
                  f"{s['ratio']:.2f}x", f"{s['errors']}/{s['sessions']}", f"{s['no_success']}",
@@ -1135,18 +1260,23 @@ def report_many(sc: Scenario, many: dict[str, dict], labels: dict) -> list[str]:
                  f"{s['end_lag_med']:,.0f}/{s['end_lag_max']:,.0f}", f"{s['prov_med']:,.0f}",
                  f"{s['first_med']:,.0f}", f"{s['lt_max']:,.0f}", f"{s['lt_over']}",
                  f"{s['click_spread']:,.0f}", f"{s['server_cpu']:.1f} s", f"{s['browser_cpu']:.1f} s"]
-        lines.append(f"  {labels[kind]:<{width}}" + "".join(f"{c:>10}" for c in cells))
+        lines.append(f"  {labels[kind]:<{width}}" + "".join(f"{c:>13}" for c in cells))
     for kind, s in many.items():
         lines.append(
             f"  {kind}: {s['sessions']} sessions, median {s['median']:,.0f} / max {s['max']:,.0f} ms "
             f"vs solo {s['solo']:,.0f} ms: max/solo {s['ratio']:.2f}x "
             f"({verdict(s['ratio'] <= CRITERIA['many_ratio'])} ≤ {CRITERIA['many_ratio']}x); "
-            f"{s['errors']} sessions with errors{' (' + '; '.join(s['problems']) + ')' if s['problems'] else ''}; "
+            f"{s['errors']} sessions with errors{' (' + '; '.join(s['problems']) + ')' if s['problems'] else ''}"
+            f"{'; their rows: ' + ', '.join(s['rows_seen']) if s['rows_seen'] else ''}; "
             f"provider saw at most {s['max_streams']} simultaneous streams ({s['requests']} requests); "
             f"last words {s['end_lag_med']:,.0f} ms (median) / {s['end_lag_max']:,.0f} ms (max) after "
             f"the provider's last chunk (solo {s['solo_lag']:,.0f} ms); provider stream "
             f"{s['prov_med']:,.0f} ms median (solo {s['solo_prov']:,.0f} ms); opening + filling "
             f"{s['sessions']} sessions took {s['open_s']:.0f} s")
+    for kind, s in many.items():
+        if s["shown"]:
+            lines.append(f"  {kind}: a session without its article showed, at the end: "
+                         f"“…{s['shown']}”")
     if "before" in many and "after" in many:
         b, a = many["before"], many["after"]
         lines.append(f"  after vs before: max {a['max']:,.0f} vs {b['max']:,.0f} ms "
@@ -1171,7 +1301,9 @@ def report_viewers(sc: Scenario, v: dict | None, n: int, label: str) -> list[str
             f"  article {v['article_id']} (from {v['source']}); provider requests: {v['requests']} "
             f"({verdict(v['requests'] == CRITERIA['viewer_requests'])} exactly 1)",
             f"  viewers: first text {v['attach_med']:,.0f} ms (median) / {v['attach_max']:,.0f} ms "
-            f"(max) after their navigation started; last words in the DOM {v['end_lag_med']:,.0f} ms "
+            f"(max) after their navigation started; {v['live']}/{v['viewers']} attached while the "
+            f"job was still streaming (their last words {v['live_lag_med']:,.0f} ms median / "
+            f"{v['live_lag_max']:,.0f} ms max after the provider's last chunk); all: last words in the DOM {v['end_lag_med']:,.0f} ms "
             f"(median) / {v['end_lag_max']:,.0f} ms (max) after the provider's last chunk (the "
             f"writer's own page: {v['writer_lag']:,.0f} ms); {v['errors']}/{v['viewers']} viewers "
             f"with errors{' (' + '; '.join(v['problems']) + ')' if v['problems'] else ''}; writer: "
@@ -1194,7 +1326,9 @@ def main() -> int:
     parser.add_argument("--after-ref", default=None,
                         help="git ref of the AFTER app (default: a snapshot of the working tree)")
     parser.add_argument("--runs", type=int, default=3, help="repetitions per measurement (≥3)")
-    parser.add_argument("--scenarios", default="fast,typical,many,viewers")
+    parser.add_argument("--scenarios", default="fast,many,viewers",
+                        help="any of fast,typical,many,viewers (typical is not in the default, "
+                             "to keep a run under ~12 minutes)")
     parser.add_argument("--viewport", default="1280x900", help="WIDTHxHEIGHT")
     parser.add_argument("--naive", action="store_true",
                         help="also measure scripts/naive_write_page.py (docs-style page) in "
@@ -1266,6 +1400,8 @@ def main() -> int:
     many: dict[str, dict] = {}
     viewers_res = None
     timings: dict[str, float] = {}
+    meters: dict[str, LoadMeter] = {}
+    total_meter = LoadMeter().start()
     with FakeOpenAI(responder=responder) as fake:
         FAKE = fake
         env = {"OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": "sk-test", "WRITER_MODEL": MODEL,
@@ -1299,6 +1435,7 @@ def main() -> int:
             timings["start + warm-up"] = time.monotonic() - t_start
             for sc in streamed:
                 t0 = time.monotonic()
+                meters[sc.name] = LoadMeter().start()
                 if sc.name == "fast" and not args.no_calibrate:
                     calibrate(raw, sc, log)
                 timeout = 30 + 5 * sc.expected_s()
@@ -1330,8 +1467,10 @@ def main() -> int:
                             log(f"  {sc.name} #{rep + 1} {kind}: {ui_line(r)}")
                         res[kind].append(r)
                 timings[sc.name] = time.monotonic() - t0
+                meters[sc.name].stop()
             if "many" in wanted:
                 t0 = time.monotonic()
+                meters["many"] = LoadMeter().start()
                 sc = scenarios["many"]
                 timeout = 60 + 5 * sc.expected_s()
                 for kind in ("before", "after"):
@@ -1344,13 +1483,16 @@ def main() -> int:
                     many[kind] = many_summary(solo, crowd)
                     log(f"  many, {kind}: {many[kind]}")
                 timings["many"] = time.monotonic() - t0
+                meters["many"].stop()
             if "viewers" in wanted:
                 t0 = time.monotonic()
+                meters["viewers"] = LoadMeter().start()
                 sc = scenarios["viewers"]
                 viewers_res = run_viewers(browser, servers["after"], sc, args.viewers,
                                           60 + 5 * sc.expected_s(), exclude, viewport, log)
                 log(f"  viewers: {viewers_res}")
                 timings["viewers"] = time.monotonic() - t0
+                meters["viewers"].stop()
         except BaseException:
             for server in servers.values():
                 log(f"--- {server.name} server log (tail) ---\n{server.log()}")
@@ -1364,12 +1506,16 @@ def main() -> int:
     shutil.rmtree(tmp, ignore_errors=True)  # kept above when something failed
 
     total = time.monotonic() - t_start
+    total_meter.stop()
     print(f"\n$ {command}")
     print(f"{os.cpu_count()} CPUs; before = {before_label}, after = {after_label}; both "
           f"streamlit servers{' + naive page' if args.naive else ''} + chromium (one process, a "
           f"context per session, viewport {width}x{height}, en-US) + fake provider on this "
           f"machine; total {total:.0f} s ("
           + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()) + ")")
+    print(f"machine load from outside this benchmark: {total_meter.text()}; per scenario: "
+          + "; ".join(f"{k} {m.other:.0f} CPU-s" for k, m in meters.items())
+          + (" -- figures are skewed by it" if total_meter.other > 0.1 * total_meter.wall else ""))
     if streamed:
         print("click→1st: Generate click → first article text in the DOM (raw: request → first "
               "chunk); −rawTTFT: minus the raw SDK's time to first chunk; click→end: click → the "

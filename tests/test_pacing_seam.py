@@ -10,20 +10,35 @@ class Clock:
         return self.now
 
 
-def test_first_delta_is_painted_at_once_then_coalesced():
+def test_first_delta_is_painted_at_once_then_on_a_short_ramp_then_coalesced():
     clock = Clock()
     pacer = Pacer(base_s=0.08, per_char_s=1 / 200_000, clock=clock)
     assert pacer.due(5)  # first text: immediately
+    clock.now = 0.015
+    assert not pacer.due(20)
+    clock.now = 0.021  # 2nd paint after 20 ms
+    assert pacer.due(40)
     clock.now = 0.05
-    assert not pacer.due(50)
-    clock.now = 0.081
-    assert pacer.due(60)
+    assert not pacer.due(60)
+    clock.now = 0.062  # 3rd after 40 ms
+    assert pacer.due(80)
+    clock.now = 0.12
+    assert not pacer.due(90)  # then the full budget
+    assert round(pacer.wait_s(90), 3) == 0.022
+    clock.now = 0.143
+    assert pacer.due(100) and pacer.paints == 4
 
 
 def test_budget_grows_with_the_text_so_long_articles_repaint_less():
-    pacer = Pacer(base_s=0.08, per_char_s=1 / 200_000)
+    pacer = Pacer(base_s=0.08, per_char_s=1 / 200_000, ramp=())
     assert pacer.budget_s(0) == 0.08
     assert round(pacer.budget_s(60_000), 3) == 0.38
+
+
+def test_budget_stretches_with_the_number_of_viewers():
+    pacer = Pacer(base_s=0.08, per_char_s=0, ramp=())
+    pacer.scale = 5.0
+    assert round(pacer.budget_s(1000), 3) == 0.4
 
 
 def test_progress_and_overshoot():

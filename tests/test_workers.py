@@ -97,6 +97,23 @@ def test_twenty_viewers_of_one_job_cost_one_stream(env, fake, registry):
     assert len(fake.requests) == 1
 
 
+def test_many_viewers_stretch_the_paint_budget(env, fake, registry):
+    from writer.workers import viewer_scale
+
+    fake.queue(Reply(text=TEXT, chunk_chars=8, stall_after=3, stall_seconds=10))
+    handle = registry.submit(new_job())
+    wait_for(lambda: handle.feed.text, what="first text")
+    assert viewer_scale() == 1.0
+    viewers = [handle.follow(tick_s=0.05) for _ in range(8)]
+    for viewer in viewers:
+        next(viewer)
+    assert viewer_scale() == 2.0  # 8 viewers: twice the budget between paints
+    for viewer in viewers:
+        viewer.close()
+    assert viewer_scale() == 1.0
+    registry.cancel(handle.article_id, wait_s=5)
+
+
 def test_a_stalled_stream_paints_what_it_has_within_the_pacing_budget(env, fake, registry):
     # Before the worker, the page's pacer could hold the last piece until the next delta.
     fake.queue(Reply(text="First sentence. " * 3 + "Held back?", chunk_chars=16,
@@ -148,10 +165,22 @@ def test_jobs_beyond_the_provider_limit_queue_in_order_with_positions(env, fake,
         registry.shutdown(wait_s=5)
 
 
-def test_the_local_model_runs_one_at_a_time():
+@pytest.mark.slow
+def test_the_local_model_writes_one_article_at_a_time(env, registry, monkeypatch):
     from writer.providers import local_provider
 
-    assert local_provider().max_streams == 1
+    monkeypatch.setenv("WRITER_MAX_STREAMS", "8")  # remote providers only
+    jobs = [Job(Brief(topic=f"Local {n}", language="en", target_words=60), load_settings(),
+                provider=local_provider(), length_control=False) for n in range(2)]
+    first, second = (registry.submit(job) for job in jobs)
+    assert first.state == State.RUNNING and second.state == State.QUEUED
+    assert registry.position(second) == 1
+    wait_for(lambda: first.feed.text, timeout=60, what="the local model's first words")
+    assert second.state == State.QUEUED  # still waiting while the first one writes
+    assert registry.cancel(first.article_id, wait_s=10)
+    wait_for(lambda: second.state != State.QUEUED, what="the second one to start")
+    assert registry.cancel(second.article_id, wait_s=10)
+    assert second.started_at >= first.ended_at
 
 
 def test_stopping_a_queued_job_saves_it_stopped_without_a_request(env, fake, monkeypatch):

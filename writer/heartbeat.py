@@ -1,15 +1,17 @@
 """A heartbeat for the articles this process is writing, so a dead writer is noticed.
 
-A job calls `register(db_path, article_id, on_deleted)` once its row exists (`queued`
-or `streaming`) and `unregister(db_path, article_id)` once the final row is saved. One daemon thread per
-process (started on the first `register`) wakes every `HEARTBEAT_S` seconds and, per
-database file, in one short `BEGIN IMMEDIATE` transaction on its own connection, sets
-`heartbeat_at = now` on every registered row still `queued` or `streaming`. In the same
-transaction it reads which registered rows were deleted (or are gone) and then calls
-their `on_deleted` once, outside the transaction; the job uses it to stop itself.
+A job calls `register(db_path, article_id, on_deleted)` once its row exists (`queued` or
+`streaming`) and `unregister(db_path, article_id)` once the final row is saved. One
+daemon thread per process (started on the first `register`) wakes every `HEARTBEAT_S`
+seconds and, per database file, in one short `BEGIN IMMEDIATE` transaction on its own
+connection, sets `heartbeat_at = now` on every registered row still `queued` or
+`streaming`. In the same transaction it reads which registered rows were deleted (or are
+gone) and then calls their `on_deleted` once, outside the transaction; the job uses it
+to stop itself.
 
-A `queued` or `streaming` row whose `heartbeat_at` is older than `stale_after_s()` (3 beats, 15 s
-by default) belongs to a process that died: `Store` marks it stopped / interrupted.
+A `queued` or `streaming` row whose `heartbeat_at` is older than `stale_after_s()` (3
+beats, 15 s by default) belongs to a process that died: `Store` marks it stopped /
+interrupted.
 PIDs are not used: they are reused (often PID 1 in a container).
 
 A failed beat (locked database, deleted file…) is logged to the "writer" logger and

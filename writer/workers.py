@@ -1,6 +1,6 @@
 """Background jobs: an article outlives the page that started it.
 
-A `Registry` (one per server process; the pages keep it in `st.cache_resource`) runs
+A `Registry` (one per database per server process: `shared(db_path)`) runs
 each `jobs.Job` on a worker thread of its own and records what the job produces in a
 `Feed`. Any number of viewers attach to a feed (a browser tab, a second tab after a
 reload, the sidebar): they get the text so far at once, then the rest as it arrives,
@@ -33,9 +33,27 @@ from .kinds import NoticeKind
 from .pacing import Pacer
 from .store import StorageError
 
+VIEWERS_PER_BASE_BUDGET = 4  # beyond this many viewers in the process, paints stretch
 KEEP_FINISHED_S = 900.0  # a finished job stays attachable this long (then: its row)
 KEEP_FINISHED_MAX = 200
 SHUTDOWN_WAIT_S = 10.0
+
+
+_viewers = 0  # viewers following a job in this process (all registries)
+_viewers_lock = threading.Lock()
+
+
+def _count_viewer(delta: int) -> None:
+    global _viewers
+    with _viewers_lock:
+        _viewers += delta
+
+
+def viewer_scale() -> float:
+    """How much to stretch a viewer's paint budget: 1 up to 4 viewers in the process,
+    then proportionally (20 viewers paint every 0.4 s instead of 0.08 s), so that
+    many tabs on a small server and browser machine keep up instead of falling behind."""
+    return max(1.0, _viewers / VIEWERS_PER_BASE_BUDGET)
 
 
 class State(StrEnum):
@@ -143,6 +161,14 @@ class Handle:
         what it shows and notice that it should go away). Ends after the update
         with `done=True`. Leaving the loop early detaches; the job goes on."""
         pacer = pacer or Pacer(clock=clock)
+        _count_viewer(+1)
+        try:
+            yield from self._follow(pacer, tick_s, clock)
+        finally:
+            _count_viewer(-1)
+
+    def _follow(self, pacer: Pacer, tick_s: float, clock: Callable[[], float]
+                ) -> Iterator[Update]:
         cursor, shown = 0, 0
         text: list[str] = []
         events: list = []
@@ -164,6 +190,7 @@ class Handle:
                 elif isinstance(item, Finished):
                     finished = item
             pending = sum(map(len, text))
+            pacer.scale = viewer_scale()
             if closed:
                 yield Update("".join(text), events, None, finished, done=True)
                 return
@@ -331,3 +358,18 @@ class Registry:
             if number >= KEEP_FINISHED_MAX or now - handle.ended_at > self._keep_finished_s:
                 self._handles.pop(handle.article_id, None)
 
+
+_shared: dict[str, Registry] = {}
+_shared_lock = threading.Lock()
+
+
+def shared(db_path) -> Registry:
+    """The process's registry for a database: every page of every session uses the
+    same one (a module-level singleton, so clearing Streamlit's caches cannot orphan
+    running jobs)."""
+    key = str(db_path)
+    with _shared_lock:
+        registry = _shared.get(key)
+        if registry is None:
+            registry = _shared[key] = Registry()
+        return registry
