@@ -64,53 +64,57 @@ def continue_article(article_id: int) -> None:
 
 form_col, out_col = st.columns([2, 3], gap="large")  # the stream stays in view beside the form
 
-with form_col:
-    providers = {p.name: p for p in available_providers(ctx.settings)}
-    provider_name = st.selectbox(
-        t("write.provider"), list(providers), key="provider", persist_state="session",
-        format_func=lambda n: t("write.provider_local") if n == "local"
-        else providers[n].label())
-    provider = providers[provider_name]
-    if provider.kind == "local":
-        st.info(t("write.local_notice"))
-        st.caption(t("write.local_english"))
-    budget = usage.budget_status_for(ctx.store, ctx.settings, provider)
-    over_budget = budget is not None and budget["level"] == "over"
-    if budget and budget["level"] != "ok":
-        (st.error if over_budget else st.warning)(t(
-            "write.budget_over" if over_budget else "write.budget_warn",
-            spent=f"{budget['spent']:.2f}", budget=f"{budget['budget']:.2f}",
-            currency=budget["currency"], percent=round(budget["ratio"] * 100)))
 
-    # Plain widgets, not an st.form: what is typed is kept across pages and reruns
-    # (persist_state="session"), and a click no longer stops an article anyway. The
-    # Generate callback reads the values from session state.
-    keep = {"persist_state": "session"}
-    st.text_input(t("write.topic"), placeholder=t("write.topic_placeholder"), max_chars=500,
-                  key="topic", **keep)
-    left, right = st.columns(2)
-    left.selectbox(t("write.content_type"), CONTENT_TYPES, key="content_type",
-                   format_func=lambda k: t(f"content_types.{k}"), **keep)
-    right.selectbox(t("write.style"), (*STYLE_PRESETS, "custom"), key="style",
-                    format_func=lambda k: t(f"styles.{k}") if k != "custom"
-                    else t("write.style_custom"), **keep)
-    st.text_input(t("write.style_custom_text"), key="custom_style",
-                  placeholder=t("write.style_custom_placeholder"), **keep)
-    # The default comes from session state, which "Write again" (History) also fills.
-    st.session_state.setdefault("target_words", 800)
-    left.number_input(t("write.length"), min_value=50, max_value=20000, step=50,
-                      help=t("write.length_help"), key="target_words", **keep)
-    right.radio(t("write.language"), LANGUAGES, horizontal=True, key="language",
-                format_func=lambda k: t(f"languages.{k}"), **keep)
-    st.text_input(t("write.audience"), key="audience",
-                  placeholder=t("write.audience_placeholder"), **keep)
-    st.text_input(t("write.keywords"), key="keywords",
-                  placeholder=t("write.keywords_placeholder"), **keep)
-    st.checkbox(t("write.length_control"), value=True, key="length_control",
-                help=t("write.length_control_help"), **keep)
-    if over_budget:
-        st.checkbox(t("write.budget_confirm"), key="budget_confirm")
-    st.button(t("write.generate"), type="primary", key="generate", on_click=generate)
+def render_form() -> None:
+    """The brief. While an article streams into this tab it is drawn right after the
+    first words (view_job), so they reach the screen before a dozen widgets do."""
+    with form_col:
+        providers = {p.name: p for p in available_providers(ctx.settings)}
+        provider_name = st.selectbox(
+            t("write.provider"), list(providers), key="provider", persist_state="session",
+            format_func=lambda n: t("write.provider_local") if n == "local"
+            else providers[n].label())
+        provider = providers[provider_name]
+        if provider.kind == "local":
+            st.info(t("write.local_notice"))
+            st.caption(t("write.local_english"))
+        budget = usage.budget_status_for(ctx.store, ctx.settings, provider)
+        over_budget = budget is not None and budget["level"] == "over"
+        if budget and budget["level"] != "ok":
+            (st.error if over_budget else st.warning)(t(
+                "write.budget_over" if over_budget else "write.budget_warn",
+                spent=f"{budget['spent']:.2f}", budget=f"{budget['budget']:.2f}",
+                currency=budget["currency"], percent=round(budget["ratio"] * 100)))
+
+        # Plain widgets, not an st.form: what is typed is kept across pages and reruns
+        # (persist_state="session"), and a click no longer stops an article anyway. The
+        # Generate callback reads the values from session state.
+        keep = {"persist_state": "session"}
+        st.text_input(t("write.topic"), placeholder=t("write.topic_placeholder"), max_chars=500,
+                      key="topic", **keep)
+        left, right = st.columns(2)
+        left.selectbox(t("write.content_type"), CONTENT_TYPES, key="content_type",
+                       format_func=lambda k: t(f"content_types.{k}"), **keep)
+        right.selectbox(t("write.style"), (*STYLE_PRESETS, "custom"), key="style",
+                        format_func=lambda k: t(f"styles.{k}") if k != "custom"
+                        else t("write.style_custom"), **keep)
+        st.text_input(t("write.style_custom_text"), key="custom_style",
+                      placeholder=t("write.style_custom_placeholder"), **keep)
+        # The default comes from session state, which "Write again" (History) also fills.
+        st.session_state.setdefault("target_words", 800)
+        left.number_input(t("write.length"), min_value=50, max_value=20000, step=50,
+                          help=t("write.length_help"), key="target_words", **keep)
+        right.radio(t("write.language"), LANGUAGES, horizontal=True, key="language",
+                    format_func=lambda k: t(f"languages.{k}"), **keep)
+        st.text_input(t("write.audience"), key="audience",
+                      placeholder=t("write.audience_placeholder"), **keep)
+        st.text_input(t("write.keywords"), key="keywords",
+                      placeholder=t("write.keywords_placeholder"), **keep)
+        st.checkbox(t("write.length_control"), value=True, key="length_control",
+                    help=t("write.length_control_help"), **keep)
+        if over_budget:
+            st.checkbox(t("write.budget_confirm"), key="budget_confirm")
+        st.button(t("write.generate"), type="primary", key="generate", on_click=generate)
 
 
 def progress_text(words: int, target: int, section: tuple[int, int] | None = None,
@@ -138,11 +142,12 @@ def show_notice(slot, event: Notice) -> None:
                            max=event.max_attempts))
 
 
-def view_job(handle: Handle) -> None:
+def view_job(handle: Handle, then=None) -> None:
     """Attach to a job and show it until it ends: the text so far at once, then the
     rest through st.write_stream, with the progress bar, notices and Stop. A rerun
     (any click, another page, a reload) only detaches this view: the job goes on in
-    the server's registry and the next run attaches again."""
+    the server's registry and the next run attaches again. `then` (the form) is drawn
+    once the first words are painted, or after 50 ms without any."""
     article_id, target = handle.article_id, handle.target_words
     stop_slot = st.empty()
     stop_slot.button(t("write.stop"), key="stop", icon=":material/stop_circle:",
@@ -173,7 +178,8 @@ def view_job(handle: Handle) -> None:
             refresh_running(t)
 
     def chunks():
-        for update in handle.follow(pacer=Pacer(), tick_s=0.5):
+        pending = [then] if then else []
+        for update in handle.follow(pacer=Pacer(), tick_s=0.5, first_tick_s=0.05):
             for event in update.events:
                 if isinstance(event, Outlined):
                     with plan.expander(t("write.outline"), expanded=False):
@@ -190,6 +196,8 @@ def view_job(handle: Handle) -> None:
                     show_notice(notice, update.notice)
             if update.text:
                 yield update.text
+            while pending:
+                pending.pop()()
             paint_progress()
         notice.empty()
 
@@ -198,6 +206,10 @@ def view_job(handle: Handle) -> None:
 
 
 def show_result(row: dict, *, fresh: bool) -> None:
+    if not fresh:  # the same final bar as at the end of the stream (a rerun must not drop it)
+        st.progress(progress_fraction(row["words"] or 0, row["target_words"]),
+                    text=progress_text(row["words"] or 0, row["target_words"],
+                                       landed=row.get("length_outcome")))
     show_status(row, t)
     show_stats(row, t)
     if can_continue(row):
@@ -226,8 +238,10 @@ with out_col:
     handle = registry().get(article_id)
     streamed = handle is not None and handle.state != State.DONE
     if streamed:
-        view_job(handle)
+        view_job(handle, then=render_form)
         handle.done.wait(5)  # the feed ends once the row is saved; this is a formality
+    else:
+        render_form()
     if handle is not None and handle.error:  # e.g. the database refused it: where the text is
         st.error(f"{t('errors.storage')}: {handle.error}"
                  if handle.job.recovery_file else handle.error)

@@ -153,28 +153,31 @@ class Handle:
         return self.job.cancel_requested and self.state != State.DONE
 
     def follow(self, *, pacer: Pacer | None = None, tick_s: float = 0.5,
+               first_tick_s: float | None = None,
                clock: Callable[[], float] = time.monotonic) -> Iterator[Update]:
         """The job as a viewer sees it: first everything so far in one update, then
         new text coalesced on the pacer's budget (a paint is never held back longer
         than the budget, even when the stream stalls), notices as they come, and an
         empty update every `tick_s` while nothing happens (so a caller can refresh
-        what it shows and notice that it should go away). Ends after the update
-        with `done=True`. Leaving the loop early detaches; the job goes on."""
+        what it shows and notice that it should go away; the first one after
+        `first_tick_s` if given). Ends after the update with `done=True`. Leaving
+        the loop early detaches; the job goes on."""
         pacer = pacer or Pacer(clock=clock)
         _count_viewer(+1)
         try:
-            yield from self._follow(pacer, tick_s, clock)
+            yield from self._follow(pacer, tick_s, first_tick_s, clock)
         finally:
             _count_viewer(-1)
 
-    def _follow(self, pacer: Pacer, tick_s: float, clock: Callable[[], float]
-                ) -> Iterator[Update]:
+    def _follow(self, pacer: Pacer, tick_s: float, first_tick_s: float | None,
+                clock: Callable[[], float]) -> Iterator[Update]:
         cursor, shown = 0, 0
         text: list[str] = []
         events: list = []
         notice: Notice | None = None
         finished: Finished | None = None
         last_yield = clock()
+        tick = tick_s if first_tick_s is None else first_tick_s
         while True:
             items, cursor, closed = self.feed.read(cursor)
             notice_changed = False
@@ -194,19 +197,20 @@ class Handle:
             if closed:
                 yield Update("".join(text), events, None, finished, done=True)
                 return
-            wait = pacer.wait_s(shown + pending) if pending else tick_s
+            wait = pacer.wait_s(shown + pending) if pending else tick
             if (pending and wait <= 0) or notice_changed or (events and not pending) or \
-                    (not pending and clock() - last_yield >= tick_s):
+                    (not pending and clock() - last_yield >= tick):
                 if pending:
                     pacer.due(shown + pending)  # records the paint
                 yield Update("".join(text), events, notice)
                 shown += pending
                 text, events = [], []
                 last_yield = clock()
+                tick = tick_s
                 continue
             # Text waiting for its paint: wake for the end only (new text can wait for
             # the budget). Nothing waiting: wake on anything, or on the tick.
-            self.feed.wait(cursor, wait if pending else max(0.0, tick_s - (clock() - last_yield)),
+            self.feed.wait(cursor, wait if pending else max(0.0, tick - (clock() - last_yield)),
                            close_only=bool(pending))
 
 
