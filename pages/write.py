@@ -12,7 +12,7 @@ from writer.jobs import Job, JobError, can_continue
 from writer.kinds import ACTIVE, LengthOutcome, NoticeKind
 from writer.pacing import Pacer, overshoot_percent, progress_fraction
 from writer.providers import ProviderChoiceError, available_providers
-from writer.workers import Handle, State
+from writer.workers import Handle, State, viewer_scale
 
 ctx = page_context()
 t = ctx.t
@@ -131,7 +131,7 @@ def progress_text(words: int, target: int, section: tuple[int, int] | None = Non
     return text
 
 
-SIDEBAR_REFRESH_S = 1.0  # the sidebar's progress lines, while this page streams
+SIDEBAR_REFRESH_S = 1.0  # the sidebar's progress lines, while this page streams (× viewers/4)
 NOTICE_STYLES = {NoticeKind.FAILOVER: "warning", NoticeKind.RETRYING: "warning"}  # else info
 
 
@@ -173,7 +173,7 @@ def view_job(handle: Handle, then=None) -> None:
             state["progress"] = text
             progress.progress(progress_fraction(handle.words, target), text=text)
         now = time.monotonic()
-        if now - state["sidebar_at"] >= SIDEBAR_REFRESH_S:
+        if now - state["sidebar_at"] >= SIDEBAR_REFRESH_S * viewer_scale():
             state["sidebar_at"] = now
             refresh_running(t)
 
@@ -203,6 +203,9 @@ def view_job(handle: Handle, then=None) -> None:
 
     st.write_stream(chunks())
     stop_slot.empty()  # nothing left to stop
+    refresh_running(t)
+    if any(h.article_id != article_id for h in registry().active()):
+        st.rerun()  # others still run: the sidebar refreshes itself from now on
 
 
 def show_result(row: dict, *, fresh: bool) -> None:
