@@ -30,8 +30,7 @@ except (SettingsError, ProviderChoiceError, PromptError, PriceFileError) as exc:
 t = ctx.t
 
 pages = [
-    write_page := st.Page("pages/write.py", title=t("app.nav_write"), icon=":material/edit_note:",
-                          default=True),
+    st.Page("pages/write.py", title=t("app.nav_write"), icon=":material/edit_note:", default=True),
     st.Page("pages/history.py", title=t("app.nav_history"), icon=":material/history:"),
     st.Page("pages/usage.py", title=t("app.nav_usage"), icon=":material/payments:"),
     st.Page("pages/settings.py", title=t("app.nav_settings"), icon=":material/settings:"),
@@ -49,6 +48,6 @@ with st.sidebar:
                  index=UI_LANGUAGES.index(ctx.t.language),
                  format_func=lambda code: {"zh": "中文", "en": "English"}[code])
     # Articles being written, from any page: progress, open, Stop.
-    running_panel(t, on_write_page=nav.url_path == write_page.url_path)
+    running_panel(t)
 
 nav.run()

@@ -50,28 +50,16 @@ _run = threading.local()  # this script run's sidebar progress slots
 SIDEBAR_MAX_JOBS = 5  # more running articles: "+ N more" (History lists them all)
 
 
-def viewing_here() -> bool:
-    """This tab's Write page is about to stream a running article (then the page
-    refreshes the sidebar itself, and a timer would only queue reruns behind it)."""
-    linked = st.query_params.get("article", "")
-    article_id = st.session_state.get("article_id") or (int(linked) if linked.isdigit() else None)
-    handle = registry().get(article_id)
-    return handle is not None and handle.state != State.DONE
-
-
-def running_panel(t: Translator, *, on_write_page: bool = False) -> None:
+def running_panel(t: Translator) -> None:
     """Sidebar: every article being written by this server, with its progress, a link
-    to watch it and Stop. It refreshes itself every second while any runs, except
-    while the Write page streams one here: that page refreshes it (`refresh_running`)."""
+    to watch it and Stop. It redraws itself every second while any runs (only itself,
+    not the page); while the Write page streams here, its timer waits behind that run
+    and the page refreshes these lines (`refresh_running`)."""
     reg = registry()
-    ids = [h.article_id for h in reg.active()]
-    poll = bool(ids) and not (on_write_page and viewing_here())
 
-    @st.fragment(run_every=1.0 if poll else None)
+    @st.fragment(run_every=1.0 if reg.active() else None)
     def panel() -> None:
         active = reg.active()
-        if [h.article_id for h in active] != ids:  # one started or ended: redraw the page
-            st.rerun(scope="app")
         _run.slots = {}
         if not active:
             return

@@ -204,8 +204,6 @@ def view_job(handle: Handle, then=None) -> None:
     st.write_stream(chunks())
     stop_slot.empty()  # nothing left to stop
     refresh_running(t)
-    if any(h.article_id != article_id for h in registry().active()):
-        st.rerun()  # others still run: the sidebar refreshes itself from now on
 
 
 def show_result(row: dict, *, fresh: bool) -> None:
