@@ -226,8 +226,6 @@ class Registry:
         self._closed = False
         self._keep_finished_s = keep_finished_s
         self._clock = clock
-        self.changed = threading.Condition(self._lock)  # notified when a job starts or ends
-        self.generation = 0  # bumped on every start and end (viewers compare it)
         atexit.register(self.shutdown)
 
     # -- submitting and stopping ----------------------------------------------
@@ -287,12 +285,6 @@ class Registry:
                     return number
         return None
 
-    def wait_changed(self, generation: int, timeout: float) -> int:
-        """Wait until a job starts or ends after `generation`; the current one."""
-        with self.changed:
-            self.changed.wait_for(lambda: self.generation != generation, timeout)
-            return self.generation
-
     # -- the workers ----------------------------------------------------------
     def _pump(self, provider: str) -> None:
         """Start queued jobs while the provider has free slots (lock held)."""
@@ -318,7 +310,6 @@ class Registry:
     def _start(self, handle: Handle) -> None:
         handle.state = State.RUNNING
         handle.started_at = self._clock()
-        self._bump()
         handle.thread = threading.Thread(target=self._work, args=(handle,), daemon=True,
                                          name=f"writer-job-{handle.article_id}")
         handle.thread.start()
@@ -346,14 +337,8 @@ class Registry:
                     self._busy[handle.provider_name] -= 1
                 self._pump(handle.provider_name)
                 self._prune()
-                self._bump()
             feed.close()
             handle.done.set()
-
-    def _bump(self) -> None:
-        with self.changed:
-            self.generation += 1
-            self.changed.notify_all()
 
     def _prune(self) -> None:
         now = self._clock()
