@@ -86,7 +86,8 @@ def test_never_stores_the_api_key(env, fake, tmp_path):
     assert b"sk-test-secret" not in raw
     assert sqlite3.connect(tmp_path / "writer.db").execute(
         "select count(*) from articles").fetchone()[0] == 1
-    assert store_mod.STATUSES == ("streaming", "completed", "stopped", "failed", "truncated")
+    assert store_mod.STATUSES == ("queued", "streaming", "completed", "stopped", "failed",
+                                  "truncated")
 
 
 # -- m006 / m007: heartbeat column, soft delete, ids never reused ---------------------
