@@ -154,7 +154,8 @@ def view_job(handle: Handle, then=None) -> None:
                      on_click=stop_job, args=(article_id,))
     progress = st.progress(progress_fraction(handle.words, target),
                            text=t("write.waiting_first"))
-    st.caption(t("write.background_hint"))
+    hint = st.empty()
+    hint.caption(t("write.background_hint"))
     notice = st.empty()
     plan = st.empty()  # long-form: the outline, once it is known
     section: list[tuple[int, int]] = []  # long-form: the section being written
@@ -203,6 +204,7 @@ def view_job(handle: Handle, then=None) -> None:
 
     st.write_stream(chunks())
     stop_slot.empty()  # nothing left to stop
+    hint.empty()
     refresh_running(t)
 
 
