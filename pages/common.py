@@ -13,7 +13,8 @@ from writer.export import export
 from writer.i18n import Translator
 from writer.kinds import Status
 from writer.store import Store
-from writer.workers import Registry, State, shared
+from writer.pacing import progress_fraction
+from writer.workers import Handle, Registry, State, shared
 
 
 @dataclass
@@ -97,16 +98,19 @@ def _paint_running(entry: list, t: Translator) -> None:
             slot.caption(label)
         entry[2] = label
         return
-    if handle.stopping:
-        label = t("app.running_stopping")
-    elif handle.state == State.QUEUED:
-        position = registry().position(handle)
-        label = t("app.running_queued", position=position or 1)
-    else:
-        label = t("write.progress", words=handle.words, target=handle.target_words)
+    label = running_label(handle, t)
     if label != painted:
-        slot.progress(min(1.0, handle.words / max(1, handle.target_words)), text=label)
+        slot.progress(progress_fraction(handle.words, handle.target_words), text=label)
         entry[2] = label
+
+
+def running_label(handle: Handle, t: Translator) -> str:
+    """A running article's one-line state: stopping, its place in line, or its words."""
+    if handle.stopping:
+        return t("app.running_stopping")
+    if handle.state == State.QUEUED:
+        return t("app.running_queued", position=registry().position(handle) or 1)
+    return t("write.progress", words=handle.words, target=handle.target_words)
 
 
 def format_cost(cost, currency, t: Translator) -> str:

@@ -2,12 +2,13 @@
 Chinese), open one, export it, write again, continue or delete it."""
 import streamlit as st
 
-from pages.common import format_cost, page_context, registry, show_stats, show_status, stop_job
+from pages.common import (format_cost, page_context, registry, running_label, show_stats,
+                          show_status, stop_job)
 from writer.brief import CONTENT_TYPES, LANGUAGES, STYLE_PRESETS
 from writer.export import MIME_TYPES, export, file_name
 from writer.jobs import can_continue, delete_article
 from writer.search import Filters, distinct, search, snippet_html
-from writer.kinds import Status
+from writer.pacing import progress_fraction
 from writer.store import STATUSES
 from writer.workers import State
 
@@ -76,8 +77,7 @@ else:
         table = []
         for r in result.rows:
             handle = live.get(r["id"])
-            status = (Status.QUEUED if handle.state == State.QUEUED else Status.STREAMING) \
-                if handle else r["status"]
+            status = handle.status if handle else r["status"]
             words = handle.words if handle else r["words"]
             table.append({
                 t("history.col_id"): r["id"],
@@ -166,11 +166,8 @@ if running is not None and running.state != State.DONE:
         """The article as it is being written, refreshed every second, with Stop."""
         if running.state == State.DONE:
             st.rerun(scope="app")
-        if running.state == State.QUEUED:
-            label = t("app.running_queued", position=registry().position(running) or 1)
-        else:
-            label = t("write.progress", words=running.words, target=running.target_words)
-        st.progress(min(1.0, running.words / max(1, running.target_words)), text=label)
+        st.progress(progress_fraction(running.words, running.target_words),
+                    text=running_label(running, t))
         st.button(t("write.stop"), key=f"history-stop-{chosen}", icon=":material/stop_circle:",
                   on_click=stop_job, args=(chosen,), disabled=running.stopping)
         st.markdown(running.feed.text)

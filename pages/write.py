@@ -18,6 +18,10 @@ ctx = page_context()
 t = ctx.t
 st.title(t("write.title"))
 
+def providers_by_name(settings) -> dict:
+    return {p.name: p for p in available_providers(settings)}
+
+
 def start(job_for) -> None:
     """Build the job and hand it to the registry; this tab then shows it. A refusal is
     one line on the page. Called from button callbacks, which run before the script:
@@ -36,7 +40,7 @@ def start(job_for) -> None:
 def generate() -> None:
     """The Generate button: check the brief, then start it."""
     ss, now = st.session_state, page_context()  # a callback runs in the next run's thread
-    provider = {p.name: p for p in available_providers(now.settings)}.get(ss.get("provider"))
+    provider = providers_by_name(now.settings).get(ss.get("provider"))
     style = (ss.get("custom_style") or "").strip() or ss.get("style")
     try:
         brief = Brief(topic=ss.get("topic") or "", content_type=ss.get("content_type"),
@@ -57,8 +61,7 @@ def generate() -> None:
 def continue_article(article_id: int) -> None:
     """Continue (here or from History): append to the article in the same row."""
     now = page_context()
-    provider = {p.name: p for p in available_providers(now.settings)}.get(
-        st.session_state.get("provider"))
+    provider = providers_by_name(now.settings).get(st.session_state.get("provider"))
     start(lambda: Job.continuing(article_id, now.settings, provider=provider))
 
 
@@ -69,7 +72,7 @@ def render_form() -> None:
     """The brief. While an article streams into this tab it is drawn right after the
     first words (view_job), so they reach the screen before a dozen widgets do."""
     with form_col:
-        providers = {p.name: p for p in available_providers(ctx.settings)}
+        providers = providers_by_name(ctx.settings)
         provider_name = st.selectbox(
             t("write.provider"), list(providers), key="provider", persist_state="session",
             format_func=lambda n: t("write.provider_local") if n == "local"

@@ -90,10 +90,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-quic"]
+from serving import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+
 STARTUP_TIMEOUT_S = 40
 MODEL = "gpt-4o-mini"
 CHARS_PER_TOKEN = 4
@@ -874,8 +872,6 @@ def run_sessions(browser, server: StreamlitServer, sc: Scenario, tags: list[str]
                  timeout_s: float, exclude: set[int], viewport: dict, log) -> dict:
     """Open one context per tag, fill the brief in each, then click Generate in all of
     them at the same wall-clock instant; per session click -> last words in the DOM."""
-    from playwright.sync_api import TimeoutError as PWTimeout
-
     sessions = []
     try:
         t_open = time.monotonic()

@@ -45,12 +45,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from fake_openai import FakeOpenAI  # noqa: E402
 from scripted_writer import ScriptedWriter  # noqa: E402
-from serving import NotServing, wait_until_serving  # noqa: E402
+from serving import CHROMIUM, CHROMIUM_ARGS, NotServing, wait_until_serving  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-quic"]
 VIEWPORTS = {1280: 800, 1920: 1080}
 STARTUP_TIMEOUT_S = 60
 UI_TIMEOUT_MS = 30_000          # a page to render, a widget to appear

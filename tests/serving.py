@@ -1,11 +1,20 @@
 """Waiting for a server this test run started (streamlit, llama.cpp's server) and
-stopping it. Used by test_browser.py, test_llama_server.py and scripts/screenshots.py."""
+stopping it, and how Debian's chromium is launched. Used by the browser tests,
+test_llama_server.py, scripts/screenshots.py and scripts/bench_stream_ui.py."""
 from __future__ import annotations
 
 import subprocess
 import time
 import urllib.request
 from typing import Callable
+
+
+# Debian's chromium (`playwright install` cannot download browsers here), as the
+# browser tests and the scripts launch it.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-quic"]
 
 
 class NotServing(RuntimeError):

@@ -27,7 +27,8 @@ import pytest
 
 from fake_openai import FakeOpenAI, Reply
 from netfaults import ServedReply, connecting_to, drained, unanswered_port
-from serving import NotServing, stop, wait_until_serving
+from serving import CHROMIUM as CHROMIUM_PATH
+from serving import CHROMIUM_ARGS, NotServing, stop, wait_until_serving
 from writer.counting import count_words
 from writer.pacing import overshoot_percent
 from writer.store import Store
@@ -36,10 +37,7 @@ pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-quic"]
+CHROMIUM = Path(CHROMIUM_PATH)
 STARTUP_TIMEOUT_S = 30
 UI_TIMEOUT_MS = 15_000
 

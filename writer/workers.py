@@ -29,7 +29,7 @@ from typing import Callable, Iterator
 from . import logs
 from .engine import Delta, Finished, Notice
 from .jobs import Job, JobError
-from .kinds import NoticeKind
+from .kinds import NoticeKind, Status
 from .pacing import Pacer
 from .store import StorageError
 
@@ -147,6 +147,11 @@ class Handle:
     @property
     def topic(self) -> str:
         return self.job.brief.topic
+
+    @property
+    def status(self) -> Status:
+        """Its row's status while it runs (`queued` or `streaming`)."""
+        return Status.QUEUED if self.state == State.QUEUED else Status.STREAMING
 
     @property
     def stopping(self) -> bool:
