@@ -71,12 +71,12 @@ def running_panel(t: Translator) -> None:
                 st.page_link("pages/write.py", label=f"#{handle.article_id} · {handle.topic}",
                              query_params={"article": str(handle.article_id)},
                              icon=":material/edit_note:")
-                slot = st.empty()
-                _run.slots[handle.article_id] = [slot, handle, None]
+                slot, stop_slot = st.empty(), st.empty()
+                stop_slot.button(t("write.stop"), key=f"sidebar-stop-{handle.article_id}",
+                                 icon=":material/stop_circle:", on_click=stop_job,
+                                 args=(handle.article_id,), disabled=handle.stopping)
+                _run.slots[handle.article_id] = [slot, handle, None, stop_slot]
                 _paint_running(_run.slots[handle.article_id], t)
-                st.button(t("write.stop"), key=f"sidebar-stop-{handle.article_id}",
-                          icon=":material/stop_circle:", on_click=stop_job,
-                          args=(handle.article_id,), disabled=handle.stopping)
         if len(active) > SIDEBAR_MAX_JOBS:
             st.caption(t("app.running_more", count=len(active) - SIDEBAR_MAX_JOBS))
 
@@ -91,11 +91,12 @@ def refresh_running(t: Translator) -> None:
 
 
 def _paint_running(entry: list, t: Translator) -> None:
-    slot, handle, painted = entry
-    if handle.state == State.DONE:
+    slot, handle, painted, stop_slot = entry
+    if handle.state == State.DONE:  # until the panel redraws itself: no Stop on it
         label = t(f"statuses.{handle.finished.status}") if handle.finished else "–"
         if label != painted:
             slot.caption(label)
+            stop_slot.empty()
         entry[2] = label
         return
     label = running_label(handle, t)
