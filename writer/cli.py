@@ -13,10 +13,12 @@ import datetime as dt
 import json
 import os
 import sys
+import threading
 import time
 import unicodedata
 from pathlib import Path
 
+from . import batch as batches
 from . import logs
 from .brief import CONTENT_TYPES, LANGUAGES, Brief, BriefError
 from .config import SettingsError, load_settings
@@ -25,6 +27,10 @@ from .engine import Delta, Finished, Notice, Outlined
 from .errors import LocalModelError
 from .export import FORMATS, export
 from .jobs import Job, JobError
+from .batch import MAX_CONCURRENCY, BatchError
+from .sheet import SheetError, read_table
+from .sheet import briefs as check_rows
+from .workers import Registry
 from .kinds import NoticeKind, Status
 from .prompts import PromptError
 from .providers import ProviderChoiceError, choose_provider
@@ -93,6 +99,33 @@ def build_parser() -> argparse.ArgumentParser:
     cont.add_argument("--quiet", action="store_true")
     cont.add_argument("--no-length-control", dest="length_control", action="store_false",
                       default=None, help="free-form: stop holding it to its target length")
+    batch = sub.add_parser("batch", help="write one article per row of a CSV or Excel file")
+    batch.add_argument("file", nargs="?", default=None, metavar="FILE",
+                       help="a .csv or .xlsx file with a topic (主题) column; optional columns: "
+                            "content_type, style, length, language, audience, keywords "
+                            "(or 类型 风格 字数 语言 读者 关键词)")
+    batch.add_argument("--concurrency", type=int, default=None,
+                       help=f"rows written at once, 1..{MAX_CONCURRENCY} (default 4; the local "
+                            "model writes one at a time)")
+    batch.add_argument("--out", default=None, metavar="FILE",
+                       help="save the results: .csv (UTF-8 with BOM, for Excel), .xlsx, or .zip "
+                            "(one Markdown file per article); default: CSV on stdout")
+    batch.add_argument("--resume", type=int, default=None, metavar="BATCH_ID",
+                       help="go on with a stopped batch: completed rows are skipped, stopped "
+                            "and failed ones written again in their own article")
+    batch.add_argument("--yes", action="store_true",
+                       help="start without asking (estimated cost, monthly budget)")
+    batch.add_argument("--provider", default=None)
+    batch.add_argument("--model", default=None)
+    batch.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    batch.add_argument("--no-length-control", dest="length_control", action="store_false",
+                       default=None, help="free-form: do not hold rows to their target length")
+    defaults = batch.add_argument_group("defaults for columns the file does not have")
+    defaults.add_argument("--type", dest="content_type", default="blog")
+    defaults.add_argument("--style", default="professional")
+    defaults.add_argument("--length", dest="target_words", type=int, default=800)
+    defaults.add_argument("--language", default="zh")
+    defaults.add_argument("--audience", default="")
     return parser
 
 
@@ -313,7 +346,209 @@ def cmd_usage(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"write": cmd_write, "continue": cmd_continue, "history": cmd_history,
+def cmd_batch(args) -> int:
+    settings = load_settings()
+    store = _open_store()
+    if args.resume is None and not args.file:
+        raise CliError("name a .csv or .xlsx file, or --resume BATCH_ID")
+    if args.concurrency is not None and not 1 <= args.concurrency <= MAX_CONCURRENCY:
+        raise CliError(f"--concurrency {args.concurrency}: use 1 to {MAX_CONCURRENCY}")
+    if args.resume is not None:
+        batch = batches.get(store, args.resume)
+        if batch is None:
+            raise CliError(f"there is no batch #{args.resume}; list them on the Batch page")
+        saved = batch["settings"]
+        name = args.provider or saved.get("provider")
+        try:
+            provider = choose_provider(settings, name, args.model or saved.get("model"))
+        except ProviderChoiceError:
+            provider = choose_provider(settings, args.provider, args.model)
+        batch_id = args.resume
+        todo = [r for r in batches.rows(store, batch_id)
+                if batches.needs_writing(r, saved.get("length_control", True))]
+        if args.file:
+            _say(f"note: resuming batch #{batch_id} from its saved rows; {args.file} is not read")
+        _say(f"batch #{batch_id} ({batch['file_name']}): {len(todo)} of {batch['valid_rows']} "
+             f"rows left to write with {provider.label()}")
+        if not todo:
+            _say("nothing left to write")
+            _batch_output(store, batch_id, args.out)
+            return EXIT_OK
+        briefs = [Brief(**{**r["brief"], "keywords": tuple(r["brief"]["keywords"])})
+                  for r in todo]
+    else:
+        path = Path(args.file)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise CliError(f"cannot read {path}: {exc.strerror or exc}") from None
+        defaults = {"content_type": args.content_type, "style": args.style,
+                    "length": args.target_words, "language": args.language,
+                    "audience": args.audience}
+        Brief(topic="defaults", content_type=args.content_type, style=args.style,
+              target_words=args.target_words, language=args.language)  # checks the flags
+        try:
+            table = read_table(data, path.name)
+        except SheetError as exc:
+            raise CliError(str(exc)) from None
+        rows = check_rows(table, defaults)
+        bad = [row for row in rows if not row.ok]
+        for row in bad[:20]:
+            _say(f"row {row.number} (line {row.number + 1}) skipped: {row.error.replace('_', ' ')}"
+                 + (f" ({_one_line(row.detail)})" if row.detail else ""))
+        if len(bad) > 20:
+            _say(f"… and {len(bad) - 20} more rows with errors")
+        briefs = [row.brief for row in rows if row.ok]
+        if not briefs:
+            raise CliError(f"no row of {path.name} can be written: fix the errors above")
+        provider = choose_provider(settings, args.provider, args.model)
+    guess = batches.estimate(briefs, provider, settings, store)
+    _say(f"{guess.rows} rows · about {guess.input_tokens:,} input + {guess.output_tokens:,} "
+         f"output tokens · {_estimated_cost(guess)}")
+    _confirm_spend(guess, provider, args.yes)
+    if args.resume is None:
+        concurrency = batches.clamp_concurrency(args.concurrency or 4)
+        batch_id = batches.create(store, file_name=path.name, table=table, rows=rows,
+                                  provider=provider, concurrency=concurrency,
+                                  length_control=args.length_control is not False,
+                                  defaults=defaults)
+        _say(f"batch #{batch_id}: {len(briefs)} rows from {path.name} with {provider.label()}")
+    concurrency = args.concurrency
+    if concurrency and provider.max_streams < concurrency:
+        _say(f"note: {provider.name} writes at most {provider.max_streams} at once")
+    printer = _BatchPrinter(len(briefs), quiet=args.quiet)
+    run = batches.BatchRun(settings, batch_id, Registry(), provider, concurrency=concurrency,
+                           length_control=args.length_control, on_row=printer.row)
+    printer.run = run
+    try:
+        run.start()
+    except BatchError as exc:
+        raise CliError(str(exc), EXIT_FAILED) from None
+    interrupted = False
+    try:
+        while not run.done.wait(0.5):
+            printer.draw(store)
+    except KeyboardInterrupt:
+        interrupted = True
+        _say("\nstopping: the rows in flight are saved as stopped…")
+        run.stop(wait_s=30)
+    printer.draw(store, final=True)
+    found = batches.counts(batches.rows(store, batch_id))
+    cost = ", ".join(f"{v:.4f} {c}" for c, v in found["cost"].items() if c != "local") or "0"
+    _say(f"batch #{batch_id}: {found['completed']} completed, {found['failed']} failed of "
+         f"{found['valid']} rows · {found['words']:,} words · cost {cost} · "
+         f"{run.backoff.hits} rate-limit answers · {_elapsed(time.monotonic() - printer.t0)}")
+    _batch_output(store, batch_id, args.out)
+    if run.error:
+        _say(f"error: {run.error}")
+        return EXIT_FAILED
+    if interrupted or (run.note or "").startswith("interrupted"):
+        _say(f"paused; go on with: python -m writer batch --resume {batch_id}")
+        return EXIT_INTERRUPTED
+    if (run.note or "").startswith("provider_refused"):
+        _say(f"error: paused: the provider refused a request ({run.note.split(': ', 1)[-1]}); "
+             f"fix it, then: python -m writer batch --resume {batch_id}")
+        return EXIT_FAILED
+    if found["failed"]:
+        rows_word = "row" if found["failed"] == 1 else "rows"
+        _say(f"{found['failed']} {rows_word} failed (see the error column); write them again with: "
+             f"python -m writer batch --resume {batch_id}")
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _estimated_cost(guess) -> str:
+    if guess.free:
+        return "free (local model)"
+    if guess.cost is None:
+        return "cost unknown (the model has no price: add one on the Settings page)"
+    return f"about {guess.cost:.4f} {guess.currency}"
+
+
+def _confirm_spend(guess, provider, yes: bool) -> None:
+    """A paid provider: confirm the estimate (and a budget it would pass) first."""
+    if guess.free or provider.kind == "local":
+        return
+    reason = "the estimated cost"
+    if guess.over_budget:
+        budget = guess.budget
+        reason = (f"this month's {budget['currency']} budget: {budget['spent']:.2f} spent of "
+                  f"{budget['budget']:.2f}, and this batch adds about {guess.cost:.2f}")
+        _say(f"warning: this batch would pass {reason}")
+    if yes:
+        return
+    if not (sys.stdin is not None and sys.stdin.isatty()):
+        raise CliError(f"not starting without confirmation of {reason}: add --yes")
+    sys.stderr.write("start the batch? [y/N] ")
+    sys.stderr.flush()
+    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        raise CliError("not started", EXIT_FAILED)
+
+
+def _batch_output(store: Store, batch_id: int, out: str | None) -> None:
+    if out:
+        fmt = Path(out).suffix.lower().lstrip(".")
+        if fmt not in batches.EXPORTS:
+            raise CliError(f"--out {out}: use a .csv, .xlsx or .zip file name")
+        data, _, _ = batches.export(store, batch_id, fmt)
+        _write_file(Path(out), data)
+        _say(f"results saved to {out}")
+        return
+    data, _, _ = batches.export(store, batch_id, "csv")
+    sys.stdout.write(data.decode("utf-8-sig"))  # no BOM in a pipe
+    sys.stdout.flush()
+
+
+def _elapsed(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+class _BatchPrinter:
+    """Progress on stderr: a bar redrawn in place on a terminal; one line per row
+    otherwise (and above the bar)."""
+
+    def __init__(self, total: int, quiet: bool):
+        self.total, self.quiet = total, quiet
+        self.tty = sys.stderr.isatty()
+        self.t0 = time.monotonic()
+        self.run = None
+        self.drawn = 0.0
+        self.lock = threading.Lock()
+
+    def row(self, number: int, handle) -> None:
+        if self.quiet:
+            return
+        finished = handle.finished
+        status = finished.status if finished else "error"
+        line = (f"row {number}: #{handle.article_id} {status} · {handle.words}/"
+                f"{handle.target_words} words · {_one_line(handle.topic, 40)}")
+        if finished is not None and finished.error and status != Status.COMPLETED:
+            line += f" · {_one_line(finished.error, 80)}"
+        with self.lock:
+            sys.stderr.write(("\r\x1b[K" if self.tty else "") + line + "\n")
+            sys.stderr.flush()
+
+    def draw(self, store: Store, final: bool = False) -> None:
+        if self.quiet or not self.tty or self.run is None:
+            return
+        progress = self.run.progress(batches.rows(store, self.run.batch_id))
+        done, total = progress.ended, progress.total
+        width = 24
+        filled = int(width * done / total) if total else width
+        cost = " ".join(f"{v:.4f} {c}" for c, v in progress.cost.items() if c != "local")
+        eta = f" · ETA {_elapsed(progress.eta_s)}" if progress.eta_s is not None and not final \
+            else ""
+        throttled = f" · slowed ({progress.limit} at once)" if \
+            progress.limit < self.run.concurrency else ""
+        with self.lock:
+            sys.stderr.write(f"\r\x1b[K[{'#' * filled}{'.' * (width - filled)}] {done}/{total} "
+                             f"rows · {progress.words:,} words" + (f" · {cost}" if cost else "")
+                             + eta + throttled + ("\n" if final else ""))
+            sys.stderr.flush()
+
+
+COMMANDS = {"batch": cmd_batch, "write": cmd_write, "continue": cmd_continue, "history": cmd_history,
             "show": cmd_show, "usage": cmd_usage, "delete": cmd_delete}
 
 
@@ -336,7 +571,7 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"error: {exc}")
         return exc.code
     except (BriefError, SettingsError, PromptError, PriceFileError, ProviderChoiceError,
-            LocalModelError, JobError) as exc:
+            LocalModelError, JobError, BatchError, SheetError) as exc:
         _say(f"error: {exc}")
         return EXIT_USAGE
     except StorageError as exc:

@@ -251,6 +251,7 @@ class Request:
     length: LengthPlan | None = None  # None = free-form (no length control)
     brief: object = None  # the Brief (long-form plans and section prompts need it)
     max_output_tokens: int = 8192  # cap on any one request's max_tokens
+    backoff: object = None  # a backoff.SharedBackoff: 429s slow every article sharing it
 
 
 @dataclass
@@ -304,6 +305,7 @@ class Generation:
         self._served: Provider | None = None  # the provider of the last text
         self._source = None
         self._sleep = sleep
+        self.throttled_s = 0.0  # time spent waiting behind a shared backoff (429s)
 
     # -- what callers read ----------------------------------------------------
     @property
@@ -441,12 +443,17 @@ class Generation:
         policy = self.request.retry
         plan = self.request.length
         retries_here, waited = 0, 0.0
+        shared = self.request.backoff
         while True:
+            if shared is not None:
+                yield from self._at_gate(shared)
             attempt = yield from self._attempt(provider, piece)
             failure = self.failure if attempt is not None else None
             if attempt is None or self.cancelled:
                 return True
             if failure is None:
+                if shared is not None:
+                    shared.passed()
                 short = piece.controlled and self.counter.words < piece.low and \
                     attempt.finish_reason in ("stop", "length")
                 if short and piece.rounds < plan.max_rounds and attempt.received:
@@ -470,6 +477,14 @@ class Generation:
                 yield Notice(NoticeKind.RESUMING, "connection lost, resuming…", 0, self.resumes,
                              policy.max_resumes)
                 continue
+            if shared is not None and failure.kind == ErrorKind.RATE_LIMIT:
+                # A batch: the whole batch slows down (backoff.py); this row waits at the
+                # gate with the others instead of spending its own retries.
+                if self.throttled_s >= shared.max_wait_s:
+                    return False
+                shared.hit(failure.retry_after_s)
+                self.retries += 1
+                continue
             if not (failure.retryable and retries_here < policy.max_retries):
                 return False
             wait = policy.backoff(retries_here + 1, failure.retry_after_s)
@@ -486,6 +501,19 @@ class Generation:
                 step = min(0.1, left)
                 self._sleep(step)
                 left -= step
+
+    def _at_gate(self, shared) -> Iterator:
+        """Wait while a shared backoff is closed (another request got a 429), with a
+        countdown notice, in slices so a Stop is honoured; at most `max_wait_s` in all."""
+        while not self.cancelled and self.throttled_s < shared.max_wait_s:
+            wait = shared.wait_s()
+            if wait <= 0:
+                return
+            yield Notice(NoticeKind.THROTTLED, self.provider.name, wait, shared.hits, 0)
+            step = min(0.1, wait)
+            self._sleep(step)
+            self.throttled_s += step
+            shared.waited(step)
 
     def _streams(self, provider: Provider) -> bool:
         if provider.kind == "local":

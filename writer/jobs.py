@@ -57,7 +57,8 @@ class Job:
     def __init__(self, brief: Brief, settings: Settings, *, provider: Provider | None = None,
                  length_control: bool = True,
                  prompts: PromptSet | None = None, draft_interval_s: float = DRAFT_INTERVAL_S,
-                 article: dict | None = None):
+                 article: dict | None = None, batch: tuple[int, int] | None = None,
+                 backoff=None):
         logs.configure(settings.db_path)
         warm_up()  # token estimates are needed when it ends, stopped or not
         self.provider = resolve_model(provider or choose_provider(settings))
@@ -93,6 +94,8 @@ class Job:
         self.recovery_file: Path | None = None  # where the text went if the DB refused it
         self.queued = False  # its row was created `queued` (queue()); run() starts it
         self.on_cancel = None  # called by cancel(), e.g. by the worker registry
+        self.batch = batch  # (batch id, row number) of a batch row (writer/batch.py)
+        self.backoff = backoff  # a backoff.SharedBackoff shared with the rest of its batch
 
     @classmethod
     def continuing(cls, article_id: int, settings: Settings, *,
@@ -155,7 +158,8 @@ class Job:
         if self.article is None:
             self.article_id = store.create_article(self.brief, provider=self.provider.name,
                                                    model=self.provider.model,
-                                                   max_tokens=self.max_tokens, status=status)
+                                                   max_tokens=self.max_tokens, status=status,
+                                                   batch=self.batch)
         elif not store.reopen(self.article_id, provider=self.provider.name,
                               model=self.provider.model, status=status):
             raise JobError(f"there is no article #{self.article_id} (it was deleted)")
@@ -187,7 +191,8 @@ class Job:
             Request(self.messages, self.max_tokens, self.provider,
                     RetryPolicy.from_settings(self.settings), failover=chain[1:],
                     prefix=self.prefix, length=self.length, brief=self.brief,
-                    max_output_tokens=self.settings.max_output_tokens), prompts=self.prompts)
+                    max_output_tokens=self.settings.max_output_tokens,
+                    backoff=self.backoff), prompts=self.prompts)
         if self.cancel_requested:
             self.generation.cancel()
         events = self.generation.events()

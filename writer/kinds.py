@@ -58,6 +58,7 @@ class NoticeKind(StrEnum):
 
     WAITING = "waiting"  # queued behind another generation (the local model)
     RETRYING = "retrying"
+    THROTTLED = "throttled"  # a batch waits: the provider answered 429 (writer/backoff.py)
     RESUMING = "resuming"
     FALLBACK = "fallback"
     FAILOVER = "failover"
@@ -72,3 +73,19 @@ class LengthOutcome(StrEnum):
     ON_TARGET = "on_target"
     SHORT = "short"
     LONG = "long"
+
+
+class BatchStatus(StrEnum):
+    """`batches.status` (writer/batch.py)."""
+
+    RUNNING = "running"  # a runner works on it (a stale heartbeat: interrupted → paused)
+    PAUSED = "paused"  # Stop, the server stopped, or the provider refused (`note` says)
+    DONE = "done"  # every row ended (some may have failed: retry them alone)
+
+
+class RowState(StrEnum):
+    """A batch row as shown: its article's status, or one of these."""
+
+    INVALID = "invalid"  # the row cannot be written (empty topic, bad length, …)
+    PENDING = "pending"  # not started yet
+    DELETED = "deleted"  # its article was deleted (Resume skips it; Retry writes it again)

@@ -192,6 +192,45 @@ def m008_length_control(db: sqlite_utils.Database) -> None:
     articles.add_column("outline", str)  # long-form plan (Markdown), else NULL
 
 
+@migration
+def m009_batches(db: sqlite_utils.Database) -> None:
+    # Batch writing (writer/batch.py): a spreadsheet of briefs, one article per row.
+    # AUTOINCREMENT: a batch id named in a note or a command never names another batch.
+    db.execute("""
+        CREATE TABLE [batches] (
+          [id] INTEGER PRIMARY KEY AUTOINCREMENT,
+          [created_at] TEXT NOT NULL,
+          [updated_at] TEXT,
+          [file_name] TEXT,
+          [status] TEXT NOT NULL,     -- running | paused | done
+          [settings] TEXT,            -- JSON: provider, model, concurrency, length_control, defaults
+          [columns] TEXT,             -- JSON: the input's column names, in order
+          [total_rows] INTEGER,       -- rows in the file, invalid ones included
+          [valid_rows] INTEGER,
+          [completed_rows] INTEGER,
+          [failed_rows] INTEGER,
+          [note] TEXT,                -- why it paused (stopped, interrupted, provider_refused)
+          [heartbeat_at] TEXT,        -- while a runner works on it; stale = interrupted
+          [worker_pid] INTEGER
+        )""")
+    db.execute("CREATE INDEX [idx_batches_status] ON [batches] ([status])")
+    db["batch_rows"].create({
+        "batch_id": int,
+        "row_no": int,  # 1 = the first data row of the file
+        "input": str,  # JSON: the row's cells by column name, as read
+        "brief": str,  # JSON: the validated brief, NULL when invalid
+        "error": str,  # why the row is invalid (JSON: code, detail), else NULL
+    }, pk=("batch_id", "row_no"), foreign_keys=[("batch_id", "batches", "id")])
+    articles = db["articles"]
+    articles.add_column("batch_id", int)
+    articles.add_column("batch_row", int)
+    db.execute("CREATE INDEX [idx_articles_batch] ON [articles] ([batch_id], [batch_row])")
+    # A row's article is found by (batch_id, batch_row). One live article per batch row,
+    # whatever happens (two runners, a resume racing a retry): a row is never written twice.
+    db.execute("CREATE UNIQUE INDEX [idx_articles_batch_row_once] ON [articles] "
+               "([batch_id], [batch_row]) WHERE batch_id IS NOT NULL AND deleted_at IS NULL")
+
+
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply pending migrations in order; returns the names applied.
 
@@ -361,7 +400,8 @@ class Store:
         return ids
 
     def create_article(self, brief, *, provider: str, model: str, max_tokens: int | None,
-                       status: Status = Status.STREAMING) -> int:
+                       status: Status = Status.STREAMING,
+                       batch: tuple[int, int] | None = None) -> int:
         now = utc_now()
         row = {
             "created_at": now,
@@ -382,6 +422,8 @@ class Store:
             "max_tokens": max_tokens,
             "worker_pid": os.getpid(),  # informational only; liveness is heartbeat_at
         }
+        if batch is not None:  # (batch id, row number): writer/batch.py
+            row["batch_id"], row["batch_row"] = batch
         with self._write("save a new article in") as conn:
             cursor = conn.execute(
                 f"INSERT INTO articles ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",

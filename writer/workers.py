@@ -39,6 +39,7 @@ KEEP_FINISHED_MAX = 200
 SHUTDOWN_WAIT_S = 10.0
 
 
+_callbacks_lock = threading.Lock()
 _viewers = 0  # viewers following a job in this process (all registries)
 _viewers_lock = threading.Lock()
 
@@ -127,6 +128,16 @@ class Handle:
     done: threading.Event = field(default_factory=threading.Event)
     counted: bool = False  # holds one of its provider's slots
     thread: threading.Thread | None = None
+    on_done: list = field(default_factory=list)  # called (with the handle) once it ended
+
+    def when_done(self, callback: Callable[["Handle"], None]) -> None:
+        """Call `callback(handle)` once the job has ended and its row is saved (at once
+        if it already has)."""
+        with _callbacks_lock:
+            if not self.done.is_set():
+                self.on_done.append(callback)
+                return
+        callback(self)
 
     @property
     def article_id(self) -> int:
@@ -343,7 +354,14 @@ class Registry:
                 self._pump(handle.provider_name)
                 self._prune()
             feed.close()
-            handle.done.set()
+            with _callbacks_lock:
+                handle.done.set()
+                callbacks, handle.on_done = handle.on_done, []
+            for callback in callbacks:
+                try:
+                    callback(handle)
+                except Exception as exc:  # a bug in a listener must not hide the others
+                    logs.log_exception(f"article #{handle.article_id} done-callback", exc)
 
     def _prune(self) -> None:
         now = self._clock()
