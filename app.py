@@ -31,6 +31,7 @@ t = ctx.t
 
 pages = [
     st.Page("pages/write.py", title=t("app.nav_write"), icon=":material/edit_note:", default=True),
+    st.Page("pages/batch.py", title=t("app.nav_batch"), icon=":material/table_view:"),
     st.Page("pages/history.py", title=t("app.nav_history"), icon=":material/history:"),
     st.Page("pages/usage.py", title=t("app.nav_usage"), icon=":material/payments:"),
     st.Page("pages/settings.py", title=t("app.nav_settings"), icon=":material/settings:"),

@@ -7,6 +7,7 @@ from pages.common import (format_cost, page_context, registry, running_label, sh
 from writer.brief import CONTENT_TYPES, LANGUAGES, STYLE_PRESETS
 from writer.export import MIME_TYPES, export, file_name
 from writer.jobs import can_continue, delete_article
+from writer.batch import listing as batch_listing
 from writer.search import Filters, distinct, search, snippet_html
 from writer.pacing import progress_fraction
 from writer.store import STATUSES
@@ -27,7 +28,7 @@ def option_label(prefix: str):
 
 query = st.text_input(t("history.search"), key="history_query",
                       placeholder=t("history.search_placeholder"))
-cols = st.columns(6)
+cols = st.columns(7)
 content_type = cols[0].selectbox(t("write.content_type"), (ALL, *CONTENT_TYPES),
                                  format_func=option_label("content_types"), key="f_type")
 status = cols[1].selectbox(t("history.col_status"), (ALL, *STATUSES),
@@ -38,12 +39,25 @@ provider = cols[3].selectbox(t("app.sidebar_provider"), (ALL, *distinct(store, "
                              format_func=option_label(""), key="f_provider")
 language = cols[4].selectbox(t("write.language"), (ALL, *LANGUAGES),
                              format_func=option_label("languages"), key="f_language")
+batch_list = {b["id"]: b for b in batch_listing(store, limit=200)}
+linked_batch = st.query_params.get("batch", "")
+if linked_batch.isdigit() and int(linked_batch) in batch_list and \
+        st.session_state.get("f_batch_link") != linked_batch:  # a link (the Batch page)
+    st.session_state["f_batch"] = int(linked_batch)
+    st.session_state["f_batch_link"] = linked_batch
+batch = cols[6].selectbox(t("history.col_batch"), (ALL, *batch_list), key="f_batch",
+                          format_func=lambda b: t("history.all") if b == ALL
+                          else f"#{b} · {batch_list[b]['file_name']}")
+if batch != ALL:
+    st.query_params["batch"] = str(batch)
+else:
+    st.query_params.pop("batch", None)
 dates = cols[5].date_input(t("history.dates"), value=(), key="f_dates", format="YYYY-MM-DD")
 since = dates[0].isoformat() if len(dates) > 0 else None
 until = dates[1].isoformat() if len(dates) > 1 else since
 filters = Filters(query=query, content_type=content_type or None, status=status or None,
                   model=model or None, provider=provider or None, language=language or None,
-                  since=since, until=until)
+                  since=since, until=until, batch_id=batch or None)
 
 page_number = st.session_state.get("history_page", 1)
 result = search(store, filters, limit=PAGE_SIZE, offset=(page_number - 1) * PAGE_SIZE)

@@ -120,13 +120,15 @@ def test_m007_keeps_rows_ids_indexes_triggers_and_search(tmp_path, monkeypatch):
     store = Store(path)  # applies m007
     assert "m007_soft_delete_and_stable_ids" in [r["name"] for r in store.db["_migrations"].rows]
     new_rows = [dict(r) for r in store.db.query("SELECT * FROM articles ORDER BY id")]
-    added_later = {"deleted_at", "length_control", "length_outcome", "length_rounds", "outline"}
+    added_later = {"deleted_at", "length_control", "length_outcome", "length_rounds", "outline",
+                   "batch_id", "batch_row"}
     assert [{k: v for k, v in r.items() if k not in added_later} for r in new_rows] == old_rows
     assert all(r["deleted_at"] is None for r in new_rows)
     schema = store.db["articles"].schema
     assert "AUTOINCREMENT" in schema and "[status] TEXT NOT NULL DEFAULT 'streaming'" in schema
     objects = _fts_objects(store.conn)
-    assert {k: v for k, v in objects.items() if k != "idx_articles_deleted_at"} == old_objects
+    later = {"idx_articles_deleted_at", "idx_articles_batch", "idx_articles_batch_row_once"}
+    assert {k: v for k, v in objects.items() if k not in later} == old_objects
     assert "AFTER UPDATE OF topic, content" in objects["articles_au"]  # m004's trigger
     assert "idx_articles_usage" in objects
     # Search finds the old rows, through the trigram index and the substring fallback.

@@ -31,6 +31,7 @@ class Filters:
     language: str | None = None
     since: str | None = None  # YYYY-MM-DD, inclusive, UTC
     until: str | None = None  # YYYY-MM-DD, inclusive, UTC
+    batch_id: int | None = None  # the articles of one batch (writer/batch.py)
 
     def terms(self) -> list[str]:
         return query_terms(self.query)
@@ -68,7 +69,7 @@ def _like(term: str) -> str:
 
 def _column_clauses(filters: Filters) -> tuple[list[str], list]:
     clauses, params = [], []
-    for name in ("content_type", "status", "model", "provider", "language"):
+    for name in ("content_type", "status", "model", "provider", "language", "batch_id"):
         value = getattr(filters, name)
         if value:
             clauses.append(f"a.{name} = ?")
