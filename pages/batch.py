@@ -228,8 +228,9 @@ def eta_text(seconds) -> str:
 def show_batch(batch_id: int) -> None:
     run = batches.current(ctx.settings, batch_id)
     running = run is not None and not run.done.is_set()
+    elsewhere = not running and by_id[batch_id]["status"] == BatchStatus.RUNNING  # the CLI
 
-    @st.fragment(run_every=1.0 if running else None)
+    @st.fragment(run_every=1.0 if running else 3.0 if elsewhere else None)
     def panel() -> None:
         run_now = batches.current(ctx.settings, batch_id)
         live = run_now is not None and not run_now.done.is_set()
@@ -237,6 +238,8 @@ def show_batch(batch_id: int) -> None:
         if running and not live:
             st.rerun(scope="app")  # it ended: the buttons and downloads change
         b = batches.get(store, batch_id)
+        if elsewhere and b["status"] != BatchStatus.RUNNING:
+            st.rerun(scope="app")  # the other process ended or died (heartbeat)
         rows = batches.rows(store, batch_id)
         found = batches.counts(rows)
         progress = run_now.progress(rows) if live else None
