@@ -40,8 +40,8 @@ def batch_label(b: dict) -> str:
 listed = batches.listing(store, limit=100)
 by_id = {b["id"]: b for b in listed}
 linked = st.query_params.get("batch", "")
-if linked.isdigit() and int(linked) in by_id and ss.get("batch_link") != linked:
-    ss["batch_link"] = linked  # a link or a reload: open that batch
+if linked.isdigit() and int(linked) in by_id and (ss.get("batch_link") != linked or "batch_view" not in ss):
+    ss["batch_link"] = linked  # a link, a reload or back from another page: open that batch
     ss["batch_open"], ss["batch_view"] = int(linked), OPEN
 if "batch_view" not in ss:
     ss["batch_view"] = OPEN if listed else NEW
@@ -235,8 +235,8 @@ def show_batch(batch_id: int) -> None:
         run_now = batches.current(ctx.settings, batch_id)
         live = run_now is not None and not run_now.done.is_set()
         store = page_context().store  # a fragment rerun is another thread: its own connection
-        if running and not live:
-            st.rerun(scope="app")  # it ended: the buttons and downloads change
+        if running != live:  # it started (Resume, Retry) or ended: the timer and buttons change
+            st.rerun(scope="app")
         b = batches.get(store, batch_id)
         if elsewhere and b["status"] != BatchStatus.RUNNING:
             st.rerun(scope="app")  # the other process ended or died (heartbeat)

@@ -10,9 +10,11 @@ has something to cut. In Debian's chromium it then:
      clicks Generate, waits for the success alert → `<lang>-<width>-write[-full].png`;
   2. writes a long article (target 1600: outline, then sections)
      → `<lang>-<width>-write-long[-full].png`;
-  3. opens History (the newest article is preselected) → `<lang>-<width>-history[-full].png`;
-  4. Usage & cost → `<lang>-<width>-usage[-full].png`;
-  5. Settings → `<lang>-<width>-settings[-full].png`.
+  3. Batch: uploads a CSV of 8 rows (two invalid) → `<lang>-<width>-batch-preview[-full].png`,
+     starts it and waits until it is done → `<lang>-<width>-batch[-full].png`;
+  4. opens History (the newest article is preselected) → `<lang>-<width>-history[-full].png`;
+  5. Usage & cost → `<lang>-<width>-usage[-full].png`;
+  6. Settings → `<lang>-<width>-settings[-full].png`.
 
 `-full` is the whole page (Streamlit scrolls inside its own container, so the
 viewport is grown to the content's height for that shot); the other one is what
@@ -282,6 +284,42 @@ def write_article(s: Shooter, language: str, topic: str, target: int, timeout: i
         s.wait_rendered()
 
 
+BATCH_ROWS = {
+    "zh": ["主题,类型,字数,语言,SKU",
+           *[f"{name}：新品上市,产品描述,{length},中文,SKU-{i:03d}" for i, (name, length) in enumerate(
+               [("便携咖啡机", 150), ("降噪耳机", 120), ("智能手环", 100), ("空气炸锅", 150),
+                ("保温杯", 100), ("机械键盘", 120)], 1)],
+           ",产品描述,150,中文,SKU-007", "投影仪：新品上市,产品描述,99999999,中文,SKU-008"],
+    "en": ["topic,content_type,length,language,SKU",
+           *[f"{name}: new in store,product_description,{length},en,SKU-{i:03d}"
+             for i, (name, length) in enumerate(
+               [("Portable espresso maker", 150), ("Noise-cancelling headphones", 120),
+                ("Fitness band", 100), ("Air fryer", 150), ("Travel mug", 100),
+                ("Mechanical keyboard", 120)], 1)],
+           ",product_description,150,en,SKU-007",
+           "Mini projector: new in store,product_description,99999999,en,SKU-008"],
+}
+
+
+def run_batch(s: Shooter, language: str, server: AppServer) -> None:
+    """The Batch page: upload a CSV (two invalid rows), preview, start, finished."""
+    s.nav("batch")
+    csv_path = server.workdir / f"products-{language}.csv"
+    csv_path.write_text("\n".join(BATCH_ROWS[language]) + "\n", encoding="utf-8-sig")
+    with s.step("uploading a CSV on the Batch page and waiting for the preview"):
+        s.main.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(csv_path))
+        s.main.get_by_test_id("stDataFrame").first.wait_for()
+        s.main.get_by_role("button", name=s.label("batch.start").format(rows=6)).wait_for()
+        s.wait_rendered()
+        s.shoot("batch-preview")
+    with s.step("starting the batch and waiting until it is done"):
+        s.main.get_by_role("button", name=s.label("batch.start").format(rows=6)).click()
+        done = s.label("batch.done").split("{")[0]
+        s.main.get_by_text(done).first.wait_for(timeout=SHORT_ARTICLE_TIMEOUT_MS * 2)
+        s.wait_rendered()
+        s.shoot("batch")
+
+
 def run_flow(browser, server: AppServer, language: str, width: int, out: Path) -> list[Path]:
     height = VIEWPORTS[width]
     labels = load_labels(language)
@@ -309,6 +347,8 @@ def run_flow(browser, server: AppServer, language: str, width: int, out: Path) -
         with s.step("checking the long article's Outline panel"):
             s.main.get_by_text(s.label("write.outline"), exact=True).first.wait_for()
             s.shoot("write-long")
+
+        run_batch(s, language, server)
 
         s.nav("history")
         newest_id, newest_topic = server.newest_article()

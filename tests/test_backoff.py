@@ -203,8 +203,10 @@ def test_a_429_makes_every_generation_sharing_the_backoff_wait(fake):
     b_text = "".join(e.text for e in events["B"] if isinstance(e, Delta))
     assert b_text.startswith("Bravo starts here") and b_text.endswith("ends well.")
     throttled_b = [e for e in events["B"] if isinstance(e, Notice) and e.kind == NoticeKind.THROTTLED]
-    assert throttled_b and max(e.wait_s for e in throttled_b) > 0.5
-    assert generations["B"].throttled_s >= 0.5
+    # B reached the gate some time after the 429 (its stream broke first): it waited
+    # out the rest of the Retry-After, with a countdown.
+    assert throttled_b and max(e.wait_s for e in throttled_b) > 0.1
+    assert generations["B"].throttled_s >= 0.1
     assert events["A"][-1].retries == 4  # counted, but never held against max_retries
     assert shared.hits == 4 and shared.cuts >= 1
     assert 1 <= shared.limit <= 2

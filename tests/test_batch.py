@@ -285,7 +285,8 @@ def test_stop_mid_way_then_resume_writes_every_row_once(env, fake, store, regist
 
     def mid_way():
         done = sum(r["state"] == Status.COMPLETED for r in batch.rows(store, batch_id))
-        streaming = [h for h in list(run.in_flight.values()) if h.words > 0]
+        # A row well short of its end (> 15 words to go): it is still streaming when Stop lands.
+        streaming = [h for h in list(run.in_flight.values()) if 0 < h.words < 40]
         return done >= 5 and streaming
     wait_for(mid_way, what="some rows completed and some streaming")
     assert run.stop(wait_s=15)
@@ -448,3 +449,18 @@ def test_needs_writing_and_concurrency_bounds():
     assert batch.needs_writing({"state": "failed", "words": 55, "target_words": 50})
     assert [batch.clamp_concurrency(v) for v in (0, 1, 4, 8, 9, "x", None)] == \
         [1, 1, 4, 8, 8, 1, 1]
+
+
+def test_a_live_batch_is_never_seen_as_interrupted_with_a_short_heartbeat(
+        env, fake, store, registry, monkeypatch):
+    import writer.heartbeat as heartbeat
+
+    monkeypatch.setattr(heartbeat, "HEARTBEAT_S", 0.3)  # stale after 0.9 s without a beat
+    Provider(fake, throttle=False, fail=False, delay=0.04)
+    batch_id = new_batch(store, sheet(6, ()), concurrency=2)
+    settings = load_settings()
+    run = batch.BatchRun(settings, batch_id, registry, choose_provider(settings)).start()
+    seen = set()
+    while not run.done.wait(0.05):
+        seen.add(batch.get(store, batch_id)["status"])  # get() runs recover()
+    assert seen == {BatchStatus.RUNNING}

@@ -226,3 +226,17 @@ def test_to_zip_holds_utf8_text_files():
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         assert archive.namelist() == ["0001-a.md", "0002-b.md"]
         assert archive.read("0001-a.md").decode("utf-8") == "# 标题\n\n正文"
+
+
+def test_a_one_column_file_keeps_commas_in_its_topics():
+    table, rows = checked(b"topic\nHello, world\nTea, coffee and cake\n", "topics.txt")
+    assert [r.brief.topic for r in rows] == ["Hello, world", "Tea, coffee and cake"]
+
+
+def test_header_cells_are_guarded_too():
+    header = ["=HYPERLINK(\"http://x\",\"y\")", "topic"]
+    text = to_csv(header, [["a", "b"]])[len(BOM):].decode("utf-8")
+    first = next(csv.reader(io.StringIO(text)))
+    assert first[0].startswith("'=HYPERLINK") and first[1] == "topic"
+    sheet = openpyxl.load_workbook(io.BytesIO(to_xlsx(header, [["a", "b"]]))).active
+    assert sheet["A1"].data_type == "s"

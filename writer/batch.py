@@ -419,6 +419,7 @@ class BatchRun:
             self.started_at = time.monotonic()
             atexit.register(self._at_exit)
             last_beat = 0.0
+            beat_s = min(BEAT_S, heartbeat.HEARTBEAT_S)  # fresher than recover() demands
             while True:
                 with self._lock:
                     if self.stopping:
@@ -431,9 +432,9 @@ class BatchRun:
                 with self._lock:
                     if not self.todo and not self.in_flight:
                         break
-                self._wake.wait(1.0)
+                self._wake.wait(min(1.0, beat_s))
                 self._wake.clear()
-                if time.monotonic() - last_beat >= BEAT_S:
+                if time.monotonic() - last_beat >= beat_s:
                     last_beat = time.monotonic()
                     self._beat(store)
             if self.stopping:
@@ -550,7 +551,8 @@ def results(store: Store, batch_id: int, labels: dict | None = None) -> tuple[li
     for row in rows(store, batch_id, content=True):
         error = row["error"]
         if row["invalid"]:
-            error = f"{row['invalid']['code']}: {row['invalid']['detail']}".rstrip(": ")
+            code, detail = row["invalid"]["code"], row["invalid"]["detail"]
+            error = f"{code}: {detail}" if detail else code
         state = labels.get(f"state.{row['state']}", row["state"])
         values = {"row": row["row_no"], "article_id": row["article_id"], "status": state,
                   "words": row["words"], "target_words": row["target_words"],

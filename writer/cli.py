@@ -353,6 +353,8 @@ def cmd_batch(args) -> int:
         raise CliError("name a .csv or .xlsx file, or --resume BATCH_ID")
     if args.concurrency is not None and not 1 <= args.concurrency <= MAX_CONCURRENCY:
         raise CliError(f"--concurrency {args.concurrency}: use 1 to {MAX_CONCURRENCY}")
+    if args.out and Path(args.out).suffix.lower().lstrip(".") not in batches.EXPORTS:
+        raise CliError(f"--out {args.out}: use a .csv, .xlsx or .zip file name")
     if args.resume is not None:
         batch = batches.get(store, args.resume)
         if batch is None:

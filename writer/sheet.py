@@ -53,6 +53,7 @@ class Table:
     columns: list[str]  # as in the file, in order
     rows: list[dict[str, str]]  # cells by column name (strings; empty cells "")
     fields: dict[str, str] = field(default_factory=dict)  # field → the column that holds it
+    overflow: set[int] = field(default_factory=set)  # rows (1-based) with cells past the header
 
 
 @dataclass
@@ -62,7 +63,7 @@ class Row:
     number: int  # 1 = the first data row (the spreadsheet's line 2)
     cells: dict[str, str]
     brief: Brief | None = None
-    error: str | None = None  # a code: empty_topic, bad_length, unknown_type, …
+    error: str | None = None  # a code: empty_topic, bad_length, unknown_type, extra_cells, …
     detail: str = ""  # the offending value or the validator's message
 
     @property
@@ -138,15 +139,19 @@ def _read_csv(data: bytes, file_name: str) -> tuple[list[str], list[list[str]]]:
             continue
     else:
         raise SheetError(f"{file_name} is not UTF-8 or GBK text: save it as CSV UTF-8")
-    sample = text[:4096]
-    try:
-        dialect = csv.Sniffer().sniff(sample, delimiters=",;\t，")
-    except csv.Error:
-        dialect = csv.excel
-    try:
-        lines = list(csv.reader(io.StringIO(text, newline=""), dialect))
-    except csv.Error as exc:
-        raise SheetError(f"{file_name} is not valid CSV: {exc}") from None
+    header = next((line for line in text.splitlines() if line.strip()), "")
+    delimiters = "".join(d for d in ",;\t，" if d in header)
+    if not delimiters:  # one column (a list of topics): a comma is part of the topic
+        lines = [[line] for line in text.splitlines()]
+    else:
+        try:
+            dialect = csv.Sniffer().sniff(text[:4096], delimiters=delimiters)
+        except csv.Error:
+            dialect = csv.excel
+        try:
+            lines = list(csv.reader(io.StringIO(text, newline=""), dialect))
+        except csv.Error as exc:
+            raise SheetError(f"{file_name} is not valid CSV: {exc}") from None
     lines = [line for line in lines if any(cell.strip() for cell in line)]
     if not lines:
         raise SheetError(f"{file_name} is empty")
@@ -206,11 +211,14 @@ def _table(header: list[str], body: list[list[str]], file_name: str) -> Table:
                          f"(found: {', '.join(columns[:8])})")
     if len(body) > MAX_ROWS:
         raise SheetError(f"{file_name} has more than {MAX_ROWS} rows: split it into batches")
-    rows = []
-    for line in body:
-        cells = [str(cell).strip() for cell in line] + [""] * (len(columns) - len(line))
+    rows, overflow = [], set()
+    for number, line in enumerate(body, 1):
+        cells = [str(cell).strip() for cell in line]
+        if any(cells[len(columns):]):  # e.g. an unquoted comma inside a topic
+            overflow.add(number)
+        cells += [""] * (len(columns) - len(cells))
         rows.append(dict(zip(columns, cells)))
-    return Table(columns, rows, fields)
+    return Table(columns, rows, fields, overflow)
 
 
 # -- checking -------------------------------------------------------------------------
@@ -224,6 +232,10 @@ def briefs(table: Table, defaults: dict | None = None) -> list[Row]:
     result = []
     for number, cells in enumerate(table.rows, 1):
         value = {name: cells.get(column, "") for name, column in table.fields.items()}
+        if number in table.overflow:
+            result.append(Row(number, cells, error="extra_cells",
+                              detail=str(len(table.columns))))
+            continue
         result.append(check_row(number, cells, value, defaults, maps))
     return result
 
@@ -299,11 +311,9 @@ def to_csv(header: list[str], rows: list[list]) -> bytes:
     """CSV as Excel wants it: UTF-8 with a BOM, CRLF line ends."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(header)
+    writer.writerow([_csv_safe(name) for name in header])
     for row in rows:
-        writer.writerow(["" if value is None else "'" + value
-                         if isinstance(value, str) and value[:1] in FORMULA_STARTS else value
-                         for value in row])
+        writer.writerow([_csv_safe(value) for value in row])
     return b"\xef\xbb\xbf" + out.getvalue().encode("utf-8")
 
 
@@ -314,7 +324,7 @@ def to_xlsx(header: list[str], rows: list[list], sheet_name: str = "results") ->
     book = openpyxl.Workbook()
     sheet = book.active
     sheet.title = sheet_name[:31]
-    sheet.append(header)
+    sheet.append([_xlsx_safe(name) for name in header])  # headers come from the upload too
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     for row in rows:
@@ -334,6 +344,14 @@ def to_xlsx(header: list[str], rows: list[list], sheet_name: str = "results") ->
 
 FORMULA_STARTS = ("=", "+", "@")  # what makes Excel evaluate a cell ("-" too, but lists)
 _ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def _csv_safe(value):
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in FORMULA_STARTS:
+        return "'" + value  # a cell is never run as a formula
+    return value
 
 
 def _xlsx_safe(value):
