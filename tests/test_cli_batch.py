@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from test_batch import FAIL_ROWS, Provider, sheet
+from test_batch import Provider, sheet
 from writer.sheet import RESULT_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
