@@ -201,3 +201,57 @@ def test_a_bad_out_file_name_is_refused_before_anything_is_sent(env, fake, tmp_p
     result = cli(path, "--yes", "--out", tmp_path / "results.txt", env=env)
     assert result.returncode == 2 and "use a .csv, .xlsx or .zip" in result.stderr
     assert fake.requests == []
+
+
+def test_a_killed_writer_loses_no_finished_row_and_resume_writes_each_row_once(
+        env, fake, tmp_path, monkeypatch):
+    """The process running a batch dies (kill -9: a server restart, a crash): every row
+    that finished is in the database; once its heartbeat is stale the batch shows as
+    paused / interrupted and `--resume` writes the rest, each row in one article."""
+    env = {**env, "WRITER_HEARTBEAT_S": "0.2"}
+    monkeypatch.setattr("writer.heartbeat.HEARTBEAT_S", 0.2)  # this process reads it too
+    provider = Provider(fake, throttle=False, fail=False, delay=0.03)
+    path = write(tmp_path, "kettles.csv", sheet(12, ()))
+    proc = subprocess.Popen([sys.executable, "-m", "writer", "batch", str(path), "--yes",
+                             "--concurrency", "2", "--quiet"], cwd=ROOT,
+                            env={**os.environ, **env}, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while len(query(env, "SELECT id FROM articles WHERE status = 'completed'")) < 3:
+            assert time.monotonic() < deadline and proc.poll() is None, "no row completed"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+    done_before = {a["batch_row"]: (a["id"], a["content"])
+                   for a in query(env, "SELECT * FROM articles WHERE status = 'completed'")}
+    assert len(done_before) >= 3
+    sent_before = dict(provider.by_row)
+
+    deadline = time.monotonic() + 10  # 3 missed beats of 0.2 s, then any reader recovers it
+    from writer.batch import get
+    from writer.store import Store
+
+    while True:
+        store = Store(env["WRITER_DB"])
+        try:
+            batch = get(store, 1)
+        finally:
+            store.close()
+        if batch["status"] == "paused":
+            break
+        assert time.monotonic() < deadline, f"the dead batch still shows {batch['status']}"
+        time.sleep(0.1)
+    assert batch["note"] == "interrupted"
+
+    second = cli("--resume", "1", "--yes", "--out", tmp_path / "out.csv", env=env)
+    assert second.returncode == 0, second.stderr
+    articles = query(env, "SELECT * FROM articles WHERE deleted_at IS NULL ORDER BY batch_row")
+    assert [a["batch_row"] for a in articles] == list(range(1, 13))  # one article per row
+    assert {a["status"] for a in articles} == {"completed"}
+    for row, (article_id, content) in done_before.items():  # finished rows kept, not re-sent
+        article = next(a for a in articles if a["batch_row"] == row)
+        assert (article["id"], article["content"]) == (article_id, content)
+        assert provider.by_row[row] == sent_before[row]
