@@ -33,6 +33,8 @@ def state_label(state: str) -> str:
 def batch_label(b: dict) -> str:
     status = b["status"]
     text = t(f"batch.status_{status}")
+    if status == BatchStatus.RUNNING:  # its counts move: the panel below shows them
+        return f"#{b['id']} · {b['file_name']} · {text}"
     return f"#{b['id']} · {b['file_name']} · {text} · {b['completed_rows'] or 0}/{b['valid_rows']}"
 
 
@@ -40,7 +42,8 @@ def batch_label(b: dict) -> str:
 listed = batches.listing(store, limit=100)
 by_id = {b["id"]: b for b in listed}
 linked = st.query_params.get("batch", "")
-if linked.isdigit() and int(linked) in by_id and (ss.get("batch_link") != linked or "batch_view" not in ss):
+if linked.isdigit() and int(linked) in by_id and (
+        ss.get("batch_link") != linked or "batch_view" not in ss):  # first run of this visit
     ss["batch_link"] = linked  # a link, a reload or back from another page: open that batch
     ss["batch_open"], ss["batch_view"] = int(linked), OPEN
 if "batch_view" not in ss:
@@ -273,10 +276,10 @@ def show_batch(batch_id: int) -> None:
         else:
             left = [r for r in rows if r["state"] != Status.FAILED and batches.needs_writing(r)]
             failed = [r["row_no"] for r in rows if r["state"] == Status.FAILED]
-            if left:
-                buttons.button(t("batch.resume", rows=len(left)), type="primary",
-                                  icon=":material/play_arrow:", on_click=resume,
-                                  args=(batch_id,), key=f"batch-resume-{batch_id}")
+            if left:  # Resume also writes the failed rows again
+                buttons.button(t("batch.resume", rows=len(left) + len(failed)), type="primary",
+                               icon=":material/play_arrow:", on_click=resume,
+                               args=(batch_id,), key=f"batch-resume-{batch_id}")
             if failed:
                 buttons.button(t("batch.retry_failed", rows=len(failed)),
                                   icon=":material/replay:", on_click=resume,
@@ -284,6 +287,7 @@ def show_batch(batch_id: int) -> None:
         buttons.page_link("pages/history.py", label=t("batch.in_history"),
                               query_params={"batch": str(batch_id)}, icon=":material/history:")
         handles = dict(run_now.in_flight) if live else {}
+        topic_column = b["settings"].get("fields", {}).get("topic", "topic")
         table = []
         for r in rows:
             handle = handles.get(r["row_no"])
@@ -297,7 +301,7 @@ def show_batch(batch_id: int) -> None:
             table.append({
                 t("batch.col_row"): r["row_no"],
                 t("batch.col_topic"): (r["brief"] or {}).get("topic") or
-                next(iter(r["input"].values()), ""),
+                r["input"].get(topic_column, ""),
                 t("batch.col_status"): state_label(state),
                 t("batch.col_words"): f"{words_now or 0} / {r['target_words'] or '–'}",
                 t("batch.col_cost"): format_cost(r["cost"], r["currency"], t)

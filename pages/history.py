@@ -41,17 +41,20 @@ language = cols[4].selectbox(t("write.language"), (ALL, *LANGUAGES),
                              format_func=option_label("languages"), key="f_language")
 batch_list = {b["id"]: b for b in batch_listing(store, limit=200)}
 linked_batch = st.query_params.get("batch", "")
-if linked_batch.isdigit() and int(linked_batch) in batch_list and \
-        st.session_state.get("f_batch_link") != linked_batch:  # a link (the Batch page)
+# A link (the Batch page, a reload) sets the filter; the filter sets the link. The
+# widget's state is dropped while another page runs, so a link applies again then.
+if linked_batch.isdigit() and int(linked_batch) in batch_list and (
+        st.session_state.get("f_batch_link") != linked_batch or "f_batch" not in st.session_state):
     st.session_state["f_batch"] = int(linked_batch)
     st.session_state["f_batch_link"] = linked_batch
 batch = cols[6].selectbox(t("history.col_batch"), (ALL, *batch_list), key="f_batch",
                           format_func=lambda b: t("history.all") if b == ALL
                           else f"#{b} · {batch_list[b]['file_name']}")
 if batch != ALL:
-    st.query_params["batch"] = str(batch)
+    st.query_params["batch"] = st.session_state["f_batch_link"] = str(batch)
 else:
     st.query_params.pop("batch", None)
+    st.session_state.pop("f_batch_link", None)
 dates = cols[5].date_input(t("history.dates"), value=(), key="f_dates", format="YYYY-MM-DD")
 since = dates[0].isoformat() if len(dates) > 0 else None
 until = dates[1].isoformat() if len(dates) > 1 else since

@@ -68,7 +68,8 @@ def create(store: Store, *, file_name: str, table: Table, rows: list[Row], provi
     concurrency = clamp_concurrency(concurrency)
     now = utc_now()
     settings = {"provider": provider.name, "model": provider.model, "concurrency": concurrency,
-                "length_control": bool(length_control), "defaults": defaults or {}}
+                "length_control": bool(length_control), "defaults": defaults or {},
+                "fields": table.fields}  # field → the file's column (e.g. topic → 主题)
     with store._write("save a batch in") as conn:
         cursor = conn.execute(
             "INSERT INTO batches (created_at, updated_at, file_name, status, settings, columns, "

@@ -405,7 +405,7 @@ def cmd_batch(args) -> int:
             raise CliError(f"no row of {path.name} can be written: fix the errors above")
         provider = choose_provider(settings, args.provider, args.model)
     guess = batches.estimate(briefs, provider, settings, store)
-    _say(f"{guess.rows} rows · about {guess.input_tokens:,} input + {guess.output_tokens:,} "
+    _say(f"{guess.rows} row{'s' if guess.rows != 1 else ''} · about {guess.input_tokens:,} input + {guess.output_tokens:,} "
          f"output tokens · {_estimated_cost(guess)}")
     _confirm_spend(guess, provider, args.yes)
     if args.resume is None:
