@@ -415,7 +415,7 @@ def test_history_link_applies_again_after_a_visit_to_another_page(two_batches):
 
 
 def test_a_batch_link_opens_that_batch_among_several(env, fake, script, registry):
-    first, _newer = make_batch(), make_batch(name="second.csv")
+    first, second = make_batch(), make_batch(name="second.csv")
     start(first, registry, only=[1])
     wait_run(first)
     at = open_page(batch=first)
