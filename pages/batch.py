@@ -255,6 +255,8 @@ def show_batch(batch_id: int) -> None:
         elif status == BatchStatus.PAUSED:
             if note.startswith("provider_refused"):
                 st.error(t("batch.paused_refused", error=note.split(": ", 1)[-1]))
+            elif note.startswith("error"):
+                st.error(t("batch.paused_error", error=note.split(": ", 1)[-1]))
             elif note == "interrupted":
                 st.warning(t("batch.paused_interrupted"))
             else:

@@ -135,7 +135,8 @@ def progress_text(words: int, target: int, section: tuple[int, int] | None = Non
 
 
 SIDEBAR_REFRESH_S = 1.0  # the sidebar's progress lines, while this page streams (× viewers/4)
-NOTICE_STYLES = {NoticeKind.FAILOVER: "warning", NoticeKind.RETRYING: "warning"}  # else info
+NOTICE_STYLES = {NoticeKind.FAILOVER: "warning", NoticeKind.RETRYING: "warning",
+                 NoticeKind.THROTTLED: "warning"}  # else info
 
 
 def show_notice(slot, event: Notice) -> None:

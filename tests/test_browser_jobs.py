@@ -289,7 +289,7 @@ def test_history_mid_stream_and_back_does_not_stop_the_article(browser, app):
         expect(sidebar.get_by_text("Writing now", exact=False)).to_have_count(0)
         expect(main.get_by_role("heading", name="History")).to_be_visible()
 
-        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Write").click()
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Write", exact=True).click()
         expect(page).to_have_url(re.compile(rf"[?&]article={article_id}\b"))
         expect(main.get_by_test_id("stAlertContentSuccess")).to_have_text(
             f"Done: saved as #{article_id}")
@@ -420,7 +420,7 @@ def test_switching_the_ui_language_mid_stream_does_not_stop_the_article(browser,
         box = page.get_by_test_id("stSidebar").get_by_role("combobox", name="UI / 界面")
         box.click()
         page.get_by_role("option", name="中文", exact=True).click()
-        expect(page.get_by_test_id("stSidebarNav").get_by_role("link", name="写作")).to_be_visible()
+        expect(page.get_by_test_id("stSidebarNav").get_by_role("link", name="写作", exact=True)).to_be_visible()
         expect(main.get_by_role("textbox", name="主题", exact=True)).to_be_visible()
         expect(main.get_by_role("button", name="停止")).to_be_visible()  # the job, in Chinese
         assert shown(page) == words_of(reply.prefix)

@@ -443,7 +443,7 @@ class BatchRun:
         except BaseException as exc:
             self.error = str(exc) if isinstance(exc, (BatchError, StorageError, JobError)) \
                 else logs.log_exception(f"batch #{self.batch_id} run", exc)
-            self.note = self.note or "error"
+            self.note = self.note or f"error: {self.error}"
             self._stop_in_flight()
         finally:
             try:
