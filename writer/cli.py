@@ -404,6 +404,12 @@ def cmd_batch(args) -> int:
         if not briefs:
             raise CliError(f"no row of {path.name} can be written: fix the errors above")
         provider = choose_provider(settings, args.provider, args.model)
+    if provider.languages:
+        other = sum(brief.language not in provider.languages for brief in briefs)
+        if other:
+            _say(f"note: {provider.name} writes {'/'.join(provider.languages)} only; {other} "
+                 f"row{'s' if other != 1 else ''} asking for another language will be written "
+                 f"in {provider.languages[0]}")
     guess = batches.estimate(briefs, provider, settings, store)
     _say(f"{guess.rows} row{'s' if guess.rows != 1 else ''} · about {guess.input_tokens:,} input + {guess.output_tokens:,} "
          f"output tokens · {_estimated_cost(guess)}")
