@@ -34,6 +34,7 @@ pages = [
     st.Page("pages/batch.py", title=t("app.nav_batch"), icon=":material/table_view:"),
     st.Page("pages/history.py", title=t("app.nav_history"), icon=":material/history:"),
     st.Page("pages/usage.py", title=t("app.nav_usage"), icon=":material/payments:"),
+    st.Page("pages/providers.py", title=t("app.nav_providers"), icon=":material/speed:"),
     st.Page("pages/settings.py", title=t("app.nav_settings"), icon=":material/settings:"),
 ]
 nav = st.navigation(pages)

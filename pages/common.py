@@ -138,6 +138,10 @@ def show_stats(row: dict, t: Translator) -> None:
     }
     header = " | ".join(cells)
     st.markdown(f"| {header} |\n|{'---|' * len(cells)}\n| {' | '.join(cells.values())} |")
+    if row.get("itl_mean_ms") is not None:  # streamed: how evenly (NULL for a non-streamed answer)
+        st.caption(t("write.stream_figures", mean=_ms(row["itl_mean_ms"]),
+                     p95=_ms(row.get("itl_p95_ms")), gap=_ms(row.get("max_gap_ms")),
+                     cv="–" if row.get("itl_cv") is None else f"{row['itl_cv']:.2f}"))
     if row.get("length_outcome"):  # length control was on: where it landed, in how many requests
         percent = round((row["words"] or 0) * 100 / row["target_words"])
         st.caption(t("write.length_result", outcome=t(f"outcomes.{row['length_outcome']}"),
@@ -177,6 +181,12 @@ def show_article(row: dict, t: Translator, *, rendered: bool = True, key: str = 
     data, mime, name = export(row, "md")
     st.download_button(t("write.download_md"), data=data, file_name=name, mime=mime,
                        key=f"{key}-download-md", on_click="ignore")
+
+
+def _ms(value) -> str:
+    if value is None:
+        return "–"
+    return f"{value / 1000:.1f} s" if value >= 1000 else f"{value:.0f} ms"
 
 
 def _num(value) -> str:

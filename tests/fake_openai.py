@@ -19,7 +19,7 @@ piece, a finish chunk, a usage chunk (``choices == []``, only when the request h
 ``chat.completion`` JSON object. ``GET /v1/models`` lists "fake-model"; other paths 404.
 
 Fault injection (see ``Reply``): HTTP errors with extra headers, raw bodies (e.g. HTML),
-slow headers, slow first token / slow chunks, dropped connection (no terminating chunk, no ``[DONE]``),
+slow headers, slow first token / slow chunks (or a per-gap delay pattern), dropped connection (no terminating chunk, no ``[DONE]``),
 stalls (socket kept open until the client closes it), a malformed ``data:`` line, and SSE
 events written in several pieces that cut UTF-8 characters in half.
 
@@ -68,12 +68,21 @@ class Reply:
     first_delay: float = 0.0
     header_delay: float = 0.0                 # wait before the response headers (any answer)
     chunk_delay: float = 0.0
+    # Per-gap delays, cycled: before content chunk i (i >= 1) wait chunk_delays[(i - 1) % len];
+    # overrides `chunk_delay` when given (e.g. [0.02, 0.06] = alternating 20 / 60 ms gaps).
+    chunk_delays: list[float] | None = None
     drop_after: int | None = None             # close the socket abruptly (no terminating chunk, no [DONE])
     stall_after: int | None = None            # send nothing more until the client closes or stall_seconds pass
     stall_seconds: float = 60.0
     malformed_after: int | None = None        # send `data: {not json`, then end the response
     split_utf8: bool = False                  # write each event in pieces cutting multi-byte characters
     role_chunk: bool = True                   # first delta {"role": "assistant", "content": ""}
+
+    def gap(self, i: int) -> float:
+        """Seconds to wait before content chunk i >= 1."""
+        if self.chunk_delays:
+            return self.chunk_delays[(i - 1) % len(self.chunk_delays)]
+        return self.chunk_delay
 
     def pieces(self) -> list[str]:
         if self.chunks is not None:
@@ -174,7 +183,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._write(b"")
             if i == len(pieces):
                 break
-            self._wait(r.first_delay if i == 0 else r.chunk_delay)
+            self._wait(r.first_delay if i == 0 else r.gap(i))
             chunk({"content": pieces[i]})
             self.server.fake.chunks_sent[self.slot] += 1  # counted before any later byte is sent
         chunk({}, r.finish_reason)
@@ -251,6 +260,9 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    # listen() backlog: the default 5 drops a burst of simultaneous connects, whose SYNs
+    # are then retried a second later (concurrency tests would time the fake, not the client).
+    request_queue_size = 256
 
     def __init__(self, fake: "FakeOpenAI"):
         self.fake = fake

@@ -19,6 +19,7 @@ import unicodedata
 from pathlib import Path
 
 from . import batch as batches
+from . import check as checks
 from . import logs
 from .brief import CONTENT_TYPES, LANGUAGES, Brief, BriefError
 from .config import SettingsError, load_settings
@@ -31,7 +32,7 @@ from .batch import MAX_CONCURRENCY, BatchError
 from .sheet import SheetError, read_table
 from .sheet import briefs as check_rows
 from .workers import Registry
-from .kinds import NoticeKind, Status
+from .kinds import CheckStatus, NoticeKind, Status
 from .prompts import PromptError
 from .providers import ProviderChoiceError, choose_provider
 from .search import Filters, search
@@ -120,6 +121,18 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--quiet", action="store_true", help="no progress on stderr")
     batch.add_argument("--no-length-control", dest="length_control", action="store_false",
                        default=None, help="free-form: do not hold rows to their target length")
+    check = sub.add_parser("check", help="measure and grade a provider (speed, smoothness, "
+                                          "concurrency) beside its price")
+    check.add_argument("--provider", default=None, help="local or a configured provider's name")
+    check.add_argument("--model", default=None)
+    check.add_argument("--runs", type=int, default=5,
+                       help="connection and first-token measurements (1..50)")
+    check.add_argument("--concurrency", default=",".join(map(str, checks.DEFAULT_LEVELS)),
+                       help="simultaneous streams per level, e.g. 10,50,100,200 (0: none)")
+    check.add_argument("--prompt-set", default="short", choices=("short", "long"),
+                       help="short: prompts of 0-800 tokens; long: 1,000-6,000")
+    check.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    check.add_argument("--yes", action="store_true", help="do not ask before a paid provider")
     defaults = batch.add_argument_group("defaults for columns the file does not have")
     defaults.add_argument("--type", dest="content_type", default="blog")
     defaults.add_argument("--style", default="professional")
@@ -465,6 +478,131 @@ def cmd_batch(args) -> int:
     return EXIT_OK
 
 
+def cmd_check(args) -> int:
+    settings = load_settings()
+    store = _open_store()
+    provider = choose_provider(settings, args.provider, args.model)
+    from .providers import resolve_model
+
+    provider = resolve_model(provider)
+    plan = checks.Plan(runs=args.runs, prompt_set=args.prompt_set,
+                       levels=checks.parse_levels(args.concurrency))
+    guess = checks.estimate(plan, provider, settings, store)
+    cost = ("free (local model)" if not guess.paid else "cost unknown (no price)"
+            if guess.cost is None else f"at most {guess.cost:.4f} {guess.currency}")
+    _say(f"checking {provider.label()}: {guess.requests} requests, about "
+         f"{guess.input_tokens:,} input + at most {guess.output_tokens:,} output tokens · {cost}")
+    if guess.paid and provider.kind != "local" and not args.yes:
+        if not (sys.stdin is not None and sys.stdin.isatty()):
+            raise CliError("not sending requests to a paid provider without confirmation: add --yes")
+        sys.stderr.write("run the check? [y/N] ")
+        sys.stderr.flush()
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            raise CliError("not started", EXIT_FAILED)
+    check = checks.Check(settings, provider, plan)
+    done = threading.Event()
+    outcome: dict = {}
+
+    def work() -> None:
+        try:
+            outcome["report"] = check.run()
+        except BaseException as exc:  # a bug: reported below in one line
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name="writer-check", daemon=True).start()
+    tty = sys.stderr.isatty()
+    interrupted = False
+    try:
+        while not done.wait(0.3):
+            if tty:
+                sys.stderr.write(f"\r\x1b[K[{check.done}/{check.total}] {check.phase}")
+                sys.stderr.flush()
+    except KeyboardInterrupt:
+        interrupted = True
+        check.cancel()
+        done.wait(30)
+    if tty:
+        sys.stderr.write("\r\x1b[K")
+    if "error" in outcome:
+        raise outcome["error"]
+    report = outcome["report"]
+    report_id = checks.save(store, report)
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        print(format_check(report))
+    _say(f"saved as check #{report_id}")
+    if interrupted or report["status"] == CheckStatus.CANCELLED:
+        _say("cancelled: the figures above cover what was measured")
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if report["status"] == CheckStatus.FAILED else EXIT_OK
+
+
+CHECK_LABELS = {"connect_ms": "connection set-up", "ttft_ms": "time to first text (p95)",
+                "interruption_rate": "interruptions (gaps > 5 s)", "itl_cv": "inter-token CV"}
+
+
+def format_check(report: dict) -> str:
+    """The report as a table for a terminal."""
+    def ms(value) -> str:
+        return "-" if value is None else f"{value:,.0f} ms" if value >= 10 else f"{value:.1f} ms"
+
+    grades = report.get("grades", {})
+    lines = [f"provider check: {report['provider']} · {report.get('model') or '?'}"
+             + (f" ({report['base_url']})" if report.get("base_url") else "")
+             + f" · {report['runs']} runs, {report['prompt_set']} prompts · {report['status']}"]
+    price = report.get("price")
+    if price is None:
+        lines.append("price: unknown (add one on the Settings page)")
+    elif price["currency"] == "local":
+        lines.append("price: free (local model)")
+    else:
+        lines.append(f"price: {price['input_per_1m']:g} / {price['output_per_1m']:g} "
+                     f"{price['currency']} per 1M input / output tokens")
+    rows = []
+    connect = report.get("connect")
+    rows.append(("connection set-up", "-" if report.get("connect_ms") is None else
+                 f"{ms(report['connect_ms'])} (p95 {ms(connect['p95'])}, max {ms(connect['max'])})"
+                 if connect else ms(report.get("connect_ms")), "connect_ms", "< 2000 / < 1000 ms"))
+    ttft = report.get("ttft_ms")
+    rows.append(("time to first text", f"p50 {ms(ttft['p50'])} · p95 {ms(ttft['p95'])} · "
+                 f"max {ms(ttft['max'])}" if ttft else "-", "ttft_ms", "p95 < 3000 / < 1500 ms"))
+    rows.append(("inter-token interval", f"mean {ms(report.get('itl_mean_ms'))} · p95 "
+                 f"{ms(report.get('itl_p95_ms'))} · longest {ms(report.get('max_gap_ms'))}",
+                 None, ""))
+    cv = report.get("itl_cv")
+    rows.append(("inter-token CV", "-" if cv is None else f"{cv:.2f}", "itl_cv", "< 0.5 / < 0.3"))
+    rate = report.get("interruption_rate")
+    rows.append(("interruptions (> 5 s)", "-" if rate is None else
+                 f"{report['interruptions']} ({rate * 100:.2f} %)", "interruption_rate",
+                 "< 1 % / < 0.1 %"))
+    speed = report.get("tokens_per_s")
+    rows.append(("tokens/s", "-" if speed is None else f"{speed:.1f}", None, ""))
+    for level, result in (report.get("concurrency") or {}).items():
+        passing, excellent = checks._level_thresholds(int(level))
+        rows.append((f"{level} streams at once", f"{result['success_rate'] * 100:.0f} % ok · TTFT "
+                     f"p95 {ms(result['ttft_p95_ms'])}", f"concurrency_{level}",
+                     f">= {passing * 100:.0f} % / >= {excellent * 100:.0f} %"))
+    lines.append("")
+    lines.append(f"{'metric':<24} {'value':<44} {'grade':<10} pass / excellent")
+    for name, value, key, thresholds in rows:
+        lines.append(f"{name:<24} {value:<44} {grades.get(key, '') if key else '':<10} "
+                     f"{thresholds}")
+    usage = report.get("usage") or {}
+    cost = usage.get("cost")
+    lines.append("")
+    lines.append(f"this check: {usage.get('input_tokens', 0):,} input + "
+                 f"{usage.get('output_tokens', 0):,} output tokens · "
+                 + ("cost unknown" if cost is None else "free" if usage.get("currency") == "local"
+                    else f"{cost:.4f} {usage.get('currency')}")
+                 + f" · {report.get('duration_s', 0):.1f} s")
+    for error in report.get("errors", [])[:5]:
+        lines.append(f"note: {error}")
+    return "\n".join(lines)
+
+
 def _estimated_cost(guess) -> str:
     if guess.free:
         return "free (local model)"
@@ -556,7 +694,7 @@ class _BatchPrinter:
             sys.stderr.flush()
 
 
-COMMANDS = {"batch": cmd_batch, "write": cmd_write, "continue": cmd_continue, "history": cmd_history,
+COMMANDS = {"batch": cmd_batch, "check": cmd_check, "write": cmd_write, "continue": cmd_continue, "history": cmd_history,
             "show": cmd_show, "usage": cmd_usage, "delete": cmd_delete}
 
 
@@ -579,7 +717,7 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"error: {exc}")
         return exc.code
     except (BriefError, SettingsError, PromptError, PriceFileError, ProviderChoiceError,
-            LocalModelError, JobError, BatchError, SheetError) as exc:
+            LocalModelError, JobError, BatchError, SheetError, checks.CheckError) as exc:
         _say(f"error: {exc}")
         return EXIT_USAGE
     except StorageError as exc:

@@ -28,7 +28,9 @@ waiting for headers, streaming, a non-streamed request, waiting to retry).
 """
 from __future__ import annotations
 
+import math
 import random
+import statistics as stats
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -43,6 +45,12 @@ from .length import (Budget, LengthPlan, Outline, budget_for, join_seam,
 from .prompts import PromptSet, default_prompts
 from .providers import Provider
 from .seam import SeamFilter
+
+def percentile(values, q: float) -> float:
+    """The q-th percentile (nearest rank) of a non-empty sequence."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
 
 # Failures after which the text so far is continued rather than the request repeated.
 RESUMABLE = {ErrorKind.STREAM, ErrorKind.CONNECT, ErrorKind.TIMEOUT, ErrorKind.SERVER,
@@ -132,15 +140,18 @@ class Attempt:
     joined: bool = False  # its first text was joined to the text before it (join_seam)
     lengthens: bool = False  # asks for more after a finished answer (not a resume)
     seam_at: int | None = None  # where its text joined the article (continuations)
+    arrivals: list[float] = field(default_factory=list)  # when each piece of text came
 
     @property
     def continuing(self) -> bool:
         return self.seam is not None
 
     def receive(self, text: str) -> None:
+        now = time.monotonic()
         if self.first_text_at is None:
-            self.first_text_at = time.monotonic()
+            self.first_text_at = now
         self.received.append(text)
+        self.arrivals.append(now)
 
     def usage(self) -> Usage:
         if self.reported:
@@ -168,12 +179,38 @@ class Metrics:
     ended: float | None = None
     streamed_tokens: int = 0
     streamed_seconds: float = 0.0
+    gaps_s: list[float] = field(default_factory=list)  # between text chunks of a stream
 
     def add(self, attempt: Attempt) -> None:
         span = attempt.streamed_span()
         if span:
             self.streamed_tokens += span[0]
             self.streamed_seconds += span[1]
+        if attempt.streamed:  # inter-token intervals: within one stream, never across two
+            times = attempt.arrivals
+            self.gaps_s.extend(b - a for a, b in zip(times, times[1:]))
+
+    # Inter-token figures (chunk to chunk: providers send about one token per chunk).
+    # None when nothing was streamed (a non-streamed answer has no such timing).
+    @property
+    def itl_mean_ms(self) -> float | None:
+        return round(stats.fmean(self.gaps_s) * 1000, 2) if self.gaps_s else None
+
+    @property
+    def itl_p95_ms(self) -> float | None:
+        return round(percentile(self.gaps_s, 95) * 1000, 2) if self.gaps_s else None
+
+    @property
+    def itl_cv(self) -> float | None:
+        """Standard deviation over mean of the intervals: 0 = a perfectly even stream."""
+        if len(self.gaps_s) < 2:
+            return None
+        mean = stats.fmean(self.gaps_s)
+        return round(stats.pstdev(self.gaps_s) / mean, 4) if mean > 0 else None
+
+    @property
+    def max_gap_ms(self) -> float | None:
+        return round(max(self.gaps_s) * 1000, 1) if self.gaps_s else None
 
     @property
     def ttft_ms(self) -> float | None:

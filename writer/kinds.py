@@ -89,3 +89,11 @@ class RowState(StrEnum):
     INVALID = "invalid"  # the row cannot be written (empty topic, bad length, …)
     PENDING = "pending"  # not started yet
     DELETED = "deleted"  # its article was deleted (Resume skips it; Retry writes it again)
+
+
+class CheckStatus(StrEnum):
+    """`provider_checks.status` (writer/check.py)."""
+
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    FAILED = "failed"  # no request of the check got an answer

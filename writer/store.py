@@ -231,6 +231,44 @@ def m009_batches(db: sqlite_utils.Database) -> None:
                "([batch_id], [batch_row]) WHERE batch_id IS NOT NULL AND deleted_at IS NULL")
 
 
+@migration
+def m010_stream_metrics_and_provider_checks(db: sqlite_utils.Database) -> None:
+    # Inter-token timing of every article (writer/engine.py Metrics): NULL when nothing
+    # was streamed (a non-streamed answer has no inter-token figures).
+    articles = db["articles"]
+    articles.add_column("itl_mean_ms", float)  # mean interval between text chunks
+    articles.add_column("itl_p95_ms", float)
+    articles.add_column("itl_cv", float)  # standard deviation / mean of the intervals
+    articles.add_column("max_gap_ms", float)  # the longest interval
+    # Provider checks (writer/check.py): one row per run, the whole report as JSON plus
+    # the headline figures as columns for charts over time.
+    db.execute("""
+        CREATE TABLE [provider_checks] (
+          [id] INTEGER PRIMARY KEY AUTOINCREMENT,
+          [created_at] TEXT NOT NULL,
+          [provider] TEXT NOT NULL,
+          [model] TEXT,
+          [base_url] TEXT,
+          [status] TEXT NOT NULL,     -- completed | cancelled | failed
+          [settings] TEXT,            -- JSON: runs, prompt_set, concurrency levels
+          [report] TEXT,              -- JSON: the whole report (python -m writer check --json)
+          [connect_ms] REAL,
+          [ttft_p50_ms] REAL,
+          [ttft_p95_ms] REAL,
+          [itl_mean_ms] REAL,
+          [itl_p95_ms] REAL,
+          [itl_cv] REAL,
+          [interruption_rate] REAL,
+          [tokens_per_s] REAL,
+          [input_tokens] INTEGER,
+          [output_tokens] INTEGER,
+          [cost] REAL,
+          [currency] TEXT
+        )""")
+    db.execute("CREATE INDEX [idx_provider_checks_provider] ON [provider_checks] "
+               "([provider], [created_at])")
+
+
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply pending migrations in order; returns the names applied.
 
