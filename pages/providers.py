@@ -15,12 +15,19 @@ ctx = page_context()
 t = ctx.t
 store = ctx.store
 ss = st.session_state
+# The form below is not drawn while a check runs, and Streamlit forgets the value of a
+# widget a run did not draw: the choices live in session state (set here, every run,
+# the widgets get no defaults of their own) so the next check starts from them.
+for key, default in (("check_runs", 5), ("check_levels", [10]), ("check_prompt_set", "short")):
+    ss[key] = ss.get(key, default)
 st.title(t("providers.title"))
 st.caption(t("providers.intro"))
 
 GRADE_COLOURS = {"excellent": "#d3f2dc", "pass": "#fdf1c7", "fail": "#fde2e1"}  # cell backgrounds
 LEVEL_CHOICES = (10, 50, 100, 200)
 providers = {p.name: p for p in available_providers(ctx.settings)}
+if ss.get("check_provider") in providers:
+    ss["check_provider"] = ss["check_provider"]  # kept the same way
 prices = price_table(ctx.settings.prices_file, store.price_edits())
 
 
@@ -92,6 +99,8 @@ for name, provider in providers.items():
 st.subheader(t("providers.check"))
 running = checks.current(ctx.settings)
 busy = running is not None and not running.finished.is_set()
+if running is not None and running.finished.is_set() and running.error:
+    st.error(t("providers.check_error", error=running.error))  # a bug: the log has the detail
 
 
 def start_check() -> None:
@@ -105,7 +114,7 @@ def start_check() -> None:
     except (checks.CheckError, ProviderChoiceError, KeyError) as exc:
         ss["check_message"] = str(exc)
         return
-    ss.pop("check_shown", None)  # show the new one when it ends
+    ss["check_follow"] = True  # show the new one when it ends
 
 
 def cancel_check() -> None:
@@ -134,9 +143,9 @@ else:
         name = st.selectbox(t("write.provider"), list(providers), key="check_provider",
                             format_func=lambda n: t("write.provider_local") if n == "local"
                             else providers[n].label())
-        st.slider(t("providers.runs"), 1, 20, 5, key="check_runs", help=t("providers.runs_help"))
+        st.slider(t("providers.runs"), 1, 20, key="check_runs", help=t("providers.runs_help"))
     with right:
-        st.multiselect(t("providers.levels"), LEVEL_CHOICES, default=[10], key="check_levels",
+        st.multiselect(t("providers.levels"), LEVEL_CHOICES, key="check_levels",
                        help=t("providers.levels_help"), placeholder=t("providers.levels_none"))
         st.radio(t("providers.prompt_set"), ("short", "long"), horizontal=True,
                  key="check_prompt_set", format_func=lambda k: t(f"providers.prompt_set_{k}"))
@@ -173,6 +182,10 @@ saved = checks.history(store, limit=500)
 if saved:
     by_id = {row["id"]: row for row in saved}
     newest = saved[-1]["id"]
+    if ss.get("check_follow") and not busy:  # the check this session started has ended
+        del ss["check_follow"]
+        if running is not None and running.saved_id in by_id:
+            ss["check_shown"] = running.saved_id
     if ss.get("check_shown") not in by_id:
         ss["check_shown"] = newest
     st.subheader(t("providers.report"))

@@ -522,7 +522,9 @@ def cmd_check(args) -> int:
     except KeyboardInterrupt:
         interrupted = True
         check.cancel()
-        done.wait(30)
+        if not done.wait(30):
+            raise CliError("cancelled, but a request did not close within 30 s; nothing saved",
+                           EXIT_INTERRUPTED) from None
     if tty:
         sys.stderr.write("\r\x1b[K")
     if "error" in outcome:

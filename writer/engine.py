@@ -210,7 +210,7 @@ class Metrics:
 
     @property
     def max_gap_ms(self) -> float | None:
-        return round(max(self.gaps_s) * 1000, 1) if self.gaps_s else None
+        return round(max(self.gaps_s) * 1000, 2) if self.gaps_s else None
 
     @property
     def ttft_ms(self) -> float | None:
