@@ -14,7 +14,8 @@ has something to cut. In Debian's chromium it then:
      starts it and waits until it is done → `<lang>-<width>-batch[-full].png`;
   4. opens History (the newest article is preselected) → `<lang>-<width>-history[-full].png`;
   5. Usage & cost → `<lang>-<width>-usage[-full].png`;
-  6. Settings → `<lang>-<width>-settings[-full].png`.
+  6. Providers: runs a provider check (5 runs, 10 streams) → `<lang>-<width>-providers[-full].png`;
+  7. Settings → `<lang>-<width>-settings[-full].png`.
 
 `-full` is the whole page (Streamlit scrolls inside its own container, so the
 viewport is grown to the content's height for that shot); the other one is what
@@ -370,6 +371,15 @@ def run_flow(browser, server: AppServer, language: str, width: int, out: Path) -
             s.main.get_by_test_id("stDataFrame").first.wait_for()
             s.wait_rendered()
             s.shoot("usage")
+
+        s.nav("providers")
+        with s.step("running a provider check on the Providers page and waiting for its report"):
+            s.main.get_by_text(s.label("providers.confirm").split("{")[0]).first.click()
+            s.main.get_by_role("button", name=s.label("providers.run")).click()
+            s.main.get_by_test_id("stVegaLiteChart").first.wait_for(timeout=120_000)
+            s.main.get_by_test_id("stDataFrame").first.wait_for()
+            s.wait_rendered()
+            s.shoot("providers")
 
         s.nav("settings")
         with s.step("waiting for the Settings price table and forms"):
