@@ -244,7 +244,7 @@ class Shooter:
     def nav(self, key: str) -> None:
         title = self.label(f"app.nav_{key}")
         with self.step(f"opening the {title!r} page from the sidebar"):
-            self.page.get_by_test_id("stSidebarNav").get_by_role("link", name=title).click()
+            self.page.get_by_test_id("stSidebarNav").get_by_role("link", name=title, exact=True).click()
             self.main.get_by_role("heading", name=self.label(f"{key}.title")).first.wait_for()
             self.wait_idle()
 
