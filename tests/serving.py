@@ -16,6 +16,16 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--no-first-run",
                  "--disable-quic"]
 
+# An st.dataframe's cells as rows of {header: text}, read from glide's accessible table
+# (the grid itself is drawn on a canvas): `locator.evaluate(GRID_JS)`.
+GRID_JS = """(element) => {
+    const table = element.querySelector('table[role="grid"]');
+    if (!table) return null;
+    const header = [...table.querySelectorAll('thead th')].map(th => th.innerText.trim());
+    return [...table.querySelectorAll('tbody tr')].map(tr => Object.fromEntries(
+        [...tr.querySelectorAll('td')].map((td, i) => [header[i], td.innerText.trim()])));
+}"""
+
 
 class NotServing(RuntimeError):
     """The server exited or did not answer in time; the message has its output."""

@@ -24,6 +24,7 @@ import pytest
 
 from fake_openai import FakeOpenAI, Reply
 from scripted_writer import ScriptedWriter
+from serving import GRID_JS
 from test_browser import ARTIFACTS, streamlit_server
 from test_browser import browser, chromium_path  # noqa: F401 (fixtures)
 from test_browser_jobs import poll, server_env, tab
@@ -95,15 +96,6 @@ def app(batch_server):
 
 
 # ---- helpers ----------------------------------------------------------------------------
-
-GRID_JS = """(element) => {
-    const table = element.querySelector('table[role="grid"]');
-    if (!table) return null;
-    const header = [...table.querySelectorAll('thead th')].map(th => th.innerText.trim());
-    return [...table.querySelectorAll('tbody tr')].map(tr => Object.fromEntries(
-        [...tr.querySelectorAll('td')].map((td, i) => [header[i], td.innerText.trim()])));
-}"""
-
 
 def grid(frame) -> dict[int, dict]:
     """An st.dataframe's rows (glide's accessible table), by the first column (Row, ID)."""

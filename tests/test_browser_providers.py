@@ -23,6 +23,7 @@ import threading
 import pytest
 
 from fake_openai import FakeOpenAI, Reply
+from serving import GRID_JS
 from test_browser import ARTIFACTS, streamlit_server
 from test_browser import browser, chromium_path  # noqa: F401 (fixtures)
 from test_browser_jobs import poll, server_env, tab
@@ -81,15 +82,6 @@ def app(providers_server):
 
 
 # ---- helpers ----------------------------------------------------------------------------
-
-GRID_JS = """(element) => {
-    const table = element.querySelector('table[role="grid"]');
-    if (!table) return null;
-    const header = [...table.querySelectorAll('thead th')].map(th => th.innerText.trim());
-    return [...table.querySelectorAll('tbody tr')].map(tr => Object.fromEntries(
-        [...tr.querySelectorAll('td')].map((td, i) => [header[i], td.innerText.trim()])));
-}"""
-
 
 def report_rows(frame) -> dict[str, dict]:
     """The report table's rows (glide's accessible table) by metric."""
