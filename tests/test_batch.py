@@ -8,13 +8,13 @@ import io
 import re
 import sqlite3
 import threading
-import time
 import zipfile
 
 import openpyxl
 import pytest
 
 from fake_openai import Reply
+from test_workers import wait_for as wait_until
 from writer import batch
 from writer.config import load_settings
 from writer.kinds import BatchStatus, LengthOutcome, Status
@@ -30,13 +30,7 @@ CONCURRENCY = 4
 
 
 def wait_for(condition, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_until(condition, timeout, what)
 
 
 def sheet(rows: int = ROWS, fail=FAIL_ROWS) -> bytes:

@@ -253,7 +253,7 @@ class Check:
                 CheckStatus.COMPLETED if answered else CheckStatus.FAILED
             report["grades"] = grade(report)
             report["price"] = self._price_info()
-            report["usage"] = self._usage_info()
+            report["usage"] = self._usage_info(report["price"])
             report["duration_s"] = round(time.monotonic() - self.started_at, 2)
             self.report = report
         return report
@@ -406,8 +406,7 @@ class Check:
         return {"input_per_1m": price.input_per_1m, "output_per_1m": price.output_per_1m,
                 "currency": price.currency}
 
-    def _usage_info(self) -> dict:
-        price = self._price_info()
+    def _usage_info(self, price: dict | None) -> dict:
         cost = None
         if price is not None:
             cost = round((self.usage[0] * price["input_per_1m"]

@@ -249,18 +249,15 @@ def check_row(number: int, cells: dict, value: dict, defaults: dict,
     if not topic:
         row.error = "empty_topic"
         return row
-    content_type = defaults["content_type"]
-    if got["content_type"]:
-        content_type = maps["content_type"].get(_key(got["content_type"]))
-        if content_type is None:
-            row.error, row.detail = "unknown_type", got["content_type"]
-            return row
-    language = defaults["language"]
-    if got["language"]:
-        language = maps["language"].get(_key(got["language"]))
-        if language is None:
-            row.error, row.detail = "unknown_language", got["language"]
-            return row
+    chosen = {}
+    for name, error in (("content_type", "unknown_type"), ("language", "unknown_language")):
+        chosen[name] = defaults[name]
+        if got[name]:  # a code or a label in either UI language
+            chosen[name] = maps[name].get(_key(got[name]))
+            if chosen[name] is None:
+                row.error, row.detail = error, got[name]
+                return row
+    content_type, language = chosen["content_type"], chosen["language"]
     length = defaults["length"]
     if got["length"]:
         text = got["length"].replace(",", "").replace("，", "")
