@@ -3,7 +3,7 @@ import sys
 
 import streamlit as st
 
-from pages.common import page_context, running_panel
+from views.common import page_context, running_panel
 from writer.config import SettingsError
 from writer.costs import PriceFileError, price_table
 from writer.i18n import UI_LANGUAGES
@@ -30,12 +30,12 @@ except (SettingsError, ProviderChoiceError, PromptError, PriceFileError) as exc:
 t = ctx.t
 
 pages = [
-    st.Page("pages/write.py", title=t("app.nav_write"), icon=":material/edit_note:", default=True),
-    st.Page("pages/batch.py", title=t("app.nav_batch"), icon=":material/table_view:"),
-    st.Page("pages/history.py", title=t("app.nav_history"), icon=":material/history:"),
-    st.Page("pages/usage.py", title=t("app.nav_usage"), icon=":material/payments:"),
-    st.Page("pages/providers.py", title=t("app.nav_providers"), icon=":material/speed:"),
-    st.Page("pages/settings.py", title=t("app.nav_settings"), icon=":material/settings:"),
+    st.Page("views/write.py", title=t("app.nav_write"), icon=":material/edit_note:", default=True),
+    st.Page("views/batch.py", title=t("app.nav_batch"), icon=":material/table_view:"),
+    st.Page("views/history.py", title=t("app.nav_history"), icon=":material/history:"),
+    st.Page("views/usage.py", title=t("app.nav_usage"), icon=":material/payments:"),
+    st.Page("views/providers.py", title=t("app.nav_providers"), icon=":material/speed:"),
+    st.Page("views/settings.py", title=t("app.nav_settings"), icon=":material/settings:"),
 ]
 nav = st.navigation(pages)
 

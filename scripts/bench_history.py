@@ -564,7 +564,7 @@ def measure_pages(db_path: Path, raw, results, reps: int) -> None:
     results.add("Write page, first render (app start)", write, None, None, first=write[0])
 
     history = ROOT / "pages" / "history.py"
-    at = record("History page, first render", lambda a: a.switch_page("pages/history.py").run(),
+    at = record("History page, first render", lambda a: a.switch_page("views/history.py").run(),
                 reps, PAGE_TARGET_MS)
     history_src = history.read_text(encoding="utf-8")
     keys = [w.key for w in at.text_input]
@@ -579,7 +579,7 @@ def measure_pages(db_path: Path, raw, results, reps: int) -> None:
             for q in queries:
                 at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
                 at.run()
-                at.switch_page("pages/history.py").run()
+                at.switch_page("views/history.py").run()
                 ms, sql = page_run(at, lambda a, q=q: a.text_input(key=search_key).input(q).run())
                 lib.append(ms)
                 rawt.append(replay(raw, sql) * 1000)
@@ -591,20 +591,20 @@ def measure_pages(db_path: Path, raw, results, reps: int) -> None:
             widget = a.number_input(key="history_page")
             widget.set_value(int(widget.max) if widget.max is not None else 40).run()
         record("History page, jump to last page", last_page, max(2, reps // 2), PAGE_TARGET_MS,
-               setup=lambda a: a.switch_page("pages/history.py").run())
+               setup=lambda a: a.switch_page("views/history.py").run())
 
     usage_page = ROOT / "pages" / "usage.py"
     if not usage_page.exists():
-        results.notes.append("pages/usage.py does not exist yet: Usage page not measured.")
+        results.notes.append("views/usage.py does not exist yet: Usage page not measured.")
         return
     at = record("Usage page, first render (default period)",
-                lambda a: a.switch_page("pages/usage.py").run(), reps, PAGE_TARGET_MS)
+                lambda a: a.switch_page("views/usage.py").run(), reps, PAGE_TARGET_MS)
     if any(w.key == "usage_period" for w in at.date_input):
         today = dt.datetime.now(dt.timezone.utc).date()
         record("Usage page, last 365 days",
                lambda a: a.date_input(key="usage_period").set_value(
                    (today - dt.timedelta(days=364), today)).run(),
-               max(2, reps // 2), PAGE_TARGET_MS, setup=lambda a: a.switch_page("pages/usage.py").run())
+               max(2, reps // 2), PAGE_TARGET_MS, setup=lambda a: a.switch_page("views/usage.py").run())
 
 
 ZH_QUERIES = ["流式输出", "用户体验", "咖啡机", "扫地机器人", "降噪耳机", "性价比", "品牌故事", "转化率",

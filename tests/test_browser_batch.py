@@ -138,12 +138,7 @@ def assert_one_article_per_row(server, batch_id: int) -> None:
 
 
 def open_batch_page(page):
-    """From the app's first page, by the sidebar's link, once app.py has drawn it.
-
-    Before app.py's first run ends (about 2 s on a fresh server) the sidebar shows
-    Streamlit's own list of the files in pages/ (app, batch, common, …); a click on
-    that "batch" runs pages/batch.py on its own, without app.py (no navigation, no
-    sidebar), for the rest of the session. So: wait for the Write page first."""
+    """From the app's first page, by the sidebar's link."""
     from playwright.sync_api import expect
 
     page.get_by_role("textbox", name="Topic", exact=True).wait_for()

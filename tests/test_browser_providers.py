@@ -100,9 +100,7 @@ def saved(server) -> list[tuple]:
 
 
 def open_providers_page(page):
-    """From the app's first page, by the sidebar's link, once app.py has drawn it (on a
-    fresh server the sidebar first lists the raw files of pages/; see
-    test_browser_batch.open_batch_page)."""
+    """From the app's first page, by the sidebar's link."""
     from playwright.sync_api import expect
 
     page.get_by_role("textbox", name="Topic", exact=True).wait_for()

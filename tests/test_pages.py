@@ -105,7 +105,7 @@ def test_history_lists_and_opens_articles(env, fake):
     fake.queue(Reply(text="First article body."), Reply(text="第二篇文章的正文。"))
     at = fill_and_generate(app(), topic="first")
     fill_and_generate(at, topic="第二篇")
-    at.switch_page("pages/history.py").run()
+    at.switch_page("views/history.py").run()
     assert not at.exception
     assert at.title[0].value == "History"
     table = at.dataframe[0].value
@@ -132,7 +132,7 @@ def test_truncated_article_can_be_continued_from_the_write_page(env, fake):
 def test_history_continue_switches_to_write_and_continues(env, fake):
     fake.queue(Reply(text="Stopped text", finish_reason="length"), Reply(text=" goes on."))
     at = fill_and_generate(app(), topic="from history", language="en")
-    at.switch_page("pages/history.py").run()
+    at.switch_page("views/history.py").run()
     at.button(key="history-continue-1").click().run()
     assert not at.exception
     assert at.title[0].value == "Write"
@@ -160,7 +160,7 @@ def seed(env, fake, *items):
 def test_history_search_in_chinese_highlights_matches(env, fake):
     at = seed(env, fake, ("咖啡机评测", "这台咖啡机的流式萃取很稳定。", "zh"),
               ("Streaming guide", "Streaming keeps readers.", "en"))
-    at.switch_page("pages/history.py").run()
+    at.switch_page("views/history.py").run()
     at.text_input(key="history_query").input("流式萃取").run()
     assert not at.exception
     html = markdown_text(at)
@@ -172,7 +172,7 @@ def test_history_search_in_chinese_highlights_matches(env, fake):
 
 def test_history_filters_and_delete_with_confirmation(env, fake):
     at = seed(env, fake, ("first", "First body.", "en"), ("第二篇", "第二篇正文。", "zh"))
-    at.switch_page("pages/history.py").run()
+    at.switch_page("views/history.py").run()
     at.selectbox(key="f_language").set_value("en").run()
     assert list(at.dataframe[0].value["Topic"]) == ["first"]
     at.selectbox(key="f_language").set_value("").run()
@@ -190,7 +190,7 @@ def test_history_filters_and_delete_with_confirmation(env, fake):
 
 def test_history_exports_and_write_again(env, fake):
     at = seed(env, fake, ("Export me", "# Export me\n\nSome **bold** text.", "en"))
-    at.switch_page("pages/history.py").run()
+    at.switch_page("views/history.py").run()
     labels = [b.label for b in at.get("download_button")]
     assert labels == ["Markdown", "Plain text", "HTML", "Word (.docx)"]
     write_again = next(b for b in at.button if b.label == "Write again with these settings")
@@ -209,7 +209,7 @@ def test_usage_page_totals_per_currency_unpriced_and_csv(env, fake, monkeypatch)
     monkeypatch.setenv("WRITER_MODEL", "mystery-model")
     fake.queue(Reply(text="unpriced one", usage=(10, 10)))
     at = fill_and_generate(app(), topic="unpriced", language="en")
-    at.switch_page("pages/usage.py").run()
+    at.switch_page("views/usage.py").run()
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Articles"] == "2"
@@ -241,7 +241,7 @@ def test_budget_warns_at_80_percent_and_needs_confirmation_past_100(env, fake):
 
 def test_settings_page_edits_prices_and_budgets(env, fake):
     at = app()
-    at.switch_page("pages/settings.py").run()
+    at.switch_page("views/settings.py").run()
     assert not at.exception
     at.text_input(key="price_model").input("Mystery-Model")
     at.number_input(key="price_input").set_value(1.0)
@@ -278,7 +278,7 @@ def test_interrupted_article_is_explained_and_can_be_continued(env, fake, monkey
                            "style": "casual", "keywords": "[]"})
     assert store.recover_interrupted() == [1]
     at = app()
-    at.switch_page("pages/history.py").run()
+    at.switch_page("views/history.py").run()
     assert any("The writing process died" in i.value for i in at.info)
     assert at.button(key="history-continue-1")
 

@@ -73,7 +73,7 @@ def script(fake) -> ByTopic:
 @pytest.fixture
 def registry(env):
     """The registry the pages use; at the end every run of this database is stopped."""
-    from pages.common import registry
+    from views.common import registry
 
     reg = registry()
     yield reg
@@ -120,7 +120,7 @@ def wait_for(condition, what: str, timeout: float = 10.0) -> None:
         time.sleep(0.01)
 
 
-def open_page(page: str = "pages/batch.py", **query) -> AppTest:
+def open_page(page: str = "views/batch.py", **query) -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
     for name, value in query.items():
         at.query_params[name] = str(value)
@@ -378,7 +378,7 @@ def test_watch_link_and_history_filtered_by_batch(two_batches):
     assert (link.label, link.query_string) == (f"Open article #{row5}", f"article={row5}")
 
     # The link: History with that batch's articles only.
-    at = open_page("pages/history.py", batch=first)
+    at = open_page("views/history.py", batch=first)
     assert at.selectbox(key="f_batch").value == first
     assert history_ids(at) == first_ids
     assert any(c.value == "Articles: 4" for c in at.caption)
@@ -397,7 +397,7 @@ def test_watch_link_and_history_filtered_by_batch(two_batches):
 
 def test_history_batch_filter_can_be_cleared_after_picking_another_batch(two_batches):
     first, second, first_ids, second_ids, solo = two_batches
-    at = open_page("pages/history.py", batch=first)
+    at = open_page("views/history.py", batch=first)
     at.selectbox(key="f_batch").set_value(second).run()
     assert history_ids(at) == second_ids
     at.selectbox(key="f_batch").set_value("").run()
@@ -406,11 +406,11 @@ def test_history_batch_filter_can_be_cleared_after_picking_another_batch(two_bat
 
 def test_history_link_applies_again_after_a_visit_to_another_page(two_batches):
     first, second, first_ids, second_ids, solo = two_batches
-    at = open_page("pages/history.py", batch=first)
+    at = open_page("views/history.py", batch=first)
     assert history_ids(at) == first_ids
-    at.switch_page("pages/batch.py").run()
+    at.switch_page("views/batch.py").run()
     at.query_params["batch"] = str(first)  # "These articles in History" again
-    at.switch_page("pages/history.py").run()
+    at.switch_page("views/history.py").run()
     assert history_ids(at) == first_ids
 
 
@@ -445,9 +445,9 @@ def test_a_batch_link_still_opens_that_batch_after_another_page(env, fake, scrip
     first, _newer = make_batch(), make_batch(name="second.csv")
     at = open_page(batch=first)
     assert at.selectbox(key="batch_open").value == first
-    at.switch_page("pages/write.py").run()
+    at.switch_page("views/write.py").run()
     at.query_params["batch"] = str(first)
-    at.switch_page("pages/batch.py").run()
+    at.switch_page("views/batch.py").run()
     assert not at.exception
     assert at.selectbox(key="batch_open").value == first
     assert query(at, "batch") == str(first)

@@ -20,7 +20,7 @@ TEXT = "Background jobs keep writing. " * 30
 
 @pytest.fixture
 def registry(env):
-    from pages.common import registry
+    from views.common import registry
 
     reg = registry()  # the same registry the pages use (st.cache_resource, per database)
     yield reg
@@ -66,7 +66,7 @@ def test_history_shows_running_and_queued_rows_live(env, fake, registry, monkeyp
     fake.queue(Reply(text=TEXT, chunk_chars=10, stall_after=3, stall_seconds=30))
     first, second = submit(registry, "first"), submit(registry, "second")
     wait_for(lambda: first.feed.text, "first text")
-    at = app().switch_page("pages/history.py").run()
+    at = app().switch_page("views/history.py").run()
     table = at.dataframe[0].value
     status = dict(zip(table["ID"], table["Status"]))
     assert status == {first.article_id: "streaming", second.article_id: "queued"}
@@ -102,15 +102,15 @@ def test_what_was_typed_survives_a_visit_to_another_page(env):
     at.text_input(key="audience").input("marketing team")
     at.number_input(key="target_words").set_value(1200)
     at.run()
-    at.switch_page("pages/usage.py").run()
-    at.switch_page("pages/write.py").run()
+    at.switch_page("views/usage.py").run()
+    at.switch_page("views/write.py").run()
     assert at.text_input(key="topic").value == "kept across pages"
     assert at.text_input(key="audience").value == "marketing team"
     assert at.number_input(key="target_words").value == 1200
 
 
 def test_generate_runs_the_article_in_the_registry(env, fake):
-    from pages.common import registry
+    from views.common import registry
 
     fake.queue(Reply(text="Written by a worker."))
     at = fill_and_generate(app(), topic="via the registry", language="en")

@@ -91,7 +91,7 @@ def _no_check_outlives_its_test(env):
 
 def providers_page() -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30).run()
-    at.switch_page("pages/providers.py").run()
+    at.switch_page("views/providers.py").run()
     assert not at.exception, at.exception
     return at
 

@@ -71,6 +71,7 @@ class Settings:
     model_set: bool = True  # WRITER_MODEL was given (else a custom base URL is asked)
     fallback_window_s: float = 300.0
     max_streams: int = 32  # articles written at once per provider (the local model: 1)
+    timezone: str = ""  # IANA name; pages use the browser's zone first (writer/timezones.py)
 
     @property
     def has_api_key(self) -> bool:
@@ -96,6 +97,12 @@ def load_settings(dotenv_path: Path | None = None) -> Settings:
         raise SettingsError(
             f"WRITER_MAX_TOKENS_PARAM={max_tokens_param!r}: use max_tokens or max_completion_tokens"
         )
+    timezone = _env("WRITER_TIMEZONE")
+    if timezone:
+        from .timezones import zone
+        if zone(timezone) is None:
+            raise SettingsError(f"WRITER_TIMEZONE={timezone!r} is not a time zone; use a name "
+                                "such as Asia/Shanghai or UTC")
     prices = _env("WRITER_PRICES_FILE")
     providers_file = _env("WRITER_PROVIDERS_FILE")
     return Settings(
@@ -118,4 +125,5 @@ def load_settings(dotenv_path: Path | None = None) -> Settings:
         fallback_window_s=_env_number("WRITER_FALLBACK_WINDOW", 300.0),
         providers_file=Path(providers_file) if providers_file else None,
         max_streams=_env_number("WRITER_MAX_STREAMS", 32, kind=int, minimum=1),
+        timezone=timezone,
     )

@@ -8,6 +8,7 @@ from functools import cached_property
 
 import streamlit as st
 
+from writer import timezones
 from writer.config import Settings, load_settings
 from writer.export import export
 from writer.i18n import Translator
@@ -21,6 +22,15 @@ from writer.workers import Handle, Registry, State, shared
 class PageContext:
     settings: Settings
     t: Translator
+
+    @cached_property
+    def tz(self):
+        """The reader's time zone: the browser's, else WRITER_TIMEZONE, else UTC."""
+        try:
+            browser = st.context.timezone
+        except Exception:  # no browser (AppTest, a bare script run)
+            browser = None
+        return timezones.choose(browser, self.settings.timezone)
 
     @cached_property
     def store(self) -> Store:
@@ -68,7 +78,7 @@ def running_panel(t: Translator) -> None:
         shown = sorted(active, key=lambda h: h.article_id != st.session_state.get("article_id"))
         for handle in shown[:SIDEBAR_MAX_JOBS]:  # this tab's article first
             with st.container(border=True):
-                st.page_link("pages/write.py", label=f"#{handle.article_id} · {handle.topic}",
+                st.page_link("views/write.py", label=f"#{handle.article_id} · {handle.topic}",
                              query_params={"article": str(handle.article_id)},
                              icon=":material/edit_note:")
                 slot, stop_slot = st.empty(), st.empty()

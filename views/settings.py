@@ -2,7 +2,7 @@
 defaults) and monthly budgets per currency."""
 import streamlit as st
 
-from pages.common import page_context
+from views.common import page_context
 from writer.costs import ANY_PROVIDER, price_table
 
 CURRENCIES = ("USD", "CNY")

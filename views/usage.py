@@ -4,7 +4,7 @@ import datetime as dt
 
 import streamlit as st
 
-from pages.common import format_cost, page_context
+from views.common import format_cost, page_context
 from writer import usage
 from writer.costs import price_table
 

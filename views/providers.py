@@ -5,7 +5,7 @@ measuring is writer/check.py; this page only starts it and shows it."""
 import pandas as pd
 import streamlit as st
 
-from pages.common import page_context
+from views.common import page_context
 from writer import check as checks
 from writer.costs import price_table
 from writer.kinds import CheckStatus

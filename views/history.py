@@ -2,7 +2,7 @@
 Chinese), open one, export it, write again, continue or delete it."""
 import streamlit as st
 
-from pages.common import (format_cost, page_context, registry, running_label, show_stats,
+from views.common import (format_cost, page_context, registry, running_label, show_stats,
                           show_status, stop_job)
 from writer.brief import CONTENT_TYPES, LANGUAGES, STYLE_PRESETS
 from writer.export import MIME_TYPES, export, file_name
@@ -155,12 +155,12 @@ def write_again() -> None:
 actions = st.columns(3)
 if actions[0].button(t("history.write_again"), icon=":material/replay:"):
     write_again()
-    st.switch_page("pages/write.py")
+    st.switch_page("views/write.py")
 if can_continue(row):
     if actions[1].button(t("write.continue"), key=f"history-continue-{chosen}",
                          icon=":material/play_arrow:"):
         st.session_state["continue_id"] = chosen
-        st.switch_page("pages/write.py")
+        st.switch_page("views/write.py")
 if actions[2].button(t("history.delete"), icon=":material/delete:", key=f"delete-{chosen}"):
     st.session_state["confirm_delete"] = chosen
 if st.session_state.get("confirm_delete") == chosen:

@@ -3,7 +3,7 @@ import time
 
 import streamlit as st
 
-from pages.common import (page_context, refresh_running, registry, show_article, show_stats,
+from views.common import (page_context, refresh_running, registry, show_article, show_stats,
                           show_status, stop_job)
 from writer import usage
 from writer.brief import CONTENT_TYPES, LANGUAGES, STYLE_PRESETS, Brief, BriefError

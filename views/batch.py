@@ -7,7 +7,7 @@ import hashlib
 import pandas as pd
 import streamlit as st
 
-from pages.common import format_cost, page_context, registry
+from views.common import format_cost, page_context, registry
 from writer import batch as batches
 from writer.brief import CONTENT_TYPES, LANGUAGES, STYLE_PRESETS
 from writer.jobs import JobError
@@ -286,7 +286,7 @@ def show_batch(batch_id: int) -> None:
                 buttons.button(t("batch.retry_failed", rows=len(failed)),
                                   icon=":material/replay:", on_click=resume,
                                   args=(batch_id, failed), key=f"batch-retry-{batch_id}")
-        buttons.page_link("pages/history.py", label=t("batch.in_history"),
+        buttons.page_link("views/history.py", label=t("batch.in_history"),
                               query_params={"batch": str(batch_id)}, icon=":material/history:")
         handles = dict(run_now.in_flight) if live else {}
         topic_column = b["settings"].get("fields", {}).get("topic", "topic")
@@ -327,7 +327,7 @@ def show_batch(batch_id: int) -> None:
                                   format_func=lambda n: f"{t('batch.col_row')} {n} · #"
                                   f"{next(r['article_id'] for r in written if r['row_no'] == n)}")
             chosen = next(r for r in written if r["row_no"] == choice)
-            st.page_link("pages/write.py", label=t("batch.watch_open", id=chosen["article_id"]),
+            st.page_link("views/write.py", label=t("batch.watch_open", id=chosen["article_id"]),
                          query_params={"article": str(chosen["article_id"])},
                          icon=":material/visibility:")
         failed = [r for r in rows if r["state"] in (Status.FAILED, RowState.DELETED)]
