@@ -7,7 +7,9 @@ from writer.store import STATUSES
 
 def test_every_language_has_the_same_keys_and_placeholders():
     zh, en = strings("zh"), strings("en")
-    assert set(zh) == set(en)
+    # English may add a singular (`key_one`, used for count=1); Chinese needs none.
+    singular = {k for k in en if k.endswith("_one") and k[:-4] in en}
+    assert set(zh) == set(en) - singular
     for key in zh:
         assert set(re.findall(r"{(\w+)}", zh[key])) == set(re.findall(r"{(\w+)}", en[key])), key
 
@@ -28,4 +30,14 @@ def test_labels_exist_for_every_option():
 def test_chinese_presets_match_the_product_brief():
     t = Translator("zh")
     assert [t(f"styles.{s}") for s in STYLE_PRESETS] == ["专业", "轻松", "说服力", "故事化"]
-    assert t("write.progress", words=412, target=800) == "412 / 800 字"
+    assert t("write.progress", words=412, target=800, unit=t("units.zh")) == "412 / 800 字"
+    assert t("write.progress", words=28, target=300, unit=t("units.en")) == "28 / 300 词"
+
+
+def test_english_singular_for_a_count_of_one():
+    t = Translator("en")
+    for key in (k for k in strings("en") if k.endswith("_one")):
+        base = key[:-4]
+        assert t.has(base), key
+        assert set(re.findall(r"{(\w+)}", strings("en")[key])) <= \
+            set(re.findall(r"{(\w+)}", strings("en")[base])), key

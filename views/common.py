@@ -121,7 +121,13 @@ def running_label(handle: Handle, t: Translator) -> str:
         return t("app.running_stopping")
     if handle.state == State.QUEUED:
         return t("app.running_queued", position=registry().position(handle) or 1)
-    return t("write.progress", words=handle.words, target=handle.target_words)
+    return t("write.progress", words=handle.words, target=handle.target_words,
+             unit=unit(t, handle.job.brief.language))
+
+
+def unit(t: Translator, language: str | None) -> str:
+    """字 for a Chinese article, 词 / words for an English one (how its length counts)."""
+    return t(f"units.{language}") if language in ("zh", "en") else t("units.mixed")
 
 
 def format_cost(cost, currency, t: Translator) -> str:

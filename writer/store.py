@@ -32,6 +32,16 @@ from . import heartbeat
 from .kinds import Status
 
 STATUSES: tuple[str, ...] = tuple(status.value for status in Status)
+# A failed request: the provider refused or never answered, so no text was written
+# (401, no quota, wrong URL, 503 after every retry). The row is kept (its tokens, if
+# any, were billed) but it is not an article: pages show only the error, History
+# labels it "failed request" and Usage counts these apart from articles.
+FAILED_REQUEST_SQL = "(status = 'failed' AND coalesce(words, 0) = 0)"
+
+
+def is_failed_request(row: dict) -> bool:
+    return row.get("status") == Status.FAILED and not (row.get("words") or 0) \
+        and not (row.get("content") or "").strip()
 MIGRATIONS_TABLE = "_migrations"
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = []
 BUSY_TIMEOUT_S = 15.0  # how long a write waits for another writer's lock
