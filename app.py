@@ -3,7 +3,7 @@ import sys
 
 import streamlit as st
 
-from views.common import page_context, running_panel
+from views.common import page_context, remember_language, running_panel
 from writer.config import SettingsError
 from writer.costs import PriceFileError, price_table
 from writer.i18n import UI_LANGUAGES
@@ -41,14 +41,14 @@ nav = st.navigation(pages)
 
 with st.sidebar:
     st.caption(t("app.title"))
-    st.markdown(f"**{t('app.sidebar_provider')}:** {provider.name}  \n"
-                f"**{t('app.sidebar_model')}:** `{provider.model}`  \n"
-                f"**{t('app.sidebar_db')}:** `{ctx.settings.db_path}`")
-    if not ctx.settings.has_api_key:
-        st.info(t("app.sidebar_no_key"))
+    st.markdown(f"**{t('app.sidebar_provider')}:** "
+                f"{t('write.provider_local') if provider.kind == 'local' else provider.title}"
+                + ("" if provider.kind == "local" else f"  \n**{t('app.sidebar_model')}:** "
+                   f"`{provider.model or '?'}`"))
     st.selectbox("UI / 界面", UI_LANGUAGES, key="ui_language",
                  index=UI_LANGUAGES.index(ctx.t.language),
                  format_func=lambda code: {"zh": "中文", "en": "English"}[code])
+    remember_language(st.session_state["ui_language"])
     # Articles being written, from any page: progress, open, Stop.
     running_panel(t)
 

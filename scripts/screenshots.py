@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -256,7 +257,8 @@ def write_article(s: Shooter, language: str, topic: str, target: int, timeout: i
     page, main = s.page, s.main
     with s.step("filling the Write form"):
         page.get_by_role("textbox", name=s.label("write.topic"), exact=True).fill(topic)
-        page.get_by_role("spinbutton", name=s.label("write.length")).fill(str(target))
+        length = s.label("write.length").split("{")[0]  # "目标长度（{unit}）"
+        page.get_by_role("spinbutton", name=re.compile("^" + re.escape(length))).fill(str(target))
         page.get_by_role("textbox", name=s.label("write.audience"), exact=True).fill(brief["audience"])
         page.get_by_role("textbox", name=s.label("write.keywords"), exact=True).fill(brief["keywords"])
         wanted = s.label(f"languages.{language}")
@@ -281,7 +283,7 @@ def write_article(s: Shooter, language: str, topic: str, target: int, timeout: i
             raise AssertionError(f"the page shows an error instead of success: "
                                  f"{problem.first.inner_text()!r}")
         s.wait_idle(timeout)
-        main.get_by_role("button", name=s.label("write.download_md")).wait_for()
+        main.get_by_role("button", name=s.label("history.download_md"), exact=True).wait_for()
         s.wait_rendered()
 
 

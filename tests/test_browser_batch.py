@@ -221,7 +221,7 @@ def test_upload_check_start_download_and_history(browser, app):  # noqa: F811
         main = open_batch_page(page)
         batch_id = upload_and_start(page, main, server)
         expect(main.get_by_test_id("stAlertContentSuccess")).to_have_text(
-            "Done: 6 rows written, 0 failed.", timeout=DONE_TIMEOUT_MS)
+            "Done — rows written: 6, failed: 0.", timeout=DONE_TIMEOUT_MS)
         expect(main.get_by_test_id("stProgress")).to_contain_text("6 / 6 rows · ")
         expect(main.get_by_role("button", name=re.compile("Stop|Resume|Retry"))).to_have_count(0)
         assert_one_article_per_row(server, batch_id)
@@ -305,7 +305,7 @@ def test_stop_a_running_batch_and_resume_it(browser, app):  # noqa: F811
         resume.click()
         # No click after Resume: the page follows the run it started until it ends.
         expect(main.get_by_test_id("stAlertContentSuccess")).to_have_text(
-            "Done: 6 rows written, 0 failed.", timeout=DONE_TIMEOUT_MS)
+            "Done — rows written: 6, failed: 0.", timeout=DONE_TIMEOUT_MS)
         poll(lambda: {r.get("Status") for n, r in grid(table).items() if n in VALID}
              == {"completed"}, "the table to show every row completed")
 

@@ -1,4 +1,5 @@
 """The pages through streamlit.testing.v1.AppTest, against the loopback provider."""
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -42,13 +43,16 @@ def test_write_page_streams_saves_and_shows_stats(env, fake):
     assert not at.exception
     assert "第一个字越早出现" in markdown_text(at)
     assert any("#1" in s.value for s in at.success)
-    (stats,) = [m.value for m in at.markdown if m.value.startswith("| Words")]
-    header, _, values = stats.splitlines()
-    figures = dict(zip(header.strip("| ").split(" | "), values.strip("| ").split(" | ")))
+    figures = {m.label: m.value for m in at.metric}  # metrics that wrap, not a table
     assert figures["Input tokens (reported)"] == "150"
     assert figures["Output tokens (reported)"] == "60"
-    assert figures["Cost"].endswith(" USD") and figures["Words"].endswith(" / 200")
+    # the Chinese article counts characters (字), not words
+    assert figures["Cost"].endswith(" USD") and figures["Words"].endswith(" / 200 characters")
     assert figures["Speed"].endswith("tokens/s") and figures["First token"].endswith(" s")
+    # Copy (rich text + plain text) and the Word / HTML downloads are on the Write page
+    assert any("writer-copy" in el.proto.body for el in at.main if el.type == "html")
+    labels = [el.proto.label for el in at.main if el.type == "download_button"]
+    assert labels[:2] == ["Word (.docx)", "HTML"] and "Markdown" in labels
     rows = list(Store(env["WRITER_DB"]).db.query("select * from articles"))
     assert len(rows) == 1
     row = rows[0]
@@ -71,9 +75,28 @@ def test_write_page_progress_bar_reaches_target_and_reports_overshoot(env, fake)
 
 def test_empty_topic_is_refused_without_calling_the_provider(env, fake):
     at = fill_and_generate(app(), topic="   ")
-    assert any("topic is empty" in e.value for e in at.error)
+    assert [e.value for e in at.error] == ["Enter a topic: what is the article about?"]
     assert fake.requests == []
     assert Store(env["WRITER_DB"]).count() == 0
+    at.text_input(key="topic").input("a topic now").run()  # the stale refusal goes away
+    assert not at.error
+
+
+@pytest.mark.parametrize("language, expected", [
+    ("zh", "目标长度须在 50 到 20000 之间。"),
+    ("en", "The target length must be between 50 and 20000.")])
+@pytest.mark.parametrize("length", [10, 99999999])
+def test_out_of_range_length_is_refused_next_to_the_field(env, fake, monkeypatch, language,
+                                                          expected, length):
+    monkeypatch.setenv("WRITER_UI_LANGUAGE", language)
+    at = app()
+    at.number_input(key="target_words").set_value(length).run()
+    assert [e.value for e in at.error] == [expected]  # at once, before Generate
+    at = fill_and_generate(at, topic="length")
+    assert [e.value for e in at.error] == [expected]  # once, not twice
+    assert fake.requests == [] and Store(env["WRITER_DB"]).count() == 0
+    at.number_input(key="target_words").set_value(300).run()
+    assert not at.error
 
 
 def test_provider_error_is_one_line_and_row_failed(env, fake):
@@ -81,7 +104,13 @@ def test_provider_error_is_one_line_and_row_failed(env, fake):
     at = fill_and_generate(app(), topic="bad key")
     assert not at.exception
     errors = [e.value for e in at.error]
-    assert any("API key was rejected" in e for e in errors)
+    assert errors == ["The request failed; nothing was written. The API key was rejected: "
+                      "check OPENAI_API_KEY in .env"]
+    # nothing was written: no bar, no figures, no article, no download, no "partial"
+    assert not [el for el in at.main if el.type in ("progress", "metric", "download_button")]
+    assert not any("partial" in m.value or "saved as" in m.value for m in at.markdown)
+    (details,) = at.expander  # the provider's own words, collapsed
+    assert "HTTP 401" in details.text[0].value
     row = Store(env["WRITER_DB"]).get(1)
     assert row["status"] == "failed" and "OPENAI_API_KEY" in row["error"]
 
@@ -119,7 +148,7 @@ def test_truncated_article_can_be_continued_from_the_write_page(env, fake):
     fake.queue(Reply(text="# Title\n\nThe first half", finish_reason="length"),
                Reply(text="first half and the second half."))
     at = fill_and_generate(app(), topic="continue me", language="en")
-    assert any("cut off" in w.value for w in at.warning)
+    assert any("not finished" in w.value for w in at.warning)
     at.button(key="continue-1").click().run()
     assert not at.exception
     row = Store(env["WRITER_DB"]).get(1)
@@ -203,6 +232,60 @@ def test_history_exports_and_write_again(env, fake):
     assert not at.warning  # no "set via the Session State API" warning
 
 
+def insert_article(store: Store, **values) -> None:
+    store.articles.insert({"target_words": 300, "language": "en", "content_type": "blog",
+                           "style": "casual", "keywords": "[]", "provider": "deepseek.com",
+                           "model": "deepseek-chat", **values})
+
+
+def test_history_local_times_units_and_a_refused_request(env, monkeypatch):
+    """No browser here: the zone is WRITER_TIMEZONE's. A request the provider refused
+    (no text) is listed as one and, opened, shows only the error and what to do."""
+    monkeypatch.setenv("WRITER_TIMEZONE", "Asia/Shanghai")
+    store = Store(env["WRITER_DB"])
+    insert_article(store, created_at="2026-11-20T02:10:00.000Z", topic="spring espresso",
+                   content="Mornings are short.", status="completed", words=3, cost=0.0123,
+                   currency="USD")
+    insert_article(store, created_at="2026-11-26T17:30:00.000Z", topic="春季新品", language="zh",
+                   content="早上多睡十分钟。", status="completed", words=8, cost=0.0034,
+                   currency="CNY")
+    insert_article(store, created_at="2026-11-27T01:00:00.000Z", topic="refused", content="",
+                   status="failed", words=0, error="HTTP 401: invalid api key",
+                   error_kind="auth")
+    at = app()
+    at.switch_page("views/history.py").run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    rows = {r["ID"]: r for r in table.to_dict("records")}
+    assert [rows[i]["Created"] for i in (1, 2, 3)] == [
+        "2026-11-20 10:10", "2026-11-27 01:30", "2026-11-27 09:00"]
+    assert (rows[1]["Words"], rows[2]["Words"]) == ("3 / 300 words", "8 / 300 characters")
+    assert (rows[3]["Status"], rows[3]["Words"], rows[3]["Cost"]) == ("failed request", "–", "–")
+
+    # The refused request is the newest, so it is open: the error and what to do, only.
+    assert at.selectbox(key="open_article").value == 3
+    (error,) = at.error
+    assert "OPENAI_API_KEY" in error.value
+    assert any("Write again with these settings" in c.value for c in at.caption)
+    assert any("2026-11-27 09:00" in c.value and "UTC" not in c.value for c in at.caption)
+    assert not at.get("download_button") and not at.tabs
+    labels = [b.label for b in at.button]
+    assert "Write again with these settings" in labels and "Delete" in labels
+    assert "Continue" not in labels
+    assert not any(m.value.startswith("| Words") for m in at.markdown)  # no figures
+
+    # Local days: 2026-11-27 in Shanghai starts at 16:00Z on the 26th.
+    at.date_input(key="f_dates").set_value((dt.date(2026, 11, 27), dt.date(2026, 11, 27))).run()
+    assert sorted(at.dataframe[0].value["ID"]) == [2, 3]
+    at.date_input(key="f_dates").set_value((dt.date(2026, 11, 20), dt.date(2026, 11, 26))).run()
+    assert list(at.dataframe[0].value["ID"]) == [1]
+    assert "Articles: 1" in [c.value for c in at.caption]
+
+    at.selectbox(key="open_article").set_value(1).run()
+    assert [b.label for b in at.get("download_button")] == [
+        "Markdown", "Plain text", "HTML", "Word (.docx)"]
+
+
 def test_usage_page_totals_per_currency_unpriced_and_csv(env, fake, monkeypatch):
     fake.queue(Reply(text="priced one", usage=(1000, 1000)))
     at = fill_and_generate(app(), topic="priced", language="en")
@@ -264,8 +347,10 @@ def test_errors_are_explained_in_chinese(env, fake, monkeypatch):
     at.button[0].click()
     at.run()
     (message,) = [e.value for e in at.error]
-    assert "API Key 被拒绝：请检查 .env 中的 OPENAI_API_KEY" in message
-    assert "HTTP 401" in message  # the detail follows the hint
+    assert message == "请求失败，没有写出任何内容。API Key 被拒绝：请检查 .env 中的 OPENAI_API_KEY"
+    (details,) = at.expander  # the provider's English detail only in a collapsed line
+    assert details.label == "详情（服务商返回的原始信息）"
+    assert "HTTP 401" in details.text[0].value
     row = Store(env["WRITER_DB"]).get(1)
     assert row["error_kind"] == "auth"
 

@@ -168,7 +168,7 @@ def table(at, t: Translator | None = None) -> dict[int, dict]:
 
 
 def progress_text(at) -> str:
-    (bar,) = at.get("progress")
+    (bar,) = [el for el in at.main if el.type == "progress"]  # not the sidebar's
     return bar.proto.text
 
 
@@ -187,7 +187,7 @@ def test_rows_show_their_state_error_and_reason_and_retry_failed(env, fake, scri
     at = open_page(batch=batch_id)
     assert at.title[0].value == "Batch writing"
     assert at.selectbox(key="batch_open").value == batch_id
-    assert [w.value for w in at.warning] == ["Done: 3 rows written, 1 failed."]
+    assert [w.value for w in at.warning] == ["Done — rows written: 3, failed: 1."]
     rows = table(at)
     assert {n: r["status"] for n, r in rows.items()} == {
         1: "completed", 2: "failed", 3: "invalid", 4: "invalid", 5: "completed", 6: "completed"}
@@ -201,9 +201,9 @@ def test_rows_show_their_state_error_and_reason_and_retry_failed(env, fake, scri
     for n in (1, 5, 6):
         assert rows[n]["error"] == ""
         assert rows[n]["article"] == f"/?article={saved[n]['article_id']}"
-        assert rows[n]["words"] == f"{saved[n]['words']} / 100"
+        assert rows[n]["words"] == f"{saved[n]['words']} / 100 words"
         assert rows[n]["cost"].endswith(" USD")
-    assert pd.isna(rows[3]["article"]) and pd.isna(rows[4]["article"])  # no article
+    assert rows[3]["article"] == "" and rows[4]["article"] == ""  # no article (not "None")
     words = sum(r["words"] or 0 for r in saved.values())
     assert re.fullmatch(rf"4 / 4 rows · {words:,} words · \d+\.\d{{4}} USD", progress_text(at))
     # Failed rows: Retry (all, or one); nothing left to resume; the results to download.
@@ -227,7 +227,7 @@ def test_rows_show_their_state_error_and_reason_and_retry_failed(env, fake, scri
         assert after[n]["updated_at"] == saved[n]["updated_at"]  # not touched
     assert articles_per_row(batch_id) == {n: 1 for n in VALID}
     at.run()
-    assert [s.value for s in at.success] == ["Done: 4 rows written, 0 failed."]
+    assert [s.value for s in at.success] == ["Done — rows written: 4, failed: 0."]
     assert not at.warning
     assert table(at)[2]["status"] == "completed" and table(at)[2]["error"] == ""
     assert not {f"batch-retry-{batch_id}", f"batch-resume-{batch_id}"} & keys(at)
@@ -268,7 +268,7 @@ def test_resume_writes_the_rest_and_no_completed_row_twice(env, fake, script, re
     assert batch_of(batch_id)["completed_rows"] == 4
 
     at.run()
-    assert [s.value for s in at.success] == ["Done: 4 rows written, 0 failed."]
+    assert [s.value for s in at.success] == ["Done — rows written: 4, failed: 0."]
     assert progress_text(at).startswith("4 / 4 rows · ")
     assert not {f"batch-resume-{batch_id}", f"batch-stop-{batch_id}"} & keys(at)
     assert {n: r["status"] for n, r in table(at).items() if n in VALID} == {
@@ -332,7 +332,7 @@ def test_stop_pauses_a_running_batch_and_resume_goes_on_in_the_same_articles(
     assert len(fake.requests) == 6  # 2 held + 2 continued + 2 new
     assert sorted(script.asked[2:]) == ["alpha kettle", "bravo lamp", "delta chair", "echo mug"]
     at.run()
-    assert [s.value for s in at.success] == ["Done: 4 rows written, 0 failed."]
+    assert [s.value for s in at.success] == ["Done — rows written: 4, failed: 0."]
 
 
 @pytest.fixture
@@ -374,7 +374,8 @@ def test_watch_link_and_history_filtered_by_batch(two_batches):
     assert watch.options == [f"Row {n} · #{a}" for n, a in zip(VALID, first_ids)]
     watch.set_value(5).run()
     row5 = db_rows(first)[5]["article_id"]
-    link = next(p.proto for p in at.get("page_link") if p.proto.page == "write")
+    # the Write page is the app's default page: its link's path is ""
+    link = next(p.proto for p in at.get("page_link") if p.proto.page in ("", "write"))
     assert (link.label, link.query_string) == (f"Open article #{row5}", f"article={row5}")
 
     # The link: History with that batch's articles only.

@@ -71,7 +71,7 @@ def test_history_shows_running_and_queued_rows_live(env, fake, registry, monkeyp
     status = dict(zip(table["ID"], table["Status"]))
     assert status == {first.article_id: "streaming", second.article_id: "queued"}
     words = dict(zip(table["ID"], table["Words"]))
-    assert words[first.article_id] == f"{first.words} / 300"
+    assert words[first.article_id] == f"{first.words} / 300 words"
     # The open article (the newest: the queued one) shows its place in line and a Stop.
     assert any("queued · number 1 in line" in p.proto.text for p in at.get("progress"))
     at.selectbox(key="open_article").set_value(first.article_id).run()

@@ -172,13 +172,15 @@ def test_no_check_yet_lists_the_providers_and_the_estimate(env, fake, script):
     at = providers_page()
     assert at.title[0].value == "Providers"
     assert [s.value for s in at.subheader] == ["Configured providers", "Check a provider"]
-    listed = [m.value for m in at.markdown if m.value.startswith("**")]
+    listed = [m.value for m in at.main.markdown if m.value.startswith("**")]
     assert len(listed) == 2, listed
     loopback, local = listed
-    assert loopback.startswith(f"**{LOOPBACK}** · `gpt-4o-mini`") and fake.base_url in loopback
+    # named as people call it (WRITER_PROVIDER_NAME, a known service, else host:port)
+    port = fake.base_url.split(":")[2].split("/")[0]
+    assert loopback.startswith(f"**{LOOPBACK}:{port}** · `gpt-4o-mini`") and fake.base_url in loopback
     assert "0.15 / 0.6 USD per 1M input / output tokens" in loopback
     assert "streams at once: 32" in loopback
-    assert local.startswith("**local** · `SmolLM2-135M-Instruct`")
+    assert local.startswith("**Local demo model** · `SmolLM2-135M-Instruct`")
     assert "free (local model)" in local and "streams at once: 1" in local
     assert [b.key for b in at.button] == [f"test-{LOOPBACK}", "test-local", "check-run"]
 
@@ -216,9 +218,9 @@ def test_connection_test_against_a_provider_that_rejects_the_key(env, fake):
     at.button(key=f"test-{LOOPBACK}").click().run()
     assert not at.exception
     (message,) = [e.value for e in at.error]
-    assert message.startswith("Not reachable: ")
-    assert "API key was rejected" in message and "HTTP 401" in message
-    assert "OPENAI_API_KEY" in message and "sk-test-secret" not in message
+    assert message == "Not reachable: The API key was rejected: check OPENAI_API_KEY in .env"
+    (details,) = at.expander  # the provider's own words, collapsed under it
+    assert "HTTP 401" in details.text[0].value and "sk-test-secret" not in details.text[0].value
     assert not at.success
     assert len(fake.requests) == 1  # no retry hides the failure
 

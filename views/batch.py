@@ -3,11 +3,12 @@ it; follow a batch (overall progress, a live table of rows, watch any row), stop
 resume, retry failed rows, download the results. The batch runs in the server's job
 registry (writer/batch.py), so it goes on while the user is on other pages."""
 import hashlib
+import re
 
 import pandas as pd
 import streamlit as st
 
-from views.common import format_cost, page_context, registry
+from views.common import explain_error, format_cost, page_context, registry, show_details, unit
 from writer import batch as batches
 from writer.brief import CONTENT_TYPES, LANGUAGES, STYLE_PRESETS
 from writer.jobs import JobError
@@ -114,9 +115,9 @@ def new_batch() -> None:
                           else "professional")
             ss.setdefault("batch_length", form["target_words"] or 800)
             ss.setdefault("batch_language", form["language"] or "zh")
-            st.selectbox(t("write.content_type"), CONTENT_TYPES, key="batch_type",
+            st.selectbox(t("write.content_type"), CONTENT_TYPES, placeholder=t("app.choose"), key="batch_type",
                          format_func=lambda k: t(f"content_types.{k}"))
-            st.selectbox(t("write.style"), STYLE_PRESETS, key="batch_style",
+            st.selectbox(t("write.style"), STYLE_PRESETS, placeholder=t("app.choose"), key="batch_style",
                          format_func=lambda k: t(f"styles.{k}"))
             st.number_input(t("write.length"), min_value=50, max_value=20000, step=50,
                             key="batch_length")
@@ -131,7 +132,7 @@ def new_batch() -> None:
         ss.setdefault("batch_provider", ss.get("provider") if ss.get("provider") in providers
                       else next(iter(providers)))
         provider_name = st.selectbox(
-            t("write.provider"), list(providers), key="batch_provider",
+            t("write.provider"), list(providers), placeholder=t("app.choose"), key="batch_provider",
             format_func=lambda n: t("write.provider_local") if n == "local"
             else providers[n].label())
         provider = providers[provider_name]
@@ -253,10 +254,16 @@ def show_batch(batch_id: int) -> None:
         if status == BatchStatus.RUNNING and not live:
             st.info(t("batch.running_elsewhere"))
         elif status == BatchStatus.PAUSED:
-            if note.startswith("provider_refused"):
-                st.error(t("batch.paused_refused", error=note.split(": ", 1)[-1]))
+            if note.startswith("provider_refused"):  # "provider_refused [auth]: <detail>"
+                kind = re.match(r"provider_refused(?: \[(\w+)\])?", note).group(1)
+                detail = note.split(": ", 1)[-1]
+                hint, _ = explain_error({"error": detail, "error_kind": kind}, t)
+                st.error(t("batch.paused_refused", error=hint or detail))
+                show_details(detail, t)
             elif note.startswith("error"):
-                st.error(t("batch.paused_error", error=note.split(": ", 1)[-1]))
+                detail = note.split(": ", 1)[-1]
+                st.error(t("batch.paused_error", error=t("errors.other")))
+                show_details(detail, t)
             elif note == "interrupted":
                 st.warning(t("batch.paused_interrupted"))
             else:
@@ -299,17 +306,21 @@ def show_batch(batch_id: int) -> None:
             if r["invalid"]:
                 error = t(f"batch.error_{r['invalid']['code']}", value=r["invalid"]["detail"])
             elif r["state"] in (Status.FAILED, Status.TRUNCATED, Status.STOPPED):
-                error = r["error"] or ""
+                # zh: the hint in Chinese (the provider's English words are in the
+                # article and the CSV); en: the stored message, which names the cause
+                error = (r["error"] or "") if t.language == "en" else \
+                    explain_error(r, t)[0] or (r["error"] or "")
             table.append({
                 t("batch.col_row"): r["row_no"],
                 t("batch.col_topic"): (r["brief"] or {}).get("topic") or
                 r["input"].get(topic_column, ""),
                 t("batch.col_status"): state_label(state),
-                t("batch.col_words"): f"{words_now or 0} / {r['target_words'] or '–'}",
+                t("batch.col_words"): f"{words_now or 0} / {r['target_words'] or '–'} "
+                f"{unit(t, (r['brief'] or {}).get('language'))}",
                 t("batch.col_cost"): format_cost(r["cost"], r["currency"], t)
                 if r["article_id"] and handle is None and state not in ACTIVE else "",
                 t("batch.col_article"): f"/?article={r['article_id']}" if r["article_id"]
-                else None,
+                else "",
                 t("batch.col_error"): error,
             })
         st.dataframe(table, hide_index=True, width="stretch", height=min(560, 38 + 35 * len(table)),
@@ -323,7 +334,7 @@ def show_batch(batch_id: int) -> None:
         watch, retry = st.columns(2)
         with watch:
             choice = st.selectbox(t("batch.watch"), [r["row_no"] for r in written],
-                                  key=f"batch-watch-{batch_id}",
+                                  placeholder=t("app.choose"), key=f"batch-watch-{batch_id}",
                                   format_func=lambda n: f"{t('batch.col_row')} {n} · #"
                                   f"{next(r['article_id'] for r in written if r['row_no'] == n)}")
             chosen = next(r for r in written if r["row_no"] == choice)
@@ -334,7 +345,7 @@ def show_batch(batch_id: int) -> None:
         if failed:
             with retry:
                 one = st.selectbox(t("batch.retry_one"), [r["row_no"] for r in failed],
-                                   key=f"batch-retry-one-{batch_id}",
+                                   placeholder=t("app.choose"), key=f"batch-retry-one-{batch_id}",
                                    format_func=lambda n: f"{t('batch.col_row')} {n}")
                 st.button(t("batch.retry_one_button"), icon=":material/replay:",
                           on_click=resume, args=(batch_id, [one]),
@@ -364,7 +375,7 @@ if view == NEW:
 else:
     default = ss.get("batch_open") if ss.get("batch_open") in by_id else listed[0]["id"]
     ss["batch_open"] = default
-    chosen = st.selectbox(t("batch.open"), list(by_id), key="batch_open",
+    chosen = st.selectbox(t("batch.open"), list(by_id), placeholder=t("app.choose"), key="batch_open",
                           format_func=lambda i: batch_label(by_id[i]))
     if st.query_params.get("batch") != str(chosen):
         st.query_params["batch"] = str(chosen)

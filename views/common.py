@@ -2,6 +2,8 @@
 No provider, SQL or prompt logic here: that lives in `writer/`."""
 from __future__ import annotations
 
+import html
+import json
 import threading
 from dataclasses import dataclass
 from functools import cached_property
@@ -10,10 +12,10 @@ import streamlit as st
 
 from writer import timezones
 from writer.config import Settings, load_settings
-from writer.export import export
-from writer.i18n import Translator
+from writer.export import MIME_TYPES, export, file_name, to_html_fragment, to_text
+from writer.i18n import UI_LANGUAGES, Translator
 from writer.kinds import Status
-from writer.store import Store
+from writer.store import Store, is_failed_request
 from writer.pacing import progress_fraction
 from writer.workers import Handle, Registry, State, shared
 
@@ -39,10 +41,43 @@ class PageContext:
         return Store(self.settings.db_path)
 
 
+LANGUAGE_COOKIE = "writer_ui_language"  # the UI language, remembered by the browser
+
+
 def page_context() -> PageContext:
     settings = load_settings()
-    language = st.session_state.get("ui_language", settings.ui_language)
-    return PageContext(settings, Translator(language))
+    return PageContext(settings, Translator(ui_language(settings)))
+
+
+def ui_language(settings: Settings) -> str:
+    """The sidebar's choice in this session; after a reload (a new session) the
+    address's ?lang=, else the browser's cookie, else WRITER_UI_LANGUAGE."""
+    chosen = st.session_state.get("ui_language")
+    if chosen in UI_LANGUAGES:
+        return chosen
+    try:
+        remembered = (st.query_params.get("lang"), st.context.cookies.get(LANGUAGE_COOKIE))
+    except Exception:  # no browser behind this run (a bare script run)
+        remembered = ()
+    for language in remembered:
+        if language in UI_LANGUAGES:
+            return language
+    return settings.ui_language
+
+
+def remember_language(language: str) -> None:
+    """Keep the UI language across reloads: in the address (?lang=, also for a link
+    sent to a colleague) and in a cookie (a bookmark or a new tab without ?lang=)."""
+    if st.query_params.get("lang") != language:
+        st.query_params["lang"] = language
+    try:
+        stored = st.context.cookies.get(LANGUAGE_COOKIE)
+    except Exception:
+        stored = None
+    if language != stored and st.session_state.get("language_cookie_written") != language:
+        st.html(f"<script>document.cookie = '{LANGUAGE_COOKIE}={language}; path=/; "
+                f"max-age=31536000; samesite=lax';</script>", unsafe_allow_javascript=True)
+        st.session_state["language_cookie_written"] = language
 
 
 def registry() -> Registry:
@@ -139,21 +174,28 @@ def format_cost(cost, currency, t: Translator) -> str:
 
 
 def show_stats(row: dict, t: Translator) -> None:
-    """The article's figures as one compact table (metrics would clip in a column)."""
+    """The article's figures as metrics in a row that wraps (at 1280×800 the result
+    column is ~500 px wide: a table would crush to one character per line)."""
     ttft, duration, speed = row.get("ttft_ms"), row.get("duration_ms"), row.get("tokens_per_s")
     usage_source = row.get("usage_source")
     source = f" ({t('write.' + usage_source)})" if usage_source else ""
     cells = {
-        t("write.stat_words"): f"{row['words']} / {row['target_words']}",
+        t("write.stat_words"): f"{row['words'] or 0} / {row['target_words']} "
+                               f"{unit(t, row.get('language'))}",
+        t("write.stat_cost"): format_cost(row.get("cost"), row.get("currency"), t),
         t("write.stat_input_tokens") + source: _num(row.get("input_tokens")),
         t("write.stat_output_tokens") + source: _num(row.get("output_tokens")),
-        t("write.stat_cost"): format_cost(row.get("cost"), row.get("currency"), t),
         t("write.stat_ttft"): f"{ttft / 1000:.2f} s" if ttft is not None else "–",
         t("write.stat_duration"): f"{duration / 1000:.1f} s" if duration else "–",
         t("write.stat_speed"): t("write.tokens_per_s", value=f"{speed:.0f}") if speed else "–",
     }
-    header = " | ".join(cells)
-    st.markdown(f"| {header} |\n|{'---|' * len(cells)}\n| {' | '.join(cells.values())} |")
+    # Compact figures: Streamlit's metric value is 2.25rem, three rows of boxes here.
+    st.html("<style>[class*='st-key-writer-stats'] [data-testid='stMetricValue']"
+            "{font-size:1.15rem;line-height:1.4}[class*='st-key-writer-stats'] "
+            "[data-testid='stMetric']{padding:.35rem .75rem}</style>")
+    figures = st.container(horizontal=True, gap="small", key=f"writer-stats-{row.get('id')}")
+    for label, value in cells.items():
+        figures.metric(label, value, width="content", border=True)
     if row.get("itl_mean_ms") is not None:  # streamed: how evenly (NULL for a non-streamed answer)
         st.caption(t("write.stream_figures", mean=_ms(row["itl_mean_ms"]),
                      p95=_ms(row.get("itl_p95_ms")), gap=_ms(row.get("max_gap_ms")),
@@ -165,38 +207,128 @@ def show_stats(row: dict, t: Translator) -> None:
 
 
 def show_status(row: dict, t: Translator) -> None:
-    status, article_id, error = row["status"], row["id"], explain_error(row, t)
-    if status == Status.COMPLETED:
+    """One message in the UI language: what happened, what to do; the provider's own
+    words (English) only in a collapsed "details" line under it."""
+    status, article_id = row["status"], row["id"]
+    hint, detail = explain_error(row, t)
+    if is_failed_request(row):  # nothing was written: no article, only the error
+        st.error(t("write.request_failed", hint=hint or t("errors.other")))
+    elif status == Status.COMPLETED:
         st.success(t("write.status_completed", id=article_id))
     elif status == Status.TRUNCATED:
-        st.warning(t("write.status_truncated", id=article_id, error=error))
+        st.warning(t("write.status_truncated", id=article_id, error=hint))
     elif status == Status.STOPPED:
-        st.info(t("write.status_stopped", id=article_id) + (f" — {error}" if error else ""))
+        st.info(t("write.status_stopped", id=article_id) + (f" {hint}" if hint else ""))
     elif status == Status.FAILED:
-        st.error(t("write.status_failed", id=article_id, error=error))
+        st.error(t("write.status_failed", id=article_id, error=hint))
+    if detail and status in (Status.TRUNCATED, Status.STOPPED, Status.FAILED):
+        show_details(detail, t)
 
 
-def explain_error(row: dict, t: Translator) -> str:
-    """What went wrong, for the reader. The stored detail is English and already says
-    what to do; a Chinese reader gets the Chinese hint first, the detail after it."""
+def show_details(detail: str, t: Translator) -> None:
+    with st.expander(t("write.details")):
+        st.text(detail)
+
+
+def explain_error(row: dict, t: Translator) -> tuple[str, str]:
+    """(hint, detail): what went wrong and what to do, in the UI language (from the
+    failure kind), and the stored detail — the provider's English, which names the
+    address, the HTTP status and its own message — when it says more than the kind."""
     detail, kind = row.get("error") or "", row.get("error_kind")
     if detail == kind:  # e.g. "interrupted": no detail beyond the kind
         detail = ""
     hint = t(f"errors.{kind}") if kind and t.has(f"errors.{kind}") else ""
-    if t.language == "en":
-        return detail or hint
-    return f"{hint}（{detail}）" if hint and detail else hint or detail
+    if not hint:  # an unknown kind: the detail is all there is
+        return (detail if t.language == "en" else t("errors.other")) if detail else "", \
+            "" if t.language == "en" else detail
+    return hint, detail
 
 
 def show_article(row: dict, t: Translator, *, rendered: bool = True, key: str = "article") -> None:
-    """The article as Markdown, its source with a copy button, and a download."""
+    """The article, a Copy button (rich text and plain text, for WeChat, Word or a
+    CMS), downloads (Word, HTML, Markdown, text) and the Markdown source."""
     if rendered:
         st.markdown(row["content"])
+    actions = st.container(horizontal=True, gap="small", vertical_alignment="center")
+    with actions:
+        copy_button(row, t, key=key)
+    for fmt, icon in (("docx", ":material/description:"), ("html", ":material/code:"),
+                      ("md", ":material/markdown:"), ("txt", ":material/notes:")):
+        # Built when clicked (on another thread), not on every render of the page.
+        actions.download_button(t(f"history.download_{fmt}"), icon=icon,
+                                data=lambda fmt=fmt: export(row, fmt)[0],
+                                file_name=file_name(row, fmt), mime=MIME_TYPES[fmt],
+                                key=f"{key}-download-{fmt}-{row['id']}", on_click="ignore")
     with st.expander(t("write.raw")):
         st.code(row["content"], language="markdown", wrap_lines=True)
-    data, mime, name = export(row, "md")
-    st.download_button(t("write.download_md"), data=data, file_name=name, mime=mime,
-                       key=f"{key}-download-md", on_click="ignore")
+
+
+COPY_SCRIPT = """
+<div class="writer-copy" style="display:flex;align-items:center;gap:.5rem">
+<button type="button" id="%(id)s" class="writer-copy-button">%(label)s</button>
+<span id="%(id)s-done" role="status" style="font-size:.875rem;color:#21c354"></span>
+</div>
+<style>
+.writer-copy-button{font:inherit;font-size:.875rem;line-height:1.6;padding:.25rem .75rem;
+min-height:2.5rem;border-radius:.5rem;cursor:pointer;color:#fff;background:#ff4b4b;
+border:1px solid #ff4b4b;font-weight:500}
+.writer-copy-button:hover{background:#ff3333;border-color:#ff3333}
+.writer-copy-button:focus-visible{outline:2px solid #1c83e1;outline-offset:2px}
+</style>
+<script>
+(function () {
+  const button = document.getElementById(%(id_js)s);
+  if (!button) return;
+  const html = %(html)s, text = %(text)s, done = %(done)s, failed = %(failed)s;
+  const status = document.getElementById(%(id_js)s + "-done");
+  function byEvent() {  // works without the async clipboard API (plain-http addresses)
+    let ok = false;
+    const put = (event) => {
+      event.clipboardData.setData("text/html", html);
+      event.clipboardData.setData("text/plain", text);
+      event.preventDefault();
+      ok = true;
+    };
+    document.addEventListener("copy", put, true);
+    try { document.execCommand("copy"); } finally {
+      document.removeEventListener("copy", put, true);
+    }
+    return ok;
+  }
+  button.onclick = async function () {
+    let ok = false;
+    try {
+      if (navigator.clipboard && window.ClipboardItem && window.isSecureContext) {
+        await navigator.clipboard.write([new ClipboardItem({
+          "text/html": new Blob([html], {type: "text/html"}),
+          "text/plain": new Blob([text], {type: "text/plain"})})]);
+        ok = true;
+      }
+    } catch (error) { ok = false; }
+    if (!ok) ok = byEvent();
+    status.textContent = ok ? done : failed;
+    setTimeout(function () { status.textContent = ""; }, 4000);
+  };
+})();
+</script>
+"""
+
+
+def copy_button(row: dict, t: Translator, *, key: str) -> None:
+    """A visible Copy button: puts the article on the clipboard as rich text (HTML:
+    headings, lists and bold survive a paste into WeChat's editor, Word or a CMS) and
+    as plain text (for a plain field), not Markdown with # marks."""
+    element_id = f"writer-copy-{key}-{row['id']}"
+    st.html(COPY_SCRIPT % {
+        "id": element_id, "id_js": _js(element_id), "label": html.escape(t("write.copy")),
+        "html": _js(to_html_fragment(row)), "text": _js(to_text(row)),
+        "done": _js(t("write.copied")), "failed": _js(t("write.copy_failed")),
+    }, width="content", unsafe_allow_javascript=True)
+
+
+def _js(value: str) -> str:
+    """A JSON string literal that is safe inside a <script> element."""
+    return json.dumps(value, ensure_ascii=False).replace("</", "<\\/")
 
 
 def _ms(value) -> str:

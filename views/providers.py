@@ -5,7 +5,7 @@ measuring is writer/check.py; this page only starts it and shows it."""
 import pandas as pd
 import streamlit as st
 
-from views.common import page_context
+from views.common import explain_error, page_context, show_details
 from writer import check as checks
 from writer.costs import price_table
 from writer.kinds import CheckStatus
@@ -71,7 +71,8 @@ def test_connection(name: str) -> None:
     try:
         provider = resolve_model({p.name: p for p in available_providers(now.settings)}[name])
     except (ProviderChoiceError, KeyError) as exc:
-        ss.setdefault("connection_tests", {})[name] = {"ok": False, "error": str(exc)}
+        ss.setdefault("connection_tests", {})[name] = {"ok": False, "error": str(exc),
+                                                       "error_kind": "other"}
         return
     ss.setdefault("connection_tests", {})[name] = checks.connection_test(now.settings, provider)
 
@@ -82,7 +83,8 @@ for name, provider in providers.items():
         info, result, action = st.columns([5, 4, 3], vertical_alignment="center")
         where = t("providers.local_where") if provider.kind == "local" else \
             (provider.base_url or checks.OPENAI_URL)
-        info.markdown(f"**{name}** · `{provider.model or '?'}`  \n{where}  \n"
+        shown = t("providers.local_name") if provider.kind == "local" else provider.title
+        info.markdown(f"**{shown}** · `{provider.model or '?'}`  \n{where}  \n"
                       f"{price_text(provider)} · "
                       f"{t('providers.max_streams', count=provider.max_streams)}")
         tested = ss.get("connection_tests", {}).get(name)
@@ -91,7 +93,11 @@ for name, provider in providers.items():
                 result.success(t("providers.test_ok", connect=ms(tested.get("connect_ms")),
                                  ttft=ms(tested.get("ttft_ms"))))
             else:
-                result.error(t("providers.test_failed", error=tested.get("error") or "?"))
+                hint, detail = explain_error(tested, t)
+                with result:
+                    st.error(t("providers.test_failed", error=hint or tested.get("error") or "?"))
+                    if detail:
+                        show_details(detail, t)
         action.button(t("providers.test"), key=f"test-{name}", on_click=test_connection,
                       args=(name,), icon=":material/network_check:")
 
@@ -140,7 +146,7 @@ if busy:
 else:
     left, right = st.columns(2)
     with left:
-        name = st.selectbox(t("write.provider"), list(providers), key="check_provider",
+        name = st.selectbox(t("write.provider"), list(providers), placeholder=t("app.choose"), key="check_provider",
                             format_func=lambda n: t("write.provider_local") if n == "local"
                             else providers[n].label())
         st.slider(t("providers.runs"), 1, 20, key="check_runs", help=t("providers.runs_help"))
@@ -189,7 +195,7 @@ if saved:
     if ss.get("check_shown") not in by_id:
         ss["check_shown"] = newest
     st.subheader(t("providers.report"))
-    shown_id = st.selectbox(t("providers.report_pick"), list(reversed(by_id)), key="check_shown",
+    shown_id = st.selectbox(t("providers.report_pick"), list(reversed(by_id)), placeholder=t("app.choose"), key="check_shown",
                             format_func=lambda i: f"#{i} · {by_id[i]['provider']} · "
                             f"{by_id[i]['model']} · {by_id[i]['created_at'][:16].replace('T', ' ')}"
                             f" UTC · {t('providers.status_' + by_id[i]['status'])}")
@@ -269,7 +275,7 @@ if saved:
     st.subheader(t("providers.over_time"))
     metric = st.selectbox(t("providers.chart_metric"),
                           ("ttft_p95_ms", "connect_ms", "itl_cv", "tokens_per_s",
-                           "interruption_rate"), key="check_chart_metric",
+                           "interruption_rate"), placeholder=t("app.choose"), key="check_chart_metric",
                           format_func=lambda k: t(f"providers.chart_{k}"))
     points = pd.DataFrame([{"when": pd.Timestamp(row["created_at"]),
                             "provider": f"{row['provider']} · {row['model']}",

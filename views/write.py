@@ -4,14 +4,16 @@ import time
 import streamlit as st
 
 from views.common import (page_context, refresh_running, registry, show_article, show_stats,
-                          show_status, stop_job)
+                          show_status, stop_job, unit)
 from writer import usage
-from writer.brief import CONTENT_TYPES, LANGUAGES, STYLE_PRESETS, Brief, BriefError
+from writer.brief import (CONTENT_TYPES, LANGUAGES, MAX_FIELD_CHARS, MAX_TOPIC_CHARS, MAX_WORDS,
+                          MIN_WORDS, STYLE_PRESETS, Brief, BriefError)
 from writer.engine import Notice, Outlined
 from writer.jobs import Job, JobError, can_continue
 from writer.kinds import ACTIVE, LengthOutcome, NoticeKind
 from writer.pacing import Pacer, overshoot_percent, progress_fraction
 from writer.providers import ProviderChoiceError, available_providers
+from writer.store import is_failed_request
 from writer.workers import Handle, State, viewer_scale
 
 ctx = page_context()
@@ -37,23 +39,42 @@ def start(job_for) -> None:
     st.session_state["article_id"] = handle.article_id
 
 
+FORM_FIELDS = ("topic", "content_type", "style", "custom_style", "target_words", "language",
+               "audience", "keywords")
+
+
+def brief_error_text(exc: BriefError) -> str:
+    """A refusal of the brief in the UI language (the BriefError itself is English)."""
+    if exc.code and t.has(f"brief_errors.{exc.code}"):
+        return t(f"brief_errors.{exc.code}", min=MIN_WORDS, max=MAX_WORDS,
+                 topic_max=MAX_TOPIC_CHARS, field_max=MAX_FIELD_CHARS)
+    return t("write.invalid", error=exc)
+
+
 def generate() -> None:
-    """The Generate button: check the brief, then start it."""
+    """The Generate button: check the brief, then start it. A refusal is shown next
+    to its field, in the UI language, until that field changes."""
     ss, now = st.session_state, page_context()  # a callback runs in the next run's thread
+    ss.pop("form_errors", None)
     provider = providers_by_name(now.settings).get(ss.get("provider"))
-    style = (ss.get("custom_style") or "").strip() or ss.get("style")
+    style = (ss.get("custom_style") or "").strip() if ss.get("style") == "custom" else ""
     try:
         brief = Brief(topic=ss.get("topic") or "", content_type=ss.get("content_type"),
-                      style=style, target_words=int(ss.get("target_words") or 0),
+                      style=style or (ss.get("style") if ss.get("style") != "custom"
+                                      else "professional"),
+                      target_words=int(ss.get("target_words") or 0),
                       language=ss.get("language"), audience=ss.get("audience") or "",
                       keywords=ss.get("keywords") or "")
     except BriefError as exc:
-        ss["write_message"] = ("error", t("write.invalid", error=exc))
+        field = exc.field if exc.field in FORM_FIELDS else "generate"
+        ss["form_errors"] = {field: (brief_error_text(exc), ss.get(field))}
         return
     budget = usage.budget_status_for(now.store, now.settings, provider) if provider else None
     if budget is not None and budget["level"] == "over" and not ss.get("budget_confirm"):
-        ss["write_message"] = ("error", t("write.budget_confirm_needed"))
+        ss["form_errors"] = {"budget_confirm": (t("write.budget_confirm_needed"),
+                                                ss.get("budget_confirm"))}
         return
+    ss["budget_confirm"] = False  # over budget: asked again for the next article
     start(lambda: Job(brief, now.settings, provider=provider,
                       length_control=ss.get("length_control", True)))
 
@@ -65,6 +86,26 @@ def continue_article(article_id: int) -> None:
     start(lambda: Job.continuing(article_id, now.settings, provider=provider))
 
 
+def provider_changed() -> None:
+    """The local model reads and writes English only: picking it presets the article
+    language to English (the user may switch back; it then answers in English)."""
+    now = page_context()
+    chosen = providers_by_name(now.settings).get(st.session_state.get("provider"))
+    if chosen is not None and chosen.kind == "local":
+        st.session_state["language"] = "en"
+
+
+def field_error(field: str) -> None:
+    """The refusal for `field`, right under it, while its value is still the refused one."""
+    error = st.session_state.get("form_errors", {}).get(field)
+    if error and st.session_state.get(field) == error[1]:
+        st.error(error[0], icon=":material/error:")
+
+
+def has_cjk(text: str) -> bool:
+    return any("\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" for ch in text)
+
+
 form_col, out_col = st.columns([2, 3], gap="large")  # the stream stays in view beside the form
 
 
@@ -72,15 +113,21 @@ def render_form() -> None:
     """The brief. While an article streams into this tab it is drawn right after the
     first words (view_job), so they reach the screen before a dozen widgets do."""
     with form_col:
+        ss = st.session_state
         providers = providers_by_name(ctx.settings)
+        if ss.get("provider") not in providers:  # first visit, or a provider went away
+            ss.pop("provider", None)
+            if next(iter(providers.values())).kind == "local":
+                ss.setdefault("language", "en")  # the local model writes English only
         provider_name = st.selectbox(
-            t("write.provider"), list(providers), key="provider", persist_state="session",
+            t("write.provider"), list(providers), placeholder=t("app.choose"), key="provider", persist_state="session",
+            on_change=provider_changed,
             format_func=lambda n: t("write.provider_local") if n == "local"
             else providers[n].label())
         provider = providers[provider_name]
-        if provider.kind == "local":
-            st.info(t("write.local_notice"))
-            st.caption(t("write.local_english"))
+        local = provider.kind == "local"
+        if local:
+            st.info(t("write.local_notice"), icon=":material/info:")
         budget = usage.budget_status_for(ctx.store, ctx.settings, provider)
         over_budget = budget is not None and budget["level"] == "over"
         if budget and budget["level"] != "ok":
@@ -93,42 +140,68 @@ def render_form() -> None:
         # (persist_state="session"), and a click no longer stops an article anyway. The
         # Generate callback reads the values from session state.
         keep = {"persist_state": "session"}
-        st.text_input(t("write.topic"), placeholder=t("write.topic_placeholder"), max_chars=500,
-                      key="topic", **keep)
+        topic = st.text_input(t("write.topic"), placeholder=t("write.topic_placeholder"),
+                              max_chars=500, key="topic", **keep)
+        field_error("topic")
+        if local and has_cjk(topic or ""):
+            st.warning(t("write.local_topic_english"), icon=":material/translate:")
         left, right = st.columns(2)
-        left.selectbox(t("write.content_type"), CONTENT_TYPES, key="content_type",
+        left.selectbox(t("write.content_type"), CONTENT_TYPES, placeholder=t("app.choose"), key="content_type",
                        format_func=lambda k: t(f"content_types.{k}"), **keep)
-        right.selectbox(t("write.style"), (*STYLE_PRESETS, "custom"), key="style",
-                        format_func=lambda k: t(f"styles.{k}") if k != "custom"
-                        else t("write.style_custom"), **keep)
-        st.text_input(t("write.style_custom_text"), key="custom_style",
-                      placeholder=t("write.style_custom_placeholder"), **keep)
+        style = right.selectbox(t("write.style"), (*STYLE_PRESETS, "custom"), placeholder=t("app.choose"), key="style",
+                                format_func=lambda k: t(f"styles.{k}") if k != "custom"
+                                else t("write.style_custom"), **keep)
+        if style == "custom":
+            st.text_input(t("write.style_custom_text"), key="custom_style",
+                          placeholder=t("write.style_custom_placeholder"), **keep)
+            field_error("custom_style")
         # The default comes from session state, which "Write again" (History) also fills.
-        st.session_state.setdefault("target_words", 800)
-        left.number_input(t("write.length"), min_value=50, max_value=20000, step=50,
-                          help=t("write.length_help"), key="target_words", **keep)
+        ss.setdefault("target_words", 800)
+        ss.setdefault("language", "zh")
+        left, right = st.columns(2)
+        language = ss.get("language")
+        # No min/max on the widget: the browser would refuse out-of-range values with
+        # an English tooltip and Generate would silently do nothing. Checked here.
+        length = left.number_input(t("write.length", unit=unit(t, language)), step=50,
+                                   help=t("write.length_help"), key="target_words", **keep)
+        with left:
+            if not MIN_WORDS <= (length or 0) <= MAX_WORDS:
+                st.error(t("brief_errors.length_range", min=MIN_WORDS, max=MAX_WORDS),
+                         icon=":material/error:")
+            else:
+                field_error("target_words")
         right.radio(t("write.language"), LANGUAGES, horizontal=True, key="language",
                     format_func=lambda k: t(f"languages.{k}"), **keep)
-        st.text_input(t("write.audience"), key="audience",
-                      placeholder=t("write.audience_placeholder"), **keep)
-        st.text_input(t("write.keywords"), key="keywords",
-                      placeholder=t("write.keywords_placeholder"), **keep)
+        if local and language == "zh":
+            right.caption(t("write.local_english"))
+        left, right = st.columns(2)
+        left.text_input(t("write.audience"), key="audience",
+                        placeholder=t("write.audience_placeholder"), **keep)
+        with left:
+            field_error("audience")
+        right.text_input(t("write.keywords"), key="keywords",
+                         placeholder=t("write.keywords_placeholder"), **keep)
         st.checkbox(t("write.length_control"), value=True, key="length_control",
                     help=t("write.length_control_help"), **keep)
         if over_budget:
             st.checkbox(t("write.budget_confirm"), key="budget_confirm")
-        st.button(t("write.generate"), type="primary", key="generate", on_click=generate)
+            field_error("budget_confirm")
+        st.button(t("write.generate"), type="primary", key="generate", on_click=generate,
+                  icon=":material/edit:")
+        field_error("generate")
 
 
-def progress_text(words: int, target: int, section: tuple[int, int] | None = None,
-                  landed: str | None = None) -> str:
+def progress_text(words: int, target: int, language: str | None,
+                  section: tuple[int, int] | None = None, landed: str | None = None) -> str:
+    """"412 / 800 字" (a Chinese article) or "412 / 800 词" (an English one)."""
+    counted = unit(t, language)
     if landed == LengthOutcome.ON_TARGET:  # held to the target: no "over target" alarm
-        return t("write.progress_on_target", words=words, target=target)
+        return t("write.progress_on_target", words=words, target=target, unit=counted)
     over = overshoot_percent(words, target)
     if over:
-        text = t("write.progress_over", words=words, target=target, percent=over)
+        text = t("write.progress_over", words=words, target=target, percent=over, unit=counted)
     else:
-        text = t("write.progress", words=words, target=target)
+        text = t("write.progress", words=words, target=target, unit=counted)
     if section:  # long-form: "section 3 / 6"
         text += " · " + t("write.progress_section", number=section[0], count=section[1])
     return text
@@ -139,11 +212,21 @@ NOTICE_STYLES = {NoticeKind.FAILOVER: "warning", NoticeKind.RETRYING: "warning",
                  NoticeKind.THROTTLED: "warning"}  # else info
 
 
+def notice_text(event: Notice) -> str:
+    """A notice in the UI language, built from its fields (`message` is English)."""
+    reason = ""
+    if event.error_kind:
+        key = f"retry_reasons.{event.error_kind}"
+        reason = t(key) if t.has(key) else t("retry_reasons.other")
+        if event.status:
+            reason += t("notices.http", status=event.status)
+    return t(f"notices.{event.kind}", message=event.message, wait=f"{event.wait_s:.0f}",
+             attempt=event.attempt, max=event.max_attempts, reason=reason,
+             provider=event.provider, failed=event.failed_provider)
+
+
 def show_notice(slot, event: Notice) -> None:
-    style = NOTICE_STYLES.get(event.kind, "info")
-    getattr(slot, style)(t(f"notices.{event.kind}", message=event.message,
-                           wait=f"{event.wait_s:.0f}", attempt=event.attempt,
-                           max=event.max_attempts))
+    getattr(slot, NOTICE_STYLES.get(event.kind, "info"))(notice_text(event))
 
 
 def view_job(handle: Handle, then=None) -> None:
@@ -173,7 +256,8 @@ def view_job(handle: Handle, then=None) -> None:
         elif handle.words == 0 and not handle.feed.closed:
             text = t("write.waiting_first")
         else:
-            text = progress_text(handle.words, target, *section[-1:], landed=state["landed"])
+            text = progress_text(handle.words, target, handle.job.brief.language, *section[-1:],
+                                 landed=state["landed"])
         if text != state["progress"]:
             state["progress"] = text
             progress.progress(progress_fraction(handle.words, target), text=text)
@@ -209,13 +293,18 @@ def view_job(handle: Handle, then=None) -> None:
     st.write_stream(chunks())
     stop_slot.empty()  # nothing left to stop
     hint.empty()
+    if handle.words == 0:  # nothing was written (e.g. a 401): no empty bar, only the error
+        progress.empty()
     refresh_running(t)
 
 
 def show_result(row: dict, *, fresh: bool) -> None:
+    if is_failed_request(row):  # the provider refused: no article, only what to do
+        show_status(row, t)
+        return
     if not fresh:  # the same final bar as at the end of the stream (a rerun must not drop it)
         st.progress(progress_fraction(row["words"] or 0, row["target_words"]),
-                    text=progress_text(row["words"] or 0, row["target_words"],
+                    text=progress_text(row["words"] or 0, row["target_words"], row["language"],
                                        landed=row.get("length_outcome")))
     show_status(row, t)
     show_stats(row, t)

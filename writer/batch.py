@@ -502,7 +502,7 @@ class BatchRun:
                     and not self.stopping:
                 # The provider refuses the request itself: pause rather than fail every row.
                 self.stopping = True
-                self.note = f"provider_refused: {finished.error}"
+                self.note = f"provider_refused [{kind}]: {finished.error}"
         if self.on_row is not None:
             try:
                 self.on_row(number, handle)

@@ -12,7 +12,13 @@ MAX_FIELD_CHARS = 300
 
 
 class BriefError(ValueError):
-    """Invalid input; the message is one line that says what to fix."""
+    """Invalid input; the message is one line that says what to fix. `field` names the
+    form field and `code` the problem, so a page can say it in the UI language next
+    to that field (locale keys `brief_errors.<code>`)."""
+
+    def __init__(self, message: str, *, field: str = "", code: str = ""):
+        super().__init__(message)
+        self.field, self.code = field, code
 
 
 @dataclass(frozen=True)
@@ -55,20 +61,28 @@ def parse_keywords(value) -> tuple[str, ...]:
 
 def validate(brief: Brief) -> None:
     if not brief.topic:
-        raise BriefError("topic is empty: say what the article is about")
+        raise BriefError("topic is empty: say what the article is about",
+                         field="topic", code="topic_empty")
     if len(brief.topic) > MAX_TOPIC_CHARS:
-        raise BriefError(f"topic is {len(brief.topic)} characters; keep it under {MAX_TOPIC_CHARS}")
+        raise BriefError(f"topic is {len(brief.topic)} characters; keep it under {MAX_TOPIC_CHARS}",
+                         field="topic", code="topic_long")
     if brief.content_type not in CONTENT_TYPES:
         raise BriefError(
-            f"unknown content type {brief.content_type!r}; use one of: {', '.join(CONTENT_TYPES)}"
-        )
+            f"unknown content type {brief.content_type!r}; use one of: {', '.join(CONTENT_TYPES)}",
+            field="content_type", code="content_type")
     if brief.language not in LANGUAGES:
-        raise BriefError(f"unknown language {brief.language!r}; use zh or en")
+        raise BriefError(f"unknown language {brief.language!r}; use zh or en",
+                         field="language", code="language")
     if isinstance(brief.target_words, bool) or not isinstance(brief.target_words, int):
-        raise BriefError(f"length must be a whole number of words, got {brief.target_words!r}")
+        raise BriefError(f"length must be a whole number of words, got {brief.target_words!r}",
+                         field="target_words", code="length_range")
     if not MIN_WORDS <= brief.target_words <= MAX_WORDS:
         raise BriefError(
-            f"length {brief.target_words} is out of range; use {MIN_WORDS} to {MAX_WORDS} words"
-        )
-    if len(brief.style) > MAX_FIELD_CHARS or len(brief.audience) > MAX_FIELD_CHARS:
-        raise BriefError(f"style and audience must be under {MAX_FIELD_CHARS} characters")
+            f"length {brief.target_words} is out of range; use {MIN_WORDS} to {MAX_WORDS} words",
+            field="target_words", code="length_range")
+    if len(brief.style) > MAX_FIELD_CHARS:
+        raise BriefError(f"style and audience must be under {MAX_FIELD_CHARS} characters",
+                         field="custom_style", code="field_long")
+    if len(brief.audience) > MAX_FIELD_CHARS:
+        raise BriefError(f"style and audience must be under {MAX_FIELD_CHARS} characters",
+                         field="audience", code="field_long")

@@ -38,7 +38,7 @@ from .config import PROJECT_ROOT, Settings
 from .costs import price_table
 from .counting import estimate_message_tokens, estimate_tokens
 from .engine import Finished, Generation, Request, RetryPolicy, StreamHealth, percentile
-from .kinds import CheckStatus, Status
+from .kinds import CheckStatus, ErrorKind, Status
 from .length import _samples
 from .providers import Provider, openai_client
 from .store import Store, utc_now
@@ -520,9 +520,10 @@ def latest(store: Store) -> list[dict]:
 # -- one click: can we reach it at all? -------------------------------------------------
 
 def connection_test(settings: Settings, provider: Provider) -> dict:
-    """Connection set-up and one tiny answer: ok, connect_ms, ttft_ms, error."""
+    """Connection set-up and one tiny answer: ok, connect_ms, ttft_ms, error (English
+    detail) and error_kind (kinds.ErrorKind, for a message in the UI language)."""
     result: dict = {"provider": provider.name, "ok": False, "connect_ms": None, "ttft_ms": None,
-                    "error": None}
+                    "error": None, "error_kind": None}
     if provider.kind != "local":
         try:
             result["connect_ms"] = round(connect_once(provider.base_url,
@@ -530,12 +531,16 @@ def connection_test(settings: Settings, provider: Provider) -> dict:
         except OSError as exc:
             result["error"] = f"cannot connect to {provider.base_url or OPENAI_URL}: " \
                               f"{exc.strerror or exc}"
+            result["error_kind"] = ErrorKind.CONNECT
             return result
     check = Check(settings, provider, Plan(runs=1, levels=(), long_answer=False))
     generation, finished = check._generate(_messages("Reply with the single word OK."), 5)
     result["ok"] = _succeeded(finished)
     result["ttft_ms"] = generation.metrics.ttft_ms
     result["error"] = None if result["ok"] else _why(finished)
+    if not result["ok"]:
+        result["error_kind"] = (finished.error_kind if finished is not None else None) or \
+            ErrorKind.OTHER
     return result
 
 

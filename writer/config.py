@@ -72,6 +72,7 @@ class Settings:
     fallback_window_s: float = 300.0
     max_streams: int = 32  # articles written at once per provider (the local model: 1)
     timezone: str = ""  # IANA name; pages use the browser's zone first (writer/timezones.py)
+    provider_display_name: str = ""  # WRITER_PROVIDER_NAME: the configured provider's name
 
     @property
     def has_api_key(self) -> bool:
@@ -126,4 +127,5 @@ def load_settings(dotenv_path: Path | None = None) -> Settings:
         providers_file=Path(providers_file) if providers_file else None,
         max_streams=_env_number("WRITER_MAX_STREAMS", 32, kind=int, minimum=1),
         timezone=timezone,
+        provider_display_name=_env("WRITER_PROVIDER_NAME"),
     )

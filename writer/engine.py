@@ -103,10 +103,14 @@ class Delta:
 @dataclass(frozen=True)
 class Notice:
     kind: NoticeKind
-    message: str
+    message: str  # English, for the CLI and logs; pages build theirs from the fields
     wait_s: float = 0.0
     attempt: int = 0
     max_attempts: int = 0
+    error_kind: str | None = None  # RETRYING / FAILOVER: what failed (kinds.ErrorKind)
+    status: int | None = None  # … and its HTTP status, if any
+    provider: str = ""  # the provider it concerns, as people call it (FAILOVER: the new one)
+    failed_provider: str = ""  # FAILOVER: the one that failed
 
 
 @dataclass(frozen=True)
@@ -417,7 +421,9 @@ class Generation:
             provider = chain[self._chain_at]
             if provider is not self.provider:
                 yield Notice(NoticeKind.FAILOVER, f"{self.provider.name} failed "
-                             f"({self.failure.message}); switching to {provider.name}")
+                             f"({self.failure.message}); switching to {provider.name}",
+                             error_kind=self.failure.kind, status=self.failure.status,
+                             provider=provider.title, failed_provider=self.provider.title)
             self.provider = provider
             done = yield from self._serve(provider, piece)
             if done or self.cancelled:
@@ -534,7 +540,8 @@ class Generation:
             left = wait
             while left > 0 and not self.cancelled:
                 yield Notice(NoticeKind.RETRYING, failure.message, left, retries_here,
-                             policy.max_retries)
+                             policy.max_retries, error_kind=failure.kind, status=failure.status,
+                             provider=provider.title)
                 step = min(0.1, left)
                 self._sleep(step)
                 left -= step
@@ -546,7 +553,8 @@ class Generation:
             wait = shared.wait_s()
             if wait <= 0:
                 return
-            yield Notice(NoticeKind.THROTTLED, self.provider.name, wait, shared.hits, 0)
+            yield Notice(NoticeKind.THROTTLED, self.provider.name, wait, shared.hits, 0,
+                         provider=self.provider.title)
             step = min(0.1, wait)
             self._sleep(step)
             self.throttled_s += step

@@ -240,6 +240,13 @@ def to_text(row: dict) -> str:
 
 
 @_safe
+def to_html_fragment(row: dict) -> str:
+    """The article's body as HTML (no document around it), for the clipboard: pasted
+    into WeChat's editor, Word or a CMS it keeps headings, lists and bold."""
+    return _MD.render(_content(row))
+
+
+@_safe
 def to_html(row: dict) -> str:
     """A standalone HTML5 document; raw HTML inside the Markdown is escaped."""
     title = html.escape(str(row.get("topic") or ""))

@@ -28,8 +28,9 @@ class Translator:
 
     def __call__(self, key: str, **values) -> str:
         """The text for `key`, formatted with `values`. With `count=1`, a `key_one`
-        variant is used where a language has one ("1 article", not "1 articles")."""
-        if values.get("count") == 1 and self._strings.get(f"{key}_one"):
+        variant is used where a language has one ("1 article", not "1 articles"); so
+        with `rows=1` ("1 row")."""
+        if values.get("count", values.get("rows")) == 1 and self._strings.get(f"{key}_one"):
             key = f"{key}_one"
         text = self._strings[key]  # a missing key is a bug: fail loudly
         return text.format(**values) if values else text

@@ -52,9 +52,37 @@ class Provider:
     discover_model: bool = False
     # Articles written at once through it (writer/workers.py queues the rest).
     max_streams: int = 32
+    display_name: str = ""  # what people call it (WRITER_PROVIDER_NAME); `name` is the key
+
+    @property
+    def title(self) -> str:
+        """The provider as people call it: the configured display name, a known
+        service's name (DeepSeek, OpenAI …), else the address's host (and port)."""
+        if self.display_name:
+            return self.display_name
+        if self.base_url:
+            parsed = urlparse(self.base_url)
+            host = (parsed.hostname or "").lower()
+            for suffix, known in KNOWN_SERVICES.items():
+                if host == suffix or host.endswith("." + suffix):
+                    return known
+            return f"{host}:{parsed.port}" if parsed.port else host or self.name
+        return KNOWN_SERVICES.get(self.name, self.name)
 
     def label(self) -> str:
-        return f"{self.name} · {self.model or '?'}"
+        return f"{self.title} · {self.model or '?'}"
+
+
+# Hosts of well-known OpenAI-compatible services, by the name their users know.
+KNOWN_SERVICES = {
+    "openai": "OpenAI", "api.openai.com": "OpenAI", "deepseek.com": "DeepSeek",
+    "dashscope.aliyuncs.com": "Qwen (DashScope)", "bigmodel.cn": "Zhipu GLM",
+    "moonshot.cn": "Moonshot (Kimi)", "volces.com": "Doubao (Volcengine Ark)",
+    "siliconflow.cn": "SiliconFlow", "openrouter.ai": "OpenRouter",
+    "hunyuan.cloud.tencent.com": "Tencent Hunyuan", "baichuan-ai.com": "Baichuan",
+    "minimax.chat": "MiniMax", "minimaxi.com": "MiniMax", "groq.com": "Groq",
+    "together.xyz": "Together AI", "mistral.ai": "Mistral",
+}
 
 
 def provider_name(base_url: str | None) -> str:
@@ -100,7 +128,7 @@ def _file_providers(settings: Settings) -> list[Provider]:
             continue
         discover = not models and not settings.model_set
         found.append(Provider(
-            name=name, model=models[0] if models else "" if discover else settings.model,
+            name=name, display_name=str(entry.get("display_name") or name), model=models[0] if models else "" if discover else settings.model,
             discover_model=discover, base_url=base_url,
             api_key=key, stream_usage=bool(entry.get("stream_options", settings.stream_usage)),
             max_tokens_param=entry.get("max_tokens_param", settings.max_tokens_param),
@@ -164,6 +192,7 @@ def provider_from_settings(settings: Settings, model: str | None = None) -> Prov
     discover = not model and not settings.model_set and bool(settings.base_url)
     return Provider(
         name=provider_name(settings.base_url),
+        display_name=settings.provider_display_name,
         model="" if discover else model or settings.model,
         discover_model=discover,
         base_url=settings.base_url,
