@@ -1,24 +1,30 @@
 """History page: find saved articles (filters, full-text search that works for
-Chinese), open one, export it, write again, continue or delete it."""
+Chinese), open one, export it, write again, continue or delete it. Times are the
+reader's (the browser's zone, else WRITER_TIMEZONE, else UTC), and so are the dates
+the list is filtered by."""
 import streamlit as st
 
 from views.common import (format_cost, page_context, registry, running_label, show_stats,
-                          show_status, stop_job)
+                          show_status, stop_job, unit)
+from writer import timezones
 from writer.brief import CONTENT_TYPES, LANGUAGES, STYLE_PRESETS
 from writer.export import MIME_TYPES, export, file_name
 from writer.jobs import can_continue, delete_article
 from writer.batch import listing as batch_listing
-from writer.search import Filters, distinct, search, snippet_html
+from writer.search import COUNT_CAP, Filters, distinct, search, snippet_html
 from writer.pacing import progress_fraction
-from writer.store import STATUSES
+from writer.store import STATUSES, is_failed_request
 from writer.workers import State
 
 PAGE_SIZE = 25
 ALL = ""
+MORE_FILTERS = ("f_model", "f_provider", "f_batch")  # the less-used ones, under "More filters"
 
 ctx = page_context()
 t = ctx.t
 store = ctx.store
+tz = ctx.tz
+choose = t("history.choose")  # Streamlit's own placeholder is English
 st.title(t("history.title"))
 
 
@@ -28,17 +34,21 @@ def option_label(prefix: str):
 
 query = st.text_input(t("history.search"), key="history_query",
                       placeholder=t("history.search_placeholder"))
-cols = st.columns(7)
+cols = st.columns([1, 1, 1, 1.4])
 content_type = cols[0].selectbox(t("write.content_type"), (ALL, *CONTENT_TYPES),
-                                 format_func=option_label("content_types"), key="f_type")
+                                 format_func=option_label("content_types"), key="f_type",
+                                 placeholder=choose)
 status = cols[1].selectbox(t("history.col_status"), (ALL, *STATUSES),
-                           format_func=option_label("statuses"), key="f_status")
-model = cols[2].selectbox(t("history.col_model"), (ALL, *distinct(store, "model")),
-                          format_func=option_label(""), key="f_model")
-provider = cols[3].selectbox(t("app.sidebar_provider"), (ALL, *distinct(store, "provider")),
-                             format_func=option_label(""), key="f_provider")
-language = cols[4].selectbox(t("write.language"), (ALL, *LANGUAGES),
-                             format_func=option_label("languages"), key="f_language")
+                           format_func=option_label("statuses"), key="f_status",
+                           placeholder=choose)
+language = cols[2].selectbox(t("write.language"), (ALL, *LANGUAGES),
+                             format_func=option_label("languages"), key="f_language",
+                             placeholder=choose)
+dates = cols[3].date_input(t("history.dates"), value=(), key="f_dates", format="YYYY-MM-DD",
+                           help=t("history.dates_help", zone=getattr(tz, "key", str(tz))))
+since = dates[0] if len(dates) > 0 else None
+until = dates[1] if len(dates) > 1 else since
+
 batch_list = {b["id"]: b for b in batch_listing(store, limit=200)}
 linked_batch = st.query_params.get("batch", "")
 # A link (the Batch page, a reload) sets the filter; the filter sets the link. The
@@ -47,20 +57,28 @@ if linked_batch.isdigit() and int(linked_batch) in batch_list and (
         st.session_state.get("f_batch_link") != linked_batch or "f_batch" not in st.session_state):
     st.session_state["f_batch"] = int(linked_batch)
     st.session_state["f_batch_link"] = linked_batch
-batch = cols[6].selectbox(t("history.col_batch"), (ALL, *batch_list), key="f_batch",
-                          format_func=lambda b: t("history.all") if b == ALL
-                          else f"#{b} · {batch_list[b]['file_name']}")
+# The less-used filters: folded away, open (and counted in the label) while one is set.
+more_set = sum(1 for key in MORE_FILTERS if st.session_state.get(key))
+more_label = (t("history.more_filters_set", count=more_set) if more_set
+              else t("history.more_filters"))
+with st.expander(more_label, expanded=bool(more_set), icon=":material/filter_list:"):
+    more = st.columns(3)
+    model = more[0].selectbox(t("history.col_model"), (ALL, *distinct(store, "model")),
+                              format_func=option_label(""), key="f_model", placeholder=choose)
+    provider = more[1].selectbox(t("app.sidebar_provider"), (ALL, *distinct(store, "provider")),
+                                 format_func=option_label(""), key="f_provider",
+                                 placeholder=choose)
+    batch = more[2].selectbox(t("history.col_batch"), (ALL, *batch_list), key="f_batch",
+                              format_func=lambda b: t("history.all") if b == ALL
+                              else f"#{b} · {batch_list[b]['file_name']}", placeholder=choose)
 if batch != ALL:
     st.query_params["batch"] = st.session_state["f_batch_link"] = str(batch)
 else:
     st.query_params.pop("batch", None)
     st.session_state.pop("f_batch_link", None)
-dates = cols[5].date_input(t("history.dates"), value=(), key="f_dates", format="YYYY-MM-DD")
-since = dates[0].isoformat() if len(dates) > 0 else None
-until = dates[1].isoformat() if len(dates) > 1 else since
 filters = Filters(query=query, content_type=content_type or None, status=status or None,
                   model=model or None, provider=provider or None, language=language or None,
-                  since=since, until=until, batch_id=batch or None)
+                  since=since, until=until, batch_id=batch or None, tz=tz)
 
 page_number = st.session_state.get("history_page", 1)
 result = search(store, filters, limit=PAGE_SIZE, offset=(page_number - 1) * PAGE_SIZE)
@@ -68,18 +86,40 @@ if not result.rows and page_number > 1:  # the filters changed under a later pag
     st.session_state["history_page"] = page_number = 1
     result = search(store, filters, limit=PAGE_SIZE)
 if not result.rows:
-    st.info(t("history.empty") if filters == Filters() else t("history.no_match"))
+    st.info(t("history.no_match") if filters.narrowed else t("history.empty"))
     st.stop()
 
-caption = t("history.total", count=result.total_label)
+exact = result.total is not None and result.total <= COUNT_CAP  # a number ("1 article")
+caption = t("history.total", count=result.total if exact else result.total_label)
 if result.uses_fallback:
     caption += " · " + t("history.short_query")
 st.caption(caption)
+
+
+def row_status(r: dict, handle=None) -> str:
+    """A listed row's status; a request the provider refused is no article."""
+    if handle is None and is_failed_request(r):
+        return t("history.failed_request")
+    return t(f"statuses.{handle.status if handle else r['status']}")
+
+
+# Widths for a 1280 px window, whose main area is ~810 px: every column shown fits
+# without scrolling sideways, the topic gets the rest (all grow alike when wider).
+# The model is hidden (shown when opened; the table's toolbar can show the column).
+FIT_PX = 810
+WIDTHS = {"col_id": 46, "col_created": 124, "col_status": 74 if t.language == "zh" else 100,
+          "col_words": 92 if t.language == "zh" else 138, "col_cost": 88,
+          "col_type": 100 if t.language == "zh" else 124}
+WIDTHS["col_topic"] = max(170, FIT_PX - sum(WIDTHS.values()))
+COLUMN_CONFIG = {t(f"history.{key}"): st.column_config.Column(width=width)
+                 for key, width in WIDTHS.items()} | {t("history.col_model"): None}
+
 terms = filters.terms()
 if terms:  # search results with the matches highlighted
     for r in result.rows:
         full = store.get(r["id"]) or {"content": ""}  # deleted since the search ran
-        st.markdown(f"**#{r['id']} · {snippet_html(r['topic'], terms, 80)}**  \n"
+        st.markdown(f"**#{r['id']} · {snippet_html(r['topic'], terms, 80)}** · "
+                    f"<small>{timezones.local(r['created_at'], tz)} · {row_status(r)}</small>  \n"
                     f"<small>{snippet_html(full['content'], terms)}</small>",
                     unsafe_allow_html=True)
 else:
@@ -94,19 +134,21 @@ else:
         table = []
         for r in result.rows:
             handle = live.get(r["id"])
-            status = handle.status if handle else r["status"]
             words = handle.words if handle else r["words"]
+            no_text = handle is None and is_failed_request(r)  # a refused request: no cost
             table.append({
                 t("history.col_id"): r["id"],
-                t("history.col_created"): r["created_at"][:16].replace("T", " "),
+                t("history.col_created"): timezones.local(r["created_at"], tz),
                 t("history.col_topic"): r["topic"],
+                t("history.col_status"): row_status(r, handle),
+                t("history.col_words"): "–" if no_text else
+                f"{words} / {r['target_words']} {unit(t, r['language'])}",
+                t("history.col_cost"): "–" if no_text else
+                format_cost(r["cost"], r["currency"], t),
                 t("history.col_type"): t(f"content_types.{r['content_type']}"),
-                t("history.col_status"): t(f"statuses.{status}"),
-                t("history.col_words"): f"{words} / {r['target_words']}",
                 t("history.col_model"): r["model"],
-                t("history.col_cost"): format_cost(r["cost"], r["currency"], t),
             })
-        st.dataframe(table, hide_index=True, width="stretch")
+        st.dataframe(table, hide_index=True, width="stretch", column_config=COLUMN_CONFIG)
 
     history_table()
 known = result.total if result.total is not None else result.offset + len(result.rows)
@@ -119,12 +161,14 @@ requested = st.query_params.get("id", "")
 default = ids.index(int(requested)) if requested.isdigit() and int(requested) in ids else 0
 topics = {r["id"]: r["topic"] for r in result.rows}
 chosen = st.selectbox(t("history.open"), ids, index=default, key="open_article",
-                      format_func=lambda i: f"#{i} · {topics[i]}")
+                      format_func=lambda i: f"#{i} · {topics[i]}", placeholder=choose)
 row = store.get(chosen)
 if row is None:
     st.error(t("history.not_found", id=chosen))
     st.stop()
 st.query_params["id"] = str(chosen)
+
+refused = is_failed_request(row)  # the provider refused: there is no article to show
 
 st.divider()
 st.subheader(row["topic"])
@@ -135,9 +179,13 @@ st.caption(f"{t('write.content_type')}: {type_label} · {t('write.style')}: {sty
            f"{t('write.language')}: {t('languages.' + row['language'])} · "
            f"{t('history.audience')}: {row['audience'] or '–'} · "
            f"{t('history.keywords')}: {', '.join(row['keywords']) or '–'} · "
-           f"{row['provider']} / {row['model']} · {row['created_at'][:19].replace('T', ' ')} UTC")
-show_stats(row, t)
-if row.get("outline"):
+           f"{row['provider']} / {row['model']} · "
+           f"{timezones.local(row['created_at'], tz, seconds=True)}")
+if refused:
+    st.caption(t("history.failed_request_next"))
+else:
+    show_stats(row, t)
+if row.get("outline") and not refused:
     with st.expander(t("write.outline")):
         st.markdown(row["outline"])
 
@@ -156,7 +204,7 @@ actions = st.columns(3)
 if actions[0].button(t("history.write_again"), icon=":material/replay:"):
     write_again()
     st.switch_page("views/write.py")
-if can_continue(row):
+if can_continue(row) and not refused:
     if actions[1].button(t("write.continue"), key=f"history-continue-{chosen}",
                          icon=":material/play_arrow:"):
         st.session_state["continue_id"] = chosen
@@ -192,6 +240,8 @@ if running is not None and running.state != State.DONE:
     live_article()
     st.stop()
 
+if refused:  # nothing to read or download
+    st.stop()
 rendered, raw = st.tabs([t("write.rendered"), t("history.raw_tab")])
 rendered.markdown(row["content"])
 raw.code(row["content"], language="markdown", wrap_lines=True)

@@ -9,10 +9,12 @@ still be in the full-text index, so every query filters them out.
 """
 from __future__ import annotations
 
+import datetime as dt
 import html
 import re
 from dataclasses import dataclass
 
+from . import timezones
 from .store import Store
 
 LIST_COLUMNS = ("id, created_at, topic, content_type, language, status, words, target_words, "
@@ -29,12 +31,23 @@ class Filters:
     model: str | None = None
     provider: str | None = None
     language: str | None = None
-    since: str | None = None  # YYYY-MM-DD, inclusive, UTC
-    until: str | None = None  # YYYY-MM-DD, inclusive, UTC
+    since: dt.date | str | None = None  # a local date (in `tz`), inclusive
+    until: dt.date | str | None = None  # a local date (in `tz`), inclusive
     batch_id: int | None = None  # the articles of one batch (writer/batch.py)
+    tz: dt.tzinfo = timezones.UTC  # the zone `since` and `until` are dates of (the reader's)
 
     def terms(self) -> list[str]:
         return query_terms(self.query)
+
+    def bounds(self) -> tuple[str | None, str | None]:
+        """`since`..`until` as stored UTC timestamps [start, end): a local day in
+        Asia/Shanghai starts at 16:00Z the day before."""
+        return timezones.utc_range(self.since, self.until, self.tz)
+
+    @property
+    def narrowed(self) -> bool:
+        """Whether any filter or a query is set (the zone alone narrows nothing)."""
+        return self != Filters(tz=self.tz)
 
 
 @dataclass(frozen=True)
@@ -74,27 +87,30 @@ def _column_clauses(filters: Filters) -> tuple[list[str], list]:
         if value:
             clauses.append(f"a.{name} = ?")
             params.append(value)
-    if filters.since:
+    start, end = filters.bounds()
+    if start:
         clauses.append("a.created_at >= ?")
-        params.append(filters.since)
-    if filters.until:
-        clauses.append("a.created_at < date(?, '+1 day')")
-        params.append(filters.until)
+        params.append(start)
+    if end:
+        clauses.append("a.created_at < ?")
+        params.append(end)
     return clauses, params
 
 
 def _fts_rowid_bounds(filters: Filters) -> tuple[list[str], list]:
     """Ids rise with created_at, so a date range is also an id range that FTS5 can
-    use to skip matches outside it (the created_at clauses stay as the truth)."""
+    use to skip matches outside it (the created_at clauses stay as the truth). The
+    same UTC bounds as the created_at clauses: the reader's local days."""
     clauses, params = [], []
-    if filters.since:
+    start, end = filters.bounds()
+    if start:
         clauses.append("f.rowid >= coalesce((SELECT id FROM articles WHERE created_at >= ? "
                        "ORDER BY created_at LIMIT 1), 0)")
-        params.append(filters.since)
-    if filters.until:
-        clauses.append("f.rowid <= coalesce((SELECT id FROM articles WHERE created_at < "
-                       "date(?, '+1 day') ORDER BY created_at DESC LIMIT 1), 0)")
-        params.append(filters.until)
+        params.append(start)
+    if end:
+        clauses.append("f.rowid <= coalesce((SELECT id FROM articles WHERE created_at < ? "
+                       "ORDER BY created_at DESC LIMIT 1), 0)")
+        params.append(end)
     return clauses, params
 
 
