@@ -278,9 +278,17 @@ def paragraph(main, text: str):
 
 def fill_brief(page, topic: str) -> None:
     page.get_by_role("textbox", name="Topic", exact=True).fill(topic)
+    english_article(page)
     page.get_by_role("spinbutton", name="Target length (words)").fill(str(TARGET))
+
+
+def english_article(page) -> None:
+    """Article language English; the length field is then counted in words."""
+    from playwright.sync_api import expect
+
     page.get_by_test_id("stRadio").filter(has_text="Article language") \
         .get_by_text("English", exact=True).click()
+    expect(page.get_by_role("spinbutton", name="Target length (words)")).to_be_visible()
 
 
 def free_form(page) -> None:
@@ -376,7 +384,7 @@ def test_write_flow_streams_into_the_page(page, fake_provider, app_server, capsy
     expect(main.get_by_test_id("stProgress")).to_have_text(
         f"{ARTICLE_WORDS} / {TARGET} words ({percent}% over target)")
     expect(paragraph(main, LAST_WORDS)).to_be_visible()  # the whole article stays on the page
-    expect(main.get_by_role("button", name="Download Markdown")).to_be_visible()
+    expect(main.get_by_role("button", name="Markdown", exact=True)).to_be_visible()
 
     row = Store(app_server.db_path).get(1)
     assert row["status"] == "completed" and row["content"] == ARTICLE
@@ -461,9 +469,8 @@ def test_a_long_article_shows_its_outline_and_sections(page, fake_provider, app_
     fake_provider.responder = ScriptedWriter("exact", chunk_delay=0.004)
     try:
         page.get_by_role("textbox", name="Topic", exact=True).fill("a long guide")
+        english_article(page)
         page.get_by_role("spinbutton", name="Target length (words)").fill("1600")
-        page.get_by_test_id("stRadio").filter(has_text="Article language") \
-            .get_by_text("English", exact=True).click()
         page.get_by_role("button", name="Generate").click()
         main = page.get_by_test_id("stMain")
         expect(main.get_by_test_id("stProgress")).to_contain_text(re.compile(r"section [2-8] / [3-8]"),
@@ -698,7 +705,7 @@ def test_stop_closes_the_provider_connection_and_keeps_the_partial(page, fake_pr
 
     # The page: Stopped, and Continue only when there is text to continue.
     expect(main.get_by_test_id("stAlertContentInfo").filter(
-        has_text=f"Stopped (partial text saved as #{article_id})")).to_be_visible()
+        has_text=f"Stopped; the text written so far is saved as #{article_id}.")).to_be_visible()
     wait_for_idle(page)
     continue_button = main.get_by_role("button", name="Continue")
     if has_text:
@@ -723,13 +730,21 @@ def test_without_key_or_network_the_local_model_writes_in_the_browser(browser, t
                 and not r.url.startswith(("data:", "blob:", "about:")) else None)
         page.goto(server.url + "/")
         main = page.get_by_test_id("stMain")
-        expect(main.get_by_text("small bundled local model", exact=False).first).to_be_visible(
+        expect(main.get_by_text("reads and writes English only", exact=False).first).to_be_visible(
             timeout=UI_TIMEOUT_MS)
-        expect(main.get_by_text("writes English only", exact=False).first).to_be_visible()
-        page.get_by_role("textbox", name="Topic", exact=True).fill("why streaming output matters")
+        # the local model writes English only: the article language is preset to English
+        expect(main.get_by_test_id("stRadio").filter(has_text="Article language")
+               .get_by_role("radio", name="English")).to_be_checked()
+        topic = page.get_by_role("textbox", name="Topic", exact=True)
+        topic.fill("新款咖啡机上市")  # a Chinese topic: it asks for an English one
+        topic.press("Enter")
+        expect(main.get_by_test_id("stAlertContentWarning")).to_contain_text(
+            "Write the topic in English")
+        topic.fill("why streaming output matters")
+        topic.press("Enter")
+        expect(main.get_by_test_id("stAlertContentWarning")).to_have_count(0)
+        english_article(page)
         page.get_by_role("spinbutton", name="Target length (words)").fill("150")
-        page.get_by_test_id("stRadio").filter(has_text="Article language") \
-            .get_by_text("English", exact=True).click()
         page.get_by_role("button", name="Generate").click()
         counts = []
         deadline = time.monotonic() + 60

@@ -1,5 +1,6 @@
 """Search (Chinese full text, filters, short-query fallback) and usage reports."""
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -70,6 +71,55 @@ def test_filters(store):
     assert ids(search(store, Filters(since="2026-11-01", until="2026-11-10"))) == [3, 2]
     assert ids(search(store, Filters(until="2026-10-31"))) == [1]
     assert distinct(store, "model") == ["deepseek-chat", "gpt-4o-mini", "llama3.1:8b"]
+
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")  # UTC+8, no daylight saving
+LOS_ANGELES = ZoneInfo("America/Los_Angeles")  # UTC-8 in November
+
+
+@pytest.fixture
+def late_night(store):
+    """Three articles around midnight in Shanghai (ids 5, 6, 7, in time order)."""
+    for stamp in ("2026-11-26T15:59:59.999Z",  # 2026-11-26 23:59:59.999 in Shanghai
+                  "2026-11-26T16:00:00.000Z",  # 2026-11-27 00:00 in Shanghai
+                  "2026-11-26T17:00:00.000Z"):  # 2026-11-27 01:00 in Shanghai
+        store.articles.insert({"created_at": stamp, "topic": "夜间推送文案", "language": "zh",
+                               "content": "双十一夜间推送。", "status": "completed"})
+    return store
+
+
+def test_dates_are_the_readers_local_days(late_night):
+    store, day = late_night, dt.date(2026, 11, 27)
+    assert ids(search(store, Filters(since=day, until=day, tz=SHANGHAI))) == [7, 6]
+    assert ids(search(store, Filters(since=day - dt.timedelta(days=1),
+                                     until=day - dt.timedelta(days=1), tz=SHANGHAI))) == [5]
+    assert ids(search(store, Filters(since=day, until=day))) == []  # a UTC day: nothing yet
+    assert ids(search(store, Filters(since="2026-11-26", until="2026-11-26"))) == [7, 6, 5]
+    assert ids(search(store, Filters(since="2026-11-27", tz=SHANGHAI))) == [7, 6]  # open ended
+    assert ids(search(store, Filters(until="2026-11-26", tz=SHANGHAI))) == [5, 4, 3, 2, 1]
+    assert ids(search(store, Filters(since=day, until=day, tz=LOS_ANGELES))) == []
+    assert ids(search(store, Filters(since="2026-11-26", until="2026-11-26",
+                                     tz=LOS_ANGELES))) == [7, 6, 5]
+
+
+def test_full_text_search_keeps_the_local_date_bounds(late_night):
+    """The FTS rowid bounds (an id range for the date range) use the same local days."""
+    store, day = late_night, dt.date(2026, 11, 27)
+    assert ids(search(store, Filters(query="夜间推送", since=day, until=day, tz=SHANGHAI))) == [7, 6]
+    assert ids(search(store, Filters(query="夜间推送", until="2026-11-26", tz=SHANGHAI))) == [5]
+    assert ids(search(store, Filters(query="夜间推送", since=day, tz=SHANGHAI))) == [7, 6]
+    assert ids(search(store, Filters(query="夜间推送", since=day, until=day))) == []
+    assert ids(search(store, Filters(query="夜间推送", since="2026-11-26",
+                                     until="2026-11-26"))) == [7, 6, 5]
+    assert ids(search(store, Filters(query="夜间", since=day, tz=SHANGHAI))) == [7, 6]  # fallback
+
+
+def test_what_the_list_needs_and_what_counts_as_filtering(late_night):
+    rows = search(late_night, Filters(tz=SHANGHAI)).rows
+    assert {r["language"] for r in rows} == {"zh", "en"}  # for 字 / 词 in the Words column
+    assert not Filters(tz=SHANGHAI).narrowed  # the reader's zone alone filters nothing
+    assert Filters(status="failed", tz=SHANGHAI).narrowed
+    assert Filters(since=dt.date(2026, 11, 27)).narrowed
 
 
 def test_search_index_follows_updates_and_deletes(store):
@@ -216,3 +266,91 @@ def test_full_text_count_skips_deleted_articles(store):
     store.delete(4)
     page = search(store, Filters(query="streaming"), limit=1)
     assert ids(page) == [7] and page.has_more and page.total == 2
+
+
+# ---- usage: local days, failed requests, the CSV (issue 13) ----------------------------
+
+def _usage_row(store, created_at, **fields):
+    row = {"created_at": created_at, "topic": "t", "content": "text", "language": "en",
+           "content_type": "blog", "status": "completed", "provider": "openai",
+           "model": "gpt-4o-mini", "input_tokens": 10, "output_tokens": 20, "cost": 0.01,
+           "currency": "USD", "usage_source": "reported", "target_words": 300, "words": 10,
+           **fields}
+    store.articles.insert(row)
+
+
+def test_usage_days_are_local_days_exactly_across_daylight_saving(tmp_path):
+    from writer.timezones import zone
+
+    store = Store(tmp_path / "dst.db")
+    new_york = zone("America/New_York")  # EDT (UTC-4) until 2026-11-01 02:00, then EST (UTC-5)
+    _usage_row(store, "2026-11-01T03:30:00.000Z")  # 10-31 23:30 EDT
+    _usage_row(store, "2026-11-01T04:30:00.000Z")  # 11-01 00:30 EDT
+    _usage_row(store, "2026-11-02T04:30:00.000Z")  # 11-01 23:30 EST (a fixed -4 says 11-02)
+    _usage_row(store, "2026-11-02T05:30:00.000Z")  # 11-02 00:30 EST
+    days = usage.by_group(store, "day", "2026-10-31", "2026-11-02", tz=new_york)
+    assert [(r["group"], r["articles"]) for r in days] == [
+        ("2026-10-31", 1), ("2026-11-01", 2), ("2026-11-02", 1)]
+    # The period is local dates too, and an open period groups the same way.
+    assert [r["articles"] for r in usage.by_group(store, "day", "2026-11-01", "2026-11-01",
+                                                   tz=new_york)] == [2]
+    assert usage.by_group(store, "day", tz=new_york) == days
+    # UTC stays the default (the CLI): UTC dates.
+    assert [(r["group"], r["articles"]) for r in usage.by_group(store, "day")] == [
+        ("2026-11-01", 2), ("2026-11-02", 2)]
+    assert usage.totals(store, "2026-11-01", "2026-11-01")["articles"] == 2
+    assert usage.totals(store, dt.date(2026, 11, 1), dt.date(2026, 11, 1), tz=new_york)[
+        "articles"] == 2
+
+
+def test_usage_month_and_burn_down_follow_the_local_month(tmp_path):
+    from writer.timezones import zone
+
+    store = Store(tmp_path / "month.db")
+    shanghai = zone("Asia/Shanghai")
+    _usage_row(store, "2026-11-30T17:00:00.000Z", cost=1.0)  # 12-01 01:00 in Shanghai
+    store.set_budget("USD", 10)
+    december = dt.date(2026, 12, 1)
+    assert usage.month_spend(store, december) == {}
+    assert usage.month_spend(store, december, tz=shanghai) == {"USD": 1.0}
+    assert usage.budget_status(store, "USD", december, tz=shanghai)["spent"] == 1.0
+    assert usage.burn_down(store, "USD", december, tz=shanghai)[0]["spent"] == 1.0
+
+
+def test_failed_requests_are_not_articles_but_their_spend_counts(tmp_path):
+    store = Store(tmp_path / "failed.db")
+    _usage_row(store, "2026-11-02T09:00:00.000Z")
+    _usage_row(store, "2026-11-02T10:00:00.000Z", status="failed", content="", words=0,
+               input_tokens=5, output_tokens=0, cost=0.002, usage_source="estimated")
+    _usage_row(store, "2026-11-02T11:00:00.000Z", status="failed", content="", words=0,
+               input_tokens=0, output_tokens=0, cost=None, currency=None,
+               usage_source="estimated", model="mystery")
+    _usage_row(store, "2026-11-02T12:00:00.000Z", status="failed", content="half of it",
+               words=3)  # failed mid-way with text: an article
+    totals = usage.totals(store)
+    assert (totals["articles"], totals["failed_requests"]) == (2, 2)
+    assert totals["input_tokens"] == 10 + 5 + 0 + 10  # billed tokens still count
+    assert totals["cost"] == {"USD": pytest.approx(0.022)}
+    assert totals["estimated"] == 0 and totals["unpriced"] == 0
+    by_model = {r["group"]: r for r in usage.by_group(store, "model")}
+    assert (by_model["gpt-4o-mini"]["articles"], by_model["gpt-4o-mini"]["failed_requests"]) == (2, 1)
+    assert (by_model["mystery"]["articles"], by_model["mystery"]["failed_requests"]) == (0, 1)
+    assert by_model["mystery"]["unpriced_articles"] == 0
+    listed = {r["id"]: r["failed_request"] for r in usage.articles(store)}
+    assert listed == {1: 0, 2: 1, 3: 1, 4: 0}
+    assert usage.articles(store, unpriced_only=True) == []
+
+
+def test_usage_csv_code_names_or_headings_labels_bom_and_no_formulas(store):
+    rows = usage.by_group(store, "type")
+    assert usage.to_csv(rows).splitlines()[0] == (
+        "group,currency,articles,failed_requests,input_tokens,output_tokens,cost,"
+        "estimated_articles,unpriced_articles")
+    headers = {"group": "内容类型", "articles": "文章数", "currency": "币种"}
+    values = {"group": {"blog": "博客"}, "currency": {None: "未定价"}}
+    text = usage.to_csv(rows, headers, values, bom=True)
+    assert text.startswith("\ufeff内容类型,文章数,币种\r\n")
+    assert "博客,1,未定价\r\n" in text and "博客,1,USD\r\n" in text
+    assert usage.to_csv([], headers, bom=True) == "\ufeff内容类型,文章数,币种\r\n"
+    guarded = usage.to_csv([{"a": "=1+1", "b": "+x", "c": "-2", "d": "@f", "e": -3, "f": "a=b"}])
+    assert guarded.splitlines()[1] == "'=1+1,'+x,'-2,'@f,-3,a=b"  # numbers stay numbers

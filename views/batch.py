@@ -10,7 +10,7 @@ import streamlit as st
 
 from views.common import explain_error, format_cost, page_context, registry, show_details, unit
 from writer import batch as batches
-from writer.brief import CONTENT_TYPES, LANGUAGES, STYLE_PRESETS
+from writer.brief import CONTENT_TYPES, LANGUAGES, MAX_WORDS, MIN_WORDS, STYLE_PRESETS
 from writer.jobs import JobError
 from writer.kinds import ACTIVE, BatchStatus, RowState, Status
 from writer.providers import ProviderChoiceError, available_providers, choose_provider
@@ -119,8 +119,12 @@ def new_batch() -> None:
                          format_func=lambda k: t(f"content_types.{k}"))
             st.selectbox(t("write.style"), STYLE_PRESETS, placeholder=t("app.choose"), key="batch_style",
                          format_func=lambda k: t(f"styles.{k}"))
-            st.number_input(t("write.length"), min_value=50, max_value=20000, step=50,
-                            key="batch_length")
+            # No min/max on the widget (the browser would refuse silently, in English).
+            length = st.number_input(t("write.length", unit=t("units.mixed")), step=50,
+                                     key="batch_length")
+            if not MIN_WORDS <= (length or 0) <= MAX_WORDS:
+                st.error(t("brief_errors.length_range", min=MIN_WORDS, max=MAX_WORDS),
+                         icon=":material/error:")
             st.radio(t("write.language"), LANGUAGES, horizontal=True, key="batch_language",
                      format_func=lambda k: t(f"languages.{k}"))
             st.text_input(t("write.audience"), key="batch_audience")
@@ -159,7 +163,7 @@ def new_batch() -> None:
         t("batch.col_row"): r.number,
         t("batch.col_topic"): r.brief.topic if r.ok else r.cells.get(table.fields["topic"], ""),
         t("write.content_type"): t(f"content_types.{r.brief.content_type}") if r.ok else "",
-        t("write.length"): str(r.brief.target_words) if r.ok else r.cells.get(
+        t("write.length", unit=t("units.mixed")): str(r.brief.target_words) if r.ok else r.cells.get(
             table.fields.get("length", ""), ""),
         t("write.language"): t(f"languages.{r.brief.language}") if r.ok else "",
         t("batch.col_check"): "✓" if r.ok else "✗ " + t(f"batch.error_{r.error}",

@@ -323,12 +323,13 @@ def copy_button(row: dict, t: Translator, *, key: str) -> None:
         "id": element_id, "id_js": _js(element_id), "label": html.escape(t("write.copy")),
         "html": _js(to_html_fragment(row)), "text": _js(to_text(row)),
         "done": _js(t("write.copied")), "failed": _js(t("write.copy_failed")),
-    }, width="content", unsafe_allow_javascript=True)
+    }, unsafe_allow_javascript=True)
 
 
 def _js(value: str) -> str:
-    """A JSON string literal that is safe inside a <script> element."""
-    return json.dumps(value, ensure_ascii=False).replace("</", "<\\/")
+    """A JSON string literal that is safe inside a <script> element. No "<" at all:
+    Streamlit's DOMPurify drops a script whose text looks like markup ("<h1>")."""
+    return json.dumps(value, ensure_ascii=False).replace("<", "\\u003c")
 
 
 def _ms(value) -> str:
