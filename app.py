@@ -45,7 +45,7 @@ with st.sidebar:
                 f"{t('write.provider_local') if provider.kind == 'local' else provider.title}"
                 + ("" if provider.kind == "local" else f"  \n**{t('app.sidebar_model')}:** "
                    f"`{provider.model or '?'}`"))
-    st.selectbox("UI / 界面", UI_LANGUAGES, key="ui_language",
+    st.selectbox("UI / 界面", UI_LANGUAGES, key="ui_language", placeholder="中文 / English",
                  index=UI_LANGUAGES.index(ctx.t.language),
                  format_func=lambda code: {"zh": "中文", "en": "English"}[code])
     remember_language(st.session_state["ui_language"])

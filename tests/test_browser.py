@@ -176,6 +176,7 @@ api_key_env = "FLAKY_KEY"
 models = ["gpt-4o-mini"]
 """
 DEFAULT_PROVIDER = "127.0.0.1"  # the name the app gives OPENAI_BASE_URL=http://127.0.0.1:…
+DEFAULT_TITLE = "Loopback"  # … and what the pages call it (WRITER_PROVIDER_NAME)
 
 
 @pytest.fixture(scope="module")
@@ -187,6 +188,7 @@ def app_server(chromium_path, fake_provider, blackhole, tmp_path_factory):
                                                     fake_url=fake_provider.base_url))
     env = {"OPENAI_BASE_URL": fake_provider.base_url, "OPENAI_API_KEY": "sk-test",
            "WRITER_MODEL": "gpt-4o-mini", "WRITER_PROVIDERS_FILE": str(providers_file),
+           "WRITER_PROVIDER_NAME": DEFAULT_TITLE,
            "BLACKHOLE_KEY": "sk-blackhole", "FLAKY_KEY": "sk-flaky"}
     with streamlit_server(tmp, env) as server:
         yield server
@@ -375,11 +377,13 @@ def test_write_flow_streams_into_the_page(page, fake_provider, app_server, capsy
     # (c) the end state: saved, stats, overshoot.
     main = page.get_by_test_id("stMain")
     expect(main.get_by_test_id("stAlertContentSuccess")).to_contain_text("saved as #1")
-    stats = main.locator("table").filter(has_text="Input tokens")
-    expect(stats).to_contain_text("350")
-    expect(stats).to_contain_text("420")
-    expect(stats).to_contain_text("USD")
-    expect(stats).to_contain_text(f"{ARTICLE_WORDS} / {TARGET}")
+    metric = main.get_by_test_id("stMetric")  # figures that wrap, not a table
+    expect(metric.filter(has_text="Input tokens")).to_contain_text("350")
+    expect(metric.filter(has_text="Output tokens")).to_contain_text("420")
+    expect(metric.filter(has_text="Cost")).to_contain_text("USD")
+    expect(metric.filter(has_text="Words")).to_contain_text(f"{ARTICLE_WORDS} / {TARGET} words")
+    for box in (metric.nth(i).bounding_box() for i in range(metric.count())):
+        assert box["x"] + box["width"] <= 1400, box  # none cut off at the viewport's edge
     percent = overshoot_percent(ARTICLE_WORDS, TARGET)
     expect(main.get_by_test_id("stProgress")).to_have_text(
         f"{ARTICLE_WORDS} / {TARGET} words ({percent}% over target)")
@@ -592,7 +596,7 @@ def test_stop_closes_the_provider_connection_and_keeps_the_partial(page, fake_pr
     # A fresh browser context is a fresh session: the default provider is preselected,
     # whatever an earlier test picked.
     provider_box = page.get_by_role("combobox", name="Provider", exact=True)
-    expect(provider_box).to_have_value(f"{DEFAULT_PROVIDER} · gpt-4o-mini")
+    expect(provider_box).to_have_value(f"{DEFAULT_TITLE} · gpt-4o-mini")
     if provider != DEFAULT_PROVIDER:
         pick_provider(page, f"{provider} · gpt-4o-mini")
 

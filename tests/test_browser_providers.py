@@ -138,13 +138,14 @@ def test_run_a_check_and_read_its_graded_report(browser, app):  # noqa: F811
     script = fake.responder = ByKind(long_delay=0.05)  # the long answer: about 2 s
     with tab(browser, server.url + "/") as page:
         main = open_providers_page(page)
-        expect(main.get_by_text(f"{LOOPBACK} · gpt-4o-mini").first).to_be_visible()
+        port = fake.base_url.split(":")[2].split("/")[0]  # no WRITER_PROVIDER_NAME: host:port
+        expect(main.get_by_text(f"{LOOPBACK}:{port} · gpt-4o-mini").first).to_be_visible()
         before, first = len(saved(server)), len(fake.requests)
         confirm_and_run(main)
 
         progress = main.get_by_test_id("stProgress")
         # 5 connections + 5 first-token runs + the long answer + 10 streams = 21 steps
-        expect(progress).to_contain_text(re.compile(rf"Checking {LOOPBACK}: \d+ / 21 · "))
+        expect(progress).to_contain_text(re.compile(rf"Checking {LOOPBACK}:\d+: \d+ / 21 · "))
         cancel = main.get_by_role("button", name=re.compile("Cancel$"))
         expect(cancel).to_be_enabled()
         expect(main.get_by_role("button", name=re.compile("Run the check$"))).to_have_count(0)
@@ -197,7 +198,7 @@ def test_cancel_a_running_check(browser, app):  # noqa: F811
                          if fake.requests[i].get("max_tokens") == LONG)
         poll(lambda: fake.chunks_sent[long_slot] >= 3, "the long answer to stream")
         progress = main.get_by_test_id("stProgress")
-        expect(progress).to_contain_text(re.compile(rf"Checking {LOOPBACK}: 10 / 21 · "))
+        expect(progress).to_contain_text(re.compile(rf"Checking {LOOPBACK}:\d+: 10 / 21 · "))
         disconnects = len(fake.disconnects)
         main.get_by_role("button", name=re.compile("Cancel$")).click()
 

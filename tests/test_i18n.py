@@ -44,3 +44,21 @@ def test_english_singular_for_a_count_of_one():
     key = singulars[0][:-4]
     values = {name: 1 if name in ("count", "rows") else "x" for name in re.findall(r"{(\w+)}", en[key])}
     assert t(key, **values) == en[key + "_one"].format(**values)
+
+
+def test_notices_are_in_the_ui_language_with_no_english_left():
+    from views.common import notice_text
+    from writer.engine import Notice
+    from writer.kinds import NoticeKind
+
+    retry = Notice(NoticeKind.RETRYING, "http://x/v1 had a server error (HTTP 503); try again later",
+                   1.0, 4, 4, error_kind="server", status=503, provider="DeepSeek")
+    assert notice_text(retry, Translator("zh")) == "模型服务暂时出错（HTTP 503）：1 秒后重试（第 4/4 次）"
+    assert notice_text(retry, Translator("en")) == \
+        "The provider had a server error (HTTP 503); retrying in 1 s (attempt 4 of 4)"
+    failover = Notice(NoticeKind.FAILOVER, "a failed (…); switching to b", error_kind="auth",
+                      status=401, provider="备用中转", failed_provider="DeepSeek")
+    assert notice_text(failover, Translator("zh")) == \
+        "DeepSeek 出错：API Key 被拒绝（HTTP 401）。已切换到备用服务 备用中转"
+    assert notice_text(failover, Translator("en")) == \
+        "DeepSeek failed: The API key was rejected (HTTP 401). Switched to the backup provider 备用中转"

@@ -30,6 +30,8 @@ def test_no_orphan_strings(language):
                           (LengthOutcome, "outcomes")]:
         keys = {k.split(".", 1)[1] for k in t._strings if k.startswith(section + ".")}
         assert keys <= {kind.value for kind in enum}, (section, keys - {k.value for k in enum})
+    reasons = {k.split(".", 1)[1] for k in t._strings if k.startswith("retry_reasons.")}
+    assert reasons <= {kind.value for kind in ErrorKind} | {"other", "http"}, reasons
 
 
 def test_values_are_the_strings_stored_in_the_database():
@@ -43,7 +45,7 @@ def test_engine_and_pages_name_kinds_instead_of_spelling_them():
     words = "|".join(sorted({*(s.value for s in Status), *(n.value for n in NoticeKind)}))
     pattern = re.compile(rf"""(==|!=|\bin\b|Notice\(|status=)\s*["']({words})["']""")
     offenders = []
-    for path in [*(ROOT / "writer").glob("*.py"), *(ROOT / "pages").glob("*.py"), ROOT / "app.py"]:
+    for path in [*(ROOT / "writer").glob("*.py"), *(ROOT / "views").glob("*.py"), ROOT / "app.py"]:
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if pattern.search(line):
                 offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")

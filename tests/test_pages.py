@@ -297,7 +297,7 @@ def test_usage_page_totals_per_currency_unpriced_and_csv(env, fake, monkeypatch)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Articles"] == "2"
     assert metrics["Cost (USD)"] == "0.0008 USD"  # 1000 × 0.15 + 1000 × 0.60 per 1M
-    assert any("1 articles use a model with no price" in w.value for w in at.warning)
+    assert any("1 article uses a model with no price" in w.value for w in at.warning)
     assert [b.label for b in at.get("download_button")] == ["Export CSV"]
     at.selectbox(key="usage_by").set_value("model").run()
     table = at.dataframe[0].value
@@ -318,8 +318,40 @@ def test_budget_warns_at_80_percent_and_needs_confirmation_past_100(env, fake):
     assert any("tick the confirmation" in e.value for e in at.error)
     assert Store(env["WRITER_DB"]).count() == 1
     at.checkbox(key="budget_confirm").check()
+    fake.queue(Reply(text="confirmed"))
     at = fill_and_generate(at, topic="over budget", language="en")
     assert Store(env["WRITER_DB"]).count() == 2
+    # Asked again for the next article: the confirmation does not stay ticked.
+    assert at.checkbox(key="budget_confirm").value is False
+    at = fill_and_generate(at, topic="over budget again", language="en")
+    assert any("tick the confirmation" in e.value for e in at.error)
+    assert Store(env["WRITER_DB"]).count() == 2
+
+
+def test_local_model_presets_english_and_asks_for_an_english_topic(env, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY")  # no key: the bundled local model is the default
+    monkeypatch.setenv("WRITER_UI_LANGUAGE", "zh")
+    at = app()
+    assert at.selectbox(key="provider").value == "local"
+    assert at.radio(key="language").value == "en"  # it reads and writes English only
+    assert any("只能读写英文" in i.value for i in at.info)  # said before Generate
+    at.text_input(key="topic").input("新款咖啡机上市").run()
+    (warning,) = at.warning
+    assert "请改用英文主题" in warning.value and "仍可继续生成" in warning.value
+    assert at.button(key="generate").disabled is False  # the user may still go on
+    at.text_input(key="topic").input("A new coffee machine").run()
+    assert not at.warning
+
+
+def test_a_chosen_language_is_kept_when_the_provider_is_not_local(env):
+    at = app()
+    assert at.radio(key="language").value == "zh"  # a remote provider: the form's default
+    at.radio(key="language").set_value("en").run()
+    at.selectbox(key="provider").set_value("local").run()
+    assert at.radio(key="language").value == "en"
+    at.radio(key="language").set_value("zh").run()  # the user may switch back
+    assert at.radio(key="language").value == "zh"
+    assert any("it will answer in English" in c.value for c in at.caption)
 
 
 def test_settings_page_edits_prices_and_budgets(env, fake):
@@ -329,7 +361,7 @@ def test_settings_page_edits_prices_and_budgets(env, fake):
     at.text_input(key="price_model").input("Mystery-Model")
     at.number_input(key="price_input").set_value(1.0)
     at.number_input(key="price_output").set_value(2.0)
-    at.text_input(key="price_currency").input("cny")
+    at.selectbox(key="price_currency").set_value("CNY")
     next(b for b in at.button if b.label == "Save price").click().run()
     assert not at.exception
     (edit,) = Store(env["WRITER_DB"]).price_edits()

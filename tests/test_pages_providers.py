@@ -166,6 +166,11 @@ def save_check(settings, name: str, *, first_delay: float, fake) -> int:
         store.close()
 
 
+def title(fake) -> str:
+    """What the pages call the loopback provider: host:port (no WRITER_PROVIDER_NAME)."""
+    return f"{LOOPBACK}:{fake.base_url.split(':')[2].split('/')[0]}"
+
+
 # ---- tests ------------------------------------------------------------------------------
 
 def test_no_check_yet_lists_the_providers_and_the_estimate(env, fake, script):
@@ -257,7 +262,7 @@ def test_a_check_runs_with_progress_and_its_report_is_graded_and_saved(env, fake
     assert check.total == 3 + 3 + 1 + 10  # connections, first-token runs, long answer, streams
     # While it runs: the progress and Cancel instead of the form.
     (progress,) = progress_texts(at)
-    assert progress.startswith(f"Checking {LOOPBACK}: ") and "/ 17 · " in progress
+    assert progress.startswith(f"Checking {title(fake)}: ") and "/ 17 · " in progress
     assert at.button(key="check-cancel").label == "Cancel"
     assert not at.button(key="check-cancel").disabled
     assert "check-run" not in [b.key for b in at.button]
@@ -333,7 +338,7 @@ def test_cancel_stops_the_check_and_saves_it_cancelled(env, fake):
              "the long answer to stall")
     at.run()
     (progress,) = progress_texts(at)
-    assert progress.startswith(f"Checking {LOOPBACK}: 2 / 13 · ")  # (its phase: see below)
+    assert progress.startswith(f"Checking {title(fake)}: 2 / 13 · ")  # (its phase: see below)
     disconnects = len(fake.disconnects)
 
     at.button(key="check-cancel").click().run()
@@ -365,7 +370,7 @@ def test_the_progress_names_the_phase_under_way(env, fake):
              "the long answer to stall")
     at.run()
     try:
-        assert progress_texts(at) == [f"Checking {LOOPBACK}: 2 / 13 · a long streamed answer"]
+        assert progress_texts(at) == [f"Checking {title(fake)}: 2 / 13 · a long streamed answer"]
     finally:
         check.cancel()
         wait_finished(check, timeout_s=10)

@@ -354,3 +354,15 @@ def test_usage_csv_code_names_or_headings_labels_bom_and_no_formulas(store):
     assert usage.to_csv([], headers, bom=True) == "\ufeff内容类型,文章数,币种\r\n"
     guarded = usage.to_csv([{"a": "=1+1", "b": "+x", "c": "-2", "d": "@f", "e": -3, "f": "a=b"}])
     assert guarded.splitlines()[1] == "'=1+1,'+x,'-2,'@f,-3,a=b"  # numbers stay numbers
+
+
+def test_usage_counts_a_row_with_no_usage_yet(tmp_path):
+    """A row being written has no usage_source nor cost yet (NULL): an article, not an
+    unpriced one, and never a None sum."""
+    store = Store(tmp_path / "streaming.db")
+    _usage_row(store, "2026-11-02T09:00:00.000Z", status="streaming", usage_source=None,
+               input_tokens=None, output_tokens=None, cost=None, currency=None)
+    totals = usage.totals(store)
+    assert (totals["articles"], totals["estimated"], totals["unpriced"]) == (1, 0, 0)
+    assert usage.articles(store, unpriced_only=True) == []
+    assert (totals["input_tokens"], totals["output_tokens"]) == (0, 0)

@@ -225,6 +225,20 @@ def show_status(row: dict, t: Translator) -> None:
         show_details(detail, t)
 
 
+def notice_text(event, t: Translator) -> str:
+    """A notice (engine.Notice) in the UI language, built from its fields; its
+    `message` is English (the CLI's) and is used only where it is content (a heading)."""
+    reason = ""
+    if event.error_kind:
+        key = f"retry_reasons.{event.error_kind}"
+        reason = t(key) if t.has(key) else t("retry_reasons.other")
+        if event.status:
+            reason += t("retry_reasons.http", status=event.status)
+    return t(f"notices.{event.kind}", message=event.message, wait=f"{event.wait_s:.0f}",
+             attempt=event.attempt, max=event.max_attempts, reason=reason,
+             provider=event.provider, failed=event.failed_provider)
+
+
 def show_details(detail: str, t: Translator) -> None:
     with st.expander(t("write.details")):
         st.text(detail)

@@ -138,7 +138,7 @@ if busy:
         st.progress(check.done / max(1, check.total),
                     text=t("providers.progress", done=check.done, total=check.total,
                            phase=t(f"providers.phase_{check.phase.split('_')[0]}"),
-                           provider=check.provider.name))
+                           provider=check.provider.title))
         st.button(t("providers.cancel"), on_click=cancel_check, icon=":material/cancel:",
                   disabled=check.cancelled, key="check-cancel")
 

@@ -3,8 +3,8 @@ import time
 
 import streamlit as st
 
-from views.common import (page_context, refresh_running, registry, show_article, show_stats,
-                          show_status, stop_job, unit)
+from views.common import (notice_text, page_context, refresh_running, registry, show_article,
+                          show_details, show_stats, show_status, stop_job, unit)
 from writer import usage
 from writer.brief import (CONTENT_TYPES, LANGUAGES, MAX_FIELD_CHARS, MAX_TOPIC_CHARS, MAX_WORDS,
                           MIN_WORDS, STYLE_PRESETS, Brief, BriefError)
@@ -32,7 +32,7 @@ def start(job_for) -> None:
         job = job_for()
         handle = registry().submit(job)
     except (JobError, ProviderChoiceError) as exc:  # e.g. no WRITER_MODEL, server listing several
-        st.session_state["write_message"] = ("error", str(exc))
+        st.session_state["write_message"] = ("error", t("write.start_failed"), str(exc))
         return
     if job.brief.language != job.requested_language:
         st.session_state["write_message"] = ("info", t("write.local_english_now"))
@@ -69,7 +69,8 @@ def generate() -> None:
         field = exc.field if exc.field in FORM_FIELDS else "generate"
         ss["form_errors"] = {field: (brief_error_text(exc), ss.get(field))}
         return
-    budget = usage.budget_status_for(now.store, now.settings, provider) if provider else None
+    budget = usage.budget_status_for(now.store, now.settings, provider, tz=now.tz) \
+        if provider else None
     if budget is not None and budget["level"] == "over" and not ss.get("budget_confirm"):
         ss["form_errors"] = {"budget_confirm": (t("write.budget_confirm_needed"),
                                                 ss.get("budget_confirm"))}
@@ -128,7 +129,7 @@ def render_form() -> None:
         local = provider.kind == "local"
         if local:
             st.info(t("write.local_notice"), icon=":material/info:")
-        budget = usage.budget_status_for(ctx.store, ctx.settings, provider)
+        budget = usage.budget_status_for(ctx.store, ctx.settings, provider, tz=ctx.tz)
         over_budget = budget is not None and budget["level"] == "over"
         if budget and budget["level"] != "ok":
             (st.error if over_budget else st.warning)(t(
@@ -212,21 +213,8 @@ NOTICE_STYLES = {NoticeKind.FAILOVER: "warning", NoticeKind.RETRYING: "warning",
                  NoticeKind.THROTTLED: "warning"}  # else info
 
 
-def notice_text(event: Notice) -> str:
-    """A notice in the UI language, built from its fields (`message` is English)."""
-    reason = ""
-    if event.error_kind:
-        key = f"retry_reasons.{event.error_kind}"
-        reason = t(key) if t.has(key) else t("retry_reasons.other")
-        if event.status:
-            reason += t("notices.http", status=event.status)
-    return t(f"notices.{event.kind}", message=event.message, wait=f"{event.wait_s:.0f}",
-             attempt=event.attempt, max=event.max_attempts, reason=reason,
-             provider=event.provider, failed=event.failed_provider)
-
-
 def show_notice(slot, event: Notice) -> None:
-    getattr(slot, NOTICE_STYLES.get(event.kind, "info"))(notice_text(event))
+    getattr(slot, NOTICE_STYLES.get(event.kind, "info"))(notice_text(event, t))
 
 
 def view_job(handle: Handle, then=None) -> None:
@@ -321,6 +309,8 @@ with out_col:
     message = st.session_state.pop("write_message", None)
     if message:
         getattr(st, message[0])(message[1])
+        if len(message) > 2:  # the English detail, collapsed
+            show_details(message[2], t)
     # Which article this tab shows: the one just started, one opened by a link
     # (?article=N: the sidebar, a reload, a second tab), or the last one it showed.
     linked = st.query_params.get("article", "")
