@@ -91,7 +91,7 @@ def start_new(name: str, table, provider_name: str) -> None:
                                   defaults=defaults_from_form())
         batches.BatchRun(now.settings, batch_id, registry(), provider).start()
     except (batches.BatchError, JobError, ProviderChoiceError, StorageError, KeyError) as exc:
-        ss["batch_message"] = ("error", str(exc))
+        ss["batch_message"] = ("error", t("batch.start_failed"), str(exc))
         return
     ss["batch_open"], ss["batch_view"] = batch_id, OPEN
     ss["batch_link"] = str(batch_id)
@@ -216,7 +216,7 @@ def resume(batch_id: int, only: list[int] | None = None) -> None:
                                    b["settings"].get("model"))
         batches.BatchRun(now.settings, batch_id, registry(), provider, only=only).start()
     except (batches.BatchError, ProviderChoiceError, StorageError) as exc:
-        ss["batch_message"] = ("error", str(exc))
+        ss["batch_message"] = ("error", t("batch.start_failed"), str(exc))
 
 
 def stop(batch_id: int) -> None:
@@ -373,6 +373,8 @@ def show_batch(batch_id: int) -> None:
 message = ss.pop("batch_message", None)
 if message:
     getattr(st, message[0])(message[1])
+    if len(message) > 2:  # the English detail, collapsed
+        show_details(message[2], t)
 
 if view == NEW:
     new_batch()

@@ -118,7 +118,7 @@ def start_check() -> None:
                            levels=tuple(sorted(ss.get("check_levels") or ())))
         checks.start(now.settings, provider, plan)
     except (checks.CheckError, ProviderChoiceError, KeyError) as exc:
-        ss["check_message"] = str(exc)
+        ss["check_message"] = str(exc)  # English: shown as the details
         return
     ss["check_follow"] = True  # show the new one when it ends
 
@@ -162,7 +162,8 @@ else:
                            levels=tuple(sorted(ss.get("check_levels") or ())))
         guess = checks.estimate(plan, provider, ctx.settings, store)
     except checks.CheckError as exc:
-        st.error(str(exc))
+        st.error(t("providers.start_failed"))
+        show_details(str(exc), t)
         guess = None
     confirmed = True
     if guess is not None:
@@ -179,7 +180,8 @@ else:
                                     key=f"check_confirm_{name}_{guess.requests}")
     message = ss.pop("check_message", None)
     if message:
-        st.error(message)
+        st.error(t("providers.start_failed"))
+        show_details(message, t)
     st.button(t("providers.run"), type="primary", icon=":material/speed:", on_click=start_check,
               disabled=not confirmed or guess is None, key="check-run")
 
