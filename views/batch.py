@@ -319,7 +319,8 @@ def show_batch(batch_id: int) -> None:
                 t("batch.col_topic"): (r["brief"] or {}).get("topic") or
                 r["input"].get(topic_column, ""),
                 t("batch.col_status"): state_label(state),
-                t("batch.col_words"): f"{words_now or 0} / {r['target_words'] or '–'} "
+                t("batch.col_words"): "–" if r["invalid"] else
+                f"{words_now or 0} / {r['target_words'] or '–'} "
                 f"{unit(t, (r['brief'] or {}).get('language'))}",
                 t("batch.col_cost"): format_cost(r["cost"], r["currency"], t)
                 if r["article_id"] and handle is None and state not in ACTIVE else "",

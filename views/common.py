@@ -284,9 +284,10 @@ COPY_SCRIPT = """
 </div>
 <style>
 .writer-copy-button{font:inherit;font-size:.875rem;line-height:1.6;padding:.25rem .75rem;
-min-height:2.5rem;border-radius:.5rem;cursor:pointer;color:#fff;background:#ff4b4b;
-border:1px solid #ff4b4b;font-weight:500}
-.writer-copy-button:hover{background:#ff3333;border-color:#ff3333}
+min-height:2.5rem;border-radius:.5rem;cursor:pointer;color:inherit;background:transparent;
+border:1px solid rgba(49,51,63,.2);font-weight:600}
+.writer-copy-button::before{content:"⧉";margin-right:.5rem}
+.writer-copy-button:hover{border-color:currentColor;opacity:.85}
 .writer-copy-button:focus-visible{outline:2px solid #1c83e1;outline-offset:2px}
 </style>
 <script>
