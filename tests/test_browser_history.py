@@ -19,20 +19,18 @@ from __future__ import annotations
 import contextlib
 import re
 import sys
-import time
 
 import pytest
 
 from fake_openai import FakeOpenAI
 from serving import GRID_JS
-from test_browser import ARTIFACTS, UI_TIMEOUT_MS, streamlit_server
+from test_browser import streamlit_server
 from test_browser import browser, chromium_path  # noqa: F401 (fixtures)
-from test_browser_jobs import poll, server_env
+from test_browser_jobs import VIEWPORT, poll, server_env, tab
 from writer.store import Store
 
 pytestmark = pytest.mark.browser
 
-VIEWPORT = {"width": 1280, "height": 800}
 ZONE = "Asia/Shanghai"
 
 # In time order (ids rise with created_at). Local times are Shanghai's (UTC+8).
@@ -90,27 +88,9 @@ def server(history_server):
 @contextlib.contextmanager
 def shanghai_tab(browser, url: str):  # noqa: F811
     """A fresh session in a browser whose clock is Shanghai's, at 1280×800."""
-    from playwright.sync_api import expect
-
-    context = browser.new_context(timezone_id=ZONE, viewport=VIEWPORT, locale="en-US")
-    context.set_default_timeout(UI_TIMEOUT_MS)
-    expect.set_options(timeout=UI_TIMEOUT_MS)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
+    with tab(browser, url, timezone_id=ZONE) as page:
         assert page.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone") == ZONE
-        page.goto(url)
-        page.get_by_test_id("stSidebarNav").wait_for()  # the app has painted
         yield page
-    except BaseException:
-        with contextlib.suppress(Exception):
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / f"history-failure-{time.time():.0f}.png"))
-        raise
-    finally:
-        context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
 
 
 HEADERS_JS = """(element) => [...element.querySelectorAll('table[role="grid"] thead th')]

@@ -102,12 +102,13 @@ def own_server(tmp_path, **env):
 
 
 @contextlib.contextmanager
-def tab(browser, url: str, *, js_errors_allowed: bool = False):
-    """A fresh browser context (= a Streamlit session of its own) on `url`. If the
-    test fails, a screenshot of this tab goes to test-artifacts/ (git-ignored)."""
+def tab(browser, url: str, *, js_errors_allowed: bool = False, **context_options):
+    """A fresh browser context (= a Streamlit session of its own) on `url`, 1280×800,
+    en-US unless `context_options` say otherwise (locale, timezone_id, permissions).
+    If the test fails, a screenshot of this tab goes to test-artifacts/ (git-ignored)."""
     from playwright.sync_api import expect
 
-    context = browser.new_context(viewport=VIEWPORT, locale="en-US")
+    context = browser.new_context(**{"viewport": VIEWPORT, "locale": "en-US", **context_options})
     context.set_default_timeout(UI_TIMEOUT_MS)
     expect.set_options(timeout=UI_TIMEOUT_MS)
     page = context.new_page()

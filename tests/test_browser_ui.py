@@ -22,12 +22,10 @@ import pytest
 from fake_openai import FakeOpenAI, Reply
 from test_browser import streamlit_server
 from test_browser import browser, chromium_path  # noqa: F401 (fixtures)
-from test_browser_jobs import poll, server_env
+from test_browser_jobs import poll, server_env, tab
 
 pytestmark = pytest.mark.browser
 
-VIEWPORT = {"width": 1280, "height": 800}
-UI_TIMEOUT_MS = 30_000
 NAV_ZH = ["写作", "批量写作", "历史记录", "用量与费用", "模型服务评测", "设置"]
 ARTICLE = ("# 新品咖啡机上市\n\n清晨的**第一杯咖啡**，只需三十秒。\n\n"
            "- 一键萃取\n- 静音研磨\n\n现在下单，立享早鸟价。\n")
@@ -47,23 +45,9 @@ def zh_server(chromium_path, fake, tmp_path_factory):  # noqa: F811
         yield server
 
 
-@contextlib.contextmanager
 def zh_tab(browser, url: str, **context_options):  # noqa: F811
-    from playwright.sync_api import expect
-
-    context = browser.new_context(viewport=VIEWPORT, locale="zh-CN", **context_options)
-    context.set_default_timeout(UI_TIMEOUT_MS)
-    expect.set_options(timeout=UI_TIMEOUT_MS)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
-        page.goto(url)
-        page.get_by_test_id("stSidebarNav").wait_for()
-        yield page
-    finally:
-        context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
+    """A fresh session of a Chinese browser at 1280×800."""
+    return tab(browser, url, locale="zh-CN", **context_options)
 
 
 def article_count(server) -> int:
