@@ -115,9 +115,11 @@ def new_batch() -> None:
                           else "professional")
             ss.setdefault("batch_length", form["target_words"] or 800)
             ss.setdefault("batch_language", form["language"] or "zh")
-            st.selectbox(t("write.content_type"), CONTENT_TYPES, placeholder=t("app.choose"), key="batch_type",
+            st.selectbox(t("write.content_type"), CONTENT_TYPES,
+                         placeholder=t("app.choose"), key="batch_type",
                          format_func=lambda k: t(f"content_types.{k}"))
-            st.selectbox(t("write.style"), STYLE_PRESETS, placeholder=t("app.choose"), key="batch_style",
+            st.selectbox(t("write.style"), STYLE_PRESETS,
+                         placeholder=t("app.choose"), key="batch_style",
                          format_func=lambda k: t(f"styles.{k}"))
             # No min/max on the widget (the browser would refuse silently, in English).
             length = st.number_input(t("write.length", unit=t("units.mixed")), step=50,
@@ -382,7 +384,8 @@ if view == NEW:
 else:
     default = ss.get("batch_open") if ss.get("batch_open") in by_id else listed[0]["id"]
     ss["batch_open"] = default
-    chosen = st.selectbox(t("batch.open"), list(by_id), placeholder=t("app.choose"), key="batch_open",
+    chosen = st.selectbox(t("batch.open"), list(by_id),
+                          placeholder=t("app.choose"), key="batch_open",
                           format_func=lambda i: batch_label(by_id[i]))
     if st.query_params.get("batch") != str(chosen):
         st.query_params["batch"] = str(chosen)

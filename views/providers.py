@@ -146,7 +146,8 @@ if busy:
 else:
     left, right = st.columns(2)
     with left:
-        name = st.selectbox(t("write.provider"), list(providers), placeholder=t("app.choose"), key="check_provider",
+        name = st.selectbox(t("write.provider"), list(providers),
+                            placeholder=t("app.choose"), key="check_provider",
                             format_func=lambda n: t("write.provider_local") if n == "local"
                             else providers[n].label())
         st.slider(t("providers.runs"), 1, 20, key="check_runs", help=t("providers.runs_help"))
@@ -197,7 +198,8 @@ if saved:
     if ss.get("check_shown") not in by_id:
         ss["check_shown"] = newest
     st.subheader(t("providers.report"))
-    shown_id = st.selectbox(t("providers.report_pick"), list(reversed(by_id)), placeholder=t("app.choose"), key="check_shown",
+    shown_id = st.selectbox(t("providers.report_pick"), list(reversed(by_id)),
+                            placeholder=t("app.choose"), key="check_shown",
                             format_func=lambda i: f"#{i} · {by_id[i]['provider']} · "
                             f"{by_id[i]['model']} · {by_id[i]['created_at'][:16].replace('T', ' ')}"
                             f" UTC · {t('providers.status_' + by_id[i]['status'])}")
@@ -277,7 +279,8 @@ if saved:
     st.subheader(t("providers.over_time"))
     metric = st.selectbox(t("providers.chart_metric"),
                           ("ttft_p95_ms", "connect_ms", "itl_cv", "tokens_per_s",
-                           "interruption_rate"), placeholder=t("app.choose"), key="check_chart_metric",
+                           "interruption_rate"),
+                          placeholder=t("app.choose"), key="check_chart_metric",
                           format_func=lambda k: t(f"providers.chart_{k}"))
     points = pd.DataFrame([{"when": pd.Timestamp(row["created_at"]),
                             "provider": f"{row['provider']} · {row['model']}",

@@ -57,12 +57,12 @@ def generate() -> None:
     ss, now = st.session_state, page_context()  # a callback runs in the next run's thread
     ss.pop("form_errors", None)
     provider = providers_by_name(now.settings).get(ss.get("provider"))
-    style = (ss.get("custom_style") or "").strip() if ss.get("style") == "custom" else ""
+    style = ss.get("style")
+    if style == "custom":  # an empty custom style: the Brief's default
+        style = (ss.get("custom_style") or "").strip()
     try:
         brief = Brief(topic=ss.get("topic") or "", content_type=ss.get("content_type"),
-                      style=style or (ss.get("style") if ss.get("style") != "custom"
-                                      else "professional"),
-                      target_words=int(ss.get("target_words") or 0),
+                      style=style, target_words=int(ss.get("target_words") or 0),
                       language=ss.get("language"), audience=ss.get("audience") or "",
                       keywords=ss.get("keywords") or "")
     except BriefError as exc:
@@ -71,11 +71,12 @@ def generate() -> None:
         return
     budget = usage.budget_status_for(now.store, now.settings, provider, tz=now.tz) \
         if provider else None
-    if budget is not None and budget["level"] == "over" and not ss.get("budget_confirm"):
-        ss["form_errors"] = {"budget_confirm": (t("write.budget_confirm_needed"),
-                                                ss.get("budget_confirm"))}
-        return
-    ss["budget_confirm"] = False  # over budget: asked again for the next article
+    if budget is not None and budget["level"] == "over":
+        if not ss.get("budget_confirm"):
+            ss["form_errors"] = {"budget_confirm": (t("write.budget_confirm_needed"),
+                                                    ss.get("budget_confirm"))}
+            return
+        ss["budget_confirm"] = False  # asked again for the next article
     start(lambda: Job(brief, now.settings, provider=provider,
                       length_control=ss.get("length_control", True)))
 
@@ -121,8 +122,8 @@ def render_form() -> None:
             if next(iter(providers.values())).kind == "local":
                 ss.setdefault("language", "en")  # the local model writes English only
         provider_name = st.selectbox(
-            t("write.provider"), list(providers), placeholder=t("app.choose"), key="provider", persist_state="session",
-            on_change=provider_changed,
+            t("write.provider"), list(providers), placeholder=t("app.choose"), key="provider",
+            persist_state="session", on_change=provider_changed,
             format_func=lambda n: t("write.provider_local") if n == "local"
             else providers[n].label())
         provider = providers[provider_name]
