@@ -5,6 +5,7 @@ import streamlit as st
 
 from views.common import (notice_text, page_context, refresh_running, registry, show_article,
                           show_details, show_stats, show_status, stop_job, unit)
+from views.versions_view import revise_panel, versions_panel
 from writer import usage
 from writer.brief import (CONTENT_TYPES, LANGUAGES, MAX_FIELD_CHARS, MAX_TOPIC_CHARS, MAX_WORDS,
                           MIN_WORDS, STYLE_PRESETS, Brief, BriefError)
@@ -301,6 +302,9 @@ def show_result(row: dict, *, fresh: bool) -> None:
         st.button(t("write.continue"), key=f"continue-{row['id']}", icon=":material/play_arrow:",
                   on_click=continue_article, args=(row["id"],))
     show_article(row, t, rendered=not fresh, key="fresh" if fresh else "last")
+    if (row["content"] or "").strip():  # from a first draft to copy the team can publish
+        versions_panel(row, t, ctx.store, ctx.tz)
+        revise_panel(row, t)
 
 
 with out_col:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from .brands import BrandKit
+
 CONTENT_TYPES = ("blog", "marketing_copy", "product_description", "social_post")
 LANGUAGES = ("zh", "en")
 STYLE_PRESETS = ("professional", "casual", "persuasive", "storytelling")
@@ -30,8 +32,11 @@ class Brief:
     language: str = "zh"
     audience: str = ""
     keywords: tuple[str, ...] = field(default_factory=tuple)
+    brand: BrandKit | None = None  # the brand kit to write with (writer/brands.py)
 
     def __post_init__(self):
+        if isinstance(self.brand, dict):  # from JSON (a batch row's stored brief)
+            object.__setattr__(self, "brand", BrandKit(**self.brand))
         # Normalise before validating so the form, CLI and CSV behave the same.
         object.__setattr__(self, "topic", " ".join(str(self.topic or "").split()))
         object.__setattr__(self, "style", (self.style or "professional").strip())
@@ -42,6 +47,7 @@ class Brief:
     def as_dict(self) -> dict:
         data = asdict(self)
         data["keywords"] = list(self.keywords)
+        data["brand"] = self.brand.as_dict() if self.brand else None
         return data
 
 

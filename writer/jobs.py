@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
-from . import heartbeat, logs
+from . import heartbeat, logs, versions
 from .brief import Brief
 from .config import Settings
 from .costs import price_table
@@ -96,6 +96,7 @@ class Job:
         self.on_cancel = None  # called by cancel(), e.g. by the worker registry
         self.batch = batch  # (batch id, row number) of a batch row (writer/batch.py)
         self.backoff = backoff  # a backoff.SharedBackoff shared with the rest of its batch
+        self.version_kind = "draft"  # what its text is as a version (writer/versions.py)
 
     @classmethod
     def continuing(cls, article_id: int, settings: Settings, *,
@@ -167,6 +168,17 @@ class Job:
         _running[(str(self.settings.db_path), self.article_id)] = self
         self.queued = status == Status.QUEUED
 
+    def _begin(self, store: Store) -> None:
+        """Its row starts streaming: a queued one (unless deleted meanwhile), or a new one."""
+        if self.queued:
+            self.queued = False
+            if not store.start(self.article_id):
+                self.deleted = True
+                self._forget()
+                raise JobError(f"article #{self.article_id} was deleted before it started")
+        else:
+            self._open_row(store, Status.STREAMING)
+
     def _forget(self) -> None:
         heartbeat.unregister(self.settings.db_path, self.article_id)
         _running.pop((str(self.settings.db_path), self.article_id), None)
@@ -175,14 +187,7 @@ class Job:
         """Yield the engine's events while keeping the `articles` row up to date."""
         store = Store(self.settings.db_path)
         try:
-            if self.queued:  # its row exists: it starts now (unless deleted meanwhile)
-                self.queued = False
-                if not store.start(self.article_id):
-                    self.deleted = True
-                    self._forget()
-                    raise JobError(f"article #{self.article_id} was deleted before it started")
-            else:
-                self._open_row(store, Status.STREAMING)
+            self._begin(store)
         except BaseException:
             store.close()
             raise
@@ -250,6 +255,7 @@ class Job:
             served.model, served.name)
         self.cost = price.cost(usage.input_tokens, usage.output_tokens) if price else None
         self.currency = price.currency if price else None
+        run_cost = self.cost  # this run alone (a Continue adds the article's earlier runs)
         input_tokens, output_tokens, source = usage.input_tokens, usage.output_tokens, usage.source
         retries, resumes, fallback = generation.retries, generation.resumes, generation.fallback
         served_by = "→".join(generation.served_by) or served.name
@@ -304,6 +310,12 @@ class Job:
                if self.length else 0),
             outline=self.outline or (previous.get("outline") if previous else None),
         )
+        if self.text.strip():  # every text is a version; brand and keyword checks on it
+            fields["checks"] = versions.checks_for(self.text, self.brief.brand,
+                                                   self.brief.keywords)
+            fields["current_version"] = self._record_version(
+                store, status, usage, run_cost, served,
+                previous.get("current_version") if previous else None)
         for attempt in range(FINAL_SAVE_TRIES):
             try:
                 store.update(self.article_id, **fields)
@@ -317,6 +329,20 @@ class Job:
                 raise StorageError(f"article #{self.article_id} could not be saved ({exc}); its "
                                    f"text is kept in {self.recovery_file}") from None
         self.saved.set()
+
+    def _record_version(self, store: Store, status: Status, usage: Usage, run_cost,
+                        served: Provider, number: int | None) -> int | None:
+        """This run's text as the article's current version (the draft, or the
+        version a Continue added to), with this run's tokens and cost added to it."""
+        try:
+            return versions.record_run(
+                store, self.article_id, number, kind=self.version_kind, status=status,
+                content=self.text, words=self.words, input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens, cost=run_cost, currency=self.currency,
+                provider=served.name, model=served.model)
+        except (StorageError, versions.VersionError) as exc:  # the article row still saves
+            logs.logger.warning("version of article #%s not saved: %s", self.article_id, exc)
+            return number
 
     def _write_recovery_file(self) -> Path:
         """The text, where a person can find it, when the database refuses it."""

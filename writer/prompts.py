@@ -17,7 +17,7 @@ from .config import PROJECT_ROOT
 
 PROMPTS_DIR = PROJECT_ROOT / "prompts"
 REQUIRED = frozenset({"topic", "style", "target_words", "language", "audience", "keywords"})
-OPTIONAL = frozenset({"length_unit", "content_type"})
+OPTIONAL = frozenset({"length_unit", "content_type", "brand"})
 
 
 class PromptError(ValueError):
@@ -80,9 +80,29 @@ class PromptSet:
             {"role": "user", "content": template.user.format(**values).strip()},
         ]
 
+    def brand_text(self, kit) -> str:
+        """The brand kit's part of a prompt ([brand] in _shared.toml), "" without a kit."""
+        if kit is None:
+            return ""
+        parts = self.shared["brand"]
+        lines = [parts["intro"].format(name=kit.name).strip()]
+        for name, value in (("voice", kit.voice), ("audience", kit.audience),
+                            ("do", kit.do), ("dont", kit.dont),
+                            ("banned_words", kit.banned_words),
+                            ("required_terms", kit.required_terms), ("facts", kit.facts),
+                            ("samples", kit.samples)):
+            if not value:
+                continue
+            if isinstance(value, tuple):
+                joiner = "\n\n---\n\n" if name == "samples" else "; "
+                value = joiner.join(value)
+            lines.append(parts[name].format(value=value).strip())
+        return "\n\n" + "\n".join(lines)
+
     def _values(self, brief: Brief) -> dict:
         defaults = self.shared["defaults"]
         return {
+            "brand": self.brand_text(brief.brand),
             "topic": brief.topic,
             "style": self.style_text(brief.style),
             "target_words": brief.target_words,
@@ -115,7 +135,7 @@ def _read_toml(path: Path) -> dict:
 def load_prompts(directory: Path = PROMPTS_DIR) -> PromptSet:
     shared = _read_toml(directory / "_shared.toml")
     for section in ("languages", "length_units", "defaults", "styles", "continue", "lengthen",
-                    "outline", "section"):
+                    "outline", "section", "brand"):
         if not isinstance(shared.get(section), dict):
             raise PromptError(f"_shared.toml: missing [{section}] table")
     templates = {}

@@ -279,6 +279,53 @@ def m010_stream_metrics_and_provider_checks(db: sqlite_utils.Database) -> None:
                "([provider], [created_at])")
 
 
+@migration
+def m011_brands_versions(db: sqlite_utils.Database) -> None:
+    # Brand kits (writer/brands.py): the voice, rules, banned words and required terms
+    # a team writes with; edited on the Brands page, shared as TOML.
+    db.execute("""
+        CREATE TABLE [brands] (
+          [id] INTEGER PRIMARY KEY AUTOINCREMENT,
+          [name] TEXT NOT NULL UNIQUE,
+          [created_at] TEXT NOT NULL,
+          [updated_at] TEXT,
+          [kit] TEXT NOT NULL          -- JSON: voice, audience, do, dont, banned_words,
+                                       -- required_terms, facts, samples
+        )""")
+    # Every text an article has had (writer/versions.py): its first draft, the variants
+    # written with it, each revision. The articles row keeps the current text and the
+    # sum of every version's tokens and cost (so Usage and budgets count them all).
+    db.execute("""
+        CREATE TABLE [versions] (
+          [id] INTEGER PRIMARY KEY AUTOINCREMENT,
+          [article_id] INTEGER NOT NULL REFERENCES [articles]([id]),
+          [number] INTEGER NOT NULL,   -- 1, 2, … per article
+          [kind] TEXT NOT NULL,        -- draft | variant | revision
+          [instruction] TEXT,          -- a revision's instruction
+          [section] INTEGER,           -- a revision of one section (1-based), else NULL
+          [status] TEXT NOT NULL,      -- as articles.status
+          [content] TEXT NOT NULL,
+          [words] INTEGER,
+          [input_tokens] INTEGER,
+          [output_tokens] INTEGER,
+          [cost] REAL,
+          [currency] TEXT,
+          [provider] TEXT,
+          [model] TEXT,
+          [error] TEXT,                -- why a revision failed or stopped
+          [error_kind] TEXT,
+          [created_at] TEXT NOT NULL,
+          [updated_at] TEXT,
+          UNIQUE ([article_id], [number])
+        )""")
+    articles = db["articles"]
+    articles.add_column("brand", str)  # the brand kit's name when it was written
+    articles.add_column("checks", str)  # JSON: banned_found, required_missing, keywords_missing
+    articles.add_column("current_version", int)  # versions.number of `content`
+    articles.add_column("variant_group", int)  # variants written together: the first's id
+    articles.add_column("variant_no", int)
+
+
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply pending migrations in order; returns the names applied.
 
@@ -470,6 +517,9 @@ class Store:
             "max_tokens": max_tokens,
             "worker_pid": os.getpid(),  # informational only; liveness is heartbeat_at
         }
+        brand = getattr(brief, "brand", None)
+        if brand is not None:  # the kit's name as it was (writer/brands.py)
+            row["brand"] = brand.name
         if batch is not None:  # (batch id, row number): writer/batch.py
             row["batch_id"], row["batch_row"] = batch
         with self._write("save a new article in") as conn:
@@ -602,4 +652,9 @@ def _decode(row: dict) -> dict:
         row["keywords"] = json.loads(row.get("keywords") or "[]")
     except ValueError:
         row["keywords"] = []
+    if isinstance(row.get("checks"), str):  # brand and keyword checks (writer/brands.py)
+        try:
+            row["checks"] = json.loads(row["checks"])
+        except ValueError:
+            row["checks"] = None
     return row

@@ -1,0 +1,131 @@
+"""Revisions and versions of an article, on the Write page and in History: the
+instruction box (presets, free text, whole article or one section), the list of
+versions with their instruction, words and cost, two versions side by side with the
+differences marked, and "make current"."""
+from __future__ import annotations
+
+import html
+
+import streamlit as st
+
+from views.common import format_cost, page_context, registry, show_details
+from writer import timezones, versions
+from writer.diff import side_by_side
+from writer.i18n import Translator
+from writer.jobs import JobError
+from writer.providers import ProviderChoiceError, available_providers
+from writer.revisions import PRESETS, RevisionJob, sections
+
+DIFF_CSS = """<style>
+.writer-diff{font-size:.95rem;line-height:1.7;border:1px solid rgba(49,51,63,.15);
+border-radius:.5rem;padding:.75rem 1rem;max-height:28rem;overflow:auto;white-space:normal}
+.writer-diff del{background:#ffe3e3;color:#a61e1e;text-decoration:line-through}
+.writer-diff ins{background:#d3f9d8;color:#1b6b2a;text-decoration:none}
+</style>"""
+
+
+def start_revision(article_id: int, t: Translator) -> None:
+    """The "new version" button: hand a RevisionJob to the registry; this tab shows it."""
+    ss, now = st.session_state, page_context()  # a callback runs in the next run's thread
+    key = f"revise-{article_id}"
+    providers = {p.name: p for p in available_providers(now.settings)}
+    try:
+        job = RevisionJob(article_id, now.settings, instruction=ss.get(f"{key}-text"),
+                          preset=ss.get(f"{key}-preset"), section=ss.get(f"{key}-scope") or None,
+                          provider=providers.get(ss.get("provider")),
+                          length_control=ss.get("length_control", True))
+        handle = registry().submit(job)
+    except (JobError, ProviderChoiceError) as exc:
+        ss[f"{key}-error"] = str(exc)
+        return
+    ss.pop(f"{key}-error", None)
+    ss[f"{key}-text"] = ""
+    ss["article_id"] = handle.article_id  # the Write page shows it streaming
+
+
+def revise_panel(row: dict, t: Translator, *, key_prefix: str = "") -> None:
+    """Instruction box for a finished article."""
+    article_id = row["id"]
+    key = f"revise-{article_id}"
+    with st.container(border=True):
+        st.markdown(f"**{t('revise.title')}**")
+        st.pills(t("revise.presets"), PRESETS, key=f"{key}-preset",
+                 format_func=lambda p: t(f"revise.preset_{p}"))
+        st.text_input(t("revise.instruction"), key=f"{key}-text",
+                      placeholder=t("revise.instruction_placeholder"))
+        parts = sections(row["content"] or "")
+        st.selectbox(t("revise.scope"), [0, *(p.number for p in parts)], key=f"{key}-scope",
+                     placeholder=t("app.choose"),
+                     format_func=lambda n: t("revise.whole") if n == 0
+                     else f"{n}. {parts[n - 1].title}")
+        error = st.session_state.get(f"{key}-error")
+        if error:
+            st.error(t("revise.refused"))
+            show_details(error, t)
+        st.button(t("revise.run"), key=f"{key_prefix}{key}-run", icon=":material/auto_fix_high:",
+                  on_click=start_revision, args=(article_id, t))
+
+
+def make_current(article_id: int, number: int) -> None:
+    now = page_context()
+    try:
+        versions.choose(now.store, article_id, number, _kit(now.store, article_id))
+    except versions.VersionError as exc:
+        st.session_state[f"versions-{article_id}-error"] = str(exc)
+
+
+def versions_panel(row: dict, t: Translator, store, tz) -> None:
+    """The article's versions, a side-by-side comparison and "make current"."""
+    article_id = row["id"]
+    listed = versions.listing(store, article_id)
+    if len(listed) < 2:
+        return
+    current = row.get("current_version")
+    st.markdown(f"**{t('versions.title', count=len(listed))}**")
+    st.dataframe([{
+        t("versions.col_number"): f"{v['number']}{' ✓' if v['number'] == current else ''}",
+        t("versions.col_kind"): t(f"versions.kind_{v['kind']}")
+        + (f" §{v['section']}" if v["section"] else ""),
+        t("versions.col_instruction"): v["instruction"] or "–",
+        t("versions.col_status"): t(f"statuses.{v['status']}"),
+        t("versions.col_words"): v["words"] or 0,
+        t("versions.col_cost"): format_cost(v["cost"], v["currency"], t),
+        t("versions.col_created"): timezones.local(v["created_at"], tz),
+    } for v in listed], hide_index=True, width="stretch")
+    total_words = sum(v["words"] or 0 for v in listed)
+    st.caption(t("versions.total_cost", cost=format_cost(row.get("cost"), row.get("currency"), t),
+                 count=len(listed), words=total_words))
+    numbers = [v["number"] for v in listed]
+    by_number = {v["number"]: v for v in listed}
+    label = lambda n: t("versions.option", number=n, kind=t(f"versions.kind_{by_number[n]['kind']}"))  # noqa: E731
+    left, right = st.columns(2)
+    old = left.selectbox(t("versions.compare_old"), numbers, key=f"versions-{article_id}-old",
+                         index=max(0, numbers.index(current) - 1) if current in numbers else 0,
+                         format_func=label, placeholder=t("app.choose"))
+    new = right.selectbox(t("versions.compare_new"), numbers, key=f"versions-{article_id}-new",
+                          index=numbers.index(current) if current in numbers else len(numbers) - 1,
+                          format_func=label, placeholder=t("app.choose"))
+    a, b = side_by_side(by_number[old]["content"], by_number[new]["content"])
+    st.html(DIFF_CSS)
+    left.html(f"<div class='writer-diff'>{a}</div>")
+    right.html(f"<div class='writer-diff'>{b}</div>")
+    for column, number in ((left, old), (right, new)):
+        if number != current and by_number[number]["content"].strip():
+            column.button(t("versions.make_current", number=number),
+                          key=f"versions-{article_id}-choose-{number}-{column is left}",
+                          icon=":material/restore:", on_click=make_current,
+                          args=(article_id, number))
+    error = st.session_state.pop(f"versions-{article_id}-error", None)
+    if error:
+        st.error(html.escape(error))
+
+
+def _kit(store, article_id: int):
+    row = store.get(article_id) or {}
+    if not row.get("brand"):
+        return None
+    try:
+        from writer.brands import get
+        return get(store, row["brand"])
+    except Exception:
+        return None
