@@ -81,6 +81,20 @@ def versions_panel(row: dict, t: Translator, store, tz) -> None:
     if len(listed) < 2:
         return
     current = row.get("current_version")
+    written = [v for v in listed if v["kind"] == "variant" and v["content"].strip()]
+    if len(written) > 1:  # variants of one brief, side by side: pick the article
+        st.markdown(f"**{t('versions.variants_title')}**")
+        for column, v in zip(st.columns(len(written)), written):
+            with column.container(border=True):
+                st.caption(t("versions.option", number=v["number"],
+                             kind=t("versions.kind_variant")))
+                st.markdown(v["content"])
+                if v["number"] == current:
+                    st.caption(t("versions.is_current"))
+                else:
+                    st.button(t("versions.use_variant"), key=f"versions-{article_id}-use-"
+                              f"{v['number']}", icon=":material/check_circle:",
+                              on_click=make_current, args=(article_id, v["number"]))
     st.markdown(f"**{t('versions.title', count=len(listed))}**")
     st.dataframe([{
         t("versions.col_number"): f"{v['number']}{' ✓' if v['number'] == current else ''}",

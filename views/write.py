@@ -3,10 +3,10 @@ import time
 
 import streamlit as st
 
-from views.common import (notice_text, page_context, refresh_running, registry, show_article,
-                          show_details, show_stats, show_status, stop_job, unit)
+from views.common import (notice_text, page_context, refresh_running, registry, running_label,
+                          show_article, show_details, show_stats, show_status, stop_job, unit)
 from views.versions_view import revise_panel, versions_panel
-from writer import usage
+from writer import usage, variants
 from writer.brief import (CONTENT_TYPES, LANGUAGES, MAX_FIELD_CHARS, MAX_TOPIC_CHARS, MAX_WORDS,
                           MIN_WORDS, STYLE_PRESETS, Brief, BriefError)
 from writer.engine import Notice, Outlined
@@ -14,7 +14,7 @@ from writer.jobs import Job, JobError, can_continue
 from writer.kinds import ACTIVE, LengthOutcome, NoticeKind
 from writer.pacing import Pacer, overshoot_percent, progress_fraction
 from writer.providers import ProviderChoiceError, available_providers
-from writer.store import is_failed_request
+from writer.store import Store, is_failed_request
 from writer.workers import Handle, State, viewer_scale
 
 ctx = page_context()
@@ -78,8 +78,41 @@ def generate() -> None:
                                                     ss.get("budget_confirm"))}
             return
         ss["budget_confirm"] = False  # asked again for the next article
+    count = int(ss.get("variants") or 1)
+    if count > 1:
+        start_variants(brief, now, provider, count)
+        return
+    ss.pop("variant_ids", None)
     start(lambda: Job(brief, now.settings, provider=provider,
                       length_control=ss.get("length_control", True)))
+
+
+def start_variants(brief: Brief, now, provider, count: int) -> None:
+    """N versions of the brief, written side by side; gathered into one article (the
+    first) when the last ends, on the server (writer/variants.py)."""
+    ss = st.session_state
+    try:
+        jobs = variants.jobs_for(brief, now.settings, count, provider=provider,
+                                 length_control=ss.get("length_control", True))
+        handles = [registry().submit(job) for job in jobs]
+    except (JobError, ProviderChoiceError) as exc:
+        ss["write_message"] = ("error", t("write.start_failed"), str(exc))
+        return
+    ids = [h.article_id for h in handles]
+    variants.tag(now.store, ids)
+    db_path = now.settings.db_path
+
+    def gather(_handle) -> None:  # on a worker thread, when each variant ends
+        store = Store(db_path)
+        try:
+            variants.gather(store, ids[0])
+        finally:
+            store.close()
+
+    for handle in handles:
+        handle.when_done(gather)
+    ss["variant_ids"] = ids
+    ss["article_id"] = ids[0]
 
 
 def continue_article(article_id: int) -> None:
@@ -103,6 +136,11 @@ def field_error(field: str) -> None:
     error = st.session_state.get("form_errors", {}).get(field)
     if error and st.session_state.get(field) == error[1]:
         st.error(error[0], icon=":material/error:")
+
+
+def content_type_changed() -> None:
+    """Marketing copy and social posts default to 3 variants, other types to 1."""
+    st.session_state["variants"] = variants.default_count(st.session_state.get("content_type"))
 
 
 def has_cjk(text: str) -> bool:
@@ -149,8 +187,10 @@ def render_form() -> None:
         if local and has_cjk(topic or ""):
             st.warning(t("write.local_topic_english"), icon=":material/translate:")
         left, right = st.columns(2)
-        left.selectbox(t("write.content_type"), CONTENT_TYPES, placeholder=t("app.choose"), key="content_type",
+        left.selectbox(t("write.content_type"), CONTENT_TYPES, placeholder=t("app.choose"),
+                       key="content_type", on_change=content_type_changed,
                        format_func=lambda k: t(f"content_types.{k}"), **keep)
+
         style = right.selectbox(t("write.style"), (*STYLE_PRESETS, "custom"), placeholder=t("app.choose"), key="style",
                                 format_func=lambda k: t(f"styles.{k}") if k != "custom"
                                 else t("write.style_custom"), **keep)
@@ -184,8 +224,12 @@ def render_form() -> None:
             field_error("audience")
         right.text_input(t("write.keywords"), key="keywords",
                          placeholder=t("write.keywords_placeholder"), **keep)
-        st.checkbox(t("write.length_control"), value=True, key="length_control",
-                    help=t("write.length_control_help"), **keep)
+        left, right = st.columns(2)
+        ss.setdefault("variants", variants.default_count(ss.get("content_type") or "blog"))
+        left.segmented_control(t("write.variants"), (1, 2, 3), key="variants",
+                               help=t("write.variants_help"), **keep)
+        right.checkbox(t("write.length_control_short"), value=True, key="length_control",
+                       help=t("write.length_control_help"), **keep)
         if over_budget:
             st.checkbox(t("write.budget_confirm"), key="budget_confirm")
             field_error("budget_confirm")
@@ -307,7 +351,50 @@ def show_result(row: dict, *, fresh: bool) -> None:
         revise_panel(row, t)
 
 
+def stop_variants(ids: list[int]) -> None:
+    for article_id in ids:
+        registry().cancel(article_id, wait_s=0)
+
+
+def view_variants(ids: list[int]) -> None:
+    """The variants streaming side by side, each with its bar, until all have ended;
+    then the page shows the article they were gathered into."""
+    handles = [registry().get(i) for i in ids]
+    st.button(t("write.stop"), key="stop-variants", icon=":material/stop_circle:",
+              on_click=stop_variants, args=(ids,))
+    slots = []
+    for number, (column, handle) in enumerate(zip(st.columns(len(ids)), handles), 1):
+        with column:
+            st.markdown(f"**{t('write.variant', number=number)}**")
+            slots.append((handle, st.empty(), st.empty(), [None, None]))
+    render_form()
+    while True:
+        for handle, bar, text, painted in slots:
+            if handle is None:
+                continue
+            label = running_label(handle, t) if handle.state != State.DONE else \
+                t(f"statuses.{handle.finished.status}") if handle.finished else "–"
+            if label != painted[0]:
+                bar.progress(progress_fraction(handle.words, handle.target_words), text=label)
+                painted[0] = label
+            body = handle.feed.text
+            if body != painted[1]:
+                text.markdown(body)
+                painted[1] = body
+        if all(h is None or h.done.is_set() for h in handles):
+            break
+        time.sleep(0.3)
+    time.sleep(0.1)  # the last one's gather runs right after its row is saved
+    st.rerun()
+
+
 with out_col:
+    variant_ids = st.session_state.get("variant_ids")
+    if variant_ids:
+        group = ctx.store.get(variant_ids[0])
+        if group is not None and group.get("variant_group") is not None:  # still writing
+            view_variants(variant_ids)
+        st.session_state.pop("variant_ids", None)
     continue_id = st.session_state.pop("continue_id", None)  # History's Continue
     if continue_id:
         continue_article(continue_id)
