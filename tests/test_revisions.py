@@ -192,3 +192,45 @@ def test_write_page_revise_compare_and_choose(env, fake):
     at.button(key="versions-1-choose-1-True").click().run()
     assert store.get(1)["current_version"] == 1 and store.get(1)["content"] == DRAFT
     assert at.text_input(key=f"{key}-text").value == ""  # the box is ready for the next one
+
+
+# ---- title suggestions ------------------------------------------------------------------
+
+def test_five_titles_in_one_request_costed_and_one_used_as_a_version(env, fake):
+    from writer import headlines
+
+    article_id = write_draft(fake)
+    fake.queue(Reply(text="1. 清晨三十秒\n2. 静音的早晨\n3. 一键好咖啡\n4. 为什么要换咖啡机？\n"
+                          "5. 「早鸟价」来了\n", usage=(300, 40)))
+    titles = headlines.suggest(article_id, load_settings())
+    assert titles == ["清晨三十秒", "静音的早晨", "一键好咖啡", "为什么要换咖啡机？", "「早鸟价」来了"]
+    assert headlines.parse('- "Quiet mornings"\n《静音》\n') == ["Quiet mornings", "静音"]
+    assert len(fake.requests) == 2 and "5 different titles" in fake.requests[1]["messages"][1]["content"]
+    store = Store(env["WRITER_DB"])
+    article = store.get(article_id)
+    assert (article["input_tokens"], article["output_tokens"]) == (400, 90)  # draft + titles
+    assert article["cost"] == pytest.approx(cost((100, 50)) + cost((300, 40)))
+    number = headlines.use_title(store, article_id, "静音的早晨")
+    article = store.get(article_id)
+    assert article["current_version"] == number == 2
+    assert article["content"].startswith("# 静音的早晨\n\n清晨的第一杯咖啡")
+    assert versions.get(store, article_id, 1)["content"] == DRAFT
+
+
+def test_history_revises_and_the_write_page_shows_the_new_version(env, fake):
+    from streamlit.testing.v1 import AppTest
+
+    from test_pages import ROOT as APP_ROOT
+
+    article_id = write_draft(fake)
+    at = AppTest.from_file(str(APP_ROOT / "app.py"), default_timeout=30).run()
+    at.switch_page("views/history.py").run()
+    key = f"revise-{article_id}"
+    at.session_state[f"{key}-preset"] = "shorter"
+    fake.queue(Reply(text="# 新品咖啡机\n\n三十秒，一杯咖啡。", usage=(200, 20)))
+    at.button(key=f"history-{key}-run").click().run()
+    assert not at.exception
+    assert at.title[0].value == "Write"  # moved to the Write page to watch it
+    store = Store(env["WRITER_DB"])
+    assert store.get(article_id)["current_version"] == 2
+    assert "shorter" in versions.get(store, article_id, 2)["instruction"]

@@ -14,6 +14,7 @@ from writer.batch import listing as batch_listing
 from writer.search import COUNT_CAP, Filters, distinct, search, snippet_html
 from writer.pacing import progress_fraction
 from writer.store import STATUSES, is_failed_request
+from views.versions_view import revise_panel, versions_panel
 from writer.workers import State
 
 PAGE_SIZE = 25
@@ -25,6 +26,8 @@ t = ctx.t
 store = ctx.store
 tz = ctx.tz
 choose = t("history.choose")  # Streamlit's own placeholder is English
+if st.session_state.pop("revision_started", None):  # a revision started here: watch it
+    st.switch_page("views/write.py")
 st.title(t("history.title"))
 
 
@@ -251,3 +254,9 @@ for column, fmt in zip(downloads, ("md", "txt", "html", "docx")):
     column.download_button(t(f"history.download_{fmt}"), data=lambda fmt=fmt: export(row, fmt)[0],
                            file_name=file_name(row, fmt), mime=MIME_TYPES[fmt],
                            key=f"download-{fmt}-{chosen}", on_click="ignore")
+
+# Versions (draft, variants, revisions): compare, make one current, or write a new one
+# (it streams on the Write page).
+st.divider()
+versions_panel(row, t, store, ctx.tz)
+revise_panel(row, t, key_prefix="history-")

@@ -9,7 +9,7 @@ import html
 import streamlit as st
 
 from views.common import format_cost, page_context, registry, show_details
-from writer import timezones, versions
+from writer import headlines, timezones, versions
 from writer.diff import side_by_side
 from writer.i18n import Translator
 from writer.jobs import JobError
@@ -41,6 +41,7 @@ def start_revision(article_id: int, t: Translator) -> None:
     ss.pop(f"{key}-error", None)
     ss[f"{key}-text"] = ""
     ss["article_id"] = handle.article_id  # the Write page shows it streaming
+    ss["revision_started"] = True  # History moves to the Write page to show it
 
 
 def revise_panel(row: dict, t: Translator, *, key_prefix: str = "") -> None:
@@ -143,3 +144,34 @@ def _kit(store, article_id: int):
         return get(store, row["brand"])
     except Exception:
         return None
+
+
+def headlines_panel(row: dict, t: Translator) -> None:
+    """Five title suggestions for a blog article (one request); using one is a version."""
+    article_id = row["id"]
+    key = f"headlines-{article_id}"
+    ss = st.session_state
+    with st.container(border=True):
+        st.markdown(f"**{t('headlines.title')}**")
+        if st.button(t("headlines.run"), key=f"{key}-run", icon=":material/title:"):
+            now = page_context()
+            providers = {p.name: p for p in available_providers(now.settings)}
+            with st.spinner(t("headlines.working")):
+                try:
+                    ss[key] = headlines.suggest(article_id, now.settings,
+                                                providers.get(ss.get("provider")))
+                except (JobError, ProviderChoiceError) as exc:
+                    ss.pop(key, None)
+                    st.error(t("headlines.failed"))
+                    show_details(str(exc), t)
+        titles = ss.get(key)
+        if titles:
+            chosen = st.radio(t("headlines.pick"), titles, key=f"{key}-pick")
+            st.button(t("headlines.use"), key=f"{key}-use", icon=":material/check:",
+                      on_click=use_title, args=(article_id, chosen))
+
+
+def use_title(article_id: int, title: str) -> None:
+    now = page_context()
+    headlines.use_title(now.store, article_id, title)
+    st.session_state.pop(f"headlines-{article_id}", None)

@@ -5,7 +5,7 @@ import streamlit as st
 
 from views.common import (notice_text, page_context, refresh_running, registry, running_label,
                           show_article, show_details, show_stats, show_status, stop_job, unit)
-from views.versions_view import revise_panel, versions_panel
+from views.versions_view import headlines_panel, revise_panel, versions_panel
 from writer import usage, variants
 from writer.brief import (CONTENT_TYPES, LANGUAGES, MAX_FIELD_CHARS, MAX_TOPIC_CHARS, MAX_WORDS,
                           MIN_WORDS, STYLE_PRESETS, Brief, BriefError)
@@ -349,6 +349,8 @@ def show_result(row: dict, *, fresh: bool) -> None:
     if (row["content"] or "").strip():  # from a first draft to copy the team can publish
         versions_panel(row, t, ctx.store, ctx.tz)
         revise_panel(row, t)
+        if row["content_type"] == "blog":
+            headlines_panel(row, t)
 
 
 def stop_variants(ids: list[int]) -> None:
@@ -389,6 +391,7 @@ def view_variants(ids: list[int]) -> None:
 
 
 with out_col:
+    st.session_state.pop("revision_started", None)  # History sent us here to watch it
     variant_ids = st.session_state.get("variant_ids")
     if variant_ids:
         group = ctx.store.get(variant_ids[0])
