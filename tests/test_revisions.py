@@ -234,3 +234,17 @@ def test_history_revises_and_the_write_page_shows_the_new_version(env, fake):
     store = Store(env["WRITER_DB"])
     assert store.get(article_id)["current_version"] == 2
     assert "shorter" in versions.get(store, article_id, 2)["instruction"]
+
+
+def test_a_revision_whose_process_died_is_recovered_as_stopped(env, fake):
+    article_id = write_draft(fake)
+    store = Store(env["WRITER_DB"])
+    number = versions.open_version(store, article_id, kind="revision", status="streaming",
+                                   instruction="x", content="half a revi")
+    with store._write() as conn:  # its process stopped beating long ago
+        conn.execute("UPDATE versions SET updated_at = '2026-01-01T00:00:00.000Z' "
+                     "WHERE number = ?", [number])
+    Store(env["WRITER_DB"])  # any process opening the database recovers it
+    version = versions.get(store, article_id, number)
+    assert (version["status"], version["error_kind"]) == ("stopped", "interrupted")
+    assert version["content"] == "half a revi" and store.get(article_id)["current_version"] == 1

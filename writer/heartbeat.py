@@ -152,8 +152,12 @@ def _beat_database(path: str, ids: list[int]) -> list[int]:
         marks = ", ".join("?" * len(ids))
         conn.execute("BEGIN IMMEDIATE")
         try:
+            now = utc_iso()
             conn.execute(f"UPDATE articles SET heartbeat_at = ? WHERE status IN "
-                         f"('queued', 'streaming') AND id IN ({marks})", [utc_iso(), *ids])
+                         f"('queued', 'streaming') AND id IN ({marks})", [now, *ids])
+            # a revision being written for one of them (writer/revisions.py) beats too
+            conn.execute(f"UPDATE versions SET updated_at = ? WHERE status IN "
+                         f"('queued', 'streaming') AND article_id IN ({marks})", [now, *ids])
             found = dict(conn.execute(
                 f"SELECT id, deleted_at FROM articles WHERE id IN ({marks})", ids).fetchall())
             conn.execute("COMMIT")

@@ -480,12 +480,17 @@ class Store:
         read on the status index, a write only when something is stale."""
         stale = ("status IN ('queued', 'streaming') AND "
                  "coalesce(heartbeat_at, updated_at, created_at) < ?")
+        stale_versions = "status IN ('queued', 'streaming') AND updated_at < ?"
         cutoff = heartbeat.stale_cutoff()
         with self._read() as conn:
-            if conn.execute(f"SELECT 1 FROM articles WHERE {stale} LIMIT 1",
-                            [cutoff]).fetchone() is None:
+            if conn.execute(f"SELECT 1 FROM articles WHERE {stale} UNION ALL SELECT 1 FROM "
+                            f"versions WHERE {stale_versions} LIMIT 1",
+                            [cutoff, cutoff]).fetchone() is None:
                 return []
         with self._write("recover interrupted articles in") as conn:
+            # a revision whose process died (its article's heartbeat stamps it while alive)
+            conn.execute(f"UPDATE versions SET status = 'stopped', error = 'interrupted', "
+                         f"error_kind = 'interrupted' WHERE {stale_versions}", [cutoff])
             ids = [i for (i,) in conn.execute(f"SELECT id FROM articles WHERE {stale}", [cutoff])]
             if ids:
                 conn.execute(
