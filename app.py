@@ -32,6 +32,7 @@ t = ctx.t
 pages = [
     st.Page("views/write.py", title=t("app.nav_write"), icon=":material/edit_note:", default=True),
     st.Page("views/batch.py", title=t("app.nav_batch"), icon=":material/table_view:"),
+    st.Page("views/brands.py", title=t("app.nav_brands"), icon=":material/verified:"),
     st.Page("views/history.py", title=t("app.nav_history"), icon=":material/history:"),
     st.Page("views/usage.py", title=t("app.nav_usage"), icon=":material/payments:"),
     st.Page("views/providers.py", title=t("app.nav_providers"), icon=":material/speed:"),

@@ -240,3 +240,29 @@ def test_header_cells_are_guarded_too():
     assert first[0].startswith("'=HYPERLINK") and first[1] == "topic"
     sheet = openpyxl.load_workbook(io.BytesIO(to_xlsx(header, [["a", "b"]]))).active
     assert sheet["A1"].data_type == "s"
+
+
+# -- brand kits ----------------------------------------------------------------------
+
+def test_brand_column_names_a_saved_kit_and_the_default_fills_empty_cells():
+    from writer.brands import BrandKit
+
+    kits = [BrandKit(name="MiniBrew", banned_words=("最好",)), BrandKit(name="TeaTime 茶")]
+    text = "主题,品牌\n咖啡机,MiniBrew\n茶包,teatime  茶\n杯子,\n坏行,NoSuch\n"
+    table = read_table(text.encode("utf-8"), "briefs.csv")
+    assert table.fields["brand"] == "品牌"
+    rows = briefs(table, {"brand": "MiniBrew"}, kits)
+    assert [r.brief.brand.name if r.ok else None for r in rows] == [
+        "MiniBrew", "TeaTime 茶", "MiniBrew", None]
+    assert rows[0].brief.brand.banned_words == ("最好",)  # the kit itself, not only its name
+    assert (rows[3].error, rows[3].detail) == ("unknown_brand", "NoSuch")
+    # without a default an empty cell means no kit; without kits any name is unknown
+    assert briefs(table, None, kits)[2].brief.brand is None
+    assert [r.error for r in briefs(table)] == ["unknown_brand", "unknown_brand", None,
+                                                "unknown_brand"]
+    # an English header works too, and the error is localized for the Batch page
+    assert read_table(b"topic,brand\nx,y\n", "b.csv").fields["brand"] == "brand"
+    from writer.i18n import Translator
+
+    assert "NoSuch" in Translator("zh")("batch.error_unknown_brand", value="NoSuch")
+    assert "NoSuch" in Translator("en")("batch.error_unknown_brand", value="NoSuch")

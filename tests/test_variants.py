@@ -94,3 +94,27 @@ def test_write_page_writes_three_variants_side_by_side_and_picks_one(env, fake):
     second = versions.get(store, article["id"], 2)["content"]  # (requests ran at once)
     assert second in TEXTS and store.get(article["id"])["content"] == second
     assert store.get(article["id"])["cost"] == pytest.approx(sum(cost(u) for u in USAGE))
+
+
+def test_cli_write_variants_then_choose(env, fake):
+    from test_cli import cli
+
+    fake.queue(*[Reply(text=t, usage=u) for t, u in zip(TEXTS, USAGE)])
+    done = cli("write", "--topic", "新品咖啡机", "--type", "social_post", "--length", "50",
+               "--variants", "3", env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("--- variant 1 of 3 ---\n" + TEXTS[0])
+    assert "--- variant 3 of 3 ---\n" + TEXTS[2] in done.stdout
+    assert "3 variants kept as versions 1-3" in done.stderr
+    store = Store(env["WRITER_DB"])
+    (listed,) = store.recent(10)
+    assert [v["content"] for v in versions.listing(store, listed["id"])] == TEXTS
+    shown = cli("show", str(listed["id"]), "--format", "json", env=env)
+    import json
+    data = json.loads(shown.stdout)
+    assert [v["number"] for v in data["versions"]] == [1, 2, 3]
+    assert data["checks"]["passed"] is True and data["brand"] is None
+    assert cli("choose", str(listed["id"]), "3", env=env).returncode == 0
+    assert store.get(listed["id"])["content"] == TEXTS[2]
+    bad = cli("write", "--topic", "x", "--variants", "5", env=env)
+    assert bad.returncode == 2 and bad.stderr.strip() == "error: variants must be 1 to 3, not 5"

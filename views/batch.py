@@ -8,8 +8,10 @@ import re
 import pandas as pd
 import streamlit as st
 
+from views.brand_view import pick_brand
 from views.common import explain_error, format_cost, page_context, registry, show_details, unit
 from writer import batch as batches
+from writer import brands
 from writer.brief import CONTENT_TYPES, LANGUAGES, MAX_WORDS, MIN_WORDS, STYLE_PRESETS
 from writer.jobs import JobError
 from writer.kinds import ACTIVE, BatchStatus, RowState, Status
@@ -76,7 +78,8 @@ def defaults_from_form() -> dict:
     style = ss.get("batch_style", "professional")
     return {"content_type": ss.get("batch_type", "blog"), "style": style,
             "length": int(ss.get("batch_length", 800)),
-            "language": ss.get("batch_language", "zh"), "audience": ss.get("batch_audience", "")}
+            "language": ss.get("batch_language", "zh"), "audience": ss.get("batch_audience", ""),
+            "brand": ss.get("batch_brand") or ""}
 
 
 def start_new(name: str, table, provider_name: str) -> None:
@@ -84,7 +87,7 @@ def start_new(name: str, table, provider_name: str) -> None:
     now = page_context()
     try:
         provider = {p.name: p for p in available_providers(now.settings)}[provider_name]
-        rows = check_rows(table, defaults_from_form())
+        rows = check_rows(table, defaults_from_form(), brands.listing(now.store))
         batch_id = batches.create(now.store, file_name=name, table=table, rows=rows,
                                   provider=provider, concurrency=ss.get("batch_concurrency", 4),
                                   length_control=ss.get("batch_length_control", True),
@@ -130,6 +133,8 @@ def new_batch() -> None:
             st.radio(t("write.language"), LANGUAGES, horizontal=True, key="batch_language",
                      format_func=lambda k: t(f"languages.{k}"))
             st.text_input(t("write.audience"), key="batch_audience")
+            pick_brand(store, t, key="batch_brand")
+            st.caption(t("brands.batch_help"))
     with left:
         upload = st.file_uploader(t("batch.upload"), type=["csv", "xlsx"],
                                   key=f"batch_file_{ss.get('batch_uploader_key', 0)}",
@@ -154,7 +159,7 @@ def new_batch() -> None:
     if error:
         st.error(t("batch.file_error", error=error))
         return
-    rows = check_rows(table, defaults_from_form())
+    rows = check_rows(table, defaults_from_form(), brands.listing(store))
     good = [r for r in rows if r.ok]
     st.subheader(t("batch.preview", name=upload.name))
     a, b, c = st.columns(3)

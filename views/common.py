@@ -279,14 +279,16 @@ def show_article(row: dict, t: Translator, *, rendered: bool = True, key: str = 
 
 COPY_SCRIPT = """
 <div class="writer-copy" style="display:flex;align-items:center;gap:.5rem">
-<button type="button" id="%(id)s" class="writer-copy-button">%(label)s</button>
+<button type="button" id="%(id)s" class="writer-copy-button"><svg viewBox="0 0 24 24"
+fill="none" stroke="currentColor" stroke-width="2" aria-hidden="true"><rect x="9" y="9"
+width="11" height="11" rx="2"/><path d="M5 15V5a2 2 0 0 1 2-2h8"/></svg>%(label)s</button>
 <span id="%(id)s-done" role="status" style="font-size:.875rem;color:#21c354"></span>
 </div>
 <style>
 .writer-copy-button{font:inherit;font-size:.875rem;line-height:1.6;padding:.25rem .75rem;
 min-height:2.5rem;border-radius:.5rem;cursor:pointer;color:inherit;background:transparent;
 border:1px solid rgba(49,51,63,.2);font-weight:600}
-.writer-copy-button::before{content:"⧉";margin-right:.5rem}
+.writer-copy-button svg{width:1.1rem;height:1.1rem;margin-right:.4rem;vertical-align:-.2rem}
 .writer-copy-button:hover{border-color:currentColor;opacity:.85}
 .writer-copy-button:focus-visible{outline:2px solid #1c83e1;outline-offset:2px}
 </style>

@@ -6,6 +6,8 @@ import streamlit as st
 
 from views.common import (format_cost, page_context, registry, running_label, show_stats,
                           show_status, stop_job, unit)
+from views.brand_view import show_checks
+from views.versions_view import revise_panel, versions_panel
 from writer import timezones
 from writer.brief import CONTENT_TYPES, LANGUAGES, STYLE_PRESETS
 from writer.export import MIME_TYPES, export, file_name
@@ -14,12 +16,13 @@ from writer.batch import listing as batch_listing
 from writer.search import COUNT_CAP, Filters, distinct, search, snippet_html
 from writer.pacing import progress_fraction
 from writer.store import STATUSES, is_failed_request
-from views.versions_view import revise_panel, versions_panel
+from writer.brands import names as brand_names
 from writer.workers import State
 
 PAGE_SIZE = 25
 ALL = ""
-MORE_FILTERS = ("f_model", "f_provider", "f_batch")  # the less-used ones, under "More filters"
+# the less-used filters, under "More filters"
+MORE_FILTERS = ("f_model", "f_provider", "f_batch", "f_brand", "f_check_failed")
 
 ctx = page_context()
 t = ctx.t
@@ -66,6 +69,7 @@ more_label = (t("history.more_filters_set", count=more_set) if more_set
               else t("history.more_filters"))
 with st.expander(more_label, expanded=bool(more_set), icon=":material/filter_list:"):
     more = st.columns(3)
+    more_b = st.columns([2, 1], vertical_alignment="bottom")
     model = more[0].selectbox(t("history.col_model"), (ALL, *distinct(store, "model")),
                               format_func=option_label(""), key="f_model", placeholder=choose)
     provider = more[1].selectbox(t("app.sidebar_provider"), (ALL, *distinct(store, "provider")),
@@ -74,6 +78,9 @@ with st.expander(more_label, expanded=bool(more_set), icon=":material/filter_lis
     batch = more[2].selectbox(t("history.col_batch"), (ALL, *batch_list), key="f_batch",
                               format_func=lambda b: t("history.all") if b == ALL
                               else f"#{b} · {batch_list[b]['file_name']}", placeholder=choose)
+    brand = more_b[0].selectbox(t("history.col_brand"), (ALL, *brand_names(store)),
+                                format_func=option_label(""), key="f_brand", placeholder=choose)
+    check_failed = more_b[1].checkbox(t("history.check_failed"), key="f_check_failed")
 if batch != ALL:
     st.query_params["batch"] = st.session_state["f_batch_link"] = str(batch)
 else:
@@ -81,7 +88,8 @@ else:
     st.session_state.pop("f_batch_link", None)
 filters = Filters(query=query, content_type=content_type or None, status=status or None,
                   model=model or None, provider=provider or None, language=language or None,
-                  since=since, until=until, batch_id=batch or None, tz=tz)
+                  since=since, until=until, batch_id=batch or None, tz=tz,
+                  brand=brand or None, check_failed=check_failed)
 
 page_number = st.session_state.get("history_page", 1)
 result = search(store, filters, limit=PAGE_SIZE, offset=(page_number - 1) * PAGE_SIZE)
@@ -188,6 +196,7 @@ if refused:
     st.caption(t("history.failed_request_next"))
 else:
     show_stats(row, t)
+show_checks(row, t, key="history_checks")
 if row.get("outline") and not refused:
     with st.expander(t("write.outline")):
         st.markdown(row["outline"])

@@ -15,6 +15,7 @@ from writer.i18n import Translator
 from writer.jobs import JobError
 from writer.providers import ProviderChoiceError, available_providers
 from writer.revisions import PRESETS, RevisionJob, sections
+from writer.revisions import _kit as revision_kit
 
 DIFF_CSS = """<style>
 .writer-diff{font-size:.95rem;line-height:1.7;border:1px solid rgba(49,51,63,.15);
@@ -137,13 +138,7 @@ def versions_panel(row: dict, t: Translator, store, tz) -> None:
 
 def _kit(store, article_id: int):
     row = store.get(article_id) or {}
-    if not row.get("brand"):
-        return None
-    try:
-        from writer.brands import get
-        return get(store, row["brand"])
-    except Exception:
-        return None
+    return revision_kit(store, row["brand"]) if row.get("brand") else None
 
 
 def headlines_panel(row: dict, t: Translator) -> None:

@@ -6,7 +6,8 @@ import streamlit as st
 from views.common import (notice_text, page_context, refresh_running, registry, running_label,
                           show_article, show_details, show_stats, show_status, stop_job, unit)
 from views.versions_view import headlines_panel, revise_panel, versions_panel
-from writer import usage, variants
+from views.brand_view import pick_brand, show_checks
+from writer import brands, usage, variants
 from writer.brief import (CONTENT_TYPES, LANGUAGES, MAX_FIELD_CHARS, MAX_TOPIC_CHARS, MAX_WORDS,
                           MIN_WORDS, STYLE_PRESETS, Brief, BriefError)
 from writer.engine import Notice, Outlined
@@ -61,9 +62,10 @@ def generate() -> None:
     style = ss.get("style")
     if style == "custom":  # an empty custom style: the Brief's default
         style = (ss.get("custom_style") or "").strip()
+    kit = brands.get(now.store, ss["brand"]) if ss.get("brand") else None
     try:
         brief = Brief(topic=ss.get("topic") or "", content_type=ss.get("content_type"),
-                      style=style, target_words=int(ss.get("target_words") or 0),
+                      style=style, target_words=int(ss.get("target_words") or 0), brand=kit,
                       language=ss.get("language"), audience=ss.get("audience") or "",
                       keywords=ss.get("keywords") or "")
     except BriefError as exc:
@@ -224,6 +226,7 @@ def render_form() -> None:
             field_error("audience")
         right.text_input(t("write.keywords"), key="keywords",
                          placeholder=t("write.keywords_placeholder"), **keep)
+        pick_brand(ctx.store, t, key="brand")
         left, right = st.columns(2)
         ss.setdefault("variants", variants.default_count(ss.get("content_type") or "blog"))
         left.segmented_control(t("write.variants"), (1, 2, 3), key="variants",
@@ -345,6 +348,7 @@ def show_result(row: dict, *, fresh: bool) -> None:
     if can_continue(row):
         st.button(t("write.continue"), key=f"continue-{row['id']}", icon=":material/play_arrow:",
                   on_click=continue_article, args=(row["id"],))
+    show_checks(row, t)  # the brand kit's banned words and required terms, the keywords
     show_article(row, t, rendered=not fresh, key="fresh" if fresh else "last")
     if (row["content"] or "").strip():  # from a first draft to copy the team can publish
         versions_panel(row, t, ctx.store, ctx.tz)

@@ -378,7 +378,7 @@ def _kit_from_table(table: dict, number: int) -> BrandKit:
     if unknown:
         raise BrandError(f"{where}: unknown key {', '.join(map(repr, unknown))}; use: "
                          f"{', '.join(FIELDS)}", code="toml_key", kit=label,
-                         key=", ".join(unknown))
+                         field_name=", ".join(unknown))
     if not isinstance(table.get("name"), str) or not table["name"].strip():
         raise BrandError(f"{where} has no name: add name = \"…\"", code="toml_no_name",
                          kit=label)
@@ -388,8 +388,9 @@ def _kit_from_table(table: dict, number: int) -> BrandKit:
                                             and all(isinstance(v, str) for v in value))
             if not ok:
                 raise BrandError(f"{where}: {key} must be a list of texts, like "
-                                 f'{key} = ["…", "…"]', code="toml_type", kit=label, key=key)
+                                 f'{key} = ["…", "…"]', code="toml_type", kit=label,
+                                 field_name=key)
         elif not isinstance(value, str):
             raise BrandError(f"{where}: {key} must be a text in quotes", code="toml_type",
-                             kit=label, key=key)
+                             kit=label, field_name=key)
     return BrandKit(**table)

@@ -19,8 +19,10 @@ import unicodedata
 from pathlib import Path
 
 from . import batch as batches
+from . import brands as brand_kits
 from . import check as checks
-from . import logs
+from . import logs, versions
+from .brands import BrandError
 from .brief import CONTENT_TYPES, LANGUAGES, Brief, BriefError
 from .config import SettingsError, load_settings
 from .costs import PriceFileError
@@ -35,6 +37,11 @@ from .workers import Registry
 from .kinds import CheckStatus, NoticeKind, Status
 from .prompts import PromptError
 from .providers import ProviderChoiceError, choose_provider
+from .revisions import PRESETS as REVISION_PRESETS
+from .revisions import RevisionJob, sections
+from .variants import gather as gather_variants
+from .variants import jobs_for as variant_jobs
+from .variants import tag as tag_variants
 from .search import Filters, search
 from .store import STATUSES, StorageError, Store
 from .usage import GROUPS, by_group
@@ -71,9 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
     write.add_argument("--provider", default=None,
                        help="local (the bundled demo model) or the configured provider's name; "
                             "default: the configured provider if OPENAI_API_KEY is set, else local")
+    write.add_argument("--variants", type=int, default=None, metavar="N",
+                       help="write N versions of the brief (1-3) into one article; pick one "
+                            "with `choose ID N`")
     write.add_argument("--quiet", action="store_true", help="no progress line on stderr")
     write.add_argument("--no-length-control", dest="length_control", action="store_false",
                        help="free-form: do not hold the article to 0.8-1.2x the target length")
+    write.add_argument("--brand", default=None, metavar="NAME",
+                       help="write with this brand kit (see: python -m writer brand list)")
     history = sub.add_parser("history", help="list saved articles, newest first")
     history.add_argument("--search", default="", help="text to find (Chinese works; quote phrases)")
     history.add_argument("--status", default=None, choices=STATUSES)
@@ -103,8 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     batch = sub.add_parser("batch", help="write one article per row of a CSV or Excel file")
     batch.add_argument("file", nargs="?", default=None, metavar="FILE",
                        help="a .csv or .xlsx file with a topic (主题) column; optional columns: "
-                            "content_type, style, length, language, audience, keywords "
-                            "(or 类型 风格 字数 语言 读者 关键词)")
+                            "content_type, style, length, language, audience, keywords, brand "
+                            "(or 类型 风格 字数 语言 读者 关键词 品牌)")
     batch.add_argument("--concurrency", type=int, default=None,
                        help=f"rows written at once, 1..{MAX_CONCURRENCY} (default 4; the local "
                             "model writes one at a time)")
@@ -133,12 +145,46 @@ def build_parser() -> argparse.ArgumentParser:
                        help="short: prompts of 0-800 tokens; long: 1,000-6,000")
     check.add_argument("--json", action="store_true", help="print the report as one JSON object")
     check.add_argument("--yes", action="store_true", help="do not ask before a paid provider")
+    revise = sub.add_parser("revise", help="rewrite an article by an instruction, as a new "
+                                           "version (the old ones are kept)")
+    revise.add_argument("id", type=int)
+    revise.add_argument("--instruction", default=None,
+                        help='what to change, e.g. "make it shorter" or "更口语一些"')
+    revise.add_argument("--preset", default=None, choices=REVISION_PRESETS,
+                        help="a ready-made instruction (translate: into the other language)")
+    revise.add_argument("--section", type=int, default=None, metavar="N",
+                        help="revise only part N (by level-2 heading, else by paragraph; "
+                             "see: python -m writer versions ID --sections)")
+    revise.add_argument("--provider", default=None)
+    revise.add_argument("--model", default=None)
+    revise.add_argument("--quiet", action="store_true")
+    revise.add_argument("--no-length-control", dest="length_control", action="store_false")
+    versions_cmd = sub.add_parser("versions", help="list an article's versions")
+    versions_cmd.add_argument("id", type=int)
+    versions_cmd.add_argument("--json", action="store_true")
+    versions_cmd.add_argument("--sections", action="store_true",
+                              help="list the current text's sections (for revise --section)")
+    choose = sub.add_parser("choose", help="make one of an article's versions current again")
+    choose.add_argument("id", type=int)
+    choose.add_argument("version", type=int)
     defaults = batch.add_argument_group("defaults for columns the file does not have")
     defaults.add_argument("--type", dest="content_type", default="blog")
     defaults.add_argument("--style", default="professional")
     defaults.add_argument("--length", dest="target_words", type=int, default=800)
     defaults.add_argument("--language", default="zh")
     defaults.add_argument("--audience", default="")
+    defaults.add_argument("--brand", default=None, metavar="NAME",
+                          help="brand kit for rows without a brand (品牌) cell")
+    brand = sub.add_parser("brand", help="brand kits: import, export, list")
+    brand_sub = brand.add_subparsers(dest="brand_command", required=True, parser_class=_Parser)
+    brand_import = brand_sub.add_parser("import", help="add or update the kits of a TOML file")
+    brand_import.add_argument("file", metavar="FILE.toml")
+    brand_export = brand_sub.add_parser("export", help="one kit as TOML")
+    brand_export.add_argument("name")
+    brand_export.add_argument("--out", default=None, metavar="FILE",
+                              help="write the file instead of printing")
+    brand_list = brand_sub.add_parser("list", help="the saved kits")
+    brand_list.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     return parser
 
 
@@ -154,18 +200,52 @@ def _say(message: str) -> None:
 
 
 def cmd_write(args) -> int:
+    kit = _brand(_open_store(), args.brand) if args.brand else None
     brief = Brief(topic=args.topic, content_type=args.content_type, style=args.style,
                   target_words=args.target_words, language=args.language,
-                  audience=args.audience, keywords=args.keywords)
+                  audience=args.audience, keywords=args.keywords, brand=kit)
     settings = load_settings()
-    job = Job(brief, settings, provider=choose_provider(settings, args.provider, args.model),
-              length_control=args.length_control)
+    provider = choose_provider(settings, args.provider, args.model)
+    if args.variants is not None and args.variants != 1:
+        return _write_variants(brief, settings, provider, args)
+    job = Job(brief, settings, provider=provider, length_control=args.length_control)
     if job.brief.language != brief.language:
         _say(f"note: {job.provider.name} writes {job.brief.language} only; the article will be in "
              f"{job.brief.language}")
     control = "held to 0.8–1.2×" if job.length else "free-form"
     _say(f"writing with {job.provider.label()} · target {brief.target_words} words ({control})")
     return _stream(job, args.quiet)
+
+
+def _write_variants(brief: Brief, settings, provider, args) -> int:
+    """N versions of the brief, one after the other, each streamed to stdout under a
+    header; then gathered into one article whose versions they are (version 1 current)."""
+    try:
+        jobs = variant_jobs(brief, settings, args.variants, provider=provider,
+                            length_control=args.length_control)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    store = _open_store()
+    ids = [job.queue() for job in jobs]
+    tag_variants(store, ids)
+    _say(f"writing {len(jobs)} variants with {jobs[0].provider.label()} · target "
+         f"{brief.target_words} words")
+    codes = []
+    for number, job in enumerate(jobs, 1):
+        sys.stdout.write(("\n" if number > 1 else "") + f"--- variant {number} of {len(jobs)} ---\n")
+        code = _stream(job, args.quiet)
+        codes.append(code)
+        if code == EXIT_INTERRUPTED:
+            break  # Ctrl-C: the rest are not written
+    for job in jobs[len(codes):]:  # not written (Ctrl-C): their queued rows go
+        job.cancel(wait_s=0)
+        list(job.run())
+    article_id = gather_variants(store, ids[0])
+    if article_id is None:
+        raise CliError(f"the variants of #{ids[0]} could not be gathered", EXIT_FAILED)
+    _say(f"#{article_id}: {len(jobs)} variants kept as versions 1-{len(jobs)} (version 1 is "
+         f"current); pick another with: python -m writer choose {article_id} N")
+    return EXIT_OK if any(code == EXIT_OK for code in codes) else codes[-1]
 
 
 def cmd_continue(args) -> int:
@@ -223,7 +303,9 @@ def _report(job, finished: Finished) -> int:
             else f"{job.cost:.6f} {job.currency}")
     ttft = f"{metrics.ttft_ms:.0f} ms" if metrics.ttft_ms is not None else "-"
     rate = f"{metrics.tokens_per_s:.1f} tokens/s" if metrics.tokens_per_s else "– tokens/s"
-    _say(f"#{job.article_id} {finished.status} · {job.words}/{job.brief.target_words} words · "
+    which = f"#{job.article_id}" + (f" version {job.version_number}"
+                                     if getattr(job, "version_number", None) else "")
+    _say(f"{which} {finished.status} · {job.words}/{job.brief.target_words} words · "
          f"tokens {usage.input_tokens} in / {usage.output_tokens} out ({usage.source}) · "
          f"cost {cost} · first token {ttft} · total {metrics.duration_ms / 1000:.1f} s · {rate}")
     if finished.length_outcome:
@@ -231,6 +313,7 @@ def _report(job, finished: Finished) -> int:
         rounds = finished.length_rounds
         _say(f"length: {finished.length_outcome.replace('_', ' ')} ({ratio:.2f}× the target, "
              f"{rounds} round{'s' if rounds != 1 else ''})")
+    _say_checks(job.article_id)
     if finished.status == Status.COMPLETED:
         return EXIT_OK
     if finished.status == Status.STOPPED:
@@ -244,8 +327,129 @@ def _report(job, finished: Finished) -> int:
     return EXIT_TRUNCATED if finished.status == Status.TRUNCATED else EXIT_FAILED
 
 
+def cmd_revise(args) -> int:
+    settings = load_settings()
+    provider = choose_provider(settings, args.provider, args.model) if (
+        args.provider or args.model) else None
+    job = RevisionJob(args.id, settings, instruction=args.instruction, preset=args.preset,
+                      section=args.section, provider=provider, length_control=args.length_control)
+    part = f"section {args.section}" if args.section else "the whole article"
+    _say(f"revising #{args.id} ({part}) with {job.provider.label()}: {job.instruction}")
+    code = _stream(job, args.quiet)
+    if code == EXIT_OK:
+        _say(f"version {job.version_number} is now current; the earlier ones are kept "
+             f"(python -m writer versions {args.id})")
+    return code
+
+
+def cmd_versions(args) -> int:
+    store = _open_store()
+    article = _get(store, args.id)
+    if args.sections:
+        for part in sections(article["content"] or ""):
+            sys.stdout.write(f"{part.number}\t{part.title}\n")
+        return EXIT_OK
+    listed = versions.listing(store, args.id)
+    if args.json:
+        for v in listed:
+            sys.stdout.write(json.dumps({**v, "current": v["number"] == article.get(
+                "current_version")}, ensure_ascii=False) + "\n")
+        return EXIT_OK
+    for v in listed:
+        mark = "*" if v["number"] == article.get("current_version") else " "
+        cost = ("unpriced" if v["cost"] is None else f"{v['cost']:.6f} {v['currency']}")
+        what = v["kind"] + (f" §{v['section']}" if v["section"] else "")
+        sys.stdout.write(f"{mark}{v['number']:>3}  {what:<12} {v['status']:<10} "
+                         f"{v['words'] or 0:>6} words  {cost:<18} {v['created_at'][:16]}  "
+                         f"{_one_line(v['instruction'] or '')}\n")
+    if not listed:
+        _say(f"article #{args.id} has no versions (written before versions were kept)")
+    return EXIT_OK
+
+
+def cmd_choose(args) -> int:
+    store = _open_store()
+    article = _get(store, args.id)
+    kit = brand_kits.get(store, article["brand"]) if article.get("brand") else None
+    try:
+        versions.choose(store, args.id, args.version, kit)  # its checks run again
+    except versions.VersionError as exc:
+        raise CliError(str(exc), EXIT_FAILED) from None
+    _say(f"#{args.id}: version {args.version} is now current")
+    return EXIT_OK
+
+
 def _open_store() -> Store:
     return Store(load_settings().db_path)
+
+
+def _brand(store: Store, name: str) -> brand_kits.BrandKit:
+    """The saved kit of this name, or a one-line error naming the known ones."""
+    kit = brand_kits.get(store, name)
+    if kit is None:
+        known = brand_kits.names(store)
+        raise CliError(f"there is no brand kit «{_one_line(name)}»; " + (
+            f"known: {', '.join(known)}" if known else
+            "none saved yet: python -m writer brand import FILE.toml"))
+    return kit
+
+
+def _say_checks(article_id: int | None) -> None:
+    """One stderr line per problem the article's brand / keyword check found."""
+    row = _open_store().get(article_id) if article_id else None
+    found = (row or {}).get("checks")  # decoded by the store
+    if not isinstance(found, dict) or found.get("passed", True):
+        return
+    terms: dict[str, list[int]] = {}
+    for hit in found.get("banned_found", []):
+        terms.setdefault(hit["term"], []).append(hit["start"])
+    for term, starts in terms.items():
+        _say(f"check: banned word «{term}» at character{'s' if len(starts) > 1 else ''} "
+             f"{', '.join(map(str, starts))}")
+    for term in found.get("required_missing", []):
+        _say(f"check: required term missing: «{term}»")
+    for term in found.get("keywords_missing", []):
+        _say(f"check: keyword missing: «{term}»")
+
+
+def cmd_brand(args) -> int:
+    store = _open_store()
+    if args.brand_command == "import":
+        path = Path(args.file)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise CliError(f"cannot read {path}: {exc.strerror or exc}") from None
+        try:
+            kits = brand_kits.from_toml(data)
+        except BrandError as exc:
+            raise CliError(f"{path.name}: {exc}") from None
+        for kit in kits:
+            existed = kit.name in brand_kits.names(store)
+            brand_kits.save(store, kit)
+            _say(f"{'updated' if existed else 'imported'} brand kit «{kit.name}»")
+        return EXIT_OK
+    if args.brand_command == "export":
+        kit = _brand(store, args.name)
+        text = brand_kits.to_toml(kit)
+        if args.out:
+            _write_file(Path(args.out), text.encode("utf-8"))
+            _say(f"saved brand kit «{kit.name}» as {args.out}")
+        else:
+            sys.stdout.write(text)
+        return EXIT_OK
+    kits = brand_kits.listing(store)
+    for kit in kits:
+        if args.json:
+            print(json.dumps({"id": kit.id, **kit.as_dict()}, ensure_ascii=False))
+        else:
+            print(f"{kit.name:<24} {len(kit.banned_words):>3} banned · "
+                  f"{len(kit.required_terms):>3} required · {len(kit.do) + len(kit.dont):>3} "
+                  f"rules · {len(kit.samples)} sample{'s' if len(kit.samples) != 1 else ''}"
+                  + (f" · {_one_line(kit.voice, 40)}" if kit.voice else ""))
+    if not args.json:
+        _say(f"{len(kits)} brand kit{'s' if len(kits) != 1 else ''}")
+    return EXIT_OK
 
 
 def cmd_history(args) -> int:
@@ -285,7 +489,10 @@ def cmd_show(args) -> int:
         fmt = suffix if suffix in FORMATS else "md"
     if fmt == "docx" and not args.out:
         raise CliError("docx is binary: add --out FILE")
-    row = _get(_open_store(), args.id)
+    store = _open_store()
+    row = _get(store, args.id)
+    if fmt == "json":  # every version: draft, variants, revisions
+        row["versions"] = versions.listing(store, args.id)
     data, _, _ = export(row, fmt)
     if args.out:
         _write_file(Path(args.out), data)
@@ -400,13 +607,15 @@ def cmd_batch(args) -> int:
         defaults = {"content_type": args.content_type, "style": args.style,
                     "length": args.target_words, "language": args.language,
                     "audience": args.audience}
+        if args.brand:  # a kit that exists (one line, exit 2, otherwise)
+            defaults["brand"] = _brand(store, args.brand).name
         Brief(topic="defaults", content_type=args.content_type, style=args.style,
               target_words=args.target_words, language=args.language)  # checks the flags
         try:
             table = read_table(data, path.name)
         except SheetError as exc:
             raise CliError(str(exc)) from None
-        rows = check_rows(table, defaults)
+        rows = check_rows(table, defaults, brand_kits.listing(store))
         bad = [row for row in rows if not row.ok]
         for row in bad[:20]:
             _say(f"row {row.number} (line {row.number + 1}) skipped: {row.error.replace('_', ' ')}"
@@ -696,8 +905,9 @@ class _BatchPrinter:
             sys.stderr.flush()
 
 
-COMMANDS = {"batch": cmd_batch, "check": cmd_check, "write": cmd_write, "continue": cmd_continue, "history": cmd_history,
-            "show": cmd_show, "usage": cmd_usage, "delete": cmd_delete}
+COMMANDS = {"batch": cmd_batch, "brand": cmd_brand, "check": cmd_check, "write": cmd_write, "continue": cmd_continue, "history": cmd_history,
+            "show": cmd_show, "usage": cmd_usage, "delete": cmd_delete, "revise": cmd_revise,
+            "versions": cmd_versions, "choose": cmd_choose}
 
 
 def _configure_logging() -> None:
@@ -719,7 +929,8 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"error: {exc}")
         return exc.code
     except (BriefError, SettingsError, PromptError, PriceFileError, ProviderChoiceError,
-            LocalModelError, JobError, BatchError, SheetError, checks.CheckError) as exc:
+            LocalModelError, JobError, BatchError, SheetError, checks.CheckError,
+            BrandError) as exc:
         _say(f"error: {exc}")
         return EXIT_USAGE
     except StorageError as exc:

@@ -379,10 +379,22 @@ def to_docx(row: dict) -> bytes:
     return buffer.getvalue()
 
 
+JSON_COLUMNS = ("checks",)  # columns stored as JSON text, exported as JSON values
+
+
 @_safe
 def to_json(row: dict) -> str:
-    """Every column of the row, pretty-printed, non-ASCII kept readable."""
-    return json.dumps(dict(row), ensure_ascii=False, indent=2, default=str) + "\n"
+    """Every column of the row, pretty-printed, non-ASCII kept readable. `brand` is the
+    kit's name (or null); `checks` (banned_found, required_missing, keywords_missing,
+    passed) is parsed. Anything a caller adds to the row (a `versions` list) is kept."""
+    data = dict(row)
+    for name in JSON_COLUMNS:
+        if isinstance(data.get(name), str):
+            try:
+                data[name] = json.loads(data[name])
+            except ValueError:
+                pass  # kept as the text it is
+    return json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n"
 
 
 def slugify(topic: str, max_chars: int = 40) -> str:

@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
-from . import heartbeat, logs, versions
+from . import brands, heartbeat, logs, versions
 from .brief import Brief
 from .config import Settings
 from .costs import price_table
@@ -105,6 +105,7 @@ class Job:
         store = Store(settings.db_path)
         try:
             row = store.get(article_id)
+            kit = brands.get(store, row["brand"]) if row and row.get("brand") else None
         finally:
             store.close()
         if row is None:
@@ -117,7 +118,7 @@ class Job:
                            "failed articles with text can be continued")
         brief = Brief(topic=row["topic"], content_type=row["content_type"], style=row["style"],
                       target_words=row["target_words"], language=row["language"],
-                      audience=row["audience"] or "", keywords=row["keywords"])
+                      audience=row["audience"] or "", keywords=row["keywords"], brand=kit)
         kwargs.setdefault("length_control", row.get("length_control") != 0)
         return cls(brief, settings, provider=provider, article=row, **kwargs)
 

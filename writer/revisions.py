@@ -15,7 +15,7 @@ import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
 
-from . import heartbeat, versions
+from . import brands, heartbeat, versions
 from .brands import BrandKit
 from .brief import Brief, MAX_WORDS, MIN_WORDS
 from .config import Settings
@@ -239,10 +239,6 @@ class RevisionJob(Job):
 def _kit(store: Store, name: str) -> BrandKit | None:
     """The article's brand kit as it is now, if it still exists."""
     try:
-        from .brands import get  # the storage functions of writer/brands.py
-    except ImportError:
-        return None
-    try:
-        return get(store, name)
-    except Exception:  # a kit that no longer loads: revise without it
+        return brands.get(store, name)
+    except brands.BrandError:  # a kit that no longer loads: revise without it
         return None

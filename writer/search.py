@@ -34,6 +34,8 @@ class Filters:
     since: dt.date | str | None = None  # a local date (in `tz`), inclusive
     until: dt.date | str | None = None  # a local date (in `tz`), inclusive
     batch_id: int | None = None  # the articles of one batch (writer/batch.py)
+    brand: str | None = None  # written with this brand kit (articles.brand, m011)
+    check_failed: bool = False  # only articles whose brand / keyword check failed (m011)
     tz: dt.tzinfo = timezones.UTC  # the zone `since` and `until` are dates of (the reader's)
 
     def terms(self) -> list[str]:
@@ -82,11 +84,14 @@ def _like(term: str) -> str:
 
 def _column_clauses(filters: Filters) -> tuple[list[str], list]:
     clauses, params = [], []
-    for name in ("content_type", "status", "model", "provider", "language", "batch_id"):
+    for name in ("content_type", "status", "model", "provider", "language", "batch_id",
+                 "brand"):
         value = getattr(filters, name)
         if value:
             clauses.append(f"a.{name} = ?")
             params.append(value)
+    if filters.check_failed:  # articles.checks: writer/brands.py CheckResult.as_dict()
+        clauses.append("json_extract(a.checks, '$.passed') = 0")
     start, end = filters.bounds()
     if start:
         clauses.append("a.created_at >= ?")

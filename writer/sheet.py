@@ -3,8 +3,9 @@ every row, and write the results as CSV (UTF-8 with a BOM, so Excel shows Chines
 right), Excel, or a zip of Markdown files.
 
 Input columns are the CLI's names (`topic`, `content_type`, `style`, `length`,
-`language`, `audience`, `keywords`) or their Chinese headers (主题, 类型, 风格, 字数,
-语言, 读者, 关键词 and a few synonyms); values may be codes or the UI's labels in either
+`language`, `audience`, `keywords`, `brand`) or their Chinese headers (主题, 类型, 风格,
+字数, 语言, 读者, 关键词, 品牌 and a few synonyms); a brand is the name of a saved
+brand kit (writer/brands.py); values may be codes or the UI's labels in either
 language ("产品描述", "Product description", "product_description"). Other columns are
 kept and carried to the results. A missing column takes the caller's defaults (the
 Write form's values, or the CLI's). Pure Python: no Streamlit, no database.
@@ -19,6 +20,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .brands import BrandKit, find_kit
 from .brief import CONTENT_TYPES, LANGUAGES, MAX_WORDS, MIN_WORDS, Brief, BriefError
 from .i18n import UI_LANGUAGES, strings
 
@@ -36,6 +38,7 @@ COLUMN_ALIASES = {
     "language": ("language", "lang", "语言", "文章语言"),
     "audience": ("audience", "读者", "受众", "目标读者", "目标受众", "人群"),
     "keywords": ("keywords", "keyword", "关键词", "关键字", "标签"),
+    "brand": ("brand", "brand_kit", "品牌", "品牌规范", "品牌名", "品牌名称"),
 }
 FIELDS = tuple(COLUMN_ALIASES)
 
@@ -223,11 +226,15 @@ def _table(header: list[str], body: list[list[str]], file_name: str) -> Table:
 
 # -- checking -------------------------------------------------------------------------
 
-def briefs(table: Table, defaults: dict | None = None) -> list[Row]:
+def briefs(table: Table, defaults: dict | None = None,
+           kits: list[BrandKit] | tuple[BrandKit, ...] = ()) -> list[Row]:
     """Every row checked: a Brief, or an error code with the offending value.
-    `defaults` (topic excluded) fill columns the file does not have and empty cells."""
+    `defaults` (topic excluded) fill columns the file does not have and empty cells.
+    `kits`: the saved brand kits a row's `brand` (or the default brand) may name;
+    any other name makes the row invalid (`unknown_brand`)."""
     defaults = {"content_type": "blog", "style": "professional", "length": 800,
-                "language": "zh", "audience": "", "keywords": "", **(defaults or {})}
+                "language": "zh", "audience": "", "keywords": "", "brand": "",
+                **(defaults or {})}
     maps = _value_maps()
     result = []
     for number, cells in enumerate(table.rows, 1):
@@ -236,12 +243,12 @@ def briefs(table: Table, defaults: dict | None = None) -> list[Row]:
             result.append(Row(number, cells, error="extra_cells",
                               detail=str(len(table.columns))))
             continue
-        result.append(check_row(number, cells, value, defaults, maps))
+        result.append(check_row(number, cells, value, defaults, maps, kits))
     return result
 
 
 def check_row(number: int, cells: dict, value: dict, defaults: dict,
-              maps: dict | None = None) -> Row:
+              maps: dict | None = None, kits=()) -> Row:
     maps = maps or _value_maps()
     row = Row(number, cells)
     got = {name: (value.get(name) or "").strip() for name in FIELDS}
@@ -273,11 +280,16 @@ def check_row(number: int, cells: dict, value: dict, defaults: dict,
         length = int(number_value)
     style = got["style"] or defaults["style"]
     style = maps["style"].get(_key(style), style)
+    brand_name = got["brand"] or (defaults.get("brand") or "").strip()
+    kit = find_kit(kits, brand_name) if brand_name else None
+    if brand_name and kit is None:
+        row.error, row.detail = "unknown_brand", brand_name
+        return row
     try:
         row.brief = Brief(topic=topic, content_type=content_type, style=style,
                           target_words=int(length), language=language,
                           audience=got["audience"] or defaults["audience"],
-                          keywords=got["keywords"] or defaults["keywords"])
+                          keywords=got["keywords"] or defaults["keywords"], brand=kit)
     except BriefError as exc:
         row.error, row.detail = "invalid", str(exc)
     return row
