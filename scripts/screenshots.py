@@ -15,7 +15,8 @@ has something to cut. In Debian's chromium it then:
   4. opens History (the newest article is preselected) → `<lang>-<width>-history[-full].png`;
   5. Usage & cost → `<lang>-<width>-usage[-full].png`;
   6. Providers: runs a provider check (5 runs, 10 streams) → `<lang>-<width>-providers[-full].png`;
-  7. Settings → `<lang>-<width>-settings[-full].png`.
+  7. Brand kits (one kit saved) → `<lang>-<width>-brands[-full].png`;
+  8. Settings → `<lang>-<width>-settings[-full].png`.
 
 `-full` is the whole page (Streamlit scrolls inside its own container, so the
 viewport is grown to the content's height for that shot); the other one is what
@@ -252,6 +253,30 @@ class Shooter:
 
 # ---- the flow ---------------------------------------------------------------------------
 
+KITS = {
+    "zh": dict(name="MiniBrew 咖啡", voice="温暖、干脆，像懂咖啡的朋友", audience="一线城市上班族",
+               do=["先讲好处再讲参数", "每段不超过三句"], dont=["夸大功效"],
+               banned_words=["最好", "第一", "顶级"], required_terms=["MiniBrew Pro"],
+               facts="萃取 30 秒；研磨噪音 45 分贝；一键清洗", samples=["清晨的第一杯，交给 MiniBrew。"]),
+    "en": dict(name="MiniBrew", voice="warm, crisp, like a friend who knows coffee",
+               audience="busy office workers", do=["benefits before specs"],
+               dont=["overclaim"], banned_words=["best", "number one"],
+               required_terms=["MiniBrew Pro"], facts="30 s extraction; 45 dB grinding",
+               samples=["Your first cup of the day, handled by MiniBrew."]),
+}
+
+
+def save_kit(db_path: Path, language: str) -> None:
+    """A brand kit in the server's database (as the Brands page or `brand import` would)."""
+    from writer.brands import BrandKit, save
+    from writer.store import Store
+
+    store = Store(db_path)
+    try:
+        save(store, BrandKit(**KITS[language]))
+    finally:
+        store.close()
+
 def write_article(s: Shooter, language: str, topic: str, target: int, timeout: int,
                   brief: dict) -> None:
     page, main = s.page, s.main
@@ -382,6 +407,14 @@ def run_flow(browser, server: AppServer, language: str, width: int, out: Path) -
             s.main.get_by_test_id("stDataFrame").first.wait_for()
             s.wait_rendered()
             s.shoot("providers")
+
+        with s.step("saving a brand kit in the server's database"):
+            save_kit(server.db_path, language)
+        s.nav("brands")
+        with s.step("waiting for the Brand kits page and its list"):
+            s.main.get_by_test_id("stDataFrame").first.wait_for()
+            s.wait_rendered()
+            s.shoot("brands")
 
         s.nav("settings")
         with s.step("waiting for the Settings price table and forms"):

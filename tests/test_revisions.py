@@ -69,7 +69,8 @@ def test_a_section_revision_is_a_new_current_version_and_costs_add_up(env, fake)
     assert article["content"] == expected and article["current_version"] == 2
     one, two = versions.listing(store, article_id)
     assert (two["kind"], two["section"], two["status"]) == ("revision", 2, "completed")
-    assert "提到自动清洗" in two["instruction"] and "more detailed" in two["instruction"]
+    assert two["instruction"] == "[longer] 提到自动清洗"  # kept as chosen, shown as a label
+    assert "more detailed" in job.instruction and "提到自动清洗" in job.instruction  # as sent
     assert two["content"] == expected and one["content"] == DRAFT  # the draft is kept
     # the article costs the draft plus the revision
     assert (article["input_tokens"], article["output_tokens"]) == (500, 110)
@@ -248,3 +249,14 @@ def test_a_revision_whose_process_died_is_recovered_as_stopped(env, fake):
     version = versions.get(store, article_id, number)
     assert (version["status"], version["error_kind"]) == ("stopped", "interrupted")
     assert version["content"] == "half a revi" and store.get(article_id)["current_version"] == 1
+
+
+def test_a_kept_instruction_is_shown_with_the_presets_label():
+    from views.versions_view import instruction_text
+    from writer.i18n import Translator
+
+    zh = Translator("zh")
+    assert instruction_text("[cta] 提到早鸟价", zh) == "加入行动号召 · 提到早鸟价"
+    assert instruction_text("[shorter]", Translator("en")) == "Shorter"
+    assert instruction_text("把第二段写得更生动", zh) == "把第二段写得更生动"
+    assert instruction_text("# 静音的早晨", zh) == "# 静音的早晨" and instruction_text(None, zh) == "–"

@@ -5,6 +5,7 @@ differences marked, and "make current"."""
 from __future__ import annotations
 
 import html
+import re
 
 import streamlit as st
 
@@ -68,6 +69,17 @@ def revise_panel(row: dict, t: Translator, *, key_prefix: str = "") -> None:
                   on_click=start_revision, args=(article_id, t))
 
 
+def instruction_text(instruction: str | None, t: Translator) -> str:
+    """A stored instruction for people: "[cta] 提到早鸟价" → "加入行动号召 · 提到早鸟价"."""
+    if not instruction:
+        return "–"
+    match = re.match(r"\[(\w+)\]\s*(.*)", instruction, re.S)
+    if match and match.group(1) in PRESETS:
+        label = t(f"revise.preset_{match.group(1)}")
+        return f"{label} · {match.group(2)}" if match.group(2) else label
+    return instruction
+
+
 def make_current(article_id: int, number: int) -> None:
     now = page_context()
     try:
@@ -102,7 +114,7 @@ def versions_panel(row: dict, t: Translator, store, tz) -> None:
         t("versions.col_number"): f"{v['number']}{' ✓' if v['number'] == current else ''}",
         t("versions.col_kind"): t(f"versions.kind_{v['kind']}")
         + (f" §{v['section']}" if v["section"] else ""),
-        t("versions.col_instruction"): v["instruction"] or "–",
+        t("versions.col_instruction"): instruction_text(v["instruction"], t),
         t("versions.col_status"): t(f"statuses.{v['status']}"),
         t("versions.col_words"): v["words"] or 0,
         t("versions.col_cost"): format_cost(v["cost"], v["currency"], t),

@@ -226,18 +226,21 @@ def render_form() -> None:
             field_error("audience")
         right.text_input(t("write.keywords"), key="keywords",
                          placeholder=t("write.keywords_placeholder"), **keep)
-        pick_brand(ctx.store, t, key="brand")
         left, right = st.columns(2)
+        with left:
+            pick_brand(ctx.store, t, key="brand")
         ss.setdefault("variants", variants.default_count(ss.get("content_type") or "blog"))
-        left.segmented_control(t("write.variants"), (1, 2, 3), key="variants",
-                               help=t("write.variants_help"), **keep)
-        right.checkbox(t("write.length_control_short"), value=True, key="length_control",
-                       help=t("write.length_control_help"), **keep)
+        right.segmented_control(t("write.variants"), (1, 2, 3), key="variants",
+                                help=t("write.variants_help"), **keep)
         if over_budget:
             st.checkbox(t("write.budget_confirm"), key="budget_confirm")
             field_error("budget_confirm")
-        st.button(t("write.generate"), type="primary", key="generate", on_click=generate,
-                  icon=":material/edit:")
+        # Generate above the fold at 1280×800, with the length switch beside it.
+        left, right = st.columns(2, vertical_alignment="center")
+        left.button(t("write.generate"), type="primary", key="generate", on_click=generate,
+                    icon=":material/edit:")
+        right.checkbox(t("write.length_control_short"), value=True, key="length_control",
+                       help=t("write.length_control_help"), **keep)
         field_error("generate")
 
 

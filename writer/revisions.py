@@ -143,7 +143,10 @@ class RevisionJob(Job):
         extra = {} if draft_interval_s is None else {"draft_interval_s": draft_interval_s}
         super().__init__(brief, settings, provider=provider, length_control=length_control,
                          **extra)
-        self.instruction = instruction_for(preset, instruction, row["language"])
+        self.instruction = instruction_for(preset, instruction, row["language"])  # as sent
+        # as kept and shown: "[shorter] 提到早鸟价" (the pages show the preset's label)
+        self.label = " ".join(part for part in (f"[{preset}]" if preset else "",
+                                               " ".join((instruction or "").split())) if part)
         self.preset = preset
         self.section = section
         self.base = base
@@ -177,7 +180,7 @@ class RevisionJob(Job):
         try:
             self.version_number = versions.open_version(
                 store, self.article_id, kind="revision", status=status,
-                instruction=self.instruction, section=self.section, provider=self.provider.name,
+                instruction=self.label, section=self.section, provider=self.provider.name,
                 model=self.provider.model)
         except versions.VersionError as exc:
             raise JobError(str(exc)) from None
