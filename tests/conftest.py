@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
 sys.path.insert(0, str(Path(__file__).parent))
 os.environ["WRITER_NO_DOTENV"] = "1"  # a developer's .env must not leak into tests
@@ -52,3 +53,18 @@ def _fresh_stream_failure_counts():
     reset_stream_failures()
     yield
     reset_stream_failures()
+
+
+@pytest.fixture
+def downloads(monkeypatch) -> list[tuple[str | None, bytes]]:
+    """(file name, bytes) of every file a download button of the run offers."""
+    found: list[tuple[str | None, bytes]] = []
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def load_and_get_id(self, path_or_data, mimetype, kind, filename=None):
+        if isinstance(path_or_data, bytes):
+            found.append((filename, path_or_data))
+        return original(self, path_or_data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", load_and_get_id)
+    return found

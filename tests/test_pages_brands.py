@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from test_pages import ROOT
@@ -27,21 +26,6 @@ required_terms = ["TeaTime"]
 @pytest.fixture
 def store(env) -> Store:
     return Store(env["WRITER_DB"])
-
-
-@pytest.fixture
-def downloads(monkeypatch) -> list[tuple[str | None, bytes]]:
-    """(file name, bytes) of every file a download button of the run offers."""
-    found: list[tuple[str | None, bytes]] = []
-    original = MemoryMediaFileStorage.load_and_get_id
-
-    def load_and_get_id(self, path_or_data, mimetype, kind, filename=None):
-        if isinstance(path_or_data, bytes):
-            found.append((filename, path_or_data))
-        return original(self, path_or_data, mimetype, kind, filename)
-
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", load_and_get_id)
-    return found
 
 
 def open_page(language: str = "en") -> AppTest:

@@ -11,7 +11,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from fake_openai import Reply
@@ -63,21 +62,6 @@ def store(env):
 @pytest.fixture
 def zh(env, monkeypatch):
     monkeypatch.setenv("WRITER_UI_LANGUAGE", "zh")
-
-
-@pytest.fixture
-def downloads(monkeypatch) -> list[tuple[str | None, bytes]]:
-    """(file name, bytes) of every file a download button of the run offers."""
-    found: list[tuple[str | None, bytes]] = []
-    original = MemoryMediaFileStorage.load_and_get_id
-
-    def load_and_get_id(self, path_or_data, mimetype, kind, filename=None):
-        if isinstance(path_or_data, bytes):
-            found.append((filename, path_or_data))
-        return original(self, path_or_data, mimetype, kind, filename)
-
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", load_and_get_id)
-    return found
 
 
 # ---- Usage ------------------------------------------------------------------------------

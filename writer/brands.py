@@ -122,10 +122,13 @@ def split_items(text: str) -> tuple[str, ...]:
 
 
 def _clean_list(value) -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = value.splitlines()
+    return unique_items(value.splitlines() if isinstance(value, str) else value)
+
+
+def unique_items(values) -> tuple[str, ...]:
+    """The non-empty items, stripped, each once, in order."""
     seen: list[str] = []
-    for item in value or ():
+    for item in values or ():
         item = str(item).strip()
         if item and item not in seen:
             seen.append(item)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from .brands import BrandKit
+from .brands import BrandKit, unique_items
 
 CONTENT_TYPES = ("blog", "marketing_copy", "product_description", "social_post")
 LANGUAGES = ("zh", "en")
@@ -57,12 +57,7 @@ def parse_keywords(value) -> tuple[str, ...]:
         for sep in "，、;；\n":
             value = value.replace(sep, ",")
         value = value.split(",")
-    seen: list[str] = []
-    for item in value or ():
-        item = str(item).strip()
-        if item and item not in seen:
-            seen.append(item)
-    return tuple(seen)
+    return unique_items(value)
 
 
 def validate(brief: Brief) -> None:

@@ -165,6 +165,10 @@ class Job:
         elif not store.reopen(self.article_id, provider=self.provider.name,
                               model=self.provider.model, status=status):
             raise JobError(f"there is no article #{self.article_id} (it was deleted)")
+        self._register(status)
+
+    def _register(self, status: Status) -> None:
+        """Its row exists: it beats (heartbeat.py) and is known as being written."""
         heartbeat.register(self.settings.db_path, self.article_id, self._on_deleted)
         _running[(str(self.settings.db_path), self.article_id)] = self
         self.queued = status == Status.QUEUED

@@ -15,7 +15,7 @@ import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
 
-from . import brands, heartbeat, versions
+from . import brands, versions
 from .brands import BrandKit
 from .brief import Brief, MAX_WORDS, MIN_WORDS
 from .config import Settings
@@ -184,9 +184,7 @@ class RevisionJob(Job):
                 model=self.provider.model)
         except versions.VersionError as exc:
             raise JobError(str(exc)) from None
-        heartbeat.register(self.settings.db_path, self.article_id, self._on_deleted)
-        _running[(str(self.settings.db_path), self.article_id)] = self
-        self.queued = status == Status.QUEUED
+        self._register(status)
 
     def _begin(self, store: Store) -> None:
         if self.queued:
