@@ -144,8 +144,8 @@ def open_batch_page(page):
     page.get_by_role("textbox", name="Topic", exact=True).wait_for()
     nav = page.get_by_test_id("stSidebarNav")
     expect(nav.get_by_role("link")).to_have_text(  # (each after its icon's name)
-        [re.compile(f"{name}$") for name in ("Write", "Batch", "History", "Usage & cost",
-                                             "Providers", "Settings")])
+        [re.compile(f"{name}$") for name in ("Write", "Batch", "Brand kits", "History",
+                                             "Usage & cost", "Providers", "Settings")])
     nav.get_by_role("link", name="Batch", exact=True).click()
     main = page.get_by_test_id("stMain")
     expect(main.get_by_role("heading", name="Batch writing")).to_be_visible()

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.browser
 LOOPBACK = "127.0.0.1"  # the name the app gives OPENAI_BASE_URL=http://127.0.0.1:…/v1
 TTFT, LONG, STREAM = 24, 640, 16  # max_tokens of each kind of request
 LONG_TEXT = "Small coffee brands can launch on social media with a plan. " * 8  # 480 chars
-NAV = ("Write", "Batch", "History", "Usage & cost", "Providers", "Settings")
+NAV = ("Write", "Batch", "Brand kits", "History", "Usage & cost", "Providers", "Settings")
 CHECK_TIMEOUT_MS = 30_000
 
 

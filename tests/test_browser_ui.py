@@ -26,7 +26,7 @@ from test_browser_jobs import poll, server_env, tab
 
 pytestmark = pytest.mark.browser
 
-NAV_ZH = ["写作", "批量写作", "历史记录", "用量与费用", "模型服务评测", "设置"]
+NAV_ZH = ["写作", "批量写作", "品牌规范", "历史记录", "用量与费用", "模型服务评测", "设置"]
 ARTICLE = ("# 新品咖啡机上市\n\n清晨的**第一杯咖啡**，只需三十秒。\n\n"
            "- 一键萃取\n- 静音研磨\n\n现在下单，立享早鸟价。\n")
 
