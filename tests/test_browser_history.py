@@ -172,7 +172,7 @@ def test_the_chinese_list_fits_and_counts_characters_and_words(browser, server):
         assert_every_column_fits(page, table, ["编号", "时间", "主题", "状态", "字数", "费用",
                                                "类型"])
         # Every filter box speaks Chinese; the less-used ones are folded away.
-        expect(main.get_by_text("更多筛选（模型、模型服务、批量任务）")).to_be_visible()
+        expect(main.get_by_text("更多筛选（模型、模型服务、批量任务、品牌规范）")).to_be_visible()
         expect(main.get_by_text("Choose an option")).to_have_count(0)
         caption = main.get_by_test_id("stCaptionContainer").filter(has_text="营销文案")
         expect(caption).to_contain_text("2026-11-27 01:30")
