@@ -50,7 +50,9 @@ def revise_panel(row: dict, t: Translator, *, key_prefix: str = "") -> None:
     """Instruction box for a finished article."""
     article_id = row["id"]
     key = f"revise-{article_id}"
-    with st.container(border=True):
+    # A form: the preset, the instruction and the scope go to the server together with
+    # the click (no run per widget that a quick click could overtake).
+    with st.form(f"{key_prefix}{key}-form", border=True, enter_to_submit=False):
         st.markdown(f"**{t('revise.title')}**")
         st.pills(t("revise.presets"), PRESETS, key=f"{key}-preset",
                  format_func=lambda p: t(f"revise.preset_{p}"))
@@ -65,8 +67,9 @@ def revise_panel(row: dict, t: Translator, *, key_prefix: str = "") -> None:
         if error:
             st.error(t("revise.refused"))
             show_details(error, t)
-        st.button(t("revise.run"), key=f"{key_prefix}{key}-run", icon=":material/auto_fix_high:",
-                  on_click=start_revision, args=(article_id, t))
+        st.form_submit_button(t("revise.run"), key=f"{key_prefix}{key}-run",
+                              icon=":material/auto_fix_high:", on_click=start_revision,
+                              args=(article_id, t))
 
 
 def instruction_text(instruction: str | None, t: Translator) -> str:
