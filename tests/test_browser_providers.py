@@ -18,11 +18,11 @@ import contextlib
 import re
 import sqlite3
 import sys
-import threading
 
 import pytest
 
 from fake_openai import FakeOpenAI, Reply
+from scripted_check import LONG, LONG_TEXT, STREAM, TTFT, ByKind
 from serving import GRID_JS
 from test_browser import ARTIFACTS, streamlit_server
 from test_browser import browser, chromium_path  # noqa: F401 (fixtures)
@@ -31,35 +31,8 @@ from test_browser_jobs import poll, server_env, tab
 pytestmark = pytest.mark.browser
 
 LOOPBACK = "127.0.0.1"  # the name the app gives OPENAI_BASE_URL=http://127.0.0.1:…/v1
-TTFT, LONG, STREAM = 24, 640, 16  # max_tokens of each kind of request
-LONG_TEXT = "Small coffee brands can launch on social media with a plan. " * 8  # 480 chars
 NAV = ("Write", "Batch", "Brand kits", "History", "Usage & cost", "Providers", "Settings")
 CHECK_TIMEOUT_MS = 30_000
-
-
-class ByKind:
-    """The fake's responder: first text after 50 ms, the long answer at `long_delay`
-    between its 40 chunks, the concurrency streams answered at once."""
-
-    def __init__(self, long_delay: float):
-        self.long_delay = long_delay
-        self.kinds: list[int | None] = []  # max_tokens of each request, in order
-        self._lock = threading.Lock()
-
-    def __call__(self, request: dict) -> Reply:
-        kind = request.get("max_tokens")
-        with self._lock:
-            self.kinds.append(kind)
-        if kind == LONG:
-            return Reply(text=LONG_TEXT, chunk_chars=12, chunk_delay=self.long_delay)
-        if kind == STREAM:
-            return Reply(text="Latte, mocha, flat white.", chunk_chars=8)
-        return Reply(text="Fresh beans, clean water and the right grind.", chunk_chars=8,
-                     first_delay=0.05)
-
-    def count(self, kind: int) -> int:
-        with self._lock:
-            return self.kinds.count(kind)
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +108,9 @@ def test_run_a_check_and_read_its_graded_report(browser, app):  # noqa: F811
     from playwright.sync_api import expect
 
     server, fake = app
-    script = fake.responder = ByKind(long_delay=0.05)  # the long answer: about 2 s
+    # the long answer: about 2 s
+    script = fake.responder = ByKind(long=Reply(text=LONG_TEXT, chunk_chars=12,
+                                                 chunk_delay=0.05))
     with tab(browser, server.url + "/") as page:
         main = open_providers_page(page)
         port = fake.base_url.split(":")[2].split("/")[0]  # no WRITER_PROVIDER_NAME: host:port
@@ -186,7 +161,9 @@ def test_cancel_a_running_check(browser, app):  # noqa: F811
     from playwright.sync_api import expect
 
     server, fake = app
-    script = fake.responder = ByKind(long_delay=0.12)  # the long answer: about 5 s
+    # the long answer: about 5 s
+    script = fake.responder = ByKind(long=Reply(text=LONG_TEXT, chunk_chars=12,
+                                                 chunk_delay=0.12))
     with tab(browser, server.url + "/") as page:
         main = open_providers_page(page)
         before = len(saved(server))

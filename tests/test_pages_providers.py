@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
-import threading
 import time
 
 import pytest
@@ -24,6 +23,7 @@ from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
 
 from fake_openai import Reply
+from scripted_check import LONG, LONG_TEXT, PING, STREAM, TTFT, ByKind
 from test_pages import ROOT
 from writer import check as checks
 from writer.config import load_settings
@@ -32,43 +32,7 @@ from writer.providers import choose_provider
 from writer.store import Store
 
 LOOPBACK = "127.0.0.1"  # the name the app gives OPENAI_BASE_URL=http://127.0.0.1:…/v1
-TTFT, LONG, STREAM, PING = 24, 640, 16, 5  # max_tokens of each kind of request
-LONG_TEXT = "Small coffee brands can launch on social media with a plan. " * 8
 CHECK_TIMEOUT_S = 20
-
-
-class ByKind:
-    """The fake's responder: each kind of request of the check answered its own way.
-    `failing_streams` of the concurrency streams answer HTTP 500 (whichever come first)."""
-
-    def __init__(self, *, first_delay: float = 0.05, long: Reply | None = None,
-                 failing_streams: int = 0, ping: Reply | None = None):
-        self.first_delay = first_delay
-        self.long = long or Reply(text=LONG_TEXT, chunk_chars=12, chunk_delay=0.005)
-        self.failing_streams = failing_streams
-        self.ping = ping or Reply(text="OK")
-        self.kinds: list[int | None] = []  # max_tokens of each request, in order
-        self._lock = threading.Lock()
-
-    def __call__(self, request: dict) -> Reply:
-        kind = request.get("max_tokens")
-        with self._lock:
-            self.kinds.append(kind)
-            streams = self.kinds.count(STREAM)
-        if kind == PING:
-            return self.ping
-        if kind == LONG:
-            return self.long
-        if kind == STREAM:
-            if streams <= self.failing_streams:
-                return Reply(status=500, error_message="relay overloaded")
-            return Reply(text="Latte, mocha, flat white.", chunk_chars=8)
-        return Reply(text="Fresh beans, clean water and the right grind.", chunk_chars=8,
-                     first_delay=self.first_delay)
-
-    def count(self, kind: int) -> int:
-        with self._lock:
-            return self.kinds.count(kind)
 
 
 @pytest.fixture
