@@ -5,11 +5,11 @@ import streamlit as st
 
 from views.common import page_context, remember_language, running_panel
 from writer.config import SettingsError
-from writer.costs import PriceFileError, price_table
-from writer.i18n import UI_LANGUAGES
-from writer.length import warm_up
-from writer.prompts import PromptError, default_prompts
-from writer.providers import ProviderChoiceError, choose_provider, warm_client
+from writer.storage.prices import PriceFileError, price_table
+from writer.io.i18n import UI_LANGUAGES
+from writer.generation.length import warm_up
+from writer.generation.prompts import PromptError, default_prompts
+from writer.providers.base import ProviderChoiceError, choose_provider, warm_client
 
 # Articles stream on worker threads; a 1 ms GIL switch interval (default 5 ms) lets the
 # script and the server's event loop get the GIL sooner while a fast stream is parsed:

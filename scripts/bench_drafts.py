@@ -24,8 +24,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from fake_openai import FakeOpenAI, Reply  # noqa: E402
 from writer.brief import Brief  # noqa: E402
 from writer.config import load_settings  # noqa: E402
-from writer.jobs import Job  # noqa: E402
-from writer.store import Store  # noqa: E402
+from writer.runs.job import Job  # noqa: E402
+from writer.storage.store import Store  # noqa: E402
 
 
 def run(fake, reply, settings, interval_s):

@@ -17,13 +17,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from writer import local_model  # noqa: E402
+from writer.providers import local as local_model  # noqa: E402
 from writer.brief import Brief  # noqa: E402
 from writer.config import load_settings  # noqa: E402
-from writer.engine import Delta, Finished, Request, stream  # noqa: E402
-from writer.jobs import Job  # noqa: E402
-from writer.prompts import default_prompts  # noqa: E402
-from writer.providers import local_provider  # noqa: E402
+from writer.generation.engine import Delta, Finished, Request, stream  # noqa: E402
+from writer.runs.job import Job  # noqa: E402
+from writer.generation.prompts import default_prompts  # noqa: E402
+from writer.providers.base import local_provider  # noqa: E402
 
 BRIEF = Brief(topic="why streaming output matters for AI writing tools", language="en",
               target_words=2000)

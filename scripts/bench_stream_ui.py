@@ -13,7 +13,7 @@ Two copies of the app run at once against the same loopback provider (tests/fake
   naive   (--naive) `streamlit run scripts/naive_write_page.py`, a page written the
           way Streamlit's docs show (st.write_stream on every delta).
 
-Both app servers get the same environment (as in tests/test_browser.py) and each its own
+Both app servers get the same environment (as in tests/views/test_browser.py) and each its own
 WRITER_DB. Debian's chromium (headless, --no-sandbox --disable-gpu) drives them through
 Playwright with a --viewport (default 1280x900) and locale en-US. The brief is filled the
 same way on both apps (Topic, Target length, Article language English, length control

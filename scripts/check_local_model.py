@@ -9,8 +9,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from writer import local_model  # noqa: E402
-from writer.errors import LocalModelError  # noqa: E402
+from writer.providers import local as local_model  # noqa: E402
+from writer.providers.failures import LocalModelError  # noqa: E402
 
 try:
     llm = local_model.load()

@@ -12,6 +12,10 @@ import pytest
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
 sys.path.insert(0, str(Path(__file__).parent))
+# Tests live beside the package they test (tests/storage, tests/runs, ...); a few share
+# helpers across folders (test_pages.app, test_batch.sheet): every folder is importable.
+sys.path[1:1] = sorted(str(p) for p in Path(__file__).parent.iterdir()
+                       if p.is_dir() and p.name not in {"netguard", "__pycache__"})
 os.environ["WRITER_NO_DOTENV"] = "1"  # a developer's .env must not leak into tests
 
 from fake_openai import FakeOpenAI  # noqa: E402
@@ -48,7 +52,7 @@ def env(fake, tmp_path, monkeypatch):
 @pytest.fixture(autouse=True)
 def _fresh_stream_failure_counts():
     """Broken-stream counts are per process; each test starts from zero."""
-    from writer.engine import reset_stream_failures
+    from writer.generation.engine import reset_stream_failures
 
     reset_stream_failures()
     yield

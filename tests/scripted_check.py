@@ -1,4 +1,4 @@
-"""A scripted provider for the provider check (writer/check.py) on the loopback fake:
+"""A scripted provider for the provider check (writer/runs/check.py) on the loopback fake:
 each kind of request the check sends (told apart by its max_tokens) answered its own
 way. Used by the Providers page tests, in AppTest and in chromium."""
 from __future__ import annotations

@@ -8,7 +8,7 @@ section — and answers in the request's language with a chosen bias:
 
 Answers to a "continue"/"lengthen" request start by repeating the last few words of
 the text so far, as real models often do, so seams are exercised. Used by
-tests/test_length.py and scripts/bench_length.py (FakeOpenAI(responder=...)).
+tests/generation/test_length.py and scripts/bench_length.py (FakeOpenAI(responder=...)).
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ FACTORS = {"early": 0.45, "ramble": 3.0, "exact": 1.0}
 
 
 def _count(text: str) -> int:
-    from writer.counting import count_words
+    from writer.generation.counting import count_words
 
     return count_words(text)
 

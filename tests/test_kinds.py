@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from writer.i18n import UI_LANGUAGES, Translator
+from writer.io.i18n import UI_LANGUAGES, Translator
 from writer.kinds import CONTINUABLE, ErrorKind, LengthOutcome, NoticeKind, Status
-from writer.store import STATUSES
+from writer.storage.store import STATUSES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,7 +45,7 @@ def test_engine_and_pages_name_kinds_instead_of_spelling_them():
     words = "|".join(sorted({*(s.value for s in Status), *(n.value for n in NoticeKind)}))
     pattern = re.compile(rf"""(==|!=|\bin\b|Notice\(|status=)\s*["']({words})["']""")
     offenders = []
-    for path in [*(ROOT / "writer").glob("*.py"), *(ROOT / "views").glob("*.py"), ROOT / "app.py"]:
+    for path in [*(ROOT / "writer").rglob("*.py"), *(ROOT / "views").glob("*.py"), ROOT / "app.py"]:
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if pattern.search(line):
                 offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")

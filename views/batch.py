@@ -1,7 +1,7 @@
 """Batch page: upload a spreadsheet of briefs, check it, see what it will cost, start
 it; follow a batch (overall progress, a live table of rows, watch any row), stop,
 resume, retry failed rows, download the results. The batch runs in the server's job
-registry (writer/batch.py), so it goes on while the user is on other pages."""
+registry (writer/runs/batch.py), so it goes on while the user is on other pages."""
 import hashlib
 import re
 
@@ -10,15 +10,15 @@ import streamlit as st
 
 from views.brand_view import pick_brand
 from views.common import explain_error, format_cost, page_context, registry, show_details, unit
-from writer import batch as batches
+from writer.runs import batch as batches
 from writer import brands
 from writer.brief import CONTENT_TYPES, LANGUAGES, MAX_WORDS, MIN_WORDS, STYLE_PRESETS
-from writer.jobs import JobError
+from writer.runs.job import JobError
 from writer.kinds import ACTIVE, BatchStatus, RowState, Status
-from writer.providers import ProviderChoiceError, available_providers, choose_provider
-from writer.sheet import SheetError, read_table, template_csv
-from writer.sheet import briefs as check_rows
-from writer.store import StorageError
+from writer.providers.base import ProviderChoiceError, available_providers, choose_provider
+from writer.io.sheet import SheetError, read_table, template_csv
+from writer.io.sheet import briefs as check_rows
+from writer.storage.store import StorageError
 
 ctx = page_context()
 t = ctx.t

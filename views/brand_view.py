@@ -9,8 +9,8 @@ import streamlit as st
 
 from writer import brands
 from writer.brands import BrandError, BrandKit
-from writer.i18n import Translator
-from writer.store import Store
+from writer.io.i18n import Translator
+from writer.storage.store import Store
 
 MAX_SHOWN = 5  # occurrences of one banned word shown with their context
 CONTEXT = 30  # characters either side of an occurrence

@@ -12,8 +12,8 @@ from views.brand_view import error_text
 from views.common import page_context
 from writer import brands
 from writer.brands import BrandError, BrandKit, split_items
-from writer.export import slugify
-from writer.store import StorageError
+from writer.io.export import slugify
+from writer.storage.store import StorageError
 
 ctx = page_context()
 t = ctx.t

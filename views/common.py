@@ -10,14 +10,14 @@ from functools import cached_property
 
 import streamlit as st
 
-from writer import timezones
+from writer.io import timezones
 from writer.config import Settings, load_settings
-from writer.export import MIME_TYPES, export, file_name, to_html_fragment, to_text
-from writer.i18n import UI_LANGUAGES, Translator
+from writer.io.export import MIME_TYPES, export, file_name, to_html_fragment, to_text
+from writer.io.i18n import UI_LANGUAGES, Translator
 from writer.kinds import Status
-from writer.store import Store, is_failed_request
-from writer.pacing import progress_fraction
-from writer.workers import Handle, Registry, State, shared
+from writer.storage.store import Store, is_failed_request
+from writer.runs.pacing import progress_fraction
+from writer.runs.workers import Handle, Registry, State, shared
 
 
 @dataclass
@@ -83,7 +83,7 @@ def remember_language(language: str) -> None:
 def registry() -> Registry:
     """The server's job registry (one per database): articles run there, not in a
     script run, so leaving the page, reloading or clicking anything never stops one
-    (writer/workers.py)."""
+    (writer/runs/workers.py)."""
     return shared(load_settings().db_path)
 
 

@@ -8,16 +8,16 @@ from views.common import (format_cost, page_context, registry, running_label, sh
                           show_status, stop_job, unit)
 from views.brand_view import show_checks
 from views.versions_view import revise_panel, versions_panel
-from writer import timezones
+from writer.io import timezones
 from writer.brief import CONTENT_TYPES, LANGUAGES, STYLE_PRESETS
-from writer.export import MIME_TYPES, export, file_name
-from writer.jobs import can_continue, delete_article
-from writer.batch import listing as batch_listing
-from writer.search import COUNT_CAP, Filters, distinct, search, snippet_html
-from writer.pacing import progress_fraction
-from writer.store import STATUSES, is_failed_request
+from writer.io.export import MIME_TYPES, export, file_name
+from writer.runs.job import can_continue, delete_article
+from writer.runs.batch import listing as batch_listing
+from writer.storage.search import COUNT_CAP, Filters, distinct, search, snippet_html
+from writer.runs.pacing import progress_fraction
+from writer.storage.store import STATUSES, is_failed_request
 from writer.brands import names as brand_names
-from writer.workers import State
+from writer.runs.workers import State
 
 PAGE_SIZE = 25
 ALL = ""

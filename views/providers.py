@@ -1,15 +1,15 @@
 """Providers page: the configured providers with a one-click connection test, the
 provider check (progress, Cancel, the cost confirmed first), its graded report beside
 the price, a side-by-side comparison and each provider's results over time. The
-measuring is writer/check.py; this page only starts it and shows it."""
+measuring is writer/runs/check.py; this page only starts it and shows it."""
 import pandas as pd
 import streamlit as st
 
 from views.common import explain_error, page_context, show_details
-from writer import check as checks
-from writer.costs import price_table
+from writer.runs import check as checks
+from writer.storage.prices import price_table
 from writer.kinds import CheckStatus
-from writer.providers import ProviderChoiceError, available_providers, resolve_model
+from writer.providers.base import ProviderChoiceError, available_providers, resolve_model
 
 ctx = page_context()
 t = ctx.t

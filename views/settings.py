@@ -6,10 +6,10 @@ import datetime as dt
 import streamlit as st
 
 from views.common import page_context
-from writer import timezones
+from writer.io import timezones
 from writer.config import PROJECT_ROOT
-from writer.costs import ANY_PROVIDER, price_table
-from writer.providers import ProviderChoiceError, choose_provider
+from writer.storage.prices import ANY_PROVIDER, price_table
+from writer.providers.base import ProviderChoiceError, choose_provider
 
 CURRENCIES = ("USD", "CNY", "EUR", "GBP", "JPY", "HKD")  # offered for a price, in this order
 BUDGET_CURRENCIES = ("USD", "CNY")  # always a budget field; others once a price uses them

@@ -8,8 +8,9 @@ import datetime as dt
 import streamlit as st
 
 from views.common import format_cost, page_context
-from writer import timezones, usage
-from writer.costs import price_table
+from writer.io import timezones
+from writer.storage import usage
+from writer.storage.prices import price_table
 
 LOCAL = "local"  # the bundled model's "currency": free, nothing to chart or to budget
 

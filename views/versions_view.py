@@ -10,13 +10,15 @@ import re
 import streamlit as st
 
 from views.common import format_cost, page_context, registry, show_details
-from writer import headlines, timezones, versions
-from writer.diff import side_by_side
-from writer.i18n import Translator
-from writer.jobs import JobError
-from writer.providers import ProviderChoiceError, available_providers
-from writer.revisions import PRESETS, RevisionJob, sections
-from writer.revisions import _kit as revision_kit
+from writer.runs import titles as headlines
+from writer.io import timezones
+from writer.storage import versions
+from writer.io.diff import side_by_side
+from writer.io.i18n import Translator
+from writer.runs.job import JobError
+from writer.providers.base import ProviderChoiceError, available_providers
+from writer.runs.revisions import PRESETS, RevisionJob, sections
+from writer.runs.revisions import _kit as revision_kit
 
 DIFF_CSS = """<style>
 .writer-diff{font-size:.95rem;line-height:1.7;border:1px solid rgba(49,51,63,.15);

@@ -7,16 +7,18 @@ from views.common import (notice_text, page_context, refresh_running, registry, 
                           show_article, show_details, show_stats, show_status, stop_job, unit)
 from views.versions_view import headlines_panel, revise_panel, versions_panel
 from views.brand_view import pick_brand, show_checks
-from writer import brands, usage, variants
+from writer import brands
+from writer.storage import usage
+from writer.runs import variants
 from writer.brief import (CONTENT_TYPES, LANGUAGES, MAX_FIELD_CHARS, MAX_TOPIC_CHARS, MAX_WORDS,
                           MIN_WORDS, STYLE_PRESETS, Brief, BriefError)
-from writer.engine import Notice, Outlined
-from writer.jobs import Job, JobError, can_continue
+from writer.generation.engine import Notice, Outlined
+from writer.runs.job import Job, JobError, can_continue
 from writer.kinds import ACTIVE, LengthOutcome, NoticeKind
-from writer.pacing import Pacer, overshoot_percent, progress_fraction
-from writer.providers import ProviderChoiceError, available_providers
-from writer.store import Store, is_failed_request
-from writer.workers import Handle, State, viewer_scale
+from writer.runs.pacing import Pacer, overshoot_percent, progress_fraction
+from writer.providers.base import ProviderChoiceError, available_providers
+from writer.storage.store import Store, is_failed_request
+from writer.runs.workers import Handle, State, viewer_scale
 
 ctx = page_context()
 t = ctx.t
@@ -91,7 +93,7 @@ def generate() -> None:
 
 def start_variants(brief: Brief, now, provider, count: int) -> None:
     """N versions of the brief, written side by side; gathered into one article (the
-    first) when the last ends, on the server (writer/variants.py)."""
+    first) when the last ends, on the server (writer/runs/variants.py)."""
     ss = st.session_state
     try:
         jobs = variants.jobs_for(brief, now.settings, count, provider=provider,

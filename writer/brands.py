@@ -19,8 +19,8 @@ import tomllib
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # writer/store.py does not import this module; no cycle at run time
-    from .store import Store
+if TYPE_CHECKING:  # writer/storage/store.py does not import this module; no cycle at run time
+    from writer.storage.store import Store
 
 MAX_NAME_CHARS = 60
 MAX_TEXT_CHARS = 4000  # voice, audience, facts and each sample: the kit goes in every prompt
@@ -217,7 +217,7 @@ def save(store: Store, kit: BrandKit) -> int:
     """Insert the kit, or update the one with its name; its id. A kit read from the
     database (with an `id`) is updated by id, so a rename keeps it one kit; renaming
     it to the name of another kit is refused (BrandError `name_taken`)."""
-    from .store import utc_now
+    from writer.storage.store import utc_now
 
     now = utc_now()
     with store._write(f"save brand kit «{kit.name}» in") as conn:

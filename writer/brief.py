@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from .brands import BrandKit, unique_items
+from writer.brands import BrandKit, unique_items
 
 CONTENT_TYPES = ("blog", "marketing_copy", "product_description", "social_post")
 LANGUAGES = ("zh", "en")

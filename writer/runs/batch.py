@@ -1,0 +1,593 @@
+"""Batch writing: one article per spreadsheet row, on the same jobs and workers as a
+single article.
+
+A batch is saved before anything is sent: a `batches` row (file name, settings,
+counts, status) and one `batch_rows` row per data row (its cells and checked brief).
+Each row's article is an ordinary `articles` row tagged `batch_id` / `batch_row`; a
+unique index allows one live article per batch row, so a row is never written twice.
+
+A `BatchRun` (a thread) submits rows to the job registry (writer/runs/workers.py) keeping
+at most `concurrency` in flight, fewer while the provider answers 429 (a
+`SharedBackoff` on every row's requests: the whole batch waits and narrows, no row
+fails for it). A row that fails is marked failed with its message; a provider that
+refuses outright (bad key, no quota, unknown model, wrong URL) pauses the batch
+instead of failing every row. Stop pauses it: rows in flight are saved as stopped.
+Resume (a new run) skips completed rows, continues stopped and truncated ones in their
+own article, and retries failed ones in theirs. A refresh or a server restart loses
+nothing: every finished row is in the database, and a batch whose runner died (its
+heartbeat stopped) shows as paused. Pure Python, no Streamlit.
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from writer.storage import heartbeat
+from writer import logs
+from writer.providers.backoff import SharedBackoff
+from writer.brief import Brief
+from writer.config import Settings
+from writer.storage.prices import price_table
+from writer.generation.counting import estimate_message_tokens
+from writer.io.export import slugify, to_markdown
+from writer.runs.job import Job, JobError
+from writer.kinds import BatchStatus, ErrorKind, RowState, Status
+from writer.generation.length import budget_for
+from writer.generation.prompts import default_prompts
+from writer.providers.base import Provider
+from writer.io.sheet import RESULT_COLUMNS, Row, Table, dumps, to_csv, to_xlsx, to_zip
+from writer.storage.store import StorageError, Store, utc_now
+from writer.storage.usage import budget_status
+from writer.runs.workers import Handle, Registry
+
+MAX_CONCURRENCY = 8
+BEAT_S = 2.0
+# The provider refused the request itself: every other row would fail the same way.
+FATAL = {ErrorKind.AUTH, ErrorKind.QUOTA, ErrorKind.MODEL, ErrorKind.URL, ErrorKind.HTML,
+         ErrorKind.CONNECT, ErrorKind.LOCAL}
+# Rows a run (re)writes: never started, or ended before their target.
+REDO = (Status.STOPPED, Status.TRUNCATED, Status.FAILED)
+
+
+class BatchError(ValueError):
+    """The batch cannot start or resume; the message is one line that says why."""
+
+
+# -- storage ------------------------------------------------------------------------
+
+def create(store: Store, *, file_name: str, table: Table, rows: list[Row], provider: Provider,
+           concurrency: int, length_control: bool = True, defaults: dict | None = None) -> int:
+    """Save a new batch and its rows (status paused until a run starts); returns its id."""
+    if not any(row.ok for row in rows):
+        raise BatchError("no row can be written: every row has an error")
+    concurrency = clamp_concurrency(concurrency)
+    now = utc_now()
+    settings = {"provider": provider.name, "model": provider.model, "concurrency": concurrency,
+                "length_control": bool(length_control), "defaults": defaults or {},
+                "fields": table.fields}  # field → the file's column (e.g. topic → 主题)
+    with store._write("save a batch in") as conn:
+        cursor = conn.execute(
+            "INSERT INTO batches (created_at, updated_at, file_name, status, settings, columns, "
+            "total_rows, valid_rows, completed_rows, failed_rows) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
+            "0, 0)", [now, now, file_name, BatchStatus.PAUSED.value, dumps(settings),
+                      dumps(table.columns), len(rows), sum(row.ok for row in rows)])
+        batch_id = cursor.lastrowid
+        conn.executemany(
+            "INSERT INTO batch_rows (batch_id, row_no, input, brief, error) VALUES (?, ?, ?, ?, ?)",
+            [(batch_id, row.number, dumps(row.cells),
+              dumps(row.brief.as_dict()) if row.brief else None,
+              dumps({"code": row.error, "detail": row.detail}) if row.error else None)
+             for row in rows])
+    return batch_id
+
+
+def needs_writing(row: dict, length_control: bool = True) -> bool:
+    """A valid row that has no finished article: not started, or stopped, truncated or
+    failed before its target (a deleted one only when asked for by number)."""
+    state = row["state"]
+    if state == RowState.PENDING:
+        return True
+    if state not in REDO:
+        return False
+    if state == Status.FAILED or not row.get("words") or not length_control:
+        return True
+    return row["words"] < row["target_words"]
+
+
+def clamp_concurrency(value) -> int:
+    try:
+        return max(1, min(MAX_CONCURRENCY, int(value)))
+    except (TypeError, ValueError):
+        return 1
+
+
+def get(store: Store, batch_id: int) -> dict | None:
+    recover(store)
+    with store._read():
+        found = list(store.db.query("SELECT * FROM batches WHERE id = ?", [batch_id]))
+    return _decode(found[0]) if found else None
+
+
+def listing(store: Store, limit: int = 50) -> list[dict]:
+    """Batches, newest first, with their counts."""
+    recover(store)
+    with store._read():
+        return [_decode(r) for r in store.db.query(
+            "SELECT * FROM batches ORDER BY id DESC LIMIT ?", [limit])]
+
+
+def _decode(row: dict) -> dict:
+    row["settings"] = json.loads(row.get("settings") or "{}")
+    row["columns"] = json.loads(row.get("columns") or "[]")
+    return row
+
+
+ROW_SQL = """
+    SELECT r.row_no, r.input, r.brief, r.error AS row_error,
+           a.id AS article_id, a.status, a.words, a.target_words, a.input_tokens,
+           a.output_tokens, a.cost, a.currency, a.error, a.error_kind, a.retries,
+           a.length_outcome, a.duration_ms, a.updated_at, a.topic {content}
+    FROM batch_rows r
+    LEFT JOIN articles a ON a.batch_id = r.batch_id AND a.batch_row = r.row_no
+                        AND a.deleted_at IS NULL
+    WHERE r.batch_id = ? {where}
+    ORDER BY r.row_no"""
+
+
+def rows(store: Store, batch_id: int, *, content: bool = False,
+         numbers: list[int] | None = None) -> list[dict]:
+    """Every row with its state (`state`: an article status or a RowState), its brief
+    and its article's figures."""
+    where, params = "", [batch_id]
+    if numbers:
+        where = f"AND r.row_no IN ({', '.join('?' * len(numbers))})"
+        params += list(numbers)
+    sql = ROW_SQL.format(content=", a.content" if content else "", where=where)
+    with store._read():
+        found = list(store.db.query(sql, params))
+        deleted = {n for (n,) in store.conn.execute(
+            "SELECT DISTINCT batch_row FROM articles WHERE batch_id = ? AND deleted_at IS NOT NULL",
+            [batch_id])}
+    for row in found:
+        row["input"] = json.loads(row["input"] or "{}")
+        row["brief"] = json.loads(row["brief"]) if row["brief"] else None
+        error = json.loads(row.pop("row_error")) if row.get("row_error") else None
+        row["invalid"] = error
+        if error:
+            row["state"] = RowState.INVALID.value
+        elif row["article_id"] is not None:
+            row["state"] = row["status"]
+        elif row["row_no"] in deleted:
+            row["state"] = RowState.DELETED.value
+        else:
+            row["state"] = RowState.PENDING.value
+        if row["brief"] and row["target_words"] is None:
+            row["target_words"] = row["brief"]["target_words"]
+    return found
+
+
+def counts(batch_rows: list[dict]) -> dict:
+    """Rows by state, words written, cost by currency, retries."""
+    by_state: dict[str, int] = {}
+    cost: dict[str, float] = {}
+    words = retries = 0
+    for row in batch_rows:
+        by_state[row["state"]] = by_state.get(row["state"], 0) + 1
+        words += row.get("words") or 0
+        retries += row.get("retries") or 0
+        if row.get("cost") is not None and row.get("currency"):
+            cost[row["currency"]] = cost.get(row["currency"], 0.0) + row["cost"]
+    valid = len(batch_rows) - by_state.get(RowState.INVALID, 0)
+    ended = sum(by_state.get(s, 0) for s in (Status.COMPLETED, Status.FAILED, RowState.DELETED))
+    return {"total": len(batch_rows), "valid": valid, "by_state": by_state,
+            "completed": by_state.get(Status.COMPLETED, 0),
+            "failed": by_state.get(Status.FAILED, 0), "ended": ended,
+            "words": words, "cost": cost, "retries": retries}
+
+
+def _save_counts(store: Store, batch_id: int, **extra) -> None:
+    found = counts(rows(store, batch_id))
+    fields = {"completed_rows": found["completed"], "failed_rows": found["failed"],
+              "updated_at": utc_now(), **extra}
+    with store._write(f"save batch #{batch_id} in") as conn:
+        conn.execute(f"UPDATE batches SET {', '.join(f'[{k}] = ?' for k in fields)} WHERE id = ?",
+                     [*(v.value if isinstance(v, BatchStatus) else v for v in fields.values()),
+                      batch_id])
+
+
+def recover(store: Store) -> list[int]:
+    """Batches left `running` by a process that stopped beating (a server restart, a
+    killed CLI) are paused with note "interrupted": Resume picks them up."""
+    cutoff = heartbeat.stale_cutoff()
+    stale = "status = 'running' AND coalesce(heartbeat_at, updated_at, created_at) < ?"
+    with store._read() as conn:
+        if conn.execute(f"SELECT 1 FROM batches WHERE {stale} LIMIT 1", [cutoff]).fetchone() is None:
+            return []
+    with store._write("recover interrupted batches in") as conn:
+        ids = [i for (i,) in conn.execute(f"SELECT id FROM batches WHERE {stale}", [cutoff])]
+        conn.execute(f"UPDATE batches SET status = 'paused', note = 'interrupted', updated_at = ? "
+                     f"WHERE {stale}", [utc_now(), cutoff])
+    return ids
+
+
+# -- before starting: what it will cost ---------------------------------------------
+
+@dataclass
+class Estimate:
+    rows: int
+    input_tokens: int
+    output_tokens: int
+    cost: float | None  # None: the model has no price
+    currency: str | None
+    budget: dict | None = None  # usage.budget_status in that currency
+    over_budget: bool = False  # this month's spend plus the estimate passes the budget
+
+    @property
+    def free(self) -> bool:
+        return self.currency == "local"
+
+
+def estimate(briefs: list[Brief], provider: Provider, settings: Settings,
+             store: Store) -> Estimate:
+    """Tokens and cost of writing these briefs, before anything is sent: the prompts as
+    they will be sent, the answers at their target length (measured tokens per word),
+    with the length control's usual extra (a top-up round on some rows)."""
+    prompts = default_prompts()
+    ratio = budget_for("openai")  # the cl100k ratios: a fair yardstick for any model
+    input_tokens = output_tokens = 0
+    for brief in briefs:
+        input_tokens += estimate_message_tokens(prompts.render(brief))
+        output_tokens += math.ceil(brief.target_words * ratio.tokens_per_word(brief.language))
+    input_tokens = math.ceil(input_tokens * 1.15)  # top-up rounds re-send the prompt
+    output_tokens = math.ceil(output_tokens * 1.1)  # and some text is trimmed at the end
+    price = price_table(settings.prices_file, store.price_edits()).lookup(provider.model,
+                                                                          provider.name)
+    if price is None:
+        return Estimate(len(briefs), input_tokens, output_tokens, None, None)
+    cost = price.cost(input_tokens, output_tokens)
+    budget = None if price.currency == "local" else budget_status(store, price.currency)
+    over = bool(budget) and budget["spent"] + cost >= budget["budget"]
+    return Estimate(len(briefs), input_tokens, output_tokens, cost, price.currency, budget, over)
+
+
+# -- running ----------------------------------------------------------------------
+
+@dataclass
+class Progress:
+    total: int  # valid rows
+    ended: int  # completed + failed (+ deleted) rows
+    completed: int
+    failed: int
+    words: int
+    cost: dict
+    retries: int
+    throttled: int  # 429s seen by this run
+    in_flight: int
+    limit: int  # rows allowed in flight now (fewer than asked while throttled)
+    eta_s: float | None
+
+
+class BatchRun:
+    """One run of a batch (Start, Resume or Retry) on a worker thread of its own."""
+
+    def __init__(self, settings: Settings, batch_id: int, registry: Registry,
+                 provider: Provider, *, concurrency: int | None = None,
+                 only: list[int] | None = None, length_control: bool | None = None,
+                 on_row=None):
+        self.settings = settings
+        self.batch_id = batch_id
+        self.registry = registry
+        self.provider = provider
+        self.only = list(only) if only else None  # just these rows (Retry)
+        store = Store(settings.db_path)
+        try:
+            batch = get(store, batch_id)
+        finally:
+            store.close()
+        if batch is None:
+            raise BatchError(f"there is no batch #{batch_id}")
+        self.batch = batch
+        saved = batch["settings"]
+        self.concurrency = clamp_concurrency(concurrency or saved.get("concurrency") or 1)
+        self.length_control = saved.get("length_control", True) if length_control is None \
+            else length_control
+        self.backoff = SharedBackoff(self.concurrency)
+        self.on_row = on_row  # called (row number, handle) when a row ends
+        self.in_flight: dict[int, Handle] = {}
+        self.todo: list[int] = []
+        self.started_at: float | None = None
+        self.ended_this_run = 0
+        self.stopping = False
+        self.note: str | None = None  # why it paused
+        self.error: str | None = None  # one line: the run itself failed
+        self.done = threading.Event()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    # -- control ----------------------------------------------------------------
+    def start(self) -> "BatchRun":
+        key = (str(self.settings.db_path), self.batch_id)
+        with _runs_lock:
+            current = _runs.get(key)
+            if current is not None and not current.done.is_set():
+                if self.only:
+                    current.add(self.only)
+                    return current
+                raise BatchError(f"batch #{self.batch_id} is already running")
+            self._claim()
+            _runs[key] = self
+        self._thread = threading.Thread(target=self._run, name=f"writer-batch-{self.batch_id}",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, wait_s: float = 10.0, note: str = "stopped") -> bool:
+        """Pause: no new rows; rows in flight stop and are saved. True once it ended."""
+        with self._lock:
+            if not self.stopping:
+                self.stopping, self.note = True, note
+        self._wake.set()
+        return self.done.wait(wait_s)
+
+    def add(self, numbers: list[int]) -> None:
+        """Retry these rows in this run too."""
+        with self._lock:
+            for number in numbers:
+                if number not in self.todo and number not in self.in_flight:
+                    self.todo.append(number)
+        self._wake.set()
+
+    def set_concurrency(self, value: int) -> None:
+        self.concurrency = clamp_concurrency(value)
+        self.backoff.set_limit(self.concurrency)
+        self._wake.set()
+
+    # -- what viewers read -----------------------------------------------------
+    def progress(self, batch_rows: list[dict]) -> Progress:
+        found = counts(batch_rows)
+        live = {n: h for n, h in list(self.in_flight.items())}
+        words = found["words"]
+        for row in batch_rows:  # rows in flight: live words, not the last draft
+            handle = live.get(row["row_no"])
+            if handle is not None:
+                words += handle.words - (row.get("words") or 0)
+        return Progress(found["valid"], found["ended"], found["completed"], found["failed"],
+                        words, found["cost"], found["retries"], self.backoff.hits,
+                        len(live), min(self.concurrency, self.backoff.limit), self.eta_s())
+
+    def eta_s(self) -> float | None:
+        """Seconds left at this run's pace so far (None until a row has ended)."""
+        if not self.started_at or not self.ended_this_run:
+            return None
+        left = len(self.todo) + len(self.in_flight)
+        return (time.monotonic() - self.started_at) / self.ended_this_run * left
+
+    # -- the worker ------------------------------------------------------------
+    def _claim(self) -> None:
+        """Mark the batch running by this process; refuse when another live process
+        runs it (its heartbeat is fresh)."""
+        store = Store(self.settings.db_path)
+        try:
+            recover(store)
+            now = utc_now()
+            with store._write(f"start batch #{self.batch_id} in") as conn:
+                row = conn.execute("SELECT status, worker_pid FROM batches WHERE id = ?",
+                                   [self.batch_id]).fetchone()
+                if row is None:
+                    raise BatchError(f"there is no batch #{self.batch_id}")
+                if row[0] == BatchStatus.RUNNING and row[1] != os.getpid():
+                    raise BatchError(f"batch #{self.batch_id} is running in another process "
+                                     f"(pid {row[1]}); stop it there first")
+                conn.execute("UPDATE batches SET status = 'running', note = NULL, worker_pid = ?, "
+                             "heartbeat_at = ?, updated_at = ? WHERE id = ?",
+                             [os.getpid(), now, now, self.batch_id])
+        finally:
+            store.close()
+
+    def _plan(self, store: Store) -> list[int]:
+        """Rows this run writes, in order: not started, stopped, truncated, failed —
+        never a completed one. Rows still being written by this process's registry are
+        followed, not written again."""
+        todo = []
+        for row in rows(store, self.batch_id, numbers=self.only):
+            state, number = row["state"], row["row_no"]
+            if state in (RowState.INVALID, Status.COMPLETED):
+                continue
+            if state == RowState.DELETED:  # written again only when asked by number (Retry)
+                if self.only:
+                    todo.append(number)
+                continue
+            if state in (Status.QUEUED, Status.STREAMING):
+                handle = self.registry.get(row["article_id"])
+                if handle is not None:
+                    self._follow(number, handle)
+                continue  # another process's row: its heartbeat decides
+            if not needs_writing(row, self.length_control):
+                continue
+            todo.append(number)
+        return todo
+
+    def _run(self) -> None:
+        store = Store(self.settings.db_path)
+        try:
+            self.todo = self._plan(store)
+            self.started_at = time.monotonic()
+            atexit.register(self._at_exit)
+            last_beat = 0.0
+            beat_s = min(BEAT_S, heartbeat.HEARTBEAT_S)  # fresher than recover() demands
+            while True:
+                with self._lock:
+                    if self.stopping:
+                        break
+                    free = min(self.concurrency, self.backoff.limit) - len(self.in_flight)
+                    start = self.todo[:max(0, free)]
+                    del self.todo[:len(start)]
+                for number in start:
+                    self._submit(store, number)
+                with self._lock:
+                    if not self.todo and not self.in_flight:
+                        break
+                self._wake.wait(min(1.0, beat_s))
+                self._wake.clear()
+                if time.monotonic() - last_beat >= beat_s:
+                    last_beat = time.monotonic()
+                    self._beat(store)
+            if self.stopping:
+                self._stop_in_flight()
+        except BaseException as exc:
+            self.error = str(exc) if isinstance(exc, (BatchError, StorageError, JobError)) \
+                else logs.log_exception(f"batch #{self.batch_id} run", exc)
+            self.note = self.note or f"error: {self.error}"
+            self._stop_in_flight()
+        finally:
+            try:
+                left = [r for r in rows(store, self.batch_id)
+                        if r["state"] != Status.FAILED and needs_writing(r, self.length_control)]
+                final = BatchStatus.PAUSED if left or self.stopping else BatchStatus.DONE
+                _save_counts(store, self.batch_id, status=final,
+                             note=None if final == BatchStatus.DONE else self.note or "stopped",
+                             heartbeat_at=None)
+            except StorageError as exc:
+                self.error = self.error or str(exc)
+            finally:
+                store.close()
+                self.done.set()
+                atexit.unregister(self._at_exit)
+
+    def _submit(self, store: Store, number: int) -> None:
+        (row,) = rows(store, self.batch_id, numbers=[number])
+        if row["state"] == Status.COMPLETED or row["invalid"]:
+            return  # written meanwhile (another run's retry): never twice
+        brief = Brief(**{**row["brief"], "keywords": tuple(row["brief"]["keywords"])})
+        try:
+            if row["article_id"] is None:  # never started (or its article was deleted)
+                job = Job(brief, self.settings, provider=self.provider,
+                          length_control=self.length_control, batch=(self.batch_id, number),
+                          backoff=self.backoff)
+            else:  # stopped / truncated / failed: go on in the same article
+                article = store.get(row["article_id"])
+                job = Job(brief, self.settings, provider=self.provider,
+                          length_control=self.length_control, article=article,
+                          backoff=self.backoff)
+            handle = self.registry.submit(job)
+        except JobError as exc:  # the server is shutting down, or the row was deleted
+            with self._lock:
+                self.stopping, self.note = True, self.note or "interrupted"
+            logs.logger.warning("batch #%s row %s not started: %s", self.batch_id, number, exc)
+            return
+        except StorageError as exc:  # e.g. the row got an article meanwhile (unique index)
+            logs.logger.warning("batch #%s row %s not started: %s", self.batch_id, number, exc)
+            return
+        self._follow(number, handle)
+
+    def _follow(self, number: int, handle: Handle) -> None:
+        with self._lock:
+            self.in_flight[number] = handle
+        handle.when_done(lambda h, n=number: self._ended(n, h))
+
+    def _ended(self, number: int, handle: Handle) -> None:
+        finished = handle.finished
+        with self._lock:
+            self.in_flight.pop(number, None)
+            if finished is not None and finished.status in (Status.COMPLETED, Status.FAILED):
+                self.ended_this_run += 1
+            kind = finished.error_kind if finished is not None else None
+            if finished is not None and finished.status == Status.FAILED and kind in FATAL \
+                    and not self.stopping:
+                # The provider refuses the request itself: pause rather than fail every row.
+                self.stopping = True
+                self.note = f"provider_refused [{kind}]: {finished.error}"
+        if self.on_row is not None:
+            try:
+                self.on_row(number, handle)
+            except Exception as exc:
+                logs.log_exception(f"batch #{self.batch_id} row listener", exc)
+        self._wake.set()
+
+    def _stop_in_flight(self) -> None:
+        with self._lock:
+            handles = list(self.in_flight.values())
+        for handle in handles:
+            handle.job.cancel(wait_s=0)
+        deadline = time.monotonic() + 15
+        for handle in handles:
+            handle.done.wait(max(0.0, deadline - time.monotonic()))
+
+    def _beat(self, store: Store) -> None:
+        try:
+            _save_counts(store, self.batch_id, heartbeat_at=utc_now())
+        except StorageError as exc:
+            logs.logger.warning("batch #%s heartbeat not saved: %s", self.batch_id, exc)
+
+    def _at_exit(self) -> None:  # the process exits: pause, saving the rows in flight
+        self.stop(wait_s=15, note="interrupted")
+
+
+_runs: dict[tuple[str, int], BatchRun] = {}
+_runs_lock = threading.Lock()
+
+
+def current(settings: Settings, batch_id: int) -> BatchRun | None:
+    """This process's run of the batch, while it runs (or just ended)."""
+    return _runs.get((str(settings.db_path), batch_id))
+
+
+# -- results ------------------------------------------------------------------------
+
+def results(store: Store, batch_id: int, labels: dict | None = None) -> tuple[list[str], list]:
+    """The input's columns, then the results (RESULT_COLUMNS, renamed by `labels`)."""
+    batch = get(store, batch_id)
+    if batch is None:
+        raise BatchError(f"there is no batch #{batch_id}")
+    columns = batch["columns"]
+    labels = labels or {}
+    header = [*columns, *(labels.get(name, name) for name in RESULT_COLUMNS)]
+    table = []
+    for row in rows(store, batch_id, content=True):
+        error = row["error"]
+        if row["invalid"]:
+            code, detail = row["invalid"]["code"], row["invalid"]["detail"]
+            error = f"{code}: {detail}" if detail else code
+        state = labels.get(f"state.{row['state']}", row["state"])
+        values = {"row": row["row_no"], "article_id": row["article_id"], "status": state,
+                  "words": row["words"], "target_words": row["target_words"],
+                  "input_tokens": row["input_tokens"], "output_tokens": row["output_tokens"],
+                  "cost": row["cost"], "currency": row["currency"], "error": error,
+                  "article": row.get("content") or ""}
+        table.append([row["input"].get(c, "") for c in columns]
+                     + [values[name] for name in RESULT_COLUMNS])
+    return header, table
+
+
+EXPORTS = {"csv": "text/csv", "xlsx": "application/vnd.openxmlformats-officedocument."
+           "spreadsheetml.sheet", "zip": "application/zip"}
+
+
+def export(store: Store, batch_id: int, fmt: str, labels: dict | None = None) -> tuple[bytes, str, str]:
+    """(data, mime type, file name): the results as CSV (UTF-8 with BOM), Excel, or a
+    zip with one Markdown file per written row."""
+    if fmt not in EXPORTS:
+        raise BatchError(f"unknown results format {fmt!r}; use csv, xlsx or zip")
+    batch = get(store, batch_id)
+    if batch is None:
+        raise BatchError(f"there is no batch #{batch_id}")
+    stem = f"batch-{batch_id}-{slugify(Path(batch['file_name'] or 'batch').stem, 30)}"
+    if fmt == "zip":
+        files = []
+        for row in rows(store, batch_id, content=True):
+            if row.get("content"):
+                article = store.get(row["article_id"]) or {}
+                name = f"{row['row_no']:04d}-{slugify(row['topic'] or '', 40)}.md"
+                files.append((name, to_markdown(article) if article else row["content"]))
+        return to_zip(files), EXPORTS[fmt], f"{stem}.zip"
+    header, table = results(store, batch_id, labels)
+    data = to_csv(header, table) if fmt == "csv" else to_xlsx(header, table)
+    return data, EXPORTS[fmt], f"{stem}.{fmt}"
+

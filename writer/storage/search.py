@@ -1,0 +1,207 @@
+"""Finding saved articles: filters, full-text search that works for Chinese, snippets.
+
+Terms of 3+ characters go through the FTS5 trigram index (`articles_fts`, kept in
+sync by triggers), which matches any substring, Chinese included. Terms of 1–2
+characters cannot use trigrams, so they fall back to a plain substring scan,
+newest first, which stops as soon as a page is full. Several terms must all match.
+Deleted articles (`deleted_at` set, m007) are never listed or counted; their topic may
+still be in the full-text index, so every query filters them out.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import html
+import re
+from dataclasses import dataclass
+
+from writer.io import timezones
+from writer.storage.store import Store
+
+LIST_COLUMNS = ("id, created_at, topic, content_type, language, status, words, target_words, "
+                "provider, model, input_tokens, output_tokens, usage_source, cost, currency")
+LIVE = "a.deleted_at IS NULL"  # not deleted (m007)
+COUNT_CAP = 1000  # counts stop here ("1000+"): an exact count of a common term costs a scan
+
+
+@dataclass(frozen=True)
+class Filters:
+    query: str = ""
+    content_type: str | None = None
+    status: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    language: str | None = None
+    since: dt.date | str | None = None  # a local date (in `tz`), inclusive
+    until: dt.date | str | None = None  # a local date (in `tz`), inclusive
+    batch_id: int | None = None  # the articles of one batch (writer/runs/batch.py)
+    brand: str | None = None  # written with this brand kit (articles.brand, m011)
+    check_failed: bool = False  # only articles whose brand / keyword check failed (m011)
+    tz: dt.tzinfo = timezones.UTC  # the zone `since` and `until` are dates of (the reader's)
+
+    def terms(self) -> list[str]:
+        return query_terms(self.query)
+
+    def bounds(self) -> tuple[str | None, str | None]:
+        """`since`..`until` as stored UTC timestamps [start, end): a local day in
+        Asia/Shanghai starts at 16:00Z the day before."""
+        return timezones.utc_range(self.since, self.until, self.tz)
+
+    @property
+    def narrowed(self) -> bool:
+        """Whether any filter or a query is set (the zone alone narrows nothing)."""
+        return self != Filters(tz=self.tz)
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[dict]
+    total: int | None  # capped at COUNT_CAP + 1; None when counting would cost a scan
+    uses_fallback: bool  # a 1–2 character term was searched by substring scan
+    has_more: bool = False  # there are matches after this page
+    offset: int = 0
+
+    @property
+    def total_label(self) -> str:
+        if self.total is None:
+            return f"{self.offset + len(self.rows)}+"
+        return f"{COUNT_CAP}+" if self.total > COUNT_CAP else str(self.total)
+
+
+def query_terms(query: str) -> list[str]:
+    """Whitespace-separated terms; "quoted phrases" stay whole."""
+    found = re.findall(r'"([^"]+)"|(\S+)', query or "")
+    terms = [(phrase or word).strip() for phrase, word in found]
+    return [t for t in terms if t]
+
+
+def _fts_phrase(term: str) -> str:
+    return '"' + term.replace('"', '""') + '"'
+
+
+def _like(term: str) -> str:
+    return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _column_clauses(filters: Filters) -> tuple[list[str], list]:
+    clauses, params = [], []
+    for name in ("content_type", "status", "model", "provider", "language", "batch_id",
+                 "brand"):
+        value = getattr(filters, name)
+        if value:
+            clauses.append(f"a.{name} = ?")
+            params.append(value)
+    if filters.check_failed:  # articles.checks: writer/brands.py CheckResult.as_dict()
+        clauses.append("json_extract(a.checks, '$.passed') = 0")
+    start, end = filters.bounds()
+    if start:
+        clauses.append("a.created_at >= ?")
+        params.append(start)
+    if end:
+        clauses.append("a.created_at < ?")
+        params.append(end)
+    return clauses, params
+
+
+def _fts_rowid_bounds(filters: Filters) -> tuple[list[str], list]:
+    """Ids rise with created_at, so a date range is also an id range that FTS5 can
+    use to skip matches outside it (the created_at clauses stay as the truth). The
+    same UTC bounds as the created_at clauses: the reader's local days."""
+    clauses, params = [], []
+    start, end = filters.bounds()
+    if start:
+        clauses.append("f.rowid >= coalesce((SELECT id FROM articles WHERE created_at >= ? "
+                       "ORDER BY created_at LIMIT 1), 0)")
+        params.append(start)
+    if end:
+        clauses.append("f.rowid <= coalesce((SELECT id FROM articles WHERE created_at < ? "
+                       "ORDER BY created_at DESC LIMIT 1), 0)")
+        params.append(end)
+    return clauses, params
+
+
+def search(store: Store, filters: Filters = Filters(), *, limit: int = 50, offset: int = 0) -> Page:
+    """One page of matches, newest first.
+
+    With 3+ character terms FTS5 walks its matches newest first and stops when the
+    page is full (CROSS JOIN keeps the planner from scanning `articles` first).
+    Counts are exact when cheap (no text query, or a text query without other
+    filters); otherwise the page says "N+" when there is more."""
+    terms = filters.terms()
+    long_terms = [t for t in terms if len(t) >= 3]
+    short_terms = [t for t in terms if len(t) < 3]
+    clauses, params = _column_clauses(filters)
+    for term in short_terms:
+        clauses.append("(a.topic LIKE ? ESCAPE '\\' OR a.content LIKE ? ESCAPE '\\')")
+        params += [_like(term), _like(term)]
+    columns = ", ".join(f"a.{c.strip()}" for c in LIST_COLUMNS.split(","))
+    if long_terms:
+        match = " AND ".join(_fts_phrase(t) for t in long_terms)
+        bounds, bound_params = _fts_rowid_bounds(filters)
+        where = " AND ".join(["articles_fts MATCH ?", *bounds, LIVE, *clauses])
+        sql = (f"SELECT {columns} FROM articles_fts f CROSS JOIN articles a ON a.id = f.rowid "
+               f"WHERE {where} ORDER BY f.rowid DESC LIMIT ? OFFSET ?")
+        rows = list(store.db.query(sql, [match, *bound_params, *params, limit + 1, offset]))
+        cheap_count = not clauses
+        count_sql = ("SELECT count(*) FROM (SELECT 1 FROM articles_fts f CROSS JOIN articles a "
+                     f"ON a.id = f.rowid WHERE articles_fts MATCH ? AND {LIVE} LIMIT ?)")
+        count_params = [match]
+    else:
+        where = " AND ".join([LIVE, *clauses])
+        rows = list(store.db.query(f"SELECT {columns} FROM articles a WHERE {where} "
+                                   "ORDER BY a.id DESC LIMIT ? OFFSET ?",
+                                   [*params, limit + 1, offset]))
+        cheap_count = not short_terms
+        count_sql = f"SELECT count(*) FROM (SELECT 1 FROM articles a WHERE {where} LIMIT ?)"
+        count_params = params
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    if not has_more:
+        total = offset + len(rows)
+    elif cheap_count:
+        total = store.db.execute(count_sql, [*count_params, COUNT_CAP + 1]).fetchone()[0]
+    else:
+        total = None
+    return Page(rows, total, bool(short_terms), has_more, offset)
+
+
+def distinct(store: Store, column: str) -> list[str]:
+    """Values for a filter box (indexed columns only), from articles not deleted.
+
+    The distinct values come from the column's index; each is then kept if one live
+    article has it (an index lookup that usually stops at the first row)."""
+    if column not in {"content_type", "status", "model", "provider", "language"}:
+        raise ValueError(f"cannot list values of {column!r}")
+    return [r[0] for r in store.db.execute(
+        f"SELECT value FROM (SELECT DISTINCT {column} AS value FROM articles "
+        f"WHERE {column} IS NOT NULL) WHERE EXISTS (SELECT 1 FROM articles "
+        f"WHERE {column} = value AND deleted_at IS NULL) ORDER BY value")]
+
+
+def snippet_html(text: str, terms: list[str], width: int = 60) -> str:
+    """An HTML-escaped excerpt around the first match with every match in <mark>."""
+    if not text:
+        return ""
+    lowered = text.lower()
+    positions = [lowered.find(t.lower()) for t in terms if t]
+    positions = [p for p in positions if p >= 0]
+    start = max(0, min(positions) - width) if positions else 0
+    end = min(len(text), start + 2 * width + max((len(t) for t in terms), default=0) + width)
+    excerpt = text[start:end].replace("\n", " ")
+    prefix, suffix = ("…" if start else ""), ("…" if end < len(text) else "")
+    return prefix + highlight_html(excerpt, terms) + suffix
+
+
+def highlight_html(text: str, terms: list[str]) -> str:
+    """HTML-escaped `text` with case-insensitive matches of `terms` in <mark>."""
+    terms = sorted({t for t in terms if t}, key=len, reverse=True)
+    if not terms:
+        return html.escape(text)
+    pattern = re.compile("|".join(re.escape(t) for t in terms), re.IGNORECASE)
+    out, last = [], 0
+    for match in pattern.finditer(text):
+        out.append(html.escape(text[last:match.start()]))
+        out.append(f"<mark>{html.escape(match.group(0))}</mark>")
+        last = match.end()
+    out.append(html.escape(text[last:]))
+    return "".join(out)
+

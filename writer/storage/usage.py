@@ -1,0 +1,283 @@
+"""Usage and cost reports, budgets and burn-down, read from `articles`.
+
+Every row's tokens and cost count, finished or not: a stopped or failed article was
+billed too, and so was a deleted one (its row stays with its tokens and cost, only
+the text goes), so deleting articles is never a way round a budget. A request the
+provider refused with no text (`store.FAILED_REQUEST_SQL`) is not an article: it is
+counted apart (`failed_requests`), its tokens and cost (if any) still count.
+Costs are summed per currency and never across currencies; an article without a
+price (cost NULL) is counted as unpriced, never as 0 (one still queued or being
+written has no cost yet: not unpriced).
+
+Periods are local dates in a time zone `tz` (the reader's on the pages; UTC, the
+default, for the CLI): `since`..`until` inclusive become UTC bounds [start, end)
+(`timezones.utc_range`), and grouping by day groups by the local date, exact across
+daylight-saving changes.
+"""
+from __future__ import annotations
+
+import bisect
+import calendar
+import csv
+import datetime as dt
+import io
+from typing import Callable, Mapping
+
+from writer.io import timezones
+from writer.storage.prices import PriceTable, price_table
+from writer.kinds import ACTIVE
+from writer.io.sheet import FORMULA_STARTS
+from writer.storage.store import FAILED_REQUEST_SQL, Store
+
+GROUPS = {"day": "substr(created_at, 1, 10)", "model": "model", "provider": "provider",
+          "type": "content_type"}
+BUDGET_WARN = 0.8
+UTC = timezones.UTC
+LOCAL_DAY_FUNCTION = "writer_local_day"  # registered on the store's connection (by_group)
+# A row still queued or being written has no cost yet: not "unpriced".
+ACTIVE_SQL = ", ".join(f"'{status}'" for status in ACTIVE)
+_UTC_NAMES = {"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Zulu", "Zulu", "Universal",
+              "Etc/Universal"}
+
+
+def _is_utc(tz: dt.tzinfo | None) -> bool:
+    return tz is None or tz is dt.timezone.utc or getattr(tz, "key", None) in _UTC_NAMES
+
+
+def _period(since, until, tz: dt.tzinfo | None = None) -> tuple[str, list]:
+    """The WHERE clause for local dates `since`..`until` (inclusive) in `tz`."""
+    start, end = timezones.utc_range(since, until, tz or UTC)
+    clauses, params = [], []
+    if start:
+        clauses.append("created_at >= ?")
+        params.append(start)
+    if end:
+        clauses.append("created_at < ?")
+        params.append(end)
+    return " AND ".join(clauses) or "1", params
+
+
+def _local_day(tz: dt.tzinfo, since, until) -> Callable[[str | None], str | None]:
+    """timezones.local_day_function(tz), made cheap for a period: the UTC instants of
+    the period's local midnights (exact across daylight-saving changes) are computed
+    once, and a stored stamp finds its day among them by bisection."""
+    convert = timezones.local_day_function(tz)
+    if not (since and until):
+        return convert
+    first, last = (d if isinstance(d, dt.date) else dt.date.fromisoformat(d[:10])
+                   for d in (since, until))
+    days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
+    if not days:  # an empty period: nothing to find
+        return convert
+    starts = [timezones.utc_instant(day, tz) for day in days]
+    starts.append(timezones.utc_instant(last + dt.timedelta(days=1), tz))
+    names = [day.isoformat() for day in days]
+    width = len(starts[0])  # "2026-11-26T15:08:35.123Z": same format, so text order is time order
+
+    def local_day(stamp):
+        if (stamp and len(stamp) == width and stamp.endswith("Z")
+                and starts[0] <= stamp < starts[-1]):
+            return names[bisect.bisect_right(starts, stamp) - 1]
+        return convert(stamp)
+    return local_day
+
+
+def _group_sql(store: Store, by: str, tz: dt.tzinfo | None, since, until) -> str:
+    if by != "day" or _is_utc(tz):
+        return GROUPS[by]
+    store.db.conn.create_function(LOCAL_DAY_FUNCTION, 1, _local_day(tz, since, until),
+                                  deterministic=True)
+    return f"{LOCAL_DAY_FUNCTION}(created_at)"
+
+
+def by_group(store: Store, by: str = "day", since: str | dt.date | None = None,
+             until: str | dt.date | None = None, tz: dt.tzinfo | None = None) -> list[dict]:
+    """One row per (group, currency): articles, failed requests, tokens, cost, and the
+    estimated and unpriced articles. `since`/`until` are local dates in `tz` (UTC by
+    default), and so is the day of "day"."""
+    if by not in GROUPS:
+        raise ValueError(f"unknown grouping {by!r}; use one of: {', '.join(GROUPS)}")
+    where, params = _period(since, until, tz)
+    group = _group_sql(store, by, tz, since, until)
+    # Two queries: the sums read only the covering index `idx_articles_usage`; the
+    # failed requests need `words`, so only rows with status 'failed' are looked up.
+    rows = list(store.db.query(
+        f"""SELECT {group} AS "group", currency, count(*) AS articles,
+               0 AS failed_requests,
+               coalesce(sum(input_tokens), 0) AS input_tokens,
+               coalesce(sum(output_tokens), 0) AS output_tokens,
+               round(sum(cost), 6) AS cost,
+               coalesce(sum(usage_source = 'estimated'), 0) AS estimated_articles,
+               sum(cost IS NULL AND status NOT IN ({ACTIVE_SQL})) AS unpriced_articles
+            FROM articles WHERE {where}
+            GROUP BY 1, 2 ORDER BY 1, 2""", params))
+    failed = {(r["group"], r["currency"]): r for r in store.db.query(
+        f"""SELECT {group} AS "group", currency, count(*) AS requests,
+               coalesce(sum(usage_source = 'estimated'), 0) AS estimated,
+               sum(cost IS NULL AND status NOT IN ({ACTIVE_SQL})) AS unpriced
+            FROM articles WHERE {where} AND {FAILED_REQUEST_SQL}
+            GROUP BY 1, 2""", params)}
+    for row in rows:
+        found = failed.get((row["group"], row["currency"]))
+        if found:
+            row["articles"] -= found["requests"]
+            row["failed_requests"] = found["requests"]
+            row["estimated_articles"] -= found["estimated"]
+            row["unpriced_articles"] -= found["unpriced"]
+    return rows
+
+
+def totals(store: Store, since: str | dt.date | None = None, until: str | dt.date | None = None,
+           tz: dt.tzinfo | None = None) -> dict:
+    """{"articles", "failed_requests", "input_tokens", "output_tokens", "unpriced",
+    "estimated", "cost": {currency: amount}} for the period."""
+    rows = by_group(store, "type", since, until, tz)
+    cost: dict[str, float] = {}
+    for row in rows:
+        if row["currency"] and row["cost"] is not None:
+            cost[row["currency"]] = round(cost.get(row["currency"], 0.0) + row["cost"], 6)
+    return {
+        "articles": sum(r["articles"] for r in rows),
+        "failed_requests": sum(r["failed_requests"] for r in rows),
+        "input_tokens": sum(r["input_tokens"] for r in rows),
+        "output_tokens": sum(r["output_tokens"] for r in rows),
+        "unpriced": sum(r["unpriced_articles"] for r in rows),
+        "estimated": sum(r["estimated_articles"] for r in rows),
+        "cost": cost,
+    }
+
+
+def articles(store: Store, since: str | dt.date | None = None,
+             until: str | dt.date | None = None, *, unpriced_only: bool = False,
+             limit: int = 500, tz: dt.tzinfo | None = None) -> list[dict]:
+    """Cost per article, newest first; `deleted` is 1 for an article deleted from
+    History (its spend still counts), `failed_request` 1 for a request refused with
+    no text (not an article; `unpriced_only` leaves those out, as the counts do)."""
+    where, params = _period(since, until, tz)
+    if unpriced_only:
+        where += f" AND cost IS NULL AND status NOT IN ({ACTIVE_SQL}) AND NOT {FAILED_REQUEST_SQL}"
+    return list(store.db.query(
+        f"""SELECT id, created_at, topic, provider, model, content_type, status, input_tokens,
+               output_tokens, usage_source, cost, currency, price_input_per_1m, price_output_per_1m,
+               deleted_at IS NOT NULL AS deleted, {FAILED_REQUEST_SQL} AS failed_request
+            FROM articles WHERE {where} ORDER BY created_at DESC, id DESC LIMIT ?""",
+        [*params, limit]))  # created_at order comes from its index: no sort of the period
+
+
+CSV_FORMULA_STARTS = (*FORMULA_STARTS, "-", "\t", "\r")  # and "-": no list starts a cell here
+
+
+def _csv_cell(value):
+    """A cell Excel shows as it is: a text that would start a formula gets a quote."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in CSV_FORMULA_STARTS:
+        return "'" + value
+    return value
+
+
+def labelled(rows: list[dict], headers: Mapping[str, str] | None = None,
+             values: Mapping[str, Mapping] | None = None) -> list[dict]:
+    """`rows` for people: only the fields in `headers` ({field: heading}, in its
+    order), each renamed to its heading, and a code replaced by its label where
+    `values` ({field: {code: label}}) has one. No `headers`: every field, as named."""
+    values = values or {}
+    out = []
+    for row in rows:
+        fields = headers or {name: name for name in row}
+        out.append({heading: values.get(name, {}).get(row[name], row[name])
+                    for name, heading in fields.items()})
+    return out
+
+
+def to_csv(rows: list[dict], headers: Mapping[str, str] | None = None,
+           values: Mapping[str, Mapping] | None = None, *, bom: bool = False) -> str:
+    """CSV text of `rows`: code names by default (scripts, the CLI), or with `headers`
+    and `values` the localised headings and labels (see `labelled`). `bom` starts it
+    with a UTF-8 byte-order mark, which Excel needs to read Chinese as UTF-8. A text
+    cell that would start a formula (= + - @) gets a leading quote."""
+    table = labelled(rows, headers, values)
+    if not table:
+        fields = list((headers or {}).values())
+        if not fields:
+            return ""
+    else:
+        fields = list(table[0])
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([_csv_cell(name) for name in fields])
+    for row in table:
+        writer.writerow([_csv_cell(row[name]) for name in fields])
+    return ("\ufeff" if bom else "") + out.getvalue()
+
+
+# -- budgets -----------------------------------------------------------------------
+def month_bounds(day: dt.date) -> tuple[str, str]:
+    last = calendar.monthrange(day.year, day.month)[1]
+    return day.replace(day=1).isoformat(), day.replace(day=last).isoformat()
+
+
+def month_spend(store: Store, day: dt.date | None = None,
+                tz: dt.tzinfo | None = None) -> dict[str, float]:
+    """Spend per currency in the month of `day` (today in `tz`), a month of local dates."""
+    day = day or timezones.today(tz or UTC)
+    return totals(store, *month_bounds(day), tz=tz)["cost"]
+
+
+def budget_status(store: Store, currency: str | None, day: dt.date | None = None,
+                  tz: dt.tzinfo | None = None) -> dict | None:
+    """Spend against the monthly budget in `currency`, or None when there is none.
+    `level` is "ok", "warn" (≥ 80 %) or "over" (≥ 100 %). The month is the one of
+    `day` (default: today in `tz`, UTC by default), in `tz`."""
+    budget = store.budgets().get(currency or "")
+    if not budget:
+        return None
+    spent = month_spend(store, day, tz).get(currency, 0.0)
+    ratio = spent / budget
+    level = "over" if ratio >= 1 else "warn" if ratio >= BUDGET_WARN else "ok"
+    return {"currency": currency, "budget": budget, "spent": spent, "ratio": ratio, "level": level}
+
+
+def budget_status_for(store: Store, settings, provider,
+                      tz: dt.tzinfo | None = None) -> dict | None:
+    """Budget status in the currency the provider's model is priced in (this month in `tz`)."""
+    price = price_table(settings.prices_file, store.price_edits()).lookup(provider.model,
+                                                                          provider.name)
+    if price is None or price.currency == "local":
+        return None
+    return budget_status(store, price.currency, tz=tz)
+
+
+def burn_down(store: Store, currency: str, day: dt.date | None = None,
+              tz: dt.tzinfo | None = None) -> list[dict]:
+    """Per day of the month: cumulative spend, the budget left, and an even-pace line.
+    Days are local days in `tz` (UTC by default); `day` defaults to today there."""
+    day = day or timezones.today(tz or UTC)
+    first, last = month_bounds(day)
+    budget = store.budgets().get(currency)
+    per_day = {r["group"]: r["cost"] or 0.0 for r in by_group(store, "day", first, last, tz)
+               if r["currency"] == currency}
+    days = calendar.monthrange(day.year, day.month)[1]
+    rows, spent = [], 0.0
+    for n in range(1, days + 1):
+        date = day.replace(day=n).isoformat()
+        spent += per_day.get(date, 0.0)
+        future = n > day.day
+        rows.append({"day": date, "spent": None if future else round(spent, 6),
+                     "remaining": None if future or not budget else round(budget - spent, 6),
+                     "even_pace": round(budget * n / days, 6) if budget else None})
+    return rows
+
+
+# -- what the period would cost at today's prices (never written back) -------------
+def recalculate(store: Store, table: PriceTable, since: str | dt.date | None = None,
+                until: str | dt.date | None = None, limit: int = 5000,
+                tz: dt.tzinfo | None = None) -> list[dict]:
+    rows = []
+    for row in articles(store, since, until, limit=limit, tz=tz):
+        price = table.lookup(row["model"], row["provider"])
+        today = price.cost(row["input_tokens"], row["output_tokens"]) if price else None
+        rows.append({"id": row["id"], "model": row["model"], "charged": row["cost"],
+                     "charged_currency": row["currency"], "today": today,
+                     "today_currency": price.currency if price else None})
+    return rows
