@@ -3,13 +3,14 @@ import sys
 
 import streamlit as st
 
-from views.common import page_context, remember_language, running_panel
-from writer.config import SettingsError
-from writer.storage.prices import PriceFileError, price_table
-from writer.io.i18n import UI_LANGUAGES
+from views.common import guarded, page_context, remember_language, running_panel
+from writer.errors import UserError
 from writer.generation.length import warm_up
-from writer.generation.prompts import PromptError, default_prompts
-from writer.providers.base import ProviderChoiceError, choose_provider, warm_client
+from writer.generation.prompts import default_prompts
+from writer.io.i18n import UI_LANGUAGES
+from writer.providers.choice import choose_provider
+from writer.providers.http import warm_client
+from writer.storage.prices import price_table
 
 # Articles stream on worker threads; a 1 ms GIL switch interval (default 5 ms) lets the
 # script and the server's event loop get the GIL sooner while a fast stream is parsed:
@@ -24,7 +25,7 @@ try:  # a broken setting, providers file, prompt template or price file: say whi
     warm_client(provider)  # once per process, in the background
     default_prompts()
     price_table(ctx.settings.prices_file)
-except (SettingsError, ProviderChoiceError, PromptError, PriceFileError) as exc:
+except UserError as exc:  # SettingsError, ProviderChoiceError, PromptError, PriceFileError…
     st.error(f"Settings problem / 配置有误: {exc}")
     st.stop()
 t = ctx.t
@@ -53,4 +54,4 @@ with st.sidebar:
     # Articles being written, from any page: progress, open, Stop.
     running_panel(t)
 
-nav.run()
+guarded(nav.run)()  # a refusal anywhere on the page: one message, never a traceback

@@ -38,11 +38,11 @@ sys.path.insert(0, str(ROOT))
 
 import sqlite_utils  # noqa: E402
 
-from writer.storage.prices import PriceTable  # noqa: E402
 from writer.generation.counting import count_words  # noqa: E402
+from writer.storage import usage  # noqa: E402
+from writer.storage.prices import PriceTable  # noqa: E402
 from writer.storage.search import Filters, distinct, search  # noqa: E402
 from writer.storage.store import Store  # noqa: E402
-from writer.storage import usage  # noqa: E402
 
 SEARCH_TARGET_MS = 50
 PAGE_TARGET_MS = 1000

@@ -35,10 +35,10 @@ from scripted_writer import ScriptedWriter  # noqa: E402
 from writer.brief import Brief  # noqa: E402
 from writer.config import load_settings  # noqa: E402
 from writer.generation.counting import count_words  # noqa: E402
-from writer.runs.job import Job  # noqa: E402
 from writer.generation.length import sentence_ends  # noqa: E402
 from writer.generation.seam import repeated_at  # noqa: E402
-from writer.providers.base import local_provider  # noqa: E402
+from writer.providers.choice import local_provider  # noqa: E402
+from writer.runs.job import Job  # noqa: E402
 
 BRIEFS = [  # (language, content type, target, topic)
     ("en", "social_post", 100, "Launch day for our reusable coffee cup"),

@@ -17,13 +17,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from writer.providers import local as local_model  # noqa: E402
 from writer.brief import Brief  # noqa: E402
 from writer.config import load_settings  # noqa: E402
-from writer.generation.engine import Delta, Finished, Request, stream  # noqa: E402
-from writer.runs.job import Job  # noqa: E402
+from writer.generation.engine import Request, stream  # noqa: E402
+from writer.generation.events import Delta, Finished  # noqa: E402
+from writer.generation.plan import PromptPlan  # noqa: E402
 from writer.generation.prompts import default_prompts  # noqa: E402
-from writer.providers.base import local_provider  # noqa: E402
+from writer.providers import local as local_model  # noqa: E402
+from writer.providers.choice import local_provider  # noqa: E402
+from writer.runs.job import Job  # noqa: E402
 
 BRIEF = Brief(topic="why streaming output matters for AI writing tools", language="en",
               target_words=2000)
@@ -45,7 +47,7 @@ def raw(messages, max_tokens):
 def engine(messages, max_tokens):
     start = time.perf_counter()
     first = None
-    for event in stream(Request(messages, max_tokens, local_provider())):
+    for event in stream(Request(PromptPlan(messages, max_tokens), local_provider())):
         if isinstance(event, Delta) and first is None:
             first = time.perf_counter()
         if isinstance(event, Finished):
@@ -57,7 +59,8 @@ def job(messages, max_tokens, settings):
     # The whole app path: prompt, engine, word counting, draft saves, final row; free-form,
     # so it asks for exactly the same completion as the other two paths.
     j = Job(BRIEF, settings, provider=local_provider(), length_control=False)
-    j.messages, j.max_tokens = messages, max_tokens
+    j.plan = PromptPlan(messages, max_tokens)
+    j.max_tokens = max_tokens
     start = time.perf_counter()
     first = None
     for event in j.run():

@@ -937,7 +937,7 @@ def run_sessions(browser, server: StreamlitServer, sc: Scenario, tags: list[str]
                 problems.append("first text was shown")
         if s["error_alerts"] or timing["errorAlert"]:
             problems.append("error alert")
-        to_py = lambda t_ms: (timing["origin"] + t_ms) / 1000 - s["offset"]  # noqa: E731
+        to_py = lambda t_ms: (timing["origin"] + t_ms) / 1000 - s["offset"]  # noqa: E731, B023 (called within this iteration)
         ok = timing["last"] is not None and timing["click"] is not None
         lt_max, lt_over = (long_tasks(timing, timing["click"], timing["last"]) if ok
                            else (float("nan"), 0))
@@ -1004,7 +1004,7 @@ def run_viewers(browser, server: StreamlitServer, sc: Scenario, n_viewers: int,
         # The viewers' browsers have the app open before the job starts (like colleagues
         # with a tab on it: HTTP and code caches warm, renderer running); attaching is
         # then opening the link, a fresh page load of /?article=ID in each.
-        for i in range(n_viewers):
+        for _ in range(n_viewers):
             context = new_context(browser, viewport)
             context.add_init_script(VIEWER_JS.replace("__MARKERS__", json.dumps([first, last])))
             contexts.append(context)
@@ -1082,7 +1082,7 @@ def run_viewers(browser, server: StreamlitServer, sc: Scenario, n_viewers: int,
     rows = []
     for v in viewers:
         view = v["view"]
-        to_py = lambda t_ms: (view["origin"] + t_ms) / 1000 - v["offset"]  # noqa: E731
+        to_py = lambda t_ms: (view["origin"] + t_ms) / 1000 - v["offset"]  # noqa: E731, B023 (called within this iteration)
         problems = list(v["errors"])
         if view["last"] is None:
             problems.append("last words never in the DOM")
@@ -1374,8 +1374,9 @@ def main() -> int:
     atexit.register(kill_started)
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
 
-    from fake_openai import FakeOpenAI
     from playwright.sync_api import sync_playwright
+
+    from fake_openai import FakeOpenAI
 
     if not os.access(CHROMIUM, os.X_OK):
         print(f"{CHROMIUM} not found (apt-get install chromium)", file=sys.stderr)

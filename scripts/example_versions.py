@@ -39,8 +39,10 @@ with FakeOpenAI() as fake:
         done = subprocess.run([sys.executable, "-m", "writer", *args], cwd=ROOT, env=env,
                               capture_output=True, text=True)
         out = done.stdout.rstrip()
-        if out: print(out)
-        for line in done.stderr.rstrip().splitlines(): print("  [stderr] " + line)
+        if out:
+            print(out)
+        for line in done.stderr.rstrip().splitlines():
+            print("  [stderr] " + line)
         print(f"  (exit {done.returncode})\n")
         return done
     run("brand", "import", str(kit_path))

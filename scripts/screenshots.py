@@ -268,7 +268,8 @@ KITS = {
 
 def save_kit(db_path: Path, language: str) -> None:
     """A brand kit in the server's database (as the Brands page or `brand import` would)."""
-    from writer.brands import BrandKit, save
+    from writer.brands import BrandKit
+    from writer.storage.brands import save
     from writer.storage.store import Store
 
     store = Store(db_path)

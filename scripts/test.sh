@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up everything the tests need on a fresh machine, then run them all.
+# Set up everything the tests need on a fresh machine, check the code with ruff and
+# the layering with import-linter (settings in pyproject.toml), then run the tests.
 # Usage: bash scripts/test.sh [pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,12 @@ if ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi "no
 fi
 
 bash scripts/setup.sh --dev
+
+# Lint and the import contracts first: a failure here fails the run (set -e).
+echo "ruff check ." >&2
+.venv/bin/ruff check .
+echo "lint-imports" >&2
+.venv/bin/lint-imports --no-cache --no-logo
 
 # pytest exits 5 when it collected no test: that fails here like any other failure.
 exec .venv/bin/python -m pytest "$@"

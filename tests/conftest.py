@@ -52,7 +52,7 @@ def env(fake, tmp_path, monkeypatch):
 @pytest.fixture(autouse=True)
 def _fresh_stream_failure_counts():
     """Broken-stream counts are per process; each test starts from zero."""
-    from writer.generation.engine import reset_stream_failures
+    from writer.generation.metrics import reset_stream_failures
 
     reset_stream_failures()
     yield

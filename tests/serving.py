@@ -8,7 +8,6 @@ import time
 import urllib.request
 from typing import Callable
 
-
 # Debian's chromium (`playwright install` cannot download browsers here), as the
 # browser tests and the scripts launch it.
 CHROMIUM = "/usr/bin/chromium"

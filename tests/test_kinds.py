@@ -50,3 +50,46 @@ def test_engine_and_pages_name_kinds_instead_of_spelling_them():
             if pattern.search(line):
                 offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert offenders == []
+
+
+def _user_errors() -> set[type]:
+    """Every UserError class in writer/ (each module imported)."""
+    import importlib
+    import pkgutil
+
+    import writer
+    from writer.errors import UserError
+
+    for module in pkgutil.walk_packages(writer.__path__, "writer."):
+        if not module.name.endswith("__main__"):
+            importlib.import_module(module.name)
+    found, todo = set(), [UserError]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            found.add(sub)
+            todo.append(sub)
+    return found
+
+
+def test_every_refusal_a_person_can_cause_is_a_user_error():
+    names = {cls.__name__ for cls in _user_errors()}
+    assert {"BriefError", "BrandError", "JobError", "BatchError", "CheckError", "VersionError",
+            "SettingsError", "ProviderChoiceError", "PromptError", "PriceFileError",
+            "SheetError", "LocalModelError", "StorageError"} <= names
+    from writer.storage.store import StorageError
+
+    assert StorageError.exit_code == 1  # the environment failed, not the person's input
+
+
+@pytest.mark.parametrize("language", UI_LANGUAGES)
+def test_every_user_error_key_has_a_message_in_every_language(language):
+    t = Translator(language)
+    keys = {cls.key for cls in _user_errors()} | {"user_errors.generic"}
+    spelled = re.compile(r"""key=["'](user_errors\.\w+)["']""")
+    for path in [*(ROOT / "writer").rglob("*.py"), *(ROOT / "views").glob("*.py")]:
+        keys |= set(spelled.findall(path.read_text(encoding="utf-8")))
+    assert all(key.startswith("user_errors.") for key in keys), keys
+    missing = sorted(key for key in keys if not t.has(key))
+    assert missing == [], f"{language}: no message for {missing}"
+    orphans = {k for k in t._strings if k.startswith("user_errors.")} - keys
+    assert orphans == set(), f"{language}: messages no error uses: {sorted(orphans)}"

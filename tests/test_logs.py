@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from writer import logs
+from writer.config import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "sk-test-secret-0123456789abcdef"
@@ -21,6 +22,11 @@ def _no_file_handler_left():
     logs.close()
     yield
     logs.close()
+
+
+def secrets() -> tuple[str, ...]:
+    """The secret values of the environment, as the settings read them."""
+    return load_settings().secret_values()
 
 
 def file_handlers() -> list[logging.Handler]:
@@ -55,7 +61,7 @@ def test_exception_is_logged_with_keys_and_bearer_tokens_redacted(tmp_path, monk
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     monkeypatch.setenv("DEEPSEEK_API_KEY", "ds-live-7f3a9c2e11")
     monkeypatch.setenv("SHORT_KEY", "abc")  # under 8 characters: not a secret, left alone
-    path = logs.configure(tmp_path / "writer.db")
+    path = logs.configure(tmp_path / "writer.db", secrets())
     exc = fail_with(f"provider said: invalid key {KEY} (Authorization: Bearer x) "
                     f"deepseek ds-live-7f3a9c2e11, other sk-anotherkey12345 abc")
     line = logs.log_exception("writing article #7 failed", exc)
@@ -75,7 +81,7 @@ def test_exception_is_logged_with_keys_and_bearer_tokens_redacted(tmp_path, monk
 
 def test_the_traceback_is_redacted_too(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    path = logs.configure(tmp_path / "writer.db")
+    path = logs.configure(tmp_path / "writer.db", secrets())
 
     def call_provider(api_key):
         raise RuntimeError("boom")
@@ -98,7 +104,7 @@ def test_the_traceback_is_redacted_too(tmp_path, monkeypatch):
 
 def test_child_loggers_and_args_are_redacted(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    path = logs.configure(tmp_path / "writer.db")
+    path = logs.configure(tmp_path / "writer.db", secrets())
     logging.getLogger("writer.jobs").warning("retrying with key %s", KEY)
     assert "retrying with key [redacted]" in path.read_text(encoding="utf-8")
 

@@ -9,16 +9,14 @@ import pandas as pd
 import streamlit as st
 
 from views.brand_view import pick_brand
-from views.common import explain_error, format_cost, page_context, registry, show_details, unit
-from writer.runs import batch as batches
-from writer import brands
+from views.common import explain_error, format_cost, guarded, page_context, registry, show_details, unit
 from writer.brief import CONTENT_TYPES, LANGUAGES, MAX_WORDS, MIN_WORDS, STYLE_PRESETS
-from writer.runs.job import JobError
-from writer.kinds import ACTIVE, BatchStatus, RowState, Status
-from writer.providers.base import ProviderChoiceError, available_providers, choose_provider
 from writer.io.sheet import SheetError, read_table, template_csv
 from writer.io.sheet import briefs as check_rows
-from writer.storage.store import StorageError
+from writer.kinds import ACTIVE, BatchStatus, RowState, Status
+from writer.providers.choice import available_providers, choose_provider
+from writer.runs import batch as batches
+from writer.storage import brands
 
 ctx = page_context()
 t = ctx.t
@@ -82,20 +80,17 @@ def defaults_from_form() -> dict:
             "brand": ss.get("batch_brand") or ""}
 
 
+@guarded
 def start_new(name: str, table, provider_name: str) -> None:
     """Start button: save the batch, then run it in the server's registry."""
     now = page_context()
-    try:
-        provider = {p.name: p for p in available_providers(now.settings)}[provider_name]
-        rows = check_rows(table, defaults_from_form(), brands.listing(now.store))
-        batch_id = batches.create(now.store, file_name=name, table=table, rows=rows,
-                                  provider=provider, concurrency=ss.get("batch_concurrency", 4),
-                                  length_control=ss.get("batch_length_control", True),
-                                  defaults=defaults_from_form())
-        batches.BatchRun(now.settings, batch_id, registry(), provider).start()
-    except (batches.BatchError, JobError, ProviderChoiceError, StorageError, KeyError) as exc:
-        ss["batch_message"] = ("error", t("batch.start_failed"), str(exc))
-        return
+    provider = choose_provider(now.settings, provider_name)  # gone meanwhile: refused
+    rows = check_rows(table, defaults_from_form(), brands.listing(now.store))
+    batch_id = batches.create(now.store, file_name=name, table=table, rows=rows,
+                              provider=provider, concurrency=ss.get("batch_concurrency", 4),
+                              length_control=ss.get("batch_length_control", True),
+                              defaults=defaults_from_form())
+    batches.BatchRun(now.settings, batch_id, registry(), provider).start()
     ss["batch_open"], ss["batch_view"] = batch_id, OPEN
     ss["batch_link"] = str(batch_id)
     st.query_params["batch"] = str(batch_id)
@@ -215,17 +210,16 @@ def provider_for(b: dict):
     return choose_provider(ctx.settings, saved.get("provider"), saved.get("model"))
 
 
+@guarded
 def resume(batch_id: int, only: list[int] | None = None) -> None:
     now = page_context()
     b = batches.get(now.store, batch_id)
-    try:
-        provider = choose_provider(now.settings, b["settings"].get("provider"),
-                                   b["settings"].get("model"))
-        batches.BatchRun(now.settings, batch_id, registry(), provider, only=only).start()
-    except (batches.BatchError, ProviderChoiceError, StorageError) as exc:
-        ss["batch_message"] = ("error", t("batch.start_failed"), str(exc))
+    provider = choose_provider(now.settings, b["settings"].get("provider"),
+                               b["settings"].get("model"))
+    batches.BatchRun(now.settings, batch_id, registry(), provider, only=only).start()
 
 
+@guarded
 def stop(batch_id: int) -> None:
     run = batches.current(page_context().settings, batch_id)
     if run is not None:
@@ -246,6 +240,7 @@ def show_batch(batch_id: int) -> None:
     elsewhere = not running and by_id[batch_id]["status"] == BatchStatus.RUNNING  # the CLI
 
     @st.fragment(run_every=1.0 if running else 3.0 if elsewhere else None)
+    @guarded
     def panel() -> None:
         run_now = batches.current(ctx.settings, batch_id)
         live = run_now is not None and not run_now.done.is_set()
@@ -377,12 +372,6 @@ def show_batch(batch_id: int) -> None:
             key=f"batch-download-{fmt}-{batch_id}", on_click="ignore",
             icon=":material/download:")
 
-
-message = ss.pop("batch_message", None)
-if message:
-    getattr(st, message[0])(message[1])
-    if len(message) > 2:  # the English detail, collapsed
-        show_details(message[2], t)
 
 if view == NEW:
     new_batch()

@@ -7,9 +7,9 @@ import json
 
 import streamlit as st
 
-from writer import brands
 from writer.brands import BrandError, BrandKit
 from writer.io.i18n import Translator
+from writer.storage import brands as brand_store
 from writer.storage.store import Store
 
 MAX_SHOWN = 5  # occurrences of one banned word shown with their context
@@ -33,12 +33,12 @@ def error_text(exc: BrandError, t: Translator) -> str:
 def pick_brand(store: Store, t: Translator, key: str) -> BrandKit | None:
     """A "Brand kit: None / <names>" box for a form; the chosen kit (None for none).
     The session keeps the name under `key`; a kit deleted since falls back to None."""
-    names = brands.names(store)
+    names = brand_store.names(store)
     if st.session_state.get(key) not in ("", *names):
         st.session_state[key] = ""
     name = st.selectbox(t("brands.pick"), ["", *names], key=key, placeholder=t("app.choose"),
                         format_func=lambda n: n or t("brands.none"), help=t("brands.pick_help"))
-    return brands.get(store, name) if name else None
+    return brand_store.get(store, name) if name else None
 
 
 def parse_checks(row: dict) -> dict | None:

@@ -9,11 +9,11 @@ import pandas as pd
 import streamlit as st
 
 from views.brand_view import error_text
-from views.common import page_context
+from views.common import guarded, page_context
 from writer import brands
 from writer.brands import BrandError, BrandKit, split_items
 from writer.io.export import slugify
-from writer.storage.store import StorageError
+from writer.storage import brands as brand_store
 
 ctx = page_context()
 t = ctx.t
@@ -48,59 +48,54 @@ def kit_from_form(kit_id: int | None) -> BrandKit:
                     samples=[ss.get("bk_sample1", ""), ss.get("bk_sample2", "")], id=kit_id)
 
 
+@guarded
 def on_save() -> None:
     """Save button (a callback: it may select the kit it saved)."""
     now = page_context()
     chosen = ss.get("brands_pick") or NEW
     try:
         kit = kit_from_form(chosen or None)
-        kit_id = brands.save(now.store, kit)
-    except BrandError as exc:
+        kit_id = brand_store.save(now.store, kit)
+    except BrandError as exc:  # shown in the form, next to what to fix
         ss["brands_form_error"] = error_text(exc, t)
-        return
-    except StorageError as exc:
-        ss["brands_form_error"] = str(exc)
         return
     ss.pop("brands_form_error", None)
     ss["brands_message"] = ("success", t("brands.saved_kit", name=kit.name))
     ss["brands_pick"] = ss["brands_loaded"] = kit_id
-    load_form(brands.get(now.store, kit_id))  # as saved: lists cleaned, one per line
+    load_form(brand_store.get(now.store, kit_id))  # as saved: lists cleaned, one per line
 
 
+@guarded
 def on_delete(kit: BrandKit, confirmed: bool) -> None:
     ss.pop("brands_confirm_delete", None)
     if not confirmed:
         return
-    try:
-        brands.delete(page_context().store, kit.name)
-    except StorageError as exc:
-        ss["brands_message"] = ("error", str(exc))
-        return
+    brand_store.delete(page_context().store, kit.name)
     ss["brands_message"] = ("success", t("brands.deleted", name=kit.name))
     ss["brands_pick"] = ss["brands_loaded"] = NEW
     load_form(None)
 
 
+@guarded
 def on_import(kits: list[BrandKit]) -> None:
     now = page_context()
-    existing = set(brands.names(now.store))
+    existing = set(brand_store.names(now.store))
     try:
         for kit in kits:
-            brands.save(now.store, kit)
-    except (BrandError, StorageError) as exc:
-        ss["brands_message"] = ("error", error_text(exc, t) if isinstance(exc, BrandError)
-                                else str(exc))
+            brand_store.save(now.store, kit)
+    except BrandError as exc:  # in the UI language, from its code
+        ss["brands_message"] = ("error", error_text(exc, t))
         return
     new = sum(kit.name not in existing for kit in kits)
     ss["brands_message"] = ("success", t("brands.imported", new=new, updated=len(kits) - new,
                                          names=", ".join(kit.name for kit in kits)))
     ss["brands_upload_key"] = ss.get("brands_upload_key", 0) + 1  # clear the file box
     if len(kits) == 1:  # open what was imported
-        ss["brands_pick"] = ss["brands_loaded"] = brands.get(now.store, kits[0].name).id
-        load_form(brands.get(now.store, kits[0].name))
+        ss["brands_pick"] = ss["brands_loaded"] = brand_store.get(now.store, kits[0].name).id
+        load_form(brand_store.get(now.store, kits[0].name))
 
 
-kits = brands.listing(store)
+kits = brand_store.listing(store)
 by_id = {kit.id: kit for kit in kits}
 
 message = ss.pop("brands_message", None)

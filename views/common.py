@@ -1,23 +1,29 @@
-"""View helpers shared by the pages: the page context and how an article is shown.
+"""View helpers shared by the pages: the page context, refusals (`guarded`), the
+registry's running articles in the sidebar, and how an article is shown.
 No provider, SQL or prompt logic here: that lives in `writer/`."""
 from __future__ import annotations
 
+import functools
 import html
 import json
 import threading
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Callable, TypeVar
 
 import streamlit as st
 
-from writer.io import timezones
 from writer.config import Settings, load_settings
+from writer.errors import UserError
+from writer.io import timezones
 from writer.io.export import MIME_TYPES, export, file_name, to_html_fragment, to_text
 from writer.io.i18n import UI_LANGUAGES, Translator
 from writer.kinds import Status
-from writer.storage.store import Store, is_failed_request
 from writer.runs.pacing import progress_fraction
-from writer.runs.workers import Handle, Registry, State, shared
+from writer.runs.registry import Handle, Registry, State, shared
+from writer.storage.store import Store, is_failed_request
+
+Action = TypeVar("Action", bound=Callable)
 
 
 @dataclass
@@ -80,13 +86,50 @@ def remember_language(language: str) -> None:
         st.session_state["language_cookie_written"] = language
 
 
+def show_user_error(exc: UserError, t: Translator) -> None:
+    """A refusal in the UI language (its `user_errors.*` key), the English one-line
+    detail collapsed under it."""
+    key = exc.key if t.has(exc.key) else "user_errors.generic"
+    try:
+        text = t(key, **exc.values)
+    except (KeyError, IndexError):  # a placeholder the error does not fill
+        text = t("user_errors.generic")
+    st.error(text, icon=":material/error:")
+    if str(exc):
+        show_details(str(exc), t)
+
+
+def _translator() -> Translator:
+    try:
+        return page_context().t
+    except UserError:  # the settings themselves are refused: the session's language
+        language = st.session_state.get("ui_language")
+        return Translator(language if language in UI_LANGUAGES else "en")
+
+
+def guarded(action: Action) -> Action:
+    """The one place pages catch refusals: wraps every callback (`on_click=guarded(f)`,
+    or `@guarded`), page action, fragment and the page itself (app.py). A `UserError`
+    it raises is shown where it happened (a callback's message: at the top of the
+    page) in the UI language, with the English detail collapsed; no traceback."""
+    @functools.wraps(action)
+    def run(*args, **kwargs):
+        try:
+            return action(*args, **kwargs)
+        except UserError as exc:
+            show_user_error(exc, _translator())
+            return None
+    return run
+
+
 def registry() -> Registry:
     """The server's job registry (one per database): articles run there, not in a
     script run, so leaving the page, reloading or clicking anything never stops one
-    (writer/runs/workers.py)."""
+    (writer/runs/registry.py)."""
     return shared(load_settings().db_path)
 
 
+@guarded
 def stop_job(article_id: int) -> None:
     """Stop button callback (any page): the job stops and saves its text."""
     registry().cancel(article_id, wait_s=2.0)
@@ -104,6 +147,7 @@ def running_panel(t: Translator) -> None:
     reg = registry()
 
     @st.fragment(run_every=1.0 if reg.active() else None)
+    @guarded
     def panel() -> None:
         active = reg.active()
         _run.slots = {}

@@ -4,20 +4,29 @@ reader's (the browser's zone, else WRITER_TIMEZONE, else UTC), and so are the da
 the list is filtered by."""
 import streamlit as st
 
-from views.common import (format_cost, page_context, registry, running_label, show_stats,
-                          show_status, stop_job, unit)
 from views.brand_view import show_checks
+from views.common import (
+    format_cost,
+    guarded,
+    page_context,
+    registry,
+    running_label,
+    show_stats,
+    show_status,
+    stop_job,
+    unit,
+)
 from views.versions_view import revise_panel, versions_panel
-from writer.io import timezones
 from writer.brief import CONTENT_TYPES, LANGUAGES, STYLE_PRESETS
+from writer.io import timezones
 from writer.io.export import MIME_TYPES, export, file_name
-from writer.runs.job import can_continue, delete_article
 from writer.runs.batch import listing as batch_listing
-from writer.storage.search import COUNT_CAP, Filters, distinct, search, snippet_html
+from writer.runs.job import can_continue, delete_article
 from writer.runs.pacing import progress_fraction
+from writer.runs.registry import State
+from writer.storage.brands import names as brand_names
+from writer.storage.search import COUNT_CAP, Filters, distinct, search, snippet_html
 from writer.storage.store import STATUSES, is_failed_request
-from writer.brands import names as brand_names
-from writer.runs.workers import State
 
 PAGE_SIZE = 25
 ALL = ""
@@ -138,6 +147,7 @@ else:
     listed_live = [r["id"] for r in result.rows if r["id"] in live]
 
     @st.fragment(run_every=1.0 if listed_live else None)
+    @guarded
     def history_table() -> None:
         """The list; rows being written show their live status and words (every second)."""
         if any(live[i].state == State.DONE for i in listed_live):
@@ -226,8 +236,9 @@ if actions[2].button(t("history.delete"), icon=":material/delete:", key=f"delete
 if st.session_state.get("confirm_delete") == chosen:
     st.warning(t("history.delete_confirm", id=chosen))
     yes, no = st.columns(2)
-    if yes.button(t("history.delete_yes"), type="primary", key=f"delete-yes-{chosen}"):
-        delete_article(ctx.settings, chosen)  # a job still writing it here stops first
+    # A job still writing it here stops first; None: refused (e.g. a locked database).
+    if yes.button(t("history.delete_yes"), type="primary", key=f"delete-yes-{chosen}") and \
+            guarded(delete_article)(ctx.settings, chosen) is not None:
         st.session_state.pop("confirm_delete")
         st.query_params.pop("id", None)
         st.toast(t("history.deleted", id=chosen))
@@ -239,6 +250,7 @@ if st.session_state.get("confirm_delete") == chosen:
 running = registry().get(chosen)
 if running is not None and running.state != State.DONE:
     @st.fragment(run_every=1.0)
+    @guarded
     def live_article() -> None:
         """The article as it is being written, refreshed every second, with Stop."""
         if running.state == State.DONE:

@@ -5,11 +5,12 @@ measuring is writer/runs/check.py; this page only starts it and shows it."""
 import pandas as pd
 import streamlit as st
 
-from views.common import explain_error, page_context, show_details
+from views.common import explain_error, guarded, page_context, show_details
+from writer.kinds import CheckStatus
+from writer.providers.base import ProviderChoiceError
+from writer.providers.choice import available_providers, choose_provider, resolve_model
 from writer.runs import check as checks
 from writer.storage.prices import price_table
-from writer.kinds import CheckStatus
-from writer.providers.base import ProviderChoiceError, available_providers, resolve_model
 
 ctx = page_context()
 t = ctx.t
@@ -66,6 +67,7 @@ def price_text(provider) -> str:
 
 
 # -- configured providers -------------------------------------------------------------
+@guarded
 def test_connection(name: str) -> None:
     now = page_context()
     try:
@@ -109,20 +111,17 @@ if running is not None and running.finished.is_set() and running.error:
     st.error(t("providers.check_error", error=running.error))  # a bug: the log has the detail
 
 
+@guarded
 def start_check() -> None:
     now = page_context()
-    try:
-        provider = resolve_model({p.name: p for p in available_providers(now.settings)}[
-            ss["check_provider"]])
-        plan = checks.Plan(runs=int(ss["check_runs"]), prompt_set=ss["check_prompt_set"],
-                           levels=tuple(sorted(ss.get("check_levels") or ())))
-        checks.start(now.settings, provider, plan)
-    except (checks.CheckError, ProviderChoiceError, KeyError) as exc:
-        ss["check_message"] = str(exc)  # English: shown as the details
-        return
+    provider = resolve_model(choose_provider(now.settings, ss.get("check_provider")))
+    plan = checks.Plan(runs=int(ss["check_runs"]), prompt_set=ss["check_prompt_set"],
+                       levels=tuple(sorted(ss.get("check_levels") or ())))
+    checks.start(now.settings, provider, plan)
     ss["check_follow"] = True  # show the new one when it ends
 
 
+@guarded
 def cancel_check() -> None:
     check = checks.current(page_context().settings)
     if check is not None:
@@ -131,6 +130,7 @@ def cancel_check() -> None:
 
 if busy:
     @st.fragment(run_every=0.5)
+    @guarded
     def progress() -> None:
         check = checks.current(page_context().settings)
         if check is None or check.finished.is_set():
@@ -179,10 +179,6 @@ else:
         if guess.paid and provider.kind != "local":
             confirmed = st.checkbox(t("providers.confirm", cost=cost),
                                     key=f"check_confirm_{name}_{guess.requests}")
-    message = ss.pop("check_message", None)
-    if message:
-        st.error(t("providers.start_failed"))
-        show_details(message, t)
     st.button(t("providers.run"), type="primary", icon=":material/speed:", on_click=start_check,
               disabled=not confirmed or guess is None, key="check-run")
 
@@ -230,7 +226,7 @@ if saved:
          f"{report['tokens_per_s']:.1f}", None, ""),
     ]
     for level, result in (report.get("concurrency") or {}).items():
-        passing, excellent = checks._level_thresholds(int(level))
+        passing, excellent = checks.level_thresholds(int(level))
         rows.append((t("providers.m_level", level=level),
                      t("providers.level_value", rate=f"{result['success_rate'] * 100:.0f}",
                        ttft=ms(result.get("ttft_p95_ms"))),

@@ -6,10 +6,11 @@ import datetime as dt
 import streamlit as st
 
 from views.common import page_context
-from writer.io import timezones
 from writer.config import PROJECT_ROOT
+from writer.io import timezones
+from writer.providers.base import ProviderChoiceError
+from writer.providers.choice import choose_provider
 from writer.storage.prices import ANY_PROVIDER, price_table
-from writer.providers.base import ProviderChoiceError, choose_provider
 
 CURRENCIES = ("USD", "CNY", "EUR", "GBP", "JPY", "HKD")  # offered for a price, in this order
 BUDGET_CURRENCIES = ("USD", "CNY")  # always a budget field; others once a price uses them

@@ -4,21 +4,20 @@ versions with their instruction, words and cost, two versions side by side with 
 differences marked, and "make current"."""
 from __future__ import annotations
 
-import html
 import re
 
 import streamlit as st
 
-from views.common import format_cost, page_context, registry, show_details
-from writer.runs import titles as headlines
+from views.common import format_cost, guarded, page_context, registry
 from writer.io import timezones
-from writer.storage import versions
 from writer.io.diff import side_by_side
 from writer.io.i18n import Translator
+from writer.providers.choice import available_providers
+from writer.runs import titles as headlines
 from writer.runs.job import JobError
-from writer.providers.base import ProviderChoiceError, available_providers
 from writer.runs.revisions import PRESETS, RevisionJob, sections
 from writer.runs.revisions import _kit as revision_kit
+from writer.storage import versions
 
 DIFF_CSS = """<style>
 .writer-diff{font-size:.95rem;line-height:1.7;border:1px solid rgba(49,51,63,.15);
@@ -28,21 +27,17 @@ border-radius:.5rem;padding:.75rem 1rem;max-height:28rem;overflow:auto;white-spa
 </style>"""
 
 
+@guarded
 def start_revision(article_id: int, t: Translator) -> None:
     """The "new version" button: hand a RevisionJob to the registry; this tab shows it."""
     ss, now = st.session_state, page_context()  # a callback runs in the next run's thread
     key = f"revise-{article_id}"
     providers = {p.name: p for p in available_providers(now.settings)}
-    try:
-        job = RevisionJob(article_id, now.settings, instruction=ss.get(f"{key}-text"),
-                          preset=ss.get(f"{key}-preset"), section=ss.get(f"{key}-scope") or None,
-                          provider=providers.get(ss.get("provider")),
-                          length_control=ss.get("length_control", True))
-        handle = registry().submit(job)
-    except (JobError, ProviderChoiceError) as exc:
-        ss[f"{key}-error"] = str(exc)
-        return
-    ss.pop(f"{key}-error", None)
+    job = RevisionJob(article_id, now.settings, instruction=ss.get(f"{key}-text"),
+                      preset=ss.get(f"{key}-preset"), section=ss.get(f"{key}-scope") or None,
+                      provider=providers.get(ss.get("provider")),
+                      length_control=ss.get("length_control", True))
+    handle = registry().submit(job)
     ss[f"{key}-text"] = ""
     ss["article_id"] = handle.article_id  # the Write page shows it streaming
     ss["revision_started"] = True  # History moves to the Write page to show it
@@ -65,10 +60,6 @@ def revise_panel(row: dict, t: Translator, *, key_prefix: str = "") -> None:
                      placeholder=t("app.choose"),
                      format_func=lambda n: t("revise.whole") if n == 0
                      else f"{n}. {parts[n - 1].title}")
-        error = st.session_state.get(f"{key}-error")
-        if error:
-            st.error(t("revise.refused"))
-            show_details(error, t)
         st.form_submit_button(t("revise.run"), key=f"{key_prefix}{key}-run",
                               icon=":material/auto_fix_high:", on_click=start_revision,
                               args=(article_id, t))
@@ -85,12 +76,10 @@ def instruction_text(instruction: str | None, t: Translator) -> str:
     return instruction
 
 
+@guarded
 def make_current(article_id: int, number: int) -> None:
     now = page_context()
-    try:
-        versions.choose(now.store, article_id, number, _kit(now.store, article_id))
-    except versions.VersionError as exc:
-        st.session_state[f"versions-{article_id}-error"] = str(exc)
+    versions.choose(now.store, article_id, number, _kit(now.store, article_id))
 
 
 def versions_panel(row: dict, t: Translator, store, tz) -> None:
@@ -148,9 +137,6 @@ def versions_panel(row: dict, t: Translator, store, tz) -> None:
                           key=f"versions-{article_id}-choose-{number}-{column is left}",
                           icon=":material/restore:", on_click=make_current,
                           args=(article_id, number))
-    error = st.session_state.pop(f"versions-{article_id}-error", None)
-    if error:
-        st.error(html.escape(error))
 
 
 def _kit(store, article_id: int):
@@ -166,16 +152,9 @@ def headlines_panel(row: dict, t: Translator) -> None:
     with st.container(border=True):
         st.markdown(f"**{t('headlines.title')}**")
         if st.button(t("headlines.run"), key=f"{key}-run", icon=":material/title:"):
-            now = page_context()
-            providers = {p.name: p for p in available_providers(now.settings)}
+            ss.pop(key, None)
             with st.spinner(t("headlines.working")):
-                try:
-                    ss[key] = headlines.suggest(article_id, now.settings,
-                                                providers.get(ss.get("provider")))
-                except (JobError, ProviderChoiceError) as exc:
-                    ss.pop(key, None)
-                    st.error(t("headlines.failed"))
-                    show_details(str(exc), t)
+                suggest_titles(article_id, key)
         titles = ss.get(key)
         if titles:
             chosen = st.radio(t("headlines.pick"), titles, key=f"{key}-pick")
@@ -183,6 +162,19 @@ def headlines_panel(row: dict, t: Translator) -> None:
                       on_click=use_title, args=(article_id, chosen))
 
 
+@guarded
+def suggest_titles(article_id: int, key: str) -> None:
+    """Five titles (one request), kept in the session until one is used."""
+    now = page_context()
+    providers = {p.name: p for p in available_providers(now.settings)}
+    try:
+        st.session_state[key] = headlines.suggest(article_id, now.settings,
+                                                  providers.get(st.session_state.get("provider")))
+    except JobError as exc:  # the request failed: "no titles this time", not "did not start"
+        raise JobError(str(exc), key="user_errors.titles") from None
+
+
+@guarded
 def use_title(article_id: int, title: str) -> None:
     now = page_context()
     headlines.use_title(now.store, article_id, title)

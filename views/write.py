@@ -3,22 +3,43 @@ import time
 
 import streamlit as st
 
-from views.common import (notice_text, page_context, refresh_running, registry, running_label,
-                          show_article, show_details, show_stats, show_status, stop_job, unit)
-from views.versions_view import headlines_panel, revise_panel, versions_panel
 from views.brand_view import pick_brand, show_checks
-from writer import brands
-from writer.storage import usage
-from writer.runs import variants
-from writer.brief import (CONTENT_TYPES, LANGUAGES, MAX_FIELD_CHARS, MAX_TOPIC_CHARS, MAX_WORDS,
-                          MIN_WORDS, STYLE_PRESETS, Brief, BriefError)
-from writer.generation.engine import Notice, Outlined
-from writer.runs.job import Job, JobError, can_continue
+from views.common import (
+    guarded,
+    notice_text,
+    page_context,
+    refresh_running,
+    registry,
+    running_label,
+    show_article,
+    show_details,
+    show_stats,
+    show_status,
+    stop_job,
+    unit,
+)
+from views.versions_view import headlines_panel, revise_panel, versions_panel
+from writer.brief import (
+    CONTENT_TYPES,
+    LANGUAGES,
+    MAX_FIELD_CHARS,
+    MAX_TOPIC_CHARS,
+    MAX_WORDS,
+    MIN_WORDS,
+    STYLE_PRESETS,
+    Brief,
+    BriefError,
+)
+from writer.generation.events import Notice, Outlined
 from writer.kinds import ACTIVE, LengthOutcome, NoticeKind
+from writer.providers.choice import available_providers
+from writer.runs import variants
+from writer.runs.feed import viewer_scale
+from writer.runs.job import Job, can_continue
 from writer.runs.pacing import Pacer, overshoot_percent, progress_fraction
-from writer.providers.base import ProviderChoiceError, available_providers
+from writer.runs.registry import Handle, State
+from writer.storage import brands, usage
 from writer.storage.store import Store, is_failed_request
-from writer.runs.workers import Handle, State, viewer_scale
 
 ctx = page_context()
 t = ctx.t
@@ -29,15 +50,13 @@ def providers_by_name(settings) -> dict:
 
 
 def start(job_for) -> None:
-    """Build the job and hand it to the registry; this tab then shows it. A refusal is
-    one line on the page. Called from button callbacks, which run before the script:
-    the request leaves at once, and the sidebar drawn next already lists the article."""
-    try:
-        job = job_for()
-        handle = registry().submit(job)
-    except (JobError, ProviderChoiceError) as exc:  # e.g. no WRITER_MODEL, server listing several
-        st.session_state["write_message"] = ("error", t("write.start_failed"), str(exc))
-        return
+    """Build the job and hand it to the registry; this tab then shows it. A refusal
+    (e.g. no WRITER_MODEL for a server listing several) is one message on the page: the
+    callbacks that call this are `guarded`. Called from button callbacks, which run
+    before the script: the request leaves at once, and the sidebar drawn next already
+    lists the article."""
+    job = job_for()
+    handle = registry().submit(job)
     if job.brief.language != job.requested_language:
         st.session_state["write_message"] = ("info", t("write.local_english_now"))
     st.session_state["article_id"] = handle.article_id
@@ -55,6 +74,7 @@ def brief_error_text(exc: BriefError) -> str:
     return t("write.invalid", error=exc)
 
 
+@guarded
 def generate() -> None:
     """The Generate button: check the brief, then start it. A refusal is shown next
     to its field, in the UI language, until that field changes."""
@@ -95,13 +115,9 @@ def start_variants(brief: Brief, now, provider, count: int) -> None:
     """N versions of the brief, written side by side; gathered into one article (the
     first) when the last ends, on the server (writer/runs/variants.py)."""
     ss = st.session_state
-    try:
-        jobs = variants.jobs_for(brief, now.settings, count, provider=provider,
-                                 length_control=ss.get("length_control", True))
-        handles = [registry().submit(job) for job in jobs]
-    except (JobError, ProviderChoiceError) as exc:
-        ss["write_message"] = ("error", t("write.start_failed"), str(exc))
-        return
+    jobs = variants.jobs_for(brief, now.settings, count, provider=provider,
+                             length_control=ss.get("length_control", True))
+    handles = [registry().submit(job) for job in jobs]
     ids = [h.article_id for h in handles]
     variants.tag(now.store, ids)
     db_path = now.settings.db_path
@@ -119,6 +135,7 @@ def start_variants(brief: Brief, now, provider, count: int) -> None:
     ss["article_id"] = ids[0]
 
 
+@guarded
 def continue_article(article_id: int) -> None:
     """Continue (here or from History): append to the article in the same row."""
     now = page_context()
@@ -126,6 +143,7 @@ def continue_article(article_id: int) -> None:
     start(lambda: Job.continuing(article_id, now.settings, provider=provider))
 
 
+@guarded
 def provider_changed() -> None:
     """The local model reads and writes English only: picking it presets the article
     language to English (the user may switch back; it then answers in English)."""
@@ -195,7 +213,8 @@ def render_form() -> None:
                        key="content_type", on_change=content_type_changed,
                        format_func=lambda k: t(f"content_types.{k}"), **keep)
 
-        style = right.selectbox(t("write.style"), (*STYLE_PRESETS, "custom"), placeholder=t("app.choose"), key="style",
+        style = right.selectbox(t("write.style"), (*STYLE_PRESETS, "custom"),
+                                placeholder=t("app.choose"), key="style",
                                 format_func=lambda k: t(f"styles.{k}") if k != "custom"
                                 else t("write.style_custom"), **keep)
         if style == "custom":
@@ -362,6 +381,7 @@ def show_result(row: dict, *, fresh: bool) -> None:
             headlines_panel(row, t)
 
 
+@guarded
 def stop_variants(ids: list[int]) -> None:
     for article_id in ids:
         registry().cancel(article_id, wait_s=0)

@@ -7,20 +7,18 @@ placeholders (prompts/_shared.toml [brand]); after each generation `check()` loo
 banned words (with their positions), required terms that are missing and the brief's
 keywords that are missing.
 
-Storage (`save`, `get`, `listing`, `delete`) works on a `writer.store.Store`; a team
-shares kits as TOML (`to_toml`, `from_toml`): one kit as top-level keys, or several as
+Kits are stored by writer/storage/brands.py (`save`, `get`, `listing`, `names`,
+`delete`); this module is the kit itself, its checks and its TOML. A team shares kits
+as TOML (`to_toml`, `from_toml`): one kit as top-level keys, or several as
 `[[brands]]` tables, with the field names of `BrandKit` as keys.
 """
 from __future__ import annotations
 
-import json
 import re
 import tomllib
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # writer/storage/store.py does not import this module; no cycle at run time
-    from writer.storage.store import Store
+from writer.errors import UserError
 
 MAX_NAME_CHARS = 60
 MAX_TEXT_CHARS = 4000  # voice, audience, facts and each sample: the kit goes in every prompt
@@ -33,10 +31,12 @@ FIELDS = ("name", "voice", "audience", "do", "dont", "banned_words", "required_t
           "samples")
 
 
-class BrandError(ValueError):
+class BrandError(UserError, ValueError):
     """A kit that cannot be used; the message is one line that says what to fix.
     `code` names the problem and `field` the kit's field, so a page can say it in the
     UI language (locale keys `brands.error_<code>`, formatted with `values`)."""
+
+    key = "user_errors.brand"
 
     def __init__(self, message: str, *, code: str = "", field: str = "", **values):
         super().__init__(message)
@@ -194,86 +194,6 @@ def find_kit(kits, name: str) -> BrandKit | None:
         return exact[0]
     loose = [k for k in kits if k.name.casefold() == wanted.casefold()]
     return loose[0] if len(loose) == 1 else None
-
-
-# -- storage (table `brands`, m011) ---------------------------------------------------
-
-def _from_row(row: dict) -> BrandKit:
-    try:
-        data = json.loads(row["kit"] or "{}")
-    except ValueError:
-        data = {}
-    data = {k: v for k, v in data.items() if k in FIELDS and k != "name"}
-    return BrandKit(name=row["name"], id=row["id"], **data)
-
-
-def _kit_json(kit: BrandKit) -> str:
-    data = kit.as_dict()
-    data.pop("name")  # a column of its own
-    return json.dumps(data, ensure_ascii=False)
-
-
-def save(store: Store, kit: BrandKit) -> int:
-    """Insert the kit, or update the one with its name; its id. A kit read from the
-    database (with an `id`) is updated by id, so a rename keeps it one kit; renaming
-    it to the name of another kit is refused (BrandError `name_taken`)."""
-    from writer.storage.store import utc_now
-
-    now = utc_now()
-    with store._write(f"save brand kit «{kit.name}» in") as conn:
-        same_name = conn.execute("SELECT id FROM brands WHERE name = ?", [kit.name]).fetchone()
-        target = None
-        if kit.id is not None and conn.execute("SELECT 1 FROM brands WHERE id = ?",
-                                               [kit.id]).fetchone():
-            target = kit.id
-            if same_name and same_name[0] != kit.id:
-                raise BrandError(f"there is already a brand kit named «{kit.name}»",
-                                 code="name_taken", field="name", name=kit.name)
-        elif same_name:
-            target = same_name[0]
-        if target is None:
-            cursor = conn.execute("INSERT INTO brands (name, created_at, updated_at, kit) "
-                                  "VALUES (?, ?, ?, ?)", [kit.name, now, now, _kit_json(kit)])
-            return cursor.lastrowid
-        conn.execute("UPDATE brands SET name = ?, kit = ?, updated_at = ? WHERE id = ?",
-                     [kit.name, _kit_json(kit), now, target])
-        return target
-
-
-def get(store: Store, name_or_id: str | int) -> BrandKit | None:
-    """The kit with this id (an int) or name (a str: exact, else the one kit whose
-    name matches ignoring case); None when there is none."""
-    with store._read():
-        if isinstance(name_or_id, int) and not isinstance(name_or_id, bool):
-            rows = list(store.db.query("SELECT * FROM brands WHERE id = ?", [name_or_id]))
-        else:
-            name = " ".join(str(name_or_id or "").split())
-            rows = list(store.db.query("SELECT * FROM brands WHERE name = ?", [name]))
-            if not rows:
-                rows = list(store.db.query("SELECT * FROM brands WHERE lower(name) = lower(?)",
-                                           [name]))
-                rows = rows if len(rows) == 1 else []
-    return _from_row(rows[0]) if rows else None
-
-
-def listing(store: Store) -> list[BrandKit]:
-    """Every kit, by name."""
-    with store._read():
-        rows = list(store.db.query("SELECT * FROM brands ORDER BY name COLLATE NOCASE, id"))
-    return [_from_row(row) for row in rows]
-
-
-def names(store: Store) -> list[str]:
-    with store._read():
-        return [row["name"] for row in
-                store.db.query("SELECT name FROM brands ORDER BY name COLLATE NOCASE, id")]
-
-
-def delete(store: Store, name: str) -> bool:
-    """Delete the kit with this name; whether there was one. Articles written with it
-    keep its name (`articles.brand`) and their checks."""
-    with store._write(f"delete brand kit «{name}» from") as conn:
-        return conn.execute("DELETE FROM brands WHERE name = ?", [name]).rowcount > 0
 
 
 # -- TOML -------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from writer.brands import BrandKit, unique_items
+from writer.errors import UserError
 
 CONTENT_TYPES = ("blog", "marketing_copy", "product_description", "social_post")
 LANGUAGES = ("zh", "en")
@@ -13,10 +14,12 @@ MAX_TOPIC_CHARS = 500
 MAX_FIELD_CHARS = 300
 
 
-class BriefError(ValueError):
+class BriefError(UserError, ValueError):
     """Invalid input; the message is one line that says what to fix. `field` names the
     form field and `code` the problem, so a page can say it in the UI language next
     to that field (locale keys `brief_errors.<code>`)."""
+
+    key = "user_errors.brief"
 
     def __init__(self, message: str, *, field: str = "", code: str = ""):
         super().__init__(message)

@@ -1,23 +1,43 @@
-"""Settings from the environment or a `.env` file.
+"""Settings from the environment or a `.env` file, read in one place into one object.
 
 Every setting is documented in `.env.example`. `load_settings()` is cheap and is
-called on every page run, so a changed environment takes effect without restart.
+called on every page run (and once by a CLI command), so a changed environment takes
+effect without restart; `current_settings()` is the last one read in this process.
+This module is the only code in `writer/` that reads `os.environ`: what else needs the
+environment (a provider's key variable, the secret values logs redact) reads the
+snapshot `Settings.environ`.
 """
 from __future__ import annotations
 
 import os
+import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import load_dotenv
 
+from writer.errors import UserError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-_dotenv_loaded = False
 DEFAULT_MODEL = "gpt-4o-mini"  # OpenAI's; a custom OPENAI_BASE_URL without WRITER_MODEL asks /models
+DEFAULT_HEARTBEAT_S = 5.0
+# Environment variables whose values are secrets (DEEPSEEK_API_KEY, DASHSCOPE_API_KEY…).
+SECRET_NAME = re.compile(r"(?:_KEY|_SECRET|_TOKEN|_PASSWORD)$|^OPENAI_API_KEY$", re.IGNORECASE)
+MIN_SECRET_CHARS = 8
+
+_dotenv_read: set[str] = set()  # .env files already read into the environment
+_lock = threading.Lock()
+_current: "Settings | None" = None
 
 
-class SettingsError(ValueError):
+class SettingsError(UserError, ValueError):
     """A setting has a value that cannot be used; the message says which and why."""
+
+    key = "user_errors.settings"
 
 
 def _env(name: str, default: str = "") -> str:
@@ -73,22 +93,53 @@ class Settings:
     max_streams: int = 32  # articles written at once per provider (the local model: 1)
     timezone: str = ""  # IANA name; pages use the browser's zone first (writer/io/timezones.py)
     provider_display_name: str = ""  # WRITER_PROVIDER_NAME: the configured provider's name
+    heartbeat_s: float = DEFAULT_HEARTBEAT_S  # WRITER_HEARTBEAT_S: a running row's beat
+    local_model_path: Path | None = None  # WRITER_LOCAL_MODEL_PATH: another GGUF file
+    # The environment as read (with `.env`), for what names a variable at run time (a
+    # providers file's api_key_env). Never in a repr: it holds keys.
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def has_api_key(self) -> bool:
         return bool(self.api_key)
 
+    def env(self, name: str) -> str:
+        """A variable of the environment read with these settings ("" when unset)."""
+        return (self.environ.get(name) or "").strip()
+
+    def secret_values(self) -> tuple[str, ...]:
+        """Values of variables named like secrets (`*_KEY`, `*_TOKEN`…), for redaction."""
+        return tuple(sorted({value.strip() for name, value in self.environ.items()
+                             if SECRET_NAME.search(name)
+                             and len(value.strip()) >= MIN_SECRET_CHARS}))
+
+
+def _read_dotenv(dotenv_path: Path | None) -> None:
+    """`.env` (the given file, else the working directory's, else the project's) fills
+    gaps in the environment but never overrides it; each file is read once."""
+    if os.environ.get("WRITER_NO_DOTENV") and dotenv_path is None:
+        return
+    for candidate in [dotenv_path, Path.cwd() / ".env", PROJECT_ROOT / ".env"]:
+        if candidate and Path(candidate).is_file():
+            key = str(Path(candidate).resolve())
+            with _lock:
+                if key not in _dotenv_read:
+                    load_dotenv(candidate, override=False)
+                    _dotenv_read.add(key)
+            return
+
+
+def current_settings() -> Settings:
+    """The settings last read in this process (read now if none were)."""
+    return _current or load_settings()
+
 
 def load_settings(dotenv_path: Path | None = None) -> Settings:
     """Read settings; `.env` in the working directory (or project root) fills gaps
-    but never overrides the real environment."""
-    global _dotenv_loaded
-    if not _dotenv_loaded and not os.environ.get("WRITER_NO_DOTENV"):
-        for candidate in [dotenv_path, Path.cwd() / ".env", PROJECT_ROOT / ".env"]:
-            if candidate and candidate.is_file():
-                load_dotenv(candidate, override=False)
-                break
-        _dotenv_loaded = True
+    but never overrides the real environment. A `dotenv_path` given is read even
+    with WRITER_NO_DOTENV set."""
+    global _current
+    _read_dotenv(dotenv_path)
 
     ui_language = _env("WRITER_UI_LANGUAGE", "zh").lower()
     if ui_language not in {"zh", "en"}:
@@ -99,14 +150,13 @@ def load_settings(dotenv_path: Path | None = None) -> Settings:
             f"WRITER_MAX_TOKENS_PARAM={max_tokens_param!r}: use max_tokens or max_completion_tokens"
         )
     timezone = _env("WRITER_TIMEZONE")
-    if timezone:
-        from writer.io.timezones import zone
-        if zone(timezone) is None:
-            raise SettingsError(f"WRITER_TIMEZONE={timezone!r} is not a time zone; use a name "
-                                "such as Asia/Shanghai or UTC")
+    if timezone and not _is_zone(timezone):
+        raise SettingsError(f"WRITER_TIMEZONE={timezone!r} is not a time zone; use a name "
+                            "such as Asia/Shanghai or UTC")
     prices = _env("WRITER_PRICES_FILE")
     providers_file = _env("WRITER_PROVIDERS_FILE")
-    return Settings(
+    local_model = _env("WRITER_LOCAL_MODEL_PATH")
+    settings = Settings(
         api_key=_env("OPENAI_API_KEY"),
         base_url=_env("OPENAI_BASE_URL") or None,
         model=_env("WRITER_MODEL", DEFAULT_MODEL),
@@ -128,4 +178,17 @@ def load_settings(dotenv_path: Path | None = None) -> Settings:
         max_streams=_env_number("WRITER_MAX_STREAMS", 32, kind=int, minimum=1),
         timezone=timezone,
         provider_display_name=_env("WRITER_PROVIDER_NAME"),
+        heartbeat_s=_env_number("WRITER_HEARTBEAT_S", DEFAULT_HEARTBEAT_S, minimum=0.01),
+        local_model_path=Path(local_model) if local_model else None,
+        environ=MappingProxyType(dict(os.environ)),
     )
+    _current = settings
+    return settings
+
+
+def _is_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True

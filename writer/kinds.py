@@ -13,7 +13,7 @@ from enum import StrEnum
 class Status(StrEnum):
     """`articles.status`."""
 
-    QUEUED = "queued"  # waiting for a free slot of its provider (writer/runs/workers.py)
+    QUEUED = "queued"  # waiting for a free slot of its provider (writer/runs/registry.py)
     STREAMING = "streaming"  # text is arriving (or the job is about to start)
     COMPLETED = "completed"
     STOPPED = "stopped"  # Stop, Ctrl-C, closed tab, or the writer died (error_kind interrupted)

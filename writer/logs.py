@@ -1,7 +1,7 @@
 """Logging without secrets: unexpected exceptions go to `writer.log` next to the database.
 
     from writer import logs
-    logs.configure(settings.db_path)          # once per process or page run; idempotent
+    logs.configure(settings.db_path, settings.secret_values())  # per process or run; idempotent
     try: ...
     except Exception as exc:
         print("error: " + logs.log_exception("while doing X", exc))
@@ -10,7 +10,8 @@
 propagate to the root logger, so nothing is ever printed to stderr (a library calling
 `logging.basicConfig` cannot turn our tracebacks into terminal output). `configure()`
 adds one rotating file handler (about 1 MB × 3 backups) whose filter redacts API keys
-and bearer tokens from the message and from the formatted traceback. Child loggers
+(the secret values it was given, from `Settings.secret_values()`, and anything shaped
+like a key) and bearer tokens from the message and from the formatted traceback. Child loggers
 (`logging.getLogger("writer.jobs")`) go through the same handler and filter.
 
 The file is opened on the first record, not by `configure()`, so a run that logs
@@ -25,6 +26,7 @@ import re
 import threading
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
+from typing import Iterable
 
 LOG_NAME = "writer.log"
 MAX_BYTES = 1_000_000
@@ -38,9 +40,6 @@ logger.propagate = False  # never reach the root logger's (stderr) handlers
 if logger.level == logging.NOTSET:
     logger.setLevel(logging.INFO)
 
-# Environment variables whose values are secrets (DEEPSEEK_API_KEY, DASHSCOPE_API_KEY…).
-_SECRET_NAME = re.compile(r"(?:_KEY|_SECRET|_TOKEN|_PASSWORD)$|^OPENAI_API_KEY$", re.IGNORECASE)
-_MIN_SECRET_CHARS = 8
 _PATTERNS = [
     (re.compile(r"sk-[A-Za-z0-9_\-]{8,}"), REDACTED),
     (re.compile(r"\b(Bearer)\s+[A-Za-z0-9._~+/=\-]+", re.IGNORECASE), r"\1 " + REDACTED),
@@ -51,19 +50,14 @@ _PATTERNS = [
 
 _lock = threading.Lock()
 _handler: _FileHandler | None = None
-
-
-def _secret_values() -> list[str]:
-    values = {value.strip() for name, value in os.environ.items()
-              if _SECRET_NAME.search(name) and len(value.strip()) >= _MIN_SECRET_CHARS}
-    return sorted(values, key=len, reverse=True)  # longest first: no partial leftovers
+_secrets: tuple[str, ...] = ()  # secret values to redact, longest first (configure())
 
 
 def redact(text: str) -> str:
-    """`text` with secret environment values, `sk-…` keys and bearer tokens replaced."""
+    """`text` with the configured secret values, `sk-…` keys and bearer tokens replaced."""
     if not text:
         return text
-    for value in _secret_values():
+    for value in _secrets:
         text = text.replace(value, REDACTED)
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
@@ -115,13 +109,17 @@ class _FileHandler(RotatingFileHandler):
         self.failed = True  # silently: the folder may be read-only or the disk full
 
 
-def configure(db_path: str | os.PathLike) -> Path:
+def configure(db_path: str | os.PathLike, secrets: Iterable[str] = ()) -> Path:
     """Log to `writer.log` in the folder of `db_path` (WRITER_DB); returns that path.
+    `secrets` (e.g. `Settings.secret_values()`) are redacted from every record.
 
     Idempotent: the same path keeps its one handler; another path replaces it."""
-    global _handler
+    global _handler, _secrets
     path = Path(os.path.abspath(Path(db_path).expanduser().parent / LOG_NAME))
     with _lock:
+        # longest first: no partial leftovers
+        _secrets = tuple(sorted({s.strip() for s in secrets if s and s.strip()},
+                                key=len, reverse=True))
         if _handler is not None and Path(_handler.baseFilename) == path:
             return path
         _remove_handler()

@@ -140,11 +140,11 @@ def test_kill_9_loses_at_most_the_last_two_seconds(env, fake, monkeypatch):
     import signal
     import time
 
-    from writer.storage import heartbeat
+    from writer.storage import liveness
     from writer.storage.store import Store
 
     # Beat every 0.2 s (here and in the child): the dead writer's row is stale after 0.6 s.
-    monkeypatch.setattr(heartbeat, "HEARTBEAT_S", 0.2)
+    monkeypatch.setattr(liveness, "HEARTBEAT_S", 0.2)
     monkeypatch.setenv("WRITER_HEARTBEAT_S", "0.2")
 
     text = "".join(f"Sentence number {i} keeps the draft growing. " for i in range(400))
@@ -374,8 +374,8 @@ def test_delete_while_streaming_warns_and_deletes(env, fake):
 
 
 def test_unexpected_errors_are_one_line_and_logged_without_the_key(env, fake, monkeypatch, capsys):
-    from writer.cli import main as cli_module
     from writer import logs
+    from writer.cli import main as cli_module
 
     def broken(args):
         raise ValueError(f"bug while talking to the provider with {env['OPENAI_API_KEY']}")
@@ -395,11 +395,12 @@ def test_unexpected_errors_are_one_line_and_logged_without_the_key(env, fake, mo
 
 
 def test_storage_errors_are_one_line(env, fake, monkeypatch, capsys):
-    from writer.cli import main as cli_module
     from writer import logs
+    from writer.cli import main as cli_module
+    from writer.storage.store import StorageError
 
     def broken(args):
-        raise cli_module.StorageError("cannot write the database data/writer.db: disk is full")
+        raise StorageError("cannot write the database data/writer.db: disk is full")
 
     monkeypatch.setitem(cli_module.COMMANDS, "history", broken)
     try:
@@ -416,3 +417,48 @@ def test_a_corrupt_database_is_one_line_not_a_traceback(env, fake):
     assert result.returncode == 1
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith("error: ")
+
+
+def _user_errors() -> dict[str, type]:
+    """Every UserError class in writer/, by name (wherever it lives)."""
+    import importlib
+    import pkgutil
+
+    import writer
+    from writer.errors import UserError
+
+    for module in pkgutil.walk_packages(writer.__path__, "writer."):
+        if module.name != "writer.__main__":
+            importlib.import_module(module.name)
+    found, todo = {}, [UserError]
+    while todo:
+        cls = todo.pop()
+        found[cls.__name__] = cls
+        todo.extend(cls.__subclasses__())
+    return found
+
+
+# The refusals the CLI caught one by one before UserError: exit 2, StorageError 1.
+REFUSALS = {"BriefError": 2, "SettingsError": 2, "PromptError": 2, "PriceFileError": 2,
+            "ProviderChoiceError": 2, "LocalModelError": 2, "JobError": 2, "BatchError": 2,
+            "SheetError": 2, "CheckError": 2, "BrandError": 2, "CliError": 2, "StorageError": 1}
+
+
+def test_every_refusal_is_one_line_with_its_exit_code(env, monkeypatch, capsys):
+    from writer import logs
+    from writer.cli import main as cli_module
+
+    family = _user_errors()
+    assert set(REFUSALS) <= set(family)
+    try:
+        for name, cls in family.items():
+            def broken(args, cls=cls):
+                raise cls("the one line a person reads")
+
+            monkeypatch.setitem(cli_module.COMMANDS, "history", broken)
+            code = cli_module.main(["history"])
+            assert capsys.readouterr().err == "error: the one line a person reads\n", name
+            assert code == REFUSALS.get(name, cls.exit_code), name
+            assert code in (1, 2), name
+    finally:
+        logs.close()

@@ -209,7 +209,7 @@ def test_a_killed_writer_loses_no_finished_row_and_resume_writes_each_row_once(
     that finished is in the database; once its heartbeat is stale the batch shows as
     paused / interrupted and `--resume` writes the rest, each row in one article."""
     env = {**env, "WRITER_HEARTBEAT_S": "0.2"}
-    monkeypatch.setattr("writer.storage.heartbeat.HEARTBEAT_S", 0.2)  # this process reads it too
+    monkeypatch.setattr("writer.storage.liveness.HEARTBEAT_S", 0.2)  # this process reads it too
     provider = Provider(fake, throttle=False, fail=False, delay=0.03)
     path = write(tmp_path, "kettles.csv", sheet(12, ()))
     proc = subprocess.Popen([sys.executable, "-m", "writer", "batch", str(path), "--yes",

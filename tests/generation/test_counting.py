@@ -3,8 +3,13 @@ import time
 
 import pytest
 
-from writer.generation.counting import (WordCounter, _encoding, count_words, estimate_message_tokens,
-                             estimate_tokens)
+from writer.generation.counting import (
+    WordCounter,
+    _encoding,
+    count_words,
+    estimate_message_tokens,
+    estimate_tokens,
+)
 
 
 @pytest.mark.parametrize("text, expected", [

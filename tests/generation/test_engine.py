@@ -3,7 +3,10 @@ import pytest
 
 from fake_openai import Reply
 from writer.generation.counting import estimate_tokens
-from writer.generation.engine import Delta, Finished, Notice, Request, RetryPolicy, stream
+from writer.generation.engine import Request, stream
+from writer.generation.events import Delta, Finished, Notice
+from writer.generation.plan import PromptPlan
+from writer.generation.retry import RetryPolicy
 from writer.providers.base import Provider
 
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "写一段话"}]
@@ -15,7 +18,7 @@ def provider(fake, **kw):
 
 
 def run(fake, retry=NO_WAIT, sleeps=None, **kw):
-    request = Request(MESSAGES, 500, provider(fake, **kw), retry)
+    request = Request(PromptPlan(MESSAGES, 500), provider(fake, **kw), retry)
     events = list(stream(request, sleep=(sleeps.append if sleeps is not None else lambda s: None)))
     assert isinstance(events[-1], Finished)
     text = "".join(e.text for e in events if isinstance(e, Delta))
@@ -101,7 +104,7 @@ def test_connection_refused_is_a_clear_message(fake):
 
     dead = FakeOpenAI().start()
     dead.stop()  # nothing listens on that port any more
-    request = Request(MESSAGES, 100, Provider("x", "m", base_url=dead.base_url, api_key="k"),
+    request = Request(PromptPlan(MESSAGES, 100), Provider("x", "m", base_url=dead.base_url, api_key="k"),
                       RetryPolicy(max_retries=1, base_s=0.01, cap_s=0.01))
     done = list(stream(request, sleep=lambda s: None))[-1]
     assert done.status == "failed" and "cannot connect" in done.error
@@ -109,7 +112,7 @@ def test_connection_refused_is_a_clear_message(fake):
 
 def test_closing_the_stream_closes_the_provider_connection(fake):
     fake.queue(Reply(text="abcdefghij" * 10, chunk_chars=5, stall_after=3, stall_seconds=10))
-    events = stream(Request(MESSAGES, 100, provider(fake)))
+    events = stream(Request(PromptPlan(MESSAGES, 100), provider(fake)))
     received = [next(events) for _ in range(3)]
     assert all(isinstance(e, Delta) for e in received)
     events.close()
@@ -130,7 +133,7 @@ def test_response_models_are_built_with_the_client_not_on_the_first_chunk():
 
     code = ("from openai.types.chat import chat_completion_chunk as c\n"
             "assert not c.ChoiceDelta.__pydantic_complete__\n"
-            "from writer.providers import base as providers\n"
+            "from writer.providers import http as providers\n"
             "providers.openai_client('http://127.0.0.1:9/v1', 'k', 5.0, 5.0)\n"
             "assert c.ChoiceDelta.__pydantic_complete__ and c.ChatCompletionChunk.__pydantic_complete__\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],

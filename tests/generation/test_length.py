@@ -13,12 +13,20 @@ from scripted_writer import ScriptedWriter
 from writer.brief import Brief
 from writer.config import load_settings
 from writer.generation.counting import count_words
-from writer.generation.engine import Notice, Outlined
-from writer.runs.job import Job, can_continue
-from writer.kinds import LengthOutcome, NoticeKind, Status
-from writer.generation.length import (Budget, LengthPlan, budget_for, join_seam, outcome, parse_outline,
-                           sentence_end, sentence_ends)
+from writer.generation.events import Notice, Outlined
+from writer.generation.length import (
+    Budget,
+    LengthPlan,
+    budget_for,
+    join_seam,
+    outcome,
+    parse_outline,
+    sentence_end,
+    sentence_ends,
+)
 from writer.generation.seam import repeated_at
+from writer.kinds import LengthOutcome, NoticeKind, Status
+from writer.runs.job import Job, can_continue
 from writer.storage.store import Store
 
 SENTENCE_MARKS = tuple("。！？.!?”\"）)")

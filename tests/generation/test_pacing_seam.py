@@ -1,5 +1,5 @@
-from writer.runs.pacing import Pacer, overshoot_percent, progress_fraction
 from writer.generation.seam import SeamFilter
+from writer.runs.pacing import Pacer, overshoot_percent, progress_fraction
 
 
 class Clock:

@@ -13,9 +13,12 @@ import pytest
 from fake_openai import Reply
 from writer.brief import Brief
 from writer.config import load_settings
-from writer.generation.engine import Finished, Generation, Request, StreamHealth, percentile, stream_health
-from writer.runs.job import Job
+from writer.generation.engine import Generation, Request
+from writer.generation.events import Finished
+from writer.generation.metrics import StreamHealth, percentile, stream_health
+from writer.generation.plan import PromptPlan
 from writer.providers.base import Provider
+from writer.runs.job import Job
 from writer.storage.store import Store
 
 MESSAGES = [{"role": "user", "content": "write"}]
@@ -29,7 +32,7 @@ def words(n: int, start: int = 0) -> list[str]:
 
 def generate(fake, max_tokens: int = 200) -> Generation:
     provider = Provider(name="fake", model="gpt-4o-mini", base_url=fake.base_url, api_key="k")
-    generation = Generation(Request(MESSAGES, max_tokens, provider), health=StreamHealth())
+    generation = Generation(Request(PromptPlan(MESSAGES, max_tokens), provider), health=StreamHealth())
     events = list(generation.events())
     assert isinstance(events[-1], Finished)
     return generation

@@ -8,7 +8,17 @@ from io import BytesIO
 import docx
 import pytest
 
-from writer.io.export import FORMATS, MIME_TYPES, export, slugify, to_docx, to_html, to_json, to_markdown, to_text
+from writer.io.export import (
+    FORMATS,
+    MIME_TYPES,
+    export,
+    slugify,
+    to_docx,
+    to_html,
+    to_json,
+    to_markdown,
+    to_text,
+)
 
 TOPIC = "远程办公效率指南：Remote <Work> & Tips"
 

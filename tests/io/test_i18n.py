@@ -48,7 +48,7 @@ def test_english_singular_for_a_count_of_one():
 
 def test_notices_are_in_the_ui_language_with_no_english_left():
     from views.common import notice_text
-    from writer.generation.engine import Notice
+    from writer.generation.events import Notice
     from writer.kinds import NoticeKind
 
     retry = Notice(NoticeKind.RETRYING, "http://x/v1 had a server error (HTTP 503); try again later",

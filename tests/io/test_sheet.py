@@ -8,8 +8,16 @@ import zipfile
 import openpyxl
 import pytest
 
-from writer.io.sheet import (RESULT_COLUMNS, SheetError, briefs, read_table, template_csv, to_csv,
-                          to_xlsx, to_zip)
+from writer.io.sheet import (
+    RESULT_COLUMNS,
+    SheetError,
+    briefs,
+    read_table,
+    template_csv,
+    to_csv,
+    to_xlsx,
+    to_zip,
+)
 
 BOM = b"\xef\xbb\xbf"
 

@@ -8,9 +8,12 @@ import time
 import pytest
 
 from fake_openai import Reply
-from writer.providers.backoff import SharedBackoff
-from writer.generation.engine import Delta, Finished, Generation, Notice, Request, RetryPolicy
+from writer.generation.engine import Generation, Request
+from writer.generation.events import Delta, Finished, Notice
+from writer.generation.plan import PromptPlan
+from writer.generation.retry import RetryPolicy
 from writer.kinds import NoticeKind, Status
+from writer.providers.backoff import SharedBackoff
 from writer.providers.base import Provider
 
 
@@ -129,7 +132,7 @@ def provider(fake) -> Provider:
 def request(fake, marker: str, shared: SharedBackoff) -> Request:
     messages = [{"role": "system", "content": "be brief"},
                 {"role": "user", "content": f"write about {marker}"}]
-    return Request(messages, 300, provider(fake), POLICY, backoff=shared)
+    return Request(PromptPlan(messages, 300), provider(fake), POLICY, backoff=shared)
 
 
 def whose(body: dict) -> str:

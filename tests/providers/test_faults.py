@@ -10,7 +10,8 @@ import pytest
 from fake_openai import FakeOpenAI, Reply
 from writer.brief import Brief
 from writer.config import load_settings
-from writer.generation.engine import Finished, Notice, RetryPolicy
+from writer.generation.events import Finished, Notice
+from writer.generation.retry import RetryPolicy
 from writer.runs.job import Job
 from writer.storage.store import Store
 

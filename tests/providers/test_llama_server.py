@@ -22,9 +22,9 @@ from serving import NotServing, stop, wait_until_serving
 from writer.brief import Brief
 from writer.config import load_settings
 from writer.generation.counting import count_words
-from writer.generation.engine import Delta
-from writer.runs.job import Job
+from writer.generation.events import Delta
 from writer.kinds import LengthOutcome, Status
+from writer.runs.job import Job
 from writer.storage.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,7 +63,7 @@ def llama_server(tmp_path_factory):
 
 @pytest.fixture
 def server_env(env, llama_server, monkeypatch):
-    from writer.providers import base as providers
+    from writer.providers import choice as providers
 
     monkeypatch.setenv("OPENAI_BASE_URL", llama_server)
     monkeypatch.delenv("WRITER_MODEL")  # asked from the server's /models

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from writer.providers import local as local_model
 from writer.brief import Brief
 from writer.config import load_settings
-from writer.generation.engine import Delta, Finished, Notice
+from writer.generation.events import Delta, Finished, Notice
+from writer.providers import local as local_model
+from writer.providers.base import ProviderChoiceError
+from writer.providers.choice import choose_provider, local_provider
 from writer.runs.job import Job
-from writer.providers.base import ProviderChoiceError, choose_provider, local_provider
 from writer.storage.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,7 +56,7 @@ def test_local_article_goes_through_the_engine_and_is_saved(no_key):
     # Counted by the model's own tokenizer, per request (length control may top a
     # short draft up with another request).
     attempts = job.generation.attempts
-    assert attempts[0].reported[0] == local_model.prompt_tokens(job.messages)
+    assert attempts[0].reported[0] == local_model.prompt_tokens(job.plan.messages)
     assert row["input_tokens"] == sum(a.reported[0] for a in attempts)
     assert row["output_tokens"] == sum(a.reported[1] for a in attempts) > 0
     assert attempts[0].reported[1] <= job.max_tokens
@@ -68,7 +69,7 @@ def test_chinese_brief_is_written_in_english_and_recorded_as_such(no_key):
     job = Job(Brief(topic="流式输出", language="zh", target_words=50), load_settings(),
               provider=local_provider())
     assert job.brief.language == "en" and job.requested_language == "zh"
-    assert "English" in job.messages[1]["content"]
+    assert "English" in job.plan.messages[1]["content"]
     events = job.run()
     next(events)
     events.close()
@@ -128,7 +129,8 @@ def test_cli_without_key_makes_no_network_call(tmp_path):
 def test_netguard_itself_catches_a_network_call(tmp_path):
     log = tmp_path / "netguard.log"
     env = dict(os.environ, PYTHONPATH=str(NETGUARD), NETGUARD_LOG=str(log))
-    code = "import socket\ntry:\n    socket.create_connection(('192.0.2.1', 80), timeout=1)\nexcept OSError as e:\n    print(e)"
+    code = ("import socket\ntry:\n    socket.create_connection(('192.0.2.1', 80), timeout=1)\n"
+            "except OSError as e:\n    print(e)")
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert "netguard" in result.stdout and "192.0.2.1" in log.read_text()
 

@@ -15,13 +15,13 @@ import pytest
 
 from fake_openai import Reply
 from test_workers import wait_for as wait_until
-from writer.runs import batch
 from writer.config import load_settings
-from writer.kinds import BatchStatus, LengthOutcome, Status
-from writer.providers.base import choose_provider
 from writer.io.sheet import RESULT_COLUMNS, briefs, read_table
+from writer.kinds import BatchStatus, LengthOutcome, Status
+from writer.providers.choice import choose_provider
+from writer.runs import batch
+from writer.runs.registry import Registry
 from writer.storage.store import Store
-from writer.runs.workers import Registry
 
 ROWS = 50
 FAIL_ROWS = (7, 23, 41)
@@ -376,7 +376,7 @@ def test_a_batch_whose_runner_died_shows_as_paused_interrupted(env, store):
 
 
 def test_a_stale_heartbeat_interrupts_a_running_batch(env, store, monkeypatch):
-    import writer.storage.heartbeat as heartbeat
+    from writer.storage import liveness
 
     batch_id = new_batch(store, sheet(2, ()))
     conn = sqlite3.connect(env["WRITER_DB"])
@@ -386,7 +386,7 @@ def test_a_stale_heartbeat_interrupts_a_running_batch(env, store, monkeypatch):
                      [batch_id])
     conn.close()
     assert batch.recover(store) == []
-    monkeypatch.setattr(heartbeat, "HEARTBEAT_S", 0.02)  # stale after 3 missed beats
+    monkeypatch.setattr(liveness, "HEARTBEAT_S", 0.02)  # stale after 3 missed beats
     wait_for(lambda: batch.recover(store) == [batch_id], timeout=5, what="a stale batch")
     assert batch.get(store, batch_id)["note"] == "interrupted"
 
@@ -447,9 +447,9 @@ def test_needs_writing_and_concurrency_bounds():
 
 def test_a_live_batch_is_never_seen_as_interrupted_with_a_short_heartbeat(
         env, fake, store, registry, monkeypatch):
-    import writer.storage.heartbeat as heartbeat
+    from writer.storage import liveness
 
-    monkeypatch.setattr(heartbeat, "HEARTBEAT_S", 0.3)  # stale after 0.9 s without a beat
+    monkeypatch.setattr(liveness, "HEARTBEAT_S", 0.3)  # stale after 0.9 s without a beat
     Provider(fake, throttle=False, fail=False, delay=0.04)
     batch_id = new_batch(store, sheet(6, ()), concurrency=2)
     settings = load_settings()

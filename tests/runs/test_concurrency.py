@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from writer.storage import heartbeat
 from writer.brief import Brief
+from writer.runs import registry
+from writer.storage import liveness
 from writer.storage.store import MIGRATIONS, Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -222,7 +223,7 @@ def test_two_processes_migrating_one_fresh_file_both_succeed(tmp_path):
 @pytest.fixture
 def fast_beat(monkeypatch):
     """Beats every 0.3 s here and in child processes; stale after 0.9 s."""
-    monkeypatch.setattr(heartbeat, "HEARTBEAT_S", 0.3)
+    monkeypatch.setattr(liveness, "HEARTBEAT_S", 0.3)
     monkeypatch.setenv("WRITER_HEARTBEAT_S", "0.3")
     return 0.3
 
@@ -255,7 +256,7 @@ def test_a_beating_row_is_never_recovered(tmp_path, fast_beat):
     alive = store.create_article(Brief(topic="alive"), provider="p", model="m", max_tokens=10)
     silent = store.create_article(Brief(topic="silent"), provider="p", model="m", max_tokens=10)
     created = store.get(alive)["heartbeat_at"]
-    heartbeat.register(db, alive)
+    registry.shared(db).track(alive)
     try:
         seen = set()
 
@@ -269,20 +270,20 @@ def test_a_beating_row_is_never_recovered(tmp_path, fast_beat):
         assert wait_for(long_past_the_stale_window, 15, interval=0.05)
         assert min(seen) >= created
     finally:
-        heartbeat.unregister(db, alive)
-    assert alive not in heartbeat.registered().get(str(db.resolve()), [])
+        registry.shared(db).untrack(alive)
+    assert alive not in registry.tracked().get(str(db.resolve()), [])
 
 
 HOLDER_SCRIPT = r"""
 import sys
-from writer.storage import heartbeat
 from writer.brief import Brief
+from writer.runs import registry
 from writer.storage.store import Store
 store = Store(sys.argv[1])
 article_id = store.create_article(Brief(topic="killed writer"), provider="p", model="m",
                                   max_tokens=10)
 store.save_draft(article_id, "Text before the kill", 4)
-heartbeat.register(sys.argv[1], article_id)
+registry.shared(sys.argv[1]).track(article_id)
 print(article_id, flush=True)
 sys.stdin.read()  # beat until killed
 """
@@ -329,8 +330,8 @@ def test_on_deleted_is_called_once_and_a_failing_beat_does_not_stop_the_thread(
         calls.append(time.monotonic())
         deleted.set()
 
-    heartbeat.register(missing, 1)  # every beat on it fails: logged, never fatal
-    heartbeat.register(db, article_id, on_deleted)
+    registry.shared(missing).track(1)  # every beat on it fails: logged, never fatal
+    registry.shared(db).track(article_id, on_deleted)
     try:
         before = store.get(article_id)["heartbeat_at"]
         assert wait_for(lambda: store.get(article_id)["heartbeat_at"] > before, 5)
@@ -344,6 +345,6 @@ def test_on_deleted_is_called_once_and_a_failing_beat_does_not_stop_the_thread(
         assert wait_for(lambda: store.get(article_id, include_deleted=True)["heartbeat_at"] > after, 5)
         assert len(calls) == 1
     finally:
-        heartbeat.unregister(db, article_id)
-        heartbeat.unregister(missing, 1)
+        registry.shared(db).untrack(article_id)
+        registry.shared(missing).untrack(1)
     assert not missing.parent.exists()  # a beat never creates a database

@@ -5,12 +5,12 @@ are summed on the article."""
 import pytest
 
 from fake_openai import Reply
-from writer.storage import versions
 from writer.brief import Brief
 from writer.config import load_settings
-from writer.generation.engine import Finished
+from writer.generation.events import Finished
 from writer.runs.job import Job, JobError
 from writer.runs.revisions import RevisionJob, instruction_for, sections, target_for
+from writer.storage import versions
 from writer.storage.store import Store
 
 DRAFT = ("# 新品咖啡机上市\n\n清晨的第一杯咖啡，只需三十秒。\n\n"
@@ -242,7 +242,7 @@ def test_a_revision_whose_process_died_is_recovered_as_stopped(env, fake):
     store = Store(env["WRITER_DB"])
     number = versions.open_version(store, article_id, kind="revision", status="streaming",
                                    instruction="x", content="half a revi")
-    with store._write() as conn:  # its process stopped beating long ago
+    with store.transaction() as conn:  # its process stopped beating long ago
         conn.execute("UPDATE versions SET updated_at = '2026-01-01T00:00:00.000Z' "
                      "WHERE number = ?", [number])
     Store(env["WRITER_DB"])  # any process opening the database recovers it

@@ -3,26 +3,29 @@ a delete, server shutdown): connecting, waiting for the response headers,
 streaming (stalled), a non-streamed request (the fallback), waiting to retry.
 
 Each test runs a real Job against a real loopback server, stops it from the test
-thread and measures how long until the provider saw the disconnect (where there is
-a connection) and the partial article was saved as `stopped`. Figures are printed.
+thread and waits for the provider to see the disconnect (where there is a connection)
+and for the partial article to be saved as `stopped`. The provider holds every state
+for HOLD_S (30 s) and the waits give up after STOP_WAIT_S (5 s): a stop that is seen
+at all was caused by the Stop, not by the hold ending. How long it took is printed.
 """
 from __future__ import annotations
 
 import threading
 import time
 
-
 from fake_openai import Reply
 from netfaults import connecting_to, unanswered_port
-from writer.providers import base as providers
 from writer.brief import Brief
 from writer.config import load_settings
-from writer.generation.engine import Notice, stream_health
-from writer.runs.job import Job
+from writer.generation.events import Notice
+from writer.generation.metrics import stream_health
 from writer.kinds import NoticeKind, Status
+from writer.providers import base as providers
+from writer.runs.job import Job
 from writer.storage.store import Store
 
-LIMIT_S = 1.0
+HOLD_S = 30  # how long the provider holds each state
+STOP_WAIT_S = 5.0  # the waits for the disconnect and the save: well under HOLD_S
 
 
 def wait_for(condition, timeout=10.0, what="condition"):
@@ -61,9 +64,10 @@ class Runner:
         self.job.cancel(wait_s=0)
         result = {}
         if fake is not None:
-            wait_for(lambda: len(fake.disconnects) > before, 5, "the provider to see a disconnect")
+            wait_for(lambda: len(fake.disconnects) > before, STOP_WAIT_S,
+                     "the provider to see a disconnect")
             result["disconnect_s"] = fake.disconnects[-1] - clicked
-        assert self.job.saved.wait(5), "the stopped article was never saved"
+        assert self.job.saved.wait(STOP_WAIT_S), "the stopped article was never saved"
         result["saved_s"] = time.monotonic() - clicked
         self.thread.join(5)
         assert self.error is None, repr(self.error)
@@ -89,43 +93,39 @@ def report(capsys, state, figures):
 def test_stop_while_connecting(env, monkeypatch, capsys):
     with unanswered_port() as (port, fillers):
         monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{port}/v1")
-        monkeypatch.setenv("WRITER_REQUEST_TIMEOUT", "30")
+        monkeypatch.setenv("WRITER_REQUEST_TIMEOUT", str(HOLD_S))
         runner = start()
         wait_for(lambda: connecting_to(port, fillers), what="a TCP connect in SYN_SENT")
         figures = runner.stop()
         assert not connecting_to(port, fillers)  # the half-open socket was closed
-    assert figures["saved_s"] < LIMIT_S
     row = stopped_row(env, runner.job)
     assert row["content"] == "" and row["retries"] == 0
     report(capsys, "connecting", figures)
 
 
 def test_stop_while_waiting_for_the_headers(env, fake, capsys):
-    fake.queue(Reply(text="never sent", header_delay=30))
+    fake.queue(Reply(text="never sent", header_delay=HOLD_S))
     runner = start()
     wait_for(lambda: len(fake.requests) == 1, what="the request to reach the provider")
     figures = runner.stop(fake)
-    assert figures["disconnect_s"] < LIMIT_S and figures["saved_s"] < LIMIT_S
     stopped_row(env, runner.job)
     report(capsys, "waiting for headers", figures)
 
 
 def test_stop_while_waiting_for_the_first_token(env, fake, capsys):
-    fake.queue(Reply(text="never sent", first_delay=30))
+    fake.queue(Reply(text="never sent", first_delay=HOLD_S))
     runner = start()
     wait_for(lambda: len(fake.requests) == 1, what="the request to reach the provider")
     figures = runner.stop(fake)
-    assert figures["disconnect_s"] < LIMIT_S and figures["saved_s"] < LIMIT_S
     report(capsys, "waiting for the first token", figures)
 
 
 def test_stop_while_the_stream_is_stalled(env, fake, capsys):
-    fake.queue(Reply(text="abcdef " * 40, chunk_chars=7, stall_after=3, stall_seconds=30))
+    fake.queue(Reply(text="abcdef " * 40, chunk_chars=7, stall_after=3, stall_seconds=HOLD_S))
     runner = start()
     wait_for(lambda: fake.chunks_sent and fake.chunks_sent[0] == 3 and
              runner.job.text == "abcdef " * 3, what="three chunks to arrive")
     figures = runner.stop(fake)
-    assert figures["disconnect_s"] < LIMIT_S and figures["saved_s"] < LIMIT_S
     assert stopped_row(env, runner.job)["content"] == "abcdef " * 3
     report(capsys, "streaming (stalled)", figures)
 
@@ -136,12 +136,11 @@ def test_stop_during_a_non_streamed_request(env, fake, capsys):
     name = load_settings().base_url and providers.provider_name(load_settings().base_url)
     stream_health.broken(name)
     stream_health.broken(name)
-    fake.queue(Reply(text="the whole answer at once", first_delay=30))
+    fake.queue(Reply(text="the whole answer at once", first_delay=HOLD_S))
     runner = start()
     wait_for(lambda: len(fake.requests) == 1, what="the request to reach the provider")
     assert fake.requests[0].get("stream") is not True
     figures = runner.stop(fake)
-    assert figures["disconnect_s"] < LIMIT_S and figures["saved_s"] < LIMIT_S
     row = stopped_row(env, runner.job)
     assert row["fallback"] == 1
     report(capsys, "non-streamed request", figures)
@@ -149,11 +148,10 @@ def test_stop_during_a_non_streamed_request(env, fake, capsys):
 
 def test_stop_while_waiting_to_retry(env, fake, monkeypatch, capsys):
     monkeypatch.setenv("WRITER_RETRY_MAX_WAIT", "60")
-    fake.queue(Reply(status=429, headers={"Retry-After": "30"}), Reply(text="too late"))
+    fake.queue(Reply(status=429, headers={"Retry-After": str(HOLD_S)}), Reply(text="too late"))
     runner = start()
     wait_for(lambda: runner.saw(NoticeKind.RETRYING), what="the retry countdown")
     figures = runner.stop()
-    assert figures["saved_s"] < LIMIT_S
     assert len(fake.requests) == 1  # the retry was never sent
     assert stopped_row(env, runner.job)["retries"] == 1
     report(capsys, "waiting to retry", figures)

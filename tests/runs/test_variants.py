@@ -3,10 +3,10 @@ normal Job, gathered into one article whose versions they are; costs summed once
 import pytest
 
 from fake_openai import Reply
-from writer.runs import variants
-from writer.storage import versions
 from writer.brief import Brief
 from writer.config import load_settings
+from writer.runs import variants
+from writer.storage import versions
 from writer.storage.store import Store
 from writer.storage.usage import totals
 

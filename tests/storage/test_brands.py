@@ -12,8 +12,9 @@ from writer import brands
 from writer.brands import BrandError, BrandKit, check, from_toml, split_items, to_toml
 from writer.brief import Brief
 from writer.config import load_settings
-from writer.runs.job import Job
 from writer.generation.prompts import load_prompts
+from writer.runs.job import Job
+from writer.storage import brands as brand_store
 from writer.storage.search import Filters, search
 from writer.storage.store import Store
 
@@ -133,32 +134,32 @@ do = "短句\\n口语"
 def test_save_update_get_list_delete_on_a_real_database(tmp_path):
     path = tmp_path / "writer.db"
     store = Store(path)
-    kit_id = brands.save(store, KIT)
-    other = brands.save(store, BrandKit(name="alpha", banned_words=("x",)))
+    kit_id = brand_store.save(store, KIT)
+    other = brand_store.save(store, BrandKit(name="alpha", banned_words=("x",)))
     assert kit_id != other
-    got = brands.get(Store(path), KIT.name)  # another connection sees it
+    got = brand_store.get(Store(path), KIT.name)  # another connection sees it
     assert got == KIT and got.id == kit_id
-    assert brands.get(store, kit_id) == KIT
-    assert brands.get(store, "minibrew 咖啡") == KIT  # case-insensitive when unambiguous
-    assert brands.get(store, "nope") is None and brands.get(store, 999) is None
-    assert [k.name for k in brands.listing(store)] == ["alpha", "MiniBrew 咖啡"]
+    assert brand_store.get(store, kit_id) == KIT
+    assert brand_store.get(store, "minibrew 咖啡") == KIT  # case-insensitive when unambiguous
+    assert brand_store.get(store, "nope") is None and brand_store.get(store, 999) is None
+    assert [k.name for k in brand_store.listing(store)] == ["alpha", "MiniBrew 咖啡"]
     # saving by name updates the kit with that name
-    assert brands.save(store, BrandKit(name=KIT.name, voice="新的语气")) == kit_id
-    assert brands.get(store, kit_id).voice == "新的语气" and len(brands.listing(store)) == 2
+    assert brand_store.save(store, BrandKit(name=KIT.name, voice="新的语气")) == kit_id
+    assert brand_store.get(store, kit_id).voice == "新的语气" and len(brand_store.listing(store)) == 2
     # a kit read back (with its id) can be renamed, but not onto another kit's name
-    renamed = BrandKit(**{**brands.get(store, kit_id).as_dict(), "name": "MiniBrew"}, id=kit_id)
-    assert brands.save(store, renamed) == kit_id
-    assert brands.names(store) == ["alpha", "MiniBrew"]
+    renamed = BrandKit(**{**brand_store.get(store, kit_id).as_dict(), "name": "MiniBrew"}, id=kit_id)
+    assert brand_store.save(store, renamed) == kit_id
+    assert brand_store.names(store) == ["alpha", "MiniBrew"]
     with pytest.raises(BrandError) as error:
-        brands.save(store, BrandKit(name="alpha", id=kit_id))
+        brand_store.save(store, BrandKit(name="alpha", id=kit_id))
     assert error.value.code == "name_taken"
     row = store.db.execute("SELECT kit, created_at, updated_at FROM brands WHERE id = ?",
                            [kit_id]).fetchone()
     assert json.loads(row[0])["voice"] == "新的语气" and "name" not in json.loads(row[0])
     assert row[1] <= row[2]
-    assert brands.delete(store, "MiniBrew") is True
-    assert brands.delete(store, "MiniBrew") is False
-    assert brands.names(store) == ["alpha"]
+    assert brand_store.delete(store, "MiniBrew") is True
+    assert brand_store.delete(store, "MiniBrew") is False
+    assert brand_store.names(store) == ["alpha"]
 
 
 # -- the check -----------------------------------------------------------------------
@@ -224,8 +225,8 @@ def _checks(row: dict) -> dict:
 
 def test_a_job_stores_brand_and_checks_on_the_article(env, fake):
     store = Store(env["WRITER_DB"])
-    brands.save(store, KIT)
-    kit = brands.get(store, KIT.name)
+    brand_store.save(store, KIT)
+    kit = brand_store.get(store, KIT.name)
     article = "# 新品\n\nMiniBrew 是最好的便携咖啡机。\n"
     fake.queue(Reply(text=article, chunk_chars=5))
     job = Job(Brief(topic="新品上市", target_words=100, keywords="便携, 意式", brand=kit),

@@ -4,20 +4,21 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from writer.storage import usage
 from writer.storage.prices import PriceTable
 from writer.storage.search import Filters, distinct, highlight_html, query_terms, search, snippet_html
 from writer.storage.store import Store
-from writer.storage import usage
 
 ARTICLES = [
-    # created_at, topic, content, language, type, status, provider, model, in, out, cost, currency, source
-    ("2026-10-03T09:00:00.000Z", "流式输出为什么重要", "流式输出让读者更快看到第一个字。咖啡也是。", "zh", "blog",
-     "completed", "openai", "gpt-4o-mini", 1000, 2000, 0.00135, "USD", "reported"),
+    # created_at, topic, content, language, type, status, provider, model, in, out, cost,
+    # currency, source
+    ("2026-10-03T09:00:00.000Z", "流式输出为什么重要", "流式输出让读者更快看到第一个字。咖啡也是。", "zh",
+     "blog", "completed", "openai", "gpt-4o-mini", 1000, 2000, 0.00135, "USD", "reported"),
     ("2026-11-02T09:00:00.000Z", "Coffee machine launch", "Our espresso machine brews in 30 seconds.",
      "en", "product_description", "completed", "deepseek.com", "deepseek-chat", 500, 800, 0.0034, "CNY",
      "reported"),
-    ("2026-11-10T09:00:00.000Z", "春季营销文案", "春天来了，咖啡机八折。用户体验第一。", "zh", "marketing_copy",
-     "stopped", "deepseek.com", "deepseek-chat", 400, 300, 0.0017, "CNY", "estimated"),
+    ("2026-11-10T09:00:00.000Z", "春季营销文案", "春天来了，咖啡机八折。用户体验第一。", "zh",
+     "marketing_copy", "stopped", "deepseek.com", "deepseek-chat", 400, 300, 0.0017, "CNY", "estimated"),
     ("2026-11-20T09:00:00.000Z", "Local llama notes", "Unpriced model output about STREAMING.", "en",
      "blog", "completed", "localhost:11434", "llama3.1:8b", 100, 200, None, None, "reported"),
 ]

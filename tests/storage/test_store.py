@@ -4,44 +4,11 @@ import sqlite3
 import subprocess
 
 import pytest
-import sqlite_utils
 
-from writer.storage import store as store_mod
 from writer.brief import Brief
-from writer.storage.store import MIGRATIONS, Store, migrate
-
-REQUIRED_COLUMNS = {
-    "id", "created_at", "topic", "content_type", "style", "language", "target_words", "words",
-    "content", "status", "provider", "model", "input_tokens", "output_tokens", "usage_source",
-    "cost", "currency", "ttft_ms", "duration_ms", "tokens_per_s", "finish_reason", "error",
-}
-
-
-def test_migrations_on_empty_db_create_articles_with_required_columns(tmp_path):
-    store = Store(tmp_path / "sub" / "new.db")  # parent folder created on first run
-    assert REQUIRED_COLUMNS <= set(store.articles.columns_dict)
-    applied = [r["name"] for r in store.db["_migrations"].rows]
-    assert applied == [fn.__name__ for fn in MIGRATIONS]
-    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-
-
-def test_migrate_is_idempotent_and_applies_only_new_ones(tmp_path):
-    db = sqlite_utils.Database(tmp_path / "old.db")
-    assert migrate(db) == [fn.__name__ for fn in MIGRATIONS]
-    db["articles"].insert({"created_at": "2026-01-01T00:00:00Z", "topic": "kept",
-                           "status": "completed"})
-    assert migrate(db) == []
-
-    def m999_extra(db):
-        db["articles"].add_column("extra", str)
-
-    MIGRATIONS.append(m999_extra)
-    try:
-        assert migrate(db) == ["m999_extra"]
-    finally:
-        MIGRATIONS.remove(m999_extra)
-    assert "extra" in db["articles"].columns_dict
-    assert [r["topic"] for r in db["articles"].rows] == ["kept"]  # data survives
+from writer.storage import connection
+from writer.storage import store as store_mod
+from writer.storage.store import Store
 
 
 def test_article_lifecycle(tmp_path):
@@ -90,63 +57,7 @@ def test_never_stores_the_api_key(env, fake, tmp_path):
                                   "truncated")
 
 
-# -- m006 / m007: heartbeat column, soft delete, ids never reused ---------------------
-def _fts_objects(conn) -> dict[str, str]:
-    return {name: sql for name, sql in conn.execute(
-        "SELECT name, sql FROM sqlite_master WHERE tbl_name = 'articles' "
-        "AND type IN ('index', 'trigger') AND sql IS NOT NULL")}
-
-
-def test_m007_keeps_rows_ids_indexes_triggers_and_search(tmp_path, monkeypatch):
-    from writer.storage.search import Filters, search
-
-    path = tmp_path / "old.db"
-    before_m007 = [fn for fn in MIGRATIONS if fn.__name__ < "m007"]
-    db = sqlite_utils.Database(path)
-    monkeypatch.setattr(store_mod, "MIGRATIONS", before_m007)
-    assert migrate(db)[-1] == "m006_heartbeat"
-    for article_id, topic, content in [(1, "流式输出为什么重要", "流式输出让读者更快看到第一个字。"),
-                                       (2, "Coffee machine launch", "Espresso in 30 seconds."),
-                                       (5, "春季营销文案", "春天来了，咖啡机八折。")]:
-        db["articles"].insert({"id": article_id, "created_at": f"2026-11-0{article_id}T00:00:00.000Z",
-                               "topic": topic, "content": content, "status": "completed",
-                               "input_tokens": 10 * article_id, "cost": 0.5, "currency": "CNY",
-                               "retries": article_id})
-    old_rows = [dict(r) for r in db.query("SELECT * FROM articles ORDER BY id")]
-    old_objects = _fts_objects(db.conn)
-    db.close()
-    monkeypatch.setattr(store_mod, "MIGRATIONS", MIGRATIONS)
-
-    store = Store(path)  # applies m007
-    assert "m007_soft_delete_and_stable_ids" in [r["name"] for r in store.db["_migrations"].rows]
-    new_rows = [dict(r) for r in store.db.query("SELECT * FROM articles ORDER BY id")]
-    added_later = {"deleted_at", "length_control", "length_outcome", "length_rounds", "outline",
-                   "batch_id", "batch_row", "itl_mean_ms", "itl_p95_ms", "itl_cv", "max_gap_ms",
-                   "brand", "checks", "current_version", "variant_group", "variant_no"}
-    assert [{k: v for k, v in r.items() if k not in added_later} for r in new_rows] == old_rows
-    assert all(r["deleted_at"] is None for r in new_rows)
-    schema = store.db["articles"].schema
-    assert "AUTOINCREMENT" in schema and "[status] TEXT NOT NULL DEFAULT 'streaming'" in schema
-    objects = _fts_objects(store.conn)
-    later = {"idx_articles_deleted_at", "idx_articles_batch", "idx_articles_batch_row_once"}
-    assert {k: v for k, v in objects.items() if k not in later} == old_objects
-    assert "AFTER UPDATE OF topic, content" in objects["articles_au"]  # m004's trigger
-    assert "idx_articles_usage" in objects
-    # Search finds the old rows, through the trigram index and the substring fallback.
-    assert [r["id"] for r in search(store, Filters(query="流式输出")).rows] == [1]
-    assert [r["id"] for r in search(store, Filters(query="espresso")).rows] == [2]
-    assert [r["id"] for r in search(store, Filters(query="咖啡")).rows] == [5]
-    # … and new ones, with ids after the highest ever used.
-    new_id = store.create_article(Brief(topic="新的流式输出文章"), provider="p", model="m",
-                                  max_tokens=10)
-    assert new_id == 6
-    assert [r["id"] for r in search(store, Filters(query="流式输出")).rows] == [6, 1]
-    store.update(new_id, content="trigram check after the rebuild")
-    assert [r["id"] for r in search(store, Filters(query="rebuild")).rows] == [6]
-    assert store.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    store.conn.execute("INSERT INTO articles_fts(articles_fts) VALUES ('integrity-check')")
-
-
+# -- ids never reused, soft delete, heartbeat column -----------------------------------
 def test_ids_are_never_reused(tmp_path):
     store = Store(tmp_path / "w.db")
     brief = Brief(topic="x")
@@ -235,7 +146,7 @@ def _one_line(exc: BaseException) -> str:
 def test_a_database_locked_by_another_program_is_a_storage_error(tmp_path, monkeypatch):
     from writer.storage.store import StorageError
 
-    monkeypatch.setattr(store_mod, "BUSY_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(connection, "BUSY_TIMEOUT_S", 0.2)
     path = tmp_path / "w.db"
     store = Store(path)
     article_id = store.create_article(Brief(topic="x"), provider="p", model="m", max_tokens=10)

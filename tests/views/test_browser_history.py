@@ -24,8 +24,7 @@ import pytest
 
 from fake_openai import FakeOpenAI
 from serving import GRID_JS
-from test_browser import streamlit_server
-from test_browser import browser, chromium_path  # noqa: F401 (fixtures)
+from test_browser import browser, chromium_path, streamlit_server  # noqa: F401 (fixtures)
 from test_browser_jobs import VIEWPORT, poll, server_env, tab
 from writer.storage.store import Store
 

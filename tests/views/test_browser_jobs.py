@@ -1,6 +1,6 @@
 """Background jobs in a real browser: an article outlives the page that shows it.
 
-Each article runs in a worker owned by the Streamlit server (writer/runs/workers.py);
+Each article runs in a worker owned by the Streamlit server (writer/runs/registry.py);
 pages only attach to it. What a user can do while one is written — open another
 page, reload, watch it from a second tab, switch the UI language — must not stop it
 (the provider sees one request and no disconnect); Stop in the sidebar, from any
@@ -24,9 +24,21 @@ from dataclasses import dataclass
 import pytest
 
 from fake_openai import FakeOpenAI, Reply
-from test_browser import (ARTICLE, ARTIFACTS, LAST_WORDS, MARKER, TARGET, UI_TIMEOUT_MS,
-                          fill_brief, free_form, paragraph, streamlit_server)
-from test_browser import browser, chromium_path, fake_provider  # noqa: F401 (fixtures)
+from test_browser import (  # noqa: F401 (fixtures)
+    ARTICLE,
+    ARTIFACTS,
+    LAST_WORDS,
+    MARKER,
+    TARGET,
+    UI_TIMEOUT_MS,
+    browser,
+    chromium_path,
+    fake_provider,
+    fill_brief,
+    free_form,
+    paragraph,
+    streamlit_server,
+)
 from writer.generation.counting import count_words
 from writer.storage.store import Store
 

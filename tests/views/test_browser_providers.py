@@ -24,8 +24,7 @@ import pytest
 from fake_openai import FakeOpenAI, Reply
 from scripted_check import LONG, LONG_TEXT, STREAM, TTFT, ByKind
 from serving import GRID_JS
-from test_browser import ARTIFACTS, streamlit_server
-from test_browser import browser, chromium_path  # noqa: F401 (fixtures)
+from test_browser import ARTIFACTS, browser, chromium_path, streamlit_server  # noqa: F401 (fixtures)
 from test_browser_jobs import poll, server_env, tab
 
 pytestmark = pytest.mark.browser

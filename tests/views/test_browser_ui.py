@@ -20,8 +20,7 @@ import sqlite3
 import pytest
 
 from fake_openai import FakeOpenAI, Reply
-from test_browser import streamlit_server
-from test_browser import browser, chromium_path  # noqa: F401 (fixtures)
+from test_browser import browser, chromium_path, streamlit_server  # noqa: F401 (fixtures)
 from test_browser_jobs import poll, server_env, tab
 
 pytestmark = pytest.mark.browser

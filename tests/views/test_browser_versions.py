@@ -4,15 +4,14 @@ streamed as version 2 with a preset and an instruction, the two versions side by
 with the differences marked, and version 1 made current again."""
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
-import contextlib
 
 import pytest
 
 from fake_openai import FakeOpenAI, Reply
-from test_browser import streamlit_server
-from test_browser import browser, chromium_path  # noqa: F401 (fixtures)
+from test_browser import browser, chromium_path, streamlit_server  # noqa: F401 (fixtures)
 from test_browser_jobs import poll, server_env, tab
 
 pytestmark = pytest.mark.browser

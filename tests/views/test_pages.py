@@ -3,7 +3,6 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-
 from streamlit.testing.v1 import AppTest
 
 from fake_openai import Reply

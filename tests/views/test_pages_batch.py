@@ -14,19 +14,18 @@ from __future__ import annotations
 import re
 import time
 
-import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from fake_openai import Reply
 from test_pages import ROOT
-from writer.runs import batch as batches
 from writer.brief import Brief
 from writer.config import load_settings
 from writer.io.i18n import Translator
-from writer.runs.job import Job
-from writer.providers.base import choose_provider
 from writer.io.sheet import briefs, read_table
+from writer.providers.choice import choose_provider
+from writer.runs import batch as batches
+from writer.runs.job import Job
 from writer.storage.store import Store
 
 TOPICS = ("alpha kettle", "bravo lamp", "charlie desk", "delta chair", "echo mug",
@@ -77,9 +76,8 @@ def registry(env):
 
     reg = registry()
     yield reg
-    settings = load_settings()
-    for (db, _), run in list(batches._runs.items()):
-        if db == str(settings.db_path) and not run.done.is_set():
+    for run in reg.runs("batch"):
+        if not run.done.is_set():
             run.stop(wait_s=10)
     reg.shutdown(wait_s=5)
 

@@ -9,6 +9,7 @@ from test_pages import ROOT
 from writer import brands
 from writer.brands import BrandKit
 from writer.io.i18n import Translator
+from writer.storage import brands as brand_store
 from writer.storage.store import Store
 
 KITS_TOML = """
@@ -68,7 +69,7 @@ def test_create_a_kit_then_edit_it(store, language):
          bk_sample1="早上七点。", bk_sample2="")
     save(at)
     assert texts(at, "success") == [t("brands.saved_kit", name="MiniBrew 咖啡")]
-    (kit,) = brands.listing(store)
+    (kit,) = brand_store.listing(store)
     assert kit == BrandKit(name="MiniBrew 咖啡", voice="真诚、利落", audience="上班族",
                            do=("多用短句", "先讲好处"), dont=("不要贬低竞品",),
                            banned_words=("最好", "第一", "best"),
@@ -85,14 +86,14 @@ def test_create_a_kit_then_edit_it(store, language):
     # edit: the same kit is updated, renamed, not copied
     fill(at, bk_name="MiniBrew", bk_voice="更口语")
     save(at)
-    (edited,) = brands.listing(store)
+    (edited,) = brand_store.listing(store)
     assert edited.id == kit.id and edited.name == "MiniBrew" and edited.voice == "更口语"
     assert edited.banned_words == kit.banned_words
     # a new kit next to it, then back to the first through the box
     at.selectbox(key="brands_pick").set_value(0).run()
     assert at.text_input(key="bk_name").value == "" and at.text_area(key="bk_voice").value == ""
     save(fill(at, bk_name="TeaTime"))
-    assert brands.names(store) == ["MiniBrew", "TeaTime"]
+    assert brand_store.names(store) == ["MiniBrew", "TeaTime"]
     at.selectbox(key="brands_pick").set_value(kit.id).run()
     assert at.text_input(key="bk_name").value == "MiniBrew"
     assert at.text_area(key="bk_voice").value == "更口语"
@@ -104,19 +105,19 @@ def test_validation_messages_are_in_the_ui_language(store, language):
     at = open_page(language)
     save(fill(at, bk_voice="没有名称"))
     assert texts(at, "error") == [t("brands.invalid", error=t("brands.error_name_empty"))]
-    assert brands.listing(store) == []
+    assert brand_store.listing(store) == []
     assert at.text_area(key="bk_voice").value == "没有名称"  # what was typed is kept
     save(fill(at, bk_name="k", bk_banned="x" * 201))
     field = t("brands.label_banned_words")
     assert texts(at, "error") == [t("brands.invalid", error=t(
         "brands.error_item_long", field=field, limit=200))]
     save(fill(at, bk_banned="ok"))
-    assert texts(at, "error") == [] and brands.names(store) == ["k"]
-    brands.save(store, BrandKit(name="other"))
+    assert texts(at, "error") == [] and brand_store.names(store) == ["k"]
+    brand_store.save(store, BrandKit(name="other"))
     save(fill(at, bk_name="other"))  # renaming "k" onto another kit's name
     assert texts(at, "error") == [t("brands.invalid", error=t("brands.error_name_taken",
                                                              name="other"))]
-    assert brands.names(store) == ["k", "other"]
+    assert brand_store.names(store) == ["k", "other"]
     if language == "zh":
         assert texts(at, "error")[0] == "无法保存：已经有名为“other”的品牌规范了：请换一个名称。"
 
@@ -124,28 +125,28 @@ def test_validation_messages_are_in_the_ui_language(store, language):
 @pytest.mark.parametrize("language", ["zh", "en"])
 def test_delete_asks_first(store, language):
     t = Translator(language)
-    kit_id = brands.save(store, BrandKit(name="MiniBrew"))
-    brands.save(store, BrandKit(name="TeaTime"))
+    kit_id = brand_store.save(store, BrandKit(name="MiniBrew"))
+    brand_store.save(store, BrandKit(name="TeaTime"))
     at = open_page(language)
     at.selectbox(key="brands_pick").set_value(kit_id).run()
     at.button(key="brands_delete").click().run()
     assert texts(at, "warning") == [t("brands.delete_confirm", name="MiniBrew")]
     at.button(key="brands_delete_no").click().run()
-    assert texts(at, "warning") == [] and brands.names(store) == ["MiniBrew", "TeaTime"]
+    assert texts(at, "warning") == [] and brand_store.names(store) == ["MiniBrew", "TeaTime"]
     at.button(key="brands_delete").click().run()
     at.button(key="brands_delete_yes").click().run()
     assert not at.exception
     assert texts(at, "success") == [t("brands.deleted", name="MiniBrew")]
-    assert brands.names(store) == ["TeaTime"]
+    assert brand_store.names(store) == ["TeaTime"]
     assert at.selectbox(key="brands_pick").value == 0 and at.text_input(key="bk_name").value == ""
     assert at.selectbox(key="brands_pick").options == [t("brands.new_kit"), "TeaTime"]
 
 
 def test_a_kit_deleted_elsewhere_falls_back_to_a_new_one(store):
-    kit_id = brands.save(store, BrandKit(name="MiniBrew"))
+    kit_id = brand_store.save(store, BrandKit(name="MiniBrew"))
     at = open_page()
     at.selectbox(key="brands_pick").set_value(kit_id).run()
-    brands.delete(store, "MiniBrew")  # the CLI, another tab
+    brand_store.delete(store, "MiniBrew")  # the CLI, another tab
     at.run()
     assert not at.exception and at.selectbox(key="brands_pick").value == 0
 
@@ -155,8 +156,8 @@ def test_export_one_kit_and_all_as_toml(store, downloads, language):
     t = Translator(language)
     kit = BrandKit(name="MiniBrew 咖啡", voice='多行\n"引号"', banned_words=("最好",),
                    samples=("样例",))
-    kit_id = brands.save(store, kit)
-    brands.save(store, BrandKit(name="TeaTime"))
+    kit_id = brand_store.save(store, kit)
+    brand_store.save(store, BrandKit(name="TeaTime"))
     at = open_page(language)
     at.selectbox(key="brands_pick").set_value(kit_id).run()
     labels = [b.label for b in at.get("download_button")]
@@ -170,20 +171,20 @@ def test_export_one_kit_and_all_as_toml(store, downloads, language):
 @pytest.mark.parametrize("language", ["zh", "en"])
 def test_import_a_toml_file(store, language):
     t = Translator(language)
-    brands.save(store, BrandKit(name="MiniBrew", voice="旧的"))
+    brand_store.save(store, BrandKit(name="MiniBrew", voice="旧的"))
     at = open_page(language)
     at.file_uploader[0].set_value(("kits.toml", KITS_TOML.encode("utf-8"), "application/toml"))
     at.run()
     assert texts(at, "info")[-1] == t("brands.import_preview", file="kits.toml", count=2,
                                       names="MiniBrew, TeaTime 茶")
-    assert brands.get(store, "MiniBrew").voice == "旧的"  # nothing saved before Import
+    assert brand_store.get(store, "MiniBrew").voice == "旧的"  # nothing saved before Import
     next(b for b in at.button if b.label == t("brands.import_button")).click().run()
     assert not at.exception
     assert texts(at, "success") == [t("brands.imported", new=1, updated=1,
                                       names="MiniBrew, TeaTime 茶")]
-    assert brands.names(store) == ["MiniBrew", "TeaTime 茶"]
-    assert brands.get(store, "MiniBrew").voice == "真诚、利落"
-    assert brands.get(store, "TeaTime 茶").required_terms == ("TeaTime",)
+    assert brand_store.names(store) == ["MiniBrew", "TeaTime 茶"]
+    assert brand_store.get(store, "MiniBrew").voice == "真诚、利落"
+    assert brand_store.get(store, "TeaTime 茶").required_terms == ("TeaTime",)
     # a broken file: one message, in the UI language, nothing saved
     at.file_uploader[0].set_value(("bad.toml", b'name = "x"\ntone = "warm"\n',
                                    "application/toml"))
@@ -191,7 +192,7 @@ def test_import_a_toml_file(store, language):
     expected = t("brands.import_error", file="bad.toml", error=t(
         "brands.error_toml_key", kit="x", field_name="tone"))
     assert texts(at, "error") == [expected]
-    assert brands.names(store) == ["MiniBrew", "TeaTime 茶"]
+    assert brand_store.names(store) == ["MiniBrew", "TeaTime 茶"]
 
 
 # -- views/brand_view.py ----------------------------------------------------------------
@@ -211,8 +212,8 @@ def _picker_script(language: str):
 @pytest.mark.parametrize("language", ["zh", "en"])
 def test_pick_brand_offers_none_and_the_saved_kits(store, language):
     t = Translator(language)
-    brands.save(store, BrandKit(name="TeaTime", banned_words=("第一",)))
-    brands.save(store, BrandKit(name="MiniBrew"))
+    brand_store.save(store, BrandKit(name="TeaTime", banned_words=("第一",)))
+    brand_store.save(store, BrandKit(name="MiniBrew"))
     at = AppTest.from_function(_picker_script, args=(language,), default_timeout=30).run()
     box = at.selectbox(key="form_brand")
     assert box.label == t("brands.pick") and box.placeholder == t("app.choose")
@@ -220,7 +221,7 @@ def test_pick_brand_offers_none_and_the_saved_kits(store, language):
     assert at.markdown[-1].value == "chosen: -"
     box.set_value("TeaTime").run()
     assert at.markdown[-1].value == "chosen: TeaTime"
-    brands.delete(store, "TeaTime")
+    brand_store.delete(store, "TeaTime")
     at.run()
     assert not at.exception and at.markdown[-1].value == "chosen: -"
 

@@ -12,8 +12,8 @@ from test_pages import ROOT, app, fill_and_generate, markdown_text
 from writer.brief import Brief
 from writer.config import load_settings
 from writer.runs.job import Job
+from writer.runs.registry import State
 from writer.storage.store import Store
-from writer.runs.workers import State
 
 TEXT = "Background jobs keep writing. " * 30
 

@@ -14,14 +14,17 @@ from pathlib import Path
 
 from writer.brief import CONTENT_TYPES, Brief
 from writer.config import PROJECT_ROOT
+from writer.errors import UserError
 
 PROMPTS_DIR = PROJECT_ROOT / "prompts"
 REQUIRED = frozenset({"topic", "style", "target_words", "language", "audience", "keywords"})
 OPTIONAL = frozenset({"length_unit", "content_type", "brand"})
 
 
-class PromptError(ValueError):
+class PromptError(UserError, ValueError):
     """A template file is broken; the message names the file and the problem."""
+
+    key = "user_errors.prompt"
 
 
 @dataclass(frozen=True)
@@ -56,25 +59,35 @@ class PromptSet:
 
     def outline(self, brief: Brief, sections: int) -> list[dict]:
         """Messages that ask for the plan of a long article (title + sections)."""
-        values = {**self._values(brief), "sections": sections}
+        return self.outline_from(self.values(brief), sections)
+
+    def outline_from(self, brief_values: dict, sections: int) -> list[dict]:
+        """`outline`, from a brief's placeholder values (`values`)."""
+        values = {**brief_values, "sections": sections}
         plan = self.shared["outline"]
         return [{"role": "system", "content": plan["system"].format(**values).strip()},
                 {"role": "user", "content": plan["user"].format(**values).strip()}]
 
-    def section(self, brief: Brief, *, title: str, outline: str, number: int, count: int,
-                heading: str, section_words: int, previous: str) -> list[dict]:
-        """Messages that write one section of a long article."""
-        values = {**self._values(brief), "title": title, "outline": outline, "number": number,
+    def section(self, brief: Brief, **section) -> list[dict]:
+        """Messages that write one section of a long article (`section_from`)."""
+        return self.section_from(self.values(brief), brief.content_type, **section)
+
+    def section_from(self, brief_values: dict, content_type: str, *, title: str, outline: str,
+                     number: int, count: int, heading: str, section_words: int,
+                     previous: str) -> list[dict]:
+        """Messages that write one section of a long article, from a brief's placeholder
+        values (`values`) and content type."""
+        values = {**brief_values, "title": title, "outline": outline, "number": number,
                   "count": count, "heading": heading, "section_words": section_words,
                   "previous": previous or "(nothing yet: this is the first section)"}
-        template = self.templates[brief.content_type]
+        template = self.templates[content_type]
         return [{"role": "system", "content": template.system.format(**values).strip()},
                 {"role": "user", "content": self.shared["section"]["user"].format(**values).strip()}]
 
     def render(self, brief: Brief) -> list[dict]:
         """The chat messages for a brief."""
         template = self.templates[brief.content_type]
-        values = self._values(brief)
+        values = self.values(brief)
         return [
             {"role": "system", "content": template.system.format(**values).strip()},
             {"role": "user", "content": template.user.format(**values).strip()},
@@ -99,7 +112,8 @@ class PromptSet:
             lines.append(parts[name].format(value=value).strip())
         return "\n\n" + "\n".join(lines)
 
-    def _values(self, brief: Brief) -> dict:
+    def values(self, brief: Brief) -> dict:
+        """The brief's placeholders, as the templates fill them."""
         defaults = self.shared["defaults"]
         return {
             "brand": self.brand_text(brief.brand),

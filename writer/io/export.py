@@ -20,14 +20,14 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from io import BytesIO
-from typing import Any, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
-import docx
-from docx.document import Document
-from docx.oxml.ns import qn
-from docx.text.paragraph import Paragraph
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
+
+if TYPE_CHECKING:  # python-docx is imported by to_docx only: it is slow to load
+    from docx.document import Document
+    from docx.text.paragraph import Paragraph
 
 FORMATS = ("md", "txt", "html", "docx", "json")
 MIME_TYPES = {
@@ -259,6 +259,8 @@ def to_html(row: dict) -> str:
 
 
 def _add_run(paragraph: Paragraph, span: Span) -> None:
+    from docx.oxml.ns import qn
+
     run = paragraph.add_run(span.text)  # "\n" becomes a line break
     if span.bold:
         run.bold = True
@@ -369,6 +371,8 @@ def _set_core_properties(doc: Document, row: dict) -> None:
 @_safe
 def to_docx(row: dict) -> bytes:
     """A Word document: headings, styled lists, quotes, code, tables; CJK-safe fonts."""
+    import docx
+
     doc = docx.Document()
     _set_core_properties(doc, row)
     num_ids: dict[ListState, int | None] = {}

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from writer.brands import BrandKit, find_kit
 from writer.brief import CONTENT_TYPES, LANGUAGES, MAX_WORDS, MIN_WORDS, Brief, BriefError
+from writer.errors import UserError
 from writer.io.i18n import UI_LANGUAGES, strings
 
 MAX_ROWS = 2000  # one batch; split bigger files
@@ -47,8 +48,10 @@ RESULT_COLUMNS = ("row", "article_id", "status", "words", "target_words", "input
                   "output_tokens", "cost", "currency", "error", "article")
 
 
-class SheetError(ValueError):
+class SheetError(UserError, ValueError):
     """The file cannot be used at all; the message is one line that says why."""
+
+    key = "user_errors.sheet"
 
 
 @dataclass

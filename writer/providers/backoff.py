@@ -1,8 +1,8 @@
 """A backoff shared by many articles at once (a batch): a 429 anywhere slows all of them.
 
-One article alone retries a 429 by itself (engine.RetryPolicy). Two hundred rows sent
+One article alone retries a 429 by itself (generation.retry.RetryPolicy). Two hundred rows sent
 by eight workers would each hit the limit, each back off on its own clock and, after
-four tries, fail. With a `SharedBackoff` on their requests (`engine.Request.backoff`):
+four tries, fail. With a `SharedBackoff` on their requests (`generation.engine.Request.backoff`):
 
 - a 429 closes the gate for everyone until the server's `Retry-After` (or, without
   one, an exponential wait with jitter: 1, 2, 4 … 60 s) has passed; a request about to

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
+from writer.errors import UserError
 from writer.kinds import ErrorKind
 
 
@@ -11,8 +12,10 @@ class NotTheAPI(Exception):
     """The base URL answered 200 with something that is not the API (a web page)."""
 
 
-class LocalModelError(RuntimeError):
+class LocalModelError(UserError, RuntimeError):
     """The local model cannot be used; the message says how to fix it."""
+
+    key = "user_errors.local_model"
 
 
 class BrokenStream(Exception):

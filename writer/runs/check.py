@@ -16,14 +16,13 @@ socket of its own (TCP, plus TLS for https). It measures:
   never more, never retried); a stream succeeds when it ends with a finish reason;
   success rate and TTFT p95 under that load.
 
-Grades (fail / pass / excellent) follow GRADES and SUCCESS_GRADES. A check can be
+Grades (fail / pass / excellent) follow GRADES and SUCCESS_GRADES (check_grades.py). A check can be
 cancelled at any time (every open request is closed). Reports are saved in
 `provider_checks` with a timestamp, so a relay getting worse shows over time.
 Prompts are data: prompts/_check.toml. Pure Python, no Streamlit.
 """
 from __future__ import annotations
 
-import json
 import socket
 import ssl
 import statistics as stats
@@ -35,12 +34,28 @@ from urllib.parse import urlparse
 
 from writer import logs
 from writer.config import PROJECT_ROOT, Settings
-from writer.storage.prices import price_table
+from writer.errors import UserError
 from writer.generation.counting import estimate_message_tokens, estimate_tokens
-from writer.generation.engine import Finished, Generation, Request, RetryPolicy, StreamHealth, percentile
-from writer.kinds import CheckStatus, ErrorKind, Status
+from writer.generation.engine import Generation, Request
+from writer.generation.events import Finished
 from writer.generation.length import _samples
-from writer.providers.base import Provider, openai_client
+from writer.generation.metrics import StreamHealth, percentile
+from writer.generation.plan import PromptPlan
+from writer.generation.retry import RetryPolicy
+from writer.kinds import CheckStatus, ErrorKind, Status
+from writer.providers.base import Provider
+from writer.providers.http import openai_client
+from writer.runs.check_grades import (  # noqa: F401
+    GRADES,
+    SUCCESS_GRADES,
+    grade,
+    grade_success,
+    grade_value,
+    level_thresholds,
+)
+from writer.runs.registry import shared
+from writer.storage.checks import history, latest, save  # noqa: F401  (checks.save, …)
+from writer.storage.prices import price_table
 from writer.storage.store import Store, utc_now
 
 CHECK_PROMPTS = PROJECT_ROOT / "prompts" / "_check.toml"
@@ -51,21 +66,14 @@ MAX_LEVELS = 6
 MAX_RUNS = 50
 DEFAULT_LEVELS = (10,)
 
-# metric → (pass below, excellent below); lower is better.
-GRADES = {
-    "connect_ms": (2000.0, 1000.0),
-    "ttft_ms": (3000.0, 1500.0),  # graded on the p95
-    "interruption_rate": (0.01, 0.001),
-    "itl_cv": (0.5, 0.3),
-}
-# streams at once → (pass at least, excellent at least) success rate.
-SUCCESS_GRADES = {10: (0.99, 1.0), 50: (0.95, 0.99), 100: (0.90, 0.98), 200: (0.85, 0.95)}
 NO_RETRY = RetryPolicy(max_retries=0, max_total_wait_s=0.0, max_resumes=0,
                        fallback_after=10 ** 9)
 
 
-class CheckError(ValueError):
+class CheckError(UserError, ValueError):
     """The check cannot start; the message is one line that says why."""
+
+    key = "user_errors.check"
 
 
 @dataclass(frozen=True)
@@ -344,7 +352,7 @@ class Check:
             results: list = [None] * level
             gate = threading.Barrier(level)
 
-            def one(slot: int) -> None:
+            def one(slot: int, gate=gate, results=results, level=level) -> None:
                 try:
                     gate.wait(timeout=30)  # start together: K at once, never more
                 except threading.BrokenBarrierError:
@@ -373,7 +381,7 @@ class Check:
                 "errors": errors, "complete": not self.cancelled}
 
     def _generate(self, messages: list[dict], max_tokens: int) -> tuple[Generation, Finished]:
-        generation = Generation(Request(messages, max_tokens, self.provider, retry=NO_RETRY),
+        generation = Generation(Request(PromptPlan(messages, max_tokens), self.provider, retry=NO_RETRY),
                                 health=StreamHealth())
         with self._lock:
             self._live.add(generation)
@@ -427,96 +435,6 @@ def _why(finished: Finished | None) -> str:
     return finished.error or f"ended {finished.status} without a finish reason"
 
 
-# -- grading ---------------------------------------------------------------------------
-
-def _level_thresholds(level: int) -> tuple[float, float]:
-    known = sorted(SUCCESS_GRADES)
-    below = [k for k in known if k <= level]
-    return SUCCESS_GRADES[below[-1] if below else known[0]]
-
-
-def grade_value(metric: str, value: float) -> str:
-    passing, excellent = GRADES[metric]
-    return "excellent" if value < excellent else "pass" if value < passing else "fail"
-
-
-def grade_success(level: int, rate: float) -> str:
-    passing, excellent = _level_thresholds(level)
-    return "excellent" if rate >= excellent else "pass" if rate >= passing else "fail"
-
-
-def grade(report: dict) -> dict:
-    """metric → fail | pass | excellent, for what was measured."""
-    grades = {}
-    if report.get("connect_ms") is not None:
-        grades["connect_ms"] = grade_value("connect_ms", report["connect_ms"])
-    elif report.get("errors") and any(e.startswith("connect") for e in report["errors"]):
-        grades["connect_ms"] = "fail"
-    ttft = report.get("ttft_ms")
-    if ttft:
-        grades["ttft_ms"] = grade_value("ttft_ms", ttft["p95"])
-    elif any(e.startswith("ttft") for e in report.get("errors", ())):
-        grades["ttft_ms"] = "fail"
-    if report.get("interruption_rate") is not None:
-        grades["interruption_rate"] = grade_value("interruption_rate", report["interruption_rate"])
-    if report.get("itl_cv") is not None:
-        grades["itl_cv"] = grade_value("itl_cv", report["itl_cv"])
-    for level, result in (report.get("concurrency") or {}).items():
-        if result.get("complete", True):
-            grades[f"concurrency_{level}"] = grade_success(int(level), result["success_rate"])
-    return grades
-
-
-# -- stored results --------------------------------------------------------------------
-
-def save(store: Store, report: dict) -> int:
-    ttft = report.get("ttft_ms") or {}
-    usage = report.get("usage") or {}
-    row = {
-        "created_at": report.get("created_at") or utc_now(), "provider": report["provider"],
-        "model": report.get("model"), "base_url": report.get("base_url"),
-        "status": str(report.get("status", CheckStatus.COMPLETED)),
-        "settings": json.dumps({"runs": report.get("runs"), "prompt_set": report.get("prompt_set"),
-                                "levels": report.get("levels")}),
-        "report": json.dumps(report, ensure_ascii=False),
-        "connect_ms": report.get("connect_ms"), "ttft_p50_ms": ttft.get("p50"),
-        "ttft_p95_ms": ttft.get("p95"), "itl_mean_ms": report.get("itl_mean_ms"),
-        "itl_p95_ms": report.get("itl_p95_ms"), "itl_cv": report.get("itl_cv"),
-        "interruption_rate": report.get("interruption_rate"),
-        "tokens_per_s": report.get("tokens_per_s"), "input_tokens": usage.get("input_tokens"),
-        "output_tokens": usage.get("output_tokens"), "cost": usage.get("cost"),
-        "currency": usage.get("currency"),
-    }
-    with store._write("save a provider check in") as conn:
-        cursor = conn.execute(
-            f"INSERT INTO provider_checks ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-            list(row.values()))
-        return cursor.lastrowid
-
-
-def history(store: Store, provider: str | None = None, limit: int = 500) -> list[dict]:
-    """Saved checks, oldest first (for charts), with their report decoded."""
-    where, params = ("WHERE provider = ?", [provider]) if provider else ("", [])
-    with store._read():
-        found = list(store.db.query(
-            f"SELECT * FROM (SELECT * FROM provider_checks {where} ORDER BY id DESC LIMIT ?) "
-            "ORDER BY id", [*params, limit]))
-    for row in found:
-        row["report"] = json.loads(row["report"] or "{}")
-    return found
-
-
-def latest(store: Store) -> list[dict]:
-    """The newest completed check of each provider (and model), newest first."""
-    with store._read():
-        found = list(store.db.query(
-            "SELECT * FROM provider_checks WHERE id IN (SELECT max(id) FROM provider_checks "
-            "WHERE status = 'completed' GROUP BY provider, model) ORDER BY id DESC"))
-    for row in found:
-        row["report"] = json.loads(row["report"] or "{}")
-    return found
-
-
 # -- one click: can we reach it at all? -------------------------------------------------
 
 def connection_test(settings: Settings, provider: Provider) -> dict:
@@ -546,20 +464,12 @@ def connection_test(settings: Settings, provider: Provider) -> dict:
 
 # -- the page's background check ---------------------------------------------------------
 
-_current: dict[str, Check] = {}
-_current_lock = threading.Lock()
-
-
 def start(settings: Settings, provider: Provider, plan: Plan, *, on_end=None) -> Check:
     """Run a check on a thread of the server (one at a time per database: two checks
     at once would measure each other). Saved when it ends (completed or cancelled)."""
-    key = str(settings.db_path)
-    with _current_lock:
-        running = _current.get(key)
-        if running is not None and not running.finished.is_set():
-            raise CheckError("a provider check is already running; wait for it or cancel it")
-        check = Check(settings, provider, plan)
-        _current[key] = check
+    check = Check(settings, provider, plan)
+    if shared(settings.db_path).begin("check", None, check, check.finished) is not None:
+        raise CheckError("a provider check is already running; wait for it or cancel it")
 
     def run() -> None:
         try:
@@ -581,5 +491,6 @@ def start(settings: Settings, provider: Provider, plan: Plan, *, on_end=None) ->
 
 
 def current(settings: Settings) -> Check | None:
-    return _current.get(str(settings.db_path))
-
+    """This process's check of the database, while it runs (or just ended), from the
+    registry of live runs."""
+    return shared(settings.db_path).run("check")

@@ -6,54 +6,49 @@ where a stopped or interrupted article is saved: closing the generator (Ctrl-C,
 a Streamlit rerun) closes the provider stream first, then saves. `cancel()` does
 the same from another thread (the Stop button).
 
-While it runs, the job's row has a heartbeat (heartbeat.py): a row that stops
-beating is recognised as abandoned by any process, and a row deleted by anyone
-(another tab, `python -m writer delete`) stops the job that writes it. If the
+While it runs, the job's row is tracked by the registry of live runs (registry.py):
+it has a heartbeat, so a row that stops beating is recognised as abandoned by any
+process, and a row deleted by anyone (another tab, `python -m writer delete`) stops
+the job that writes it. Whatever happens once the row exists (a provider failure, a
+broken providers file, a bug), the row ends with a final status and leaves the
+registry. If the
 database refuses the final save, the text is written to a file next to it and the
 caller gets one `StorageError` line saying where: an article is never lost.
 """
 from __future__ import annotations
 
 import datetime as dt
-import math
 import threading
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
-from writer import brands
-from writer.storage import heartbeat
 from writer import logs
-from writer.storage import versions
 from writer.brief import Brief
 from writer.config import Settings
-from writer.storage.prices import price_table
+from writer.errors import UserError
 from writer.generation.counting import count_words, warm_up
-from writer.generation.engine import Delta, Finished, Generation, Outlined, Request, RetryPolicy, Usage
-from writer.providers.failures import Failure
-from writer.kinds import CONTINUABLE, ErrorKind, Status
-from writer.generation.length import LengthPlan, budget_for, outcome
+from writer.generation.engine import Generation, Request
+from writer.generation.events import Delta, Finished, Outlined, Usage
+from writer.generation.length import outcome
+from writer.generation.plan import plan_for
 from writer.generation.prompts import PromptSet, default_prompts
-from writer.providers.base import Provider, choose_provider, failover_chain, resolve_model
+from writer.generation.retry import RetryPolicy
+from writer.kinds import CONTINUABLE, ErrorKind, Status
+from writer.providers.base import Provider
+from writer.providers.choice import choose_provider, failover_chain, resolve_model
+from writer.providers.failures import Failure
+from writer.runs.registry import JobError, shared
+from writer.storage import brands, versions
+from writer.storage.prices import price_table
 from writer.storage.store import StorageError, Store
 
-# Tokens per counted word, generous for the tokenizers in use (Chinese ≈ 0.6-2 per
-# character, English ≈ 1.3 per word), times headroom for Markdown and overshoot.
-TOKENS_PER_WORD = {"zh": 2.0, "en": 1.6}
-HEADROOM = 1.5
 DRAFT_INTERVAL_S = 2.0
 FINAL_SAVE_TRIES = 4
 
 
-class JobError(ValueError):
-    """The job cannot start; the message is one line that says why."""
-
-
-def max_tokens_for(brief: Brief, cap: int) -> int:
-    """A bound on the answer so a runaway model cannot cost unbounded money."""
-    wanted = math.ceil(brief.target_words * TOKENS_PER_WORD[brief.language] * HEADROOM) + 200
-    return min(wanted, cap)
+__all__ = ["Job", "JobError", "can_continue", "delete_article", "running_job"]
 
 
 class Job:
@@ -62,7 +57,7 @@ class Job:
                  prompts: PromptSet | None = None, draft_interval_s: float = DRAFT_INTERVAL_S,
                  article: dict | None = None, batch: tuple[int, int] | None = None,
                  backoff=None):
-        logs.configure(settings.db_path)
+        logs.configure(settings.db_path, settings.secret_values())
         warm_up()  # token estimates are needed when it ends, stopped or not
         self.provider = resolve_model(provider or choose_provider(settings))
         self.requested_language = brief.language
@@ -74,14 +69,12 @@ class Job:
         self.brief = brief
         self.settings = settings
         self.prompts = prompts or default_prompts()
-        self.messages = self.prompts.render(brief)
-        self.length = LengthPlan.for_target(brief.target_words, brief.language) \
-            if length_control else None
-        if self.length:  # the first request's bound, from the tokenizer's measured ratio
-            self.max_tokens = budget_for(self.provider.kind).max_tokens(
-                self.length.high, brief.language, settings.max_output_tokens)
-        else:
-            self.max_tokens = max_tokens_for(brief, settings.max_output_tokens)
+        # What the engine asks (writer/generation/plan.py): messages, budget, length plan.
+        self.plan = plan_for(brief, self.prompts, provider_kind=self.provider.kind,
+                             max_output_tokens=settings.max_output_tokens,
+                             length_control=length_control)
+        self.length = self.plan.length  # None: free-form
+        self.max_tokens = self.plan.max_tokens  # the first request's bound
         self.outline: str | None = None
         self.draft_interval_s = draft_interval_s
         self.article = article  # the row being continued, if any
@@ -151,7 +144,7 @@ class Job:
 
     def queue(self) -> int:
         """Create the article's row as `queued` (a worker starts it later,
-        writer/runs/workers.py): from now on it has an id, a heartbeat and a Stop."""
+        writer/runs/registry.py): from now on it has an id, a heartbeat and a Stop."""
         store = Store(self.settings.db_path)
         try:
             self._open_row(store, Status.QUEUED)
@@ -171,9 +164,8 @@ class Job:
         self._register(status)
 
     def _register(self, status: Status) -> None:
-        """Its row exists: it beats (heartbeat.py) and is known as being written."""
-        heartbeat.register(self.settings.db_path, self.article_id, self._on_deleted)
-        _running[(str(self.settings.db_path), self.article_id)] = self
+        """Its row exists: the registry knows it is being written, and it beats."""
+        shared(self.settings.db_path).track(self.article_id, self._on_deleted, job=self)
         self.queued = status == Status.QUEUED
 
     def _begin(self, store: Store) -> None:
@@ -188,8 +180,7 @@ class Job:
             self._open_row(store, Status.STREAMING)
 
     def _forget(self) -> None:
-        heartbeat.unregister(self.settings.db_path, self.article_id)
-        _running.pop((str(self.settings.db_path), self.article_id), None)
+        shared(self.settings.db_path).untrack(self.article_id)
 
     def run(self) -> Iterator:
         """Yield the engine's events while keeping the `articles` row up to date."""
@@ -199,18 +190,21 @@ class Job:
         except BaseException:
             store.close()
             raise
-        chain = failover_chain(self.settings, self.provider)
+        refusal: Exception | None = None
+        try:  # reads the providers file, which may have broken since the job was built
+            chain = failover_chain(self.settings, self.provider)
+        except Exception as exc:  # the row is streaming: it ends failed below, saying why
+            chain, refusal = [self.provider], exc
         self.generation = Generation(
-            Request(self.messages, self.max_tokens, self.provider,
-                    RetryPolicy.from_settings(self.settings), failover=chain[1:],
-                    prefix=self.prefix, length=self.length, brief=self.brief,
-                    max_output_tokens=self.settings.max_output_tokens,
-                    backoff=self.backoff), prompts=self.prompts)
+            Request(self.plan, self.provider, RetryPolicy.from_settings(self.settings),
+                    failover=chain[1:], prefix=self.prefix, backoff=self.backoff))
         if self.cancel_requested:
             self.generation.cancel()
         events = self.generation.events()
         last_save = time.monotonic()
         try:
+            if refusal is not None:
+                raise refusal
             for event in events:
                 if isinstance(event, Delta):
                     now = time.monotonic()
@@ -225,8 +219,9 @@ class Job:
                 yield event
         except StorageError:
             raise
-        except Exception as exc:  # a bug, not a provider failure: log it, end like any failure
-            message = logs.log_exception(f"article #{self.article_id} failed", exc)
+        except Exception as exc:  # a refusal (a broken providers file) or a bug: end failed
+            message = str(exc) if isinstance(exc, UserError) else \
+                logs.log_exception(f"article #{self.article_id} failed", exc)
             generation = self.generation
             generation.metrics.ended = generation.metrics.ended or time.monotonic()
             finished = Finished(Status.FAILED, None, message, generation.usage(),
@@ -263,20 +258,14 @@ class Job:
             served.model, served.name)
         self.cost = price.cost(usage.input_tokens, usage.output_tokens) if price else None
         self.currency = price.currency if price else None
-        run_cost = self.cost  # this run alone (a Continue adds the article's earlier runs)
-        input_tokens, output_tokens, source = usage.input_tokens, usage.output_tokens, usage.source
+        # This run's tokens and cost: the ledger adds them to what the article already
+        # cost (a Continue's earlier runs, title suggestions), in the save's transaction.
+        charge = versions.Charge(usage.input_tokens, usage.output_tokens, self.cost,
+                                 self.currency, usage.source)
         retries, resumes, fallback = generation.retries, generation.resumes, generation.fallback
         served_by = "→".join(generation.served_by) or served.name
         previous = self.article
-        if previous:  # a continuation adds to what the article already cost
-            input_tokens += previous["input_tokens"] or 0
-            output_tokens += previous["output_tokens"] or 0
-            if previous["usage_source"] == "estimated":
-                source = "estimated"
-            if self.cost is None or previous["cost"] is None or previous["currency"] != self.currency:
-                self.cost = None  # unpriced if any part is (or the currencies differ)
-            else:
-                self.cost = round(self.cost + previous["cost"], 8)
+        if previous:  # a continuation adds to what the article already had
             retries += previous.get("retries") or 0
             resumes += previous.get("resumes") or 0
             fallback = fallback or bool(previous.get("fallback"))
@@ -288,11 +277,6 @@ class Job:
             words=self.words,
             provider=served.name,  # who served the text, so Usage by provider is right
             model=served.model,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            usage_source=source,
-            cost=self.cost,
-            currency=self.currency,
             price_input_per_1m=price.input_per_1m if price else None,
             price_output_per_1m=price.output_per_1m if price else None,
             ttft_ms=metrics.ttft_ms,
@@ -321,12 +305,11 @@ class Job:
         if self.text.strip():  # every text is a version; brand and keyword checks on it
             fields["checks"] = versions.checks_for(self.text, self.brief.brand,
                                                    self.brief.keywords)
-            fields["current_version"] = self._record_version(
-                store, status, usage, run_cost, served,
-                previous.get("current_version") if previous else None)
         for attempt in range(FINAL_SAVE_TRIES):
             try:
-                store.update(self.article_id, **fields)
+                totals = self._record_version(
+                    store, status, fields, charge, served,
+                    previous.get("current_version") if previous else None)
                 break
             except StorageError as exc:
                 if attempt + 1 < FINAL_SAVE_TRIES:
@@ -336,21 +319,21 @@ class Job:
                 self.saved.set()
                 raise StorageError(f"article #{self.article_id} could not be saved ({exc}); its "
                                    f"text is kept in {self.recovery_file}") from None
+        if totals is not None:  # what the article cost, a Continue's earlier runs included
+            self.cost, self.currency = totals["cost"], totals["currency"]
         self.saved.set()
 
-    def _record_version(self, store: Store, status: Status, usage: Usage, run_cost,
-                        served: Provider, number: int | None) -> int | None:
-        """This run's text as the article's current version (the draft, or the
-        version a Continue added to), with this run's tokens and cost added to it."""
-        try:
-            return versions.record_run(
-                store, self.article_id, number, kind=self.version_kind, status=status,
-                content=self.text, words=self.words, input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens, cost=run_cost, currency=self.currency,
-                provider=served.name, model=served.model)
-        except (StorageError, versions.VersionError) as exc:  # the article row still saves
-            logs.logger.warning("version of article #%s not saved: %s", self.article_id, exc)
-            return number
+    def _record_version(self, store: Store, status: Status, fields: dict,
+                        charge: "versions.Charge", served: Provider,
+                        number: int | None) -> dict | None:
+        """The final save in one transaction (writer/storage/versions.py `save_run`):
+        the article's `fields`, this run's text as its current version (the draft, or
+        the version a Continue added to) and this run's charge on both — no text on an
+        article deleted meanwhile. The article's totals after it (None: row gone)."""
+        return versions.save_run(
+            store, self.article_id, number, kind=self.version_kind, status=status,
+            text=self.text if self.text.strip() else None, words=self.words,
+            provider=served.name, model=served.model, charge=charge, fields=fields)
 
     def _write_recovery_file(self) -> Path:
         """The text, where a person can find it, when the database refuses it."""
@@ -380,14 +363,11 @@ def can_continue(row: dict) -> bool:
     return (row.get("words") or 0) < row["target_words"]
 
 
-# Jobs running in this process, by (database, article id): a delete from this
-# process stops the job first (stop_running); other processes learn of a delete
-# through the heartbeat.
-_running: dict[tuple[str, int], Job] = {}
-
-
 def running_job(settings: Settings, article_id: int) -> Job | None:
-    return _running.get((str(settings.db_path), article_id))
+    """The job writing `article_id` in this process (the registry of live runs): a
+    delete from this process stops it first; other processes learn of a delete
+    through the heartbeat."""
+    return shared(settings.db_path).job(article_id)
 
 
 def delete_article(settings: Settings, article_id: int, wait_s: float = 5.0) -> bool:

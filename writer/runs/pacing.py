@@ -5,7 +5,7 @@ costs O(n²) for an n-character article. The first delta is painted at once (tim
 to first text is what users feel), the next few on a short ramp (20, 40 ms: the
 first line fills in quickly), later ones are coalesced on a budget that grows
 slowly with the text's length. `scale` stretches the budget when many pages watch
-at once (writer/runs/workers.py sets it from the number of viewers in the process), so
+at once (writer/runs/feed.py sets it from the number of viewers in the process), so
 20 tabs on a small machine do not paint 20× as often as one and fall behind.
 """
 from __future__ import annotations

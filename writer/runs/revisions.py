@@ -10,60 +10,26 @@ partial text) that can be made current by hand (`versions.choose`).
 """
 from __future__ import annotations
 
-import re
 import tomllib
-from dataclasses import dataclass
 from functools import lru_cache
 
-from writer import brands
-from writer.storage import versions
-from writer.brands import BrandKit
-from writer.brief import Brief, MAX_WORDS, MIN_WORDS
+from writer.brands import BrandError, BrandKit
+from writer.brief import MAX_WORDS, MIN_WORDS, Brief
 from writer.config import Settings
-from writer.storage.prices import price_table
 from writer.generation.counting import count_words
-from writer.generation.engine import Usage
-from writer.runs.job import Job, JobError, _running
-from writer.kinds import ACTIVE, ErrorKind, Status
+from writer.generation.events import Usage
 from writer.generation.prompts import PROMPTS_DIR, PromptError
+from writer.generation.sections import Section, sections  # noqa: F401 (part of this module's API)
+from writer.kinds import ACTIVE, ErrorKind, Status
 from writer.providers.base import Provider
+from writer.runs.job import Job, JobError, running_job
+from writer.storage import brands as brand_store
+from writer.storage import versions
+from writer.storage.prices import price_table
 from writer.storage.store import StorageError, Store
 
 PRESETS = ("shorter", "longer", "casual", "formal", "cta", "translate")
 MIN_SECTION_WORDS = 20  # a one-line section is still revised to a sensible length
-
-
-@dataclass(frozen=True)
-class Section:
-    number: int  # 1-based
-    title: str  # its heading, or the paragraph's first words
-    start: int  # character offsets in the article
-    end: int
-
-    def text(self, content: str) -> str:
-        return content[self.start:self.end]
-
-
-def sections(content: str) -> list[Section]:
-    """The article's parts: by level-2 headings when it has them (the text before the
-    first one is part 1), else by paragraphs (blank-line separated)."""
-    headings = [m.start() for m in re.finditer(r"(?m)^##\s+\S", content)]
-    if headings:
-        starts = ([0] if content[:headings[0]].strip() else []) + headings
-    else:
-        starts = [m.start() for m in re.finditer(r"(?:^|\n\s*\n)(?=\S)", content)]
-        starts = [s if content[s] not in "\n" else s + len(content[s:]) - len(content[s:].lstrip())
-                  for s in starts]
-    parts = []
-    for i, start in enumerate(starts):
-        end = starts[i + 1] if i + 1 < len(starts) else len(content)
-        while end > start and content[end - 1] in " \t\n":
-            end -= 1
-        first = content[start:end].strip().splitlines()[0] if content[start:end].strip() else ""
-        title = re.sub(r"^#+\s*", "", first)
-        parts.append(Section(len(parts) + 1, title[:60] + ("…" if len(title) > 60 else ""),
-                             start, end))
-    return parts
 
 
 @lru_cache(maxsize=2)
@@ -117,7 +83,7 @@ class RevisionJob(Job):
             row = store.get(article_id)
             if row is None:
                 raise JobError(f"there is no article #{article_id}")
-            if row["status"] in ACTIVE or (str(settings.db_path), article_id) in _running:
+            if row["status"] in ACTIVE or running_job(settings, article_id) is not None:
                 raise JobError(f"article #{article_id} is still being written; revise it "
                                "when it has ended")
             base = row["content"] or ""
@@ -156,11 +122,11 @@ class RevisionJob(Job):
         self.article_id = article_id
         self.version_kind = "revision"
         self.version_number: int | None = None
-        self.messages = self._messages(len(parts))
+        self.plan = self.plan.with_messages(self._messages(len(parts)))
 
     def _messages(self, count: int) -> list[dict]:
         data = revise_prompts()
-        values = {**self.prompts._values(self.brief), "instruction": self.instruction,
+        values = {**self.prompts.values(self.brief), "instruction": self.instruction,
                   "article": self.base.strip(), "number": self.section or 0, "count": count,
                   "section": self.replaced.text(self.base).strip() if self.replaced else ""}
         part = data["section" if self.replaced else "whole"]
@@ -204,36 +170,26 @@ class RevisionJob(Job):
 
     def _save_final(self, store: Store, status: Status, finish_reason: str | None,
                     error: str | None, usage: Usage, error_kind: ErrorKind | None = None) -> None:
-        generation = self.generation
-        served = generation.served_provider
+        served = self.generation.served_provider
         price = price_table(self.settings.prices_file, store.price_edits()).lookup(
             served.model, served.name)
         self.cost = price.cost(usage.input_tokens, usage.output_tokens) if price else None
         self.currency = price.currency if price else None
         content = self.composed if self.text.strip() else ""
         words = count_words(content)
-        try:
-            versions.update_version(
-                store, self.article_id, self.version_number, status=Status(status).value,
-                content=content, words=words, input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens, cost=self.cost, currency=self.currency,
-                provider=served.name, model=served.model, error=error,
-                error_kind=error_kind.value if error_kind else None)
-            article = store.get(self.article_id) or self.base_row  # its totals now
-            cost, currency = versions.add_costs(article["cost"], article["currency"],
-                                                self.cost, self.currency)
-            if article["input_tokens"] and article["cost"] is None:
-                cost = None  # the article was already unpriced
-            fields = dict(input_tokens=(article["input_tokens"] or 0) + usage.input_tokens,
-                          output_tokens=(article["output_tokens"] or 0) + usage.output_tokens,
-                          cost=cost, currency=currency)
-            if usage.source == "estimated":
-                fields["usage_source"] = "estimated"
-            if status == Status.COMPLETED and content.strip():  # the new version is current
-                fields.update(content=content, words=words, current_version=self.version_number,
-                              language=self.brief.language, checks=versions.checks_for(
-                                  content, self.brief.brand, self.brief.keywords))
-            store.update(self.article_id, **fields)
+        current = None
+        if status == Status.COMPLETED and content.strip():  # the new version is current
+            current = dict(content=content, words=words, language=self.brief.language,
+                           checks=versions.checks_for(content, self.brief.brand,
+                                                      self.brief.keywords))
+        try:  # one transaction: the version, its charge, the article's new text
+            versions.save_revision(
+                store, self.article_id, self.version_number, status=status, text=content,
+                words=words, charge=versions.Charge(usage.input_tokens, usage.output_tokens,
+                                                    self.cost, self.currency, usage.source),
+                version=dict(provider=served.name, model=served.model, error=error,
+                             error_kind=error_kind.value if error_kind else None),
+                current=current)
         finally:
             self.saved.set()
 
@@ -241,6 +197,6 @@ class RevisionJob(Job):
 def _kit(store: Store, name: str) -> BrandKit | None:
     """The article's brand kit as it is now, if it still exists."""
     try:
-        return brands.get(store, name)
-    except brands.BrandError:  # a kit that no longer loads: revise without it
+        return brand_store.get(store, name)
+    except BrandError:  # a kit that no longer loads: revise without it
         return None

@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import re
 
-from writer.storage import versions
 from writer.config import Settings
-from writer.storage.prices import price_table
-from writer.generation.engine import Finished, Generation, Request, RetryPolicy
-from writer.runs.job import JobError
+from writer.generation.counting import count_words
+from writer.generation.engine import Generation, Request
+from writer.generation.events import Finished
+from writer.generation.plan import PromptPlan
+from writer.generation.retry import RetryPolicy
 from writer.kinds import Status
-from writer.providers.base import Provider, choose_provider, failover_chain, resolve_model
+from writer.providers.base import Provider
+from writer.providers.choice import choose_provider, failover_chain, resolve_model
+from writer.runs.job import JobError
 from writer.runs.revisions import _kit, revise_prompts
+from writer.storage import versions
+from writer.storage.prices import price_table
 from writer.storage.store import Store
 
 COUNT = 5
@@ -38,7 +43,7 @@ def suggest(article_id: int, settings: Settings, provider: Provider | None = Non
         messages = [{"role": "system", "content": part["system"].format(**values).strip()},
                     {"role": "user", "content": part["user"].format(**values).strip()}]
         provider = resolve_model(provider or choose_provider(settings))
-        generation = Generation(Request(messages, MAX_TOKENS, provider,
+        generation = Generation(Request(PromptPlan(messages, MAX_TOKENS), provider,
                                         RetryPolicy.from_settings(settings),
                                         failover=failover_chain(settings, provider)[1:]))
         finished = None
@@ -49,12 +54,10 @@ def suggest(article_id: int, settings: Settings, provider: Provider | None = Non
         served = generation.served_provider
         price = price_table(settings.prices_file, store.price_edits()).lookup(served.model,
                                                                                served.name)
-        cost, currency = versions.add_costs(row["cost"], row["currency"],
-                                            price.cost(usage.input_tokens, usage.output_tokens)
-                                            if price else None, price.currency if price else None)
-        store.update(article_id, input_tokens=(row["input_tokens"] or 0) + usage.input_tokens,
-                     output_tokens=(row["output_tokens"] or 0) + usage.output_tokens,
-                     cost=cost, currency=currency)
+        store.charge(article_id, versions.Charge(  # added atomically: a revision may end now
+            usage.input_tokens, usage.output_tokens,
+            price.cost(usage.input_tokens, usage.output_tokens) if price else None,
+            price.currency if price else None, usage.source))
         if finished is None or finished.status not in (Status.COMPLETED, Status.TRUNCATED):
             raise JobError(finished.error if finished and finished.error else
                            "the provider gave no titles")
@@ -87,7 +90,8 @@ def use_title(store: Store, article_id: int, title: str) -> int:
     else:
         content = f"# {title}\n\n{content}"
     number = versions.open_version(store, article_id, kind="revision", status=Status.COMPLETED,
-                                   instruction=f"# {title}", content=content)
+                                   instruction=f"# {title}", content=content,
+                                   words=count_words(content))
     versions.update_version(store, article_id, number, input_tokens=0, output_tokens=0,
                             cost=0.0, currency=row["currency"])  # no request: free
     versions.choose(store, article_id, number)

@@ -11,13 +11,17 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from writer.errors import UserError
+
 DEFAULT_PRICES = Path(__file__).with_name("prices.toml")
 ANY_PROVIDER = "*"
 _SNAPSHOT_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{4}|latest)$")
 
 
-class PriceFileError(ValueError):
-    pass
+class PriceFileError(UserError, ValueError):
+    """The price file cannot be read; the message names the file and the problem."""
+
+    key = "user_errors.price_file"
 
 
 @dataclass(frozen=True)

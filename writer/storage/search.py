@@ -140,16 +140,16 @@ def search(store: Store, filters: Filters = Filters(), *, limit: int = 50, offse
         where = " AND ".join(["articles_fts MATCH ?", *bounds, LIVE, *clauses])
         sql = (f"SELECT {columns} FROM articles_fts f CROSS JOIN articles a ON a.id = f.rowid "
                f"WHERE {where} ORDER BY f.rowid DESC LIMIT ? OFFSET ?")
-        rows = list(store.db.query(sql, [match, *bound_params, *params, limit + 1, offset]))
+        rows = store.rows(sql, [match, *bound_params, *params, limit + 1, offset])
         cheap_count = not clauses
         count_sql = ("SELECT count(*) FROM (SELECT 1 FROM articles_fts f CROSS JOIN articles a "
                      f"ON a.id = f.rowid WHERE articles_fts MATCH ? AND {LIVE} LIMIT ?)")
         count_params = [match]
     else:
         where = " AND ".join([LIVE, *clauses])
-        rows = list(store.db.query(f"SELECT {columns} FROM articles a WHERE {where} "
+        rows = store.rows(f"SELECT {columns} FROM articles a WHERE {where} "
                                    "ORDER BY a.id DESC LIMIT ? OFFSET ?",
-                                   [*params, limit + 1, offset]))
+                                   [*params, limit + 1, offset])
         cheap_count = not short_terms
         count_sql = f"SELECT count(*) FROM (SELECT 1 FROM articles a WHERE {where} LIMIT ?)"
         count_params = params
@@ -158,7 +158,7 @@ def search(store: Store, filters: Filters = Filters(), *, limit: int = 50, offse
     if not has_more:
         total = offset + len(rows)
     elif cheap_count:
-        total = store.db.execute(count_sql, [*count_params, COUNT_CAP + 1]).fetchone()[0]
+        total = store.conn.execute(count_sql, [*count_params, COUNT_CAP + 1]).fetchone()[0]
     else:
         total = None
     return Page(rows, total, bool(short_terms), has_more, offset)
@@ -171,7 +171,7 @@ def distinct(store: Store, column: str) -> list[str]:
     article has it (an index lookup that usually stops at the first row)."""
     if column not in {"content_type", "status", "model", "provider", "language"}:
         raise ValueError(f"cannot list values of {column!r}")
-    return [r[0] for r in store.db.execute(
+    return [r[0] for r in store.conn.execute(
         f"SELECT value FROM (SELECT DISTINCT {column} AS value FROM articles "
         f"WHERE {column} IS NOT NULL) WHERE EXISTS (SELECT 1 FROM articles "
         f"WHERE {column} = value AND deleted_at IS NULL) ORDER BY value")]

@@ -24,9 +24,9 @@ import io
 from typing import Callable, Mapping
 
 from writer.io import timezones
-from writer.storage.prices import PriceTable, price_table
-from writer.kinds import ACTIVE
 from writer.io.sheet import FORMULA_STARTS
+from writer.kinds import ACTIVE
+from writer.storage.prices import PriceTable, price_table
 from writer.storage.store import FAILED_REQUEST_SQL, Store
 
 GROUPS = {"day": "substr(created_at, 1, 10)", "model": "model", "provider": "provider",
@@ -85,7 +85,7 @@ def _local_day(tz: dt.tzinfo, since, until) -> Callable[[str | None], str | None
 def _group_sql(store: Store, by: str, tz: dt.tzinfo | None, since, until) -> str:
     if by != "day" or _is_utc(tz):
         return GROUPS[by]
-    store.db.conn.create_function(LOCAL_DAY_FUNCTION, 1, _local_day(tz, since, until),
+    store.conn.create_function(LOCAL_DAY_FUNCTION, 1, _local_day(tz, since, until),
                                   deterministic=True)
     return f"{LOCAL_DAY_FUNCTION}(created_at)"
 
@@ -101,7 +101,7 @@ def by_group(store: Store, by: str = "day", since: str | dt.date | None = None,
     group = _group_sql(store, by, tz, since, until)
     # Two queries: the sums read only the covering index `idx_articles_usage`; the
     # failed requests need `words`, so only rows with status 'failed' are looked up.
-    rows = list(store.db.query(
+    rows = store.rows(
         f"""SELECT {group} AS "group", currency, count(*) AS articles,
                0 AS failed_requests,
                coalesce(sum(input_tokens), 0) AS input_tokens,
@@ -110,8 +110,8 @@ def by_group(store: Store, by: str = "day", since: str | dt.date | None = None,
                coalesce(sum(usage_source = 'estimated'), 0) AS estimated_articles,
                sum(cost IS NULL AND status NOT IN ({ACTIVE_SQL})) AS unpriced_articles
             FROM articles WHERE {where}
-            GROUP BY 1, 2 ORDER BY 1, 2""", params))
-    failed = {(r["group"], r["currency"]): r for r in store.db.query(
+            GROUP BY 1, 2 ORDER BY 1, 2""", params)
+    failed = {(r["group"], r["currency"]): r for r in store.rows(
         f"""SELECT {group} AS "group", currency, count(*) AS requests,
                coalesce(sum(usage_source = 'estimated'), 0) AS estimated,
                sum(cost IS NULL AND status NOT IN ({ACTIVE_SQL})) AS unpriced
@@ -156,12 +156,12 @@ def articles(store: Store, since: str | dt.date | None = None,
     where, params = _period(since, until, tz)
     if unpriced_only:
         where += f" AND cost IS NULL AND status NOT IN ({ACTIVE_SQL}) AND NOT {FAILED_REQUEST_SQL}"
-    return list(store.db.query(
+    return store.rows(
         f"""SELECT id, created_at, topic, provider, model, content_type, status, input_tokens,
                output_tokens, usage_source, cost, currency, price_input_per_1m, price_output_per_1m,
                deleted_at IS NOT NULL AS deleted, {FAILED_REQUEST_SQL} AS failed_request
             FROM articles WHERE {where} ORDER BY created_at DESC, id DESC LIMIT ?""",
-        [*params, limit]))  # created_at order comes from its index: no sort of the period
+        [*params, limit])  # created_at order comes from its index: no sort of the period
 
 
 CSV_FORMULA_STARTS = (*FORMULA_STARTS, "-", "\t", "\r")  # and "-": no list starts a cell here

@@ -1,0 +1,67 @@
+"""`brand import | export | list`, and the kit lookup `write` and `batch` share."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from writer import brands as brand_kits
+from writer.brands import BrandError
+from writer.cli.output import EXIT_OK, CliError, one_line, open_store, read_file, say, write_file
+from writer.storage import brands as brand_store
+from writer.storage.store import Store
+
+
+def kit_named(store: Store, name: str) -> brand_kits.BrandKit:
+    """The saved kit of this name, or a one-line error naming the known ones."""
+    kit = brand_store.get(store, name)
+    if kit is None:
+        known = brand_store.names(store)
+        raise CliError(f"there is no brand kit «{one_line(name)}»; " + (
+            f"known: {', '.join(known)}" if known else
+            "none saved yet: python -m writer brand import FILE.toml"))
+    return kit
+
+
+def cmd_brand(args) -> int:
+    store = open_store()
+    if args.brand_command == "import":
+        return _import(store, Path(args.file))
+    if args.brand_command == "export":
+        kit = kit_named(store, args.name)
+        text = brand_kits.to_toml(kit)
+        if args.out:
+            write_file(Path(args.out), text.encode("utf-8"))
+            say(f"saved brand kit «{kit.name}» as {args.out}")
+        else:
+            sys.stdout.write(text)
+        return EXIT_OK
+    return _list(store, args.json)
+
+
+def _import(store: Store, path: Path) -> int:
+    data = read_file(path)
+    try:
+        kits = brand_kits.from_toml(data)
+    except BrandError as exc:
+        raise CliError(f"{path.name}: {exc}") from None
+    for kit in kits:
+        existed = kit.name in brand_store.names(store)
+        brand_store.save(store, kit)
+        say(f"{'updated' if existed else 'imported'} brand kit «{kit.name}»")
+    return EXIT_OK
+
+
+def _list(store: Store, as_json: bool) -> int:
+    kits = brand_store.listing(store)
+    for kit in kits:
+        if as_json:
+            print(json.dumps({"id": kit.id, **kit.as_dict()}, ensure_ascii=False))
+        else:
+            print(f"{kit.name:<24} {len(kit.banned_words):>3} banned · "
+                  f"{len(kit.required_terms):>3} required · {len(kit.do) + len(kit.dont):>3} "
+                  f"rules · {len(kit.samples)} sample{'s' if len(kit.samples) != 1 else ''}"
+                  + (f" · {one_line(kit.voice, 40)}" if kit.voice else ""))
+    if not as_json:
+        say(f"{len(kits)} brand kit{'s' if len(kits) != 1 else ''}")
+    return EXIT_OK

@@ -1,0 +1,144 @@
+"""The saved articles: `history`, `show`, `delete`, `usage`, `versions`, `choose`.
+
+Read the store only: nothing here loads a provider SDK, a tokenizer or a model.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from writer.cli.output import (
+    EXIT_FAILED,
+    EXIT_OK,
+    CliError,
+    ask,
+    get_article,
+    is_yes,
+    one_line,
+    open_store,
+    say,
+    write_file,
+)
+from writer.io.export import FORMATS, export
+from writer.kinds import Status
+from writer.storage import brands as brand_kits
+from writer.storage import versions
+from writer.storage.search import Filters, search
+from writer.storage.usage import by_group
+
+
+def cmd_history(args) -> int:
+    page = search(open_store(), Filters(query=args.search, status=args.status),
+                  limit=max(1, args.limit))
+    if args.json:
+        for row in page.rows:
+            print(json.dumps(row, ensure_ascii=False))
+    else:
+        for r in page.rows:
+            cost = "unpriced" if r["cost"] is None else f"{r['cost']:.4f} {r['currency']}"
+            print(f"#{r['id']:<5} {r['created_at'][:16].replace('T', ' ')}  {r['status']:<9} "
+                  f"{r['words']:>6}/{r['target_words']:<6} {cost:>14}  {r['model']}  {r['topic']}")
+    say(f"{len(page.rows)} shown of {page.total_label} matching")
+    return EXIT_OK
+
+
+def cmd_show(args) -> int:
+    fmt = args.format
+    if fmt is None:
+        suffix = Path(args.out).suffix.lower().lstrip(".") if args.out else ""
+        fmt = suffix if suffix in FORMATS else "md"
+    if fmt == "docx" and not args.out:
+        raise CliError("docx is binary: add --out FILE")
+    store = open_store()
+    row = get_article(store, args.id)
+    if fmt == "json":  # every version: draft, variants, revisions
+        row["versions"] = versions.listing(store, args.id)
+    data, _, _ = export(row, fmt)
+    if args.out:
+        write_file(Path(args.out), data)
+        say(f"saved #{args.id} as {args.out}")
+        return EXIT_OK
+    out = getattr(sys.stdout, "buffer", None)
+    if out is not None:  # bytes as exported, whatever the terminal's encoding
+        sys.stdout.flush()
+        out.write(data)
+        out.flush()
+    else:
+        sys.stdout.write(data.decode("utf-8"))
+    return EXIT_OK
+
+
+def cmd_delete(args) -> int:
+    store = open_store()
+    row = get_article(store, args.id)
+    topic = one_line(row.get("topic"))
+    if not args.yes:
+        answer = ask(f"delete #{args.id} «{topic}»? [y/N] ",
+                     f"not deleting #{args.id} without confirmation: add --yes")
+        if not is_yes(answer):
+            if not answer.endswith("\n"):
+                sys.stderr.write("\n")  # EOF: end the prompt line
+            say(f"kept #{args.id}")
+            return EXIT_FAILED
+    if row.get("status") == Status.STREAMING:
+        say(f"#{args.id} is still being written; the writer notices the delete and stops "
+            f"within a few seconds")
+    if not store.delete(args.id):
+        raise CliError(f"there is no article #{args.id}")
+    say(f"deleted #{args.id} «{topic}»; its tokens and cost stay in usage")
+    return EXIT_OK
+
+
+def cmd_usage(args) -> int:
+    rows = by_group(open_store(), args.by, args.since, args.until)
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    print(f"{args.by:<24} {'currency':<8} {'articles':>8} {'input':>12} {'output':>12} "
+          f"{'cost':>14} {'unpriced':>8} {'estimated':>9}")
+    for r in rows:
+        cost = "-" if r["cost"] is None else f"{r['cost']:.4f}"
+        print(f"{str(r['group']):<24} {r['currency'] or '-':<8} {r['articles']:>8} "
+              f"{r['input_tokens']:>12} {r['output_tokens']:>12} {cost:>14} "
+              f"{r['unpriced_articles']:>8} {r['estimated_articles']:>9}")
+    return EXIT_OK
+
+
+def cmd_versions(args) -> int:
+    store = open_store()
+    article = get_article(store, args.id)
+    if args.sections:
+        from writer.generation.sections import sections
+
+        for part in sections(article["content"] or ""):
+            sys.stdout.write(f"{part.number}\t{part.title}\n")
+        return EXIT_OK
+    listed = versions.listing(store, args.id)
+    if args.json:
+        for v in listed:
+            sys.stdout.write(json.dumps({**v, "current": v["number"] == article.get(
+                "current_version")}, ensure_ascii=False) + "\n")
+        return EXIT_OK
+    for v in listed:
+        mark = "*" if v["number"] == article.get("current_version") else " "
+        cost = ("unpriced" if v["cost"] is None else f"{v['cost']:.6f} {v['currency']}")
+        what = v["kind"] + (f" §{v['section']}" if v["section"] else "")
+        sys.stdout.write(f"{mark}{v['number']:>3}  {what:<12} {v['status']:<10} "
+                         f"{v['words'] or 0:>6} words  {cost:<18} {v['created_at'][:16]}  "
+                         f"{one_line(v['instruction'] or '')}\n")
+    if not listed:
+        say(f"article #{args.id} has no versions (written before versions were kept)")
+    return EXIT_OK
+
+
+def cmd_choose(args) -> int:
+    store = open_store()
+    article = get_article(store, args.id)
+    kit = brand_kits.get(store, article["brand"]) if article.get("brand") else None
+    try:
+        versions.choose(store, args.id, args.version, kit)  # its checks run again
+    except versions.VersionError as exc:
+        raise CliError(str(exc), EXIT_FAILED) from None
+    say(f"#{args.id}: version {args.version} is now current")
+    return EXIT_OK

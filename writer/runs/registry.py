@@ -1,0 +1,466 @@
+"""The registry of live runs: what this process is running on a database, in one place.
+
+`shared(db_path)` is the process's registry for a database; every page of every session,
+the sidebar, History, the batch, the provider check and the CLI ask the same one. It owns
+
+- **rows being written** (`track`, `untrack`, `job`, `tracked`): every run whose
+  `articles` row exists (an article, a variant, a revision, a batch row), in a worker or
+  in the foreground of the CLI. Each row beats: one daemon thread per process stamps the
+  rows every `liveness.heartbeat_s()` seconds (the SQL is writer/storage/liveness.py), so
+  a dead writer is noticed by any process; a row found deleted (another tab, another
+  process) calls its `on_deleted` once, and the job stops itself. A delete from this
+  process finds the job here first (`job(article_id)`) and stops it before deleting.
+- **worker jobs** (`submit`, `cancel`, `get`, `active`, `position`, `shutdown`): each
+  runs on a thread of its own and records what it produces in a `Feed` (feed.py) that
+  any number of viewers follow. Jobs are bounded per provider (`Provider.max_streams`,
+  from WRITER_MAX_STREAMS or the providers file; the bundled local model runs one at a
+  time): the others wait in submission order, each with its row saved `queued` and a
+  position in line. A queued job that is stopped ends at once as `stopped`, through the
+  same `Job.run()` path as any other Stop, without a request to the provider.
+- **other runs** (`begin`, `run`, `runs`): a batch run (per batch), the provider check
+  (one per database): one live run per key.
+
+Ended jobs and runs stay readable for `KEEP_FINISHED_S` (a page attaches after the end
+and reads how it finished), then they are pruned. Pure Python, no Streamlit.
+"""
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Callable, Iterator
+
+from writer import logs
+from writer.errors import UserError
+from writer.generation.events import Delta, Finished
+from writer.kinds import Status
+from writer.runs.feed import Feed, Update
+from writer.runs.pacing import Pacer
+from writer.storage import liveness
+
+KEEP_FINISHED_S = 900.0  # a finished job or run stays readable this long (then: its row)
+KEEP_FINISHED_MAX = 200
+SHUTDOWN_WAIT_S = 10.0
+
+log = logging.getLogger("writer")
+
+
+class JobError(UserError, ValueError):
+    """The job cannot start (or is not accepted); the message is one line that says why."""
+
+    key = "user_errors.job"
+
+
+class State(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+
+
+_callbacks_lock = threading.Lock()
+
+
+@dataclass(eq=False)
+class Handle:
+    """One worker job in the registry, as viewers and the sidebar see it."""
+
+    job: object  # a runs.job.Job (or a RevisionJob)
+    feed: Feed
+    submitted_at: float
+    state: State = State.QUEUED
+    started_at: float | None = None
+    ended_at: float | None = None
+    finished: Finished | None = None
+    error: str | None = None  # one line: the job could not run or not be saved
+    done: threading.Event = field(default_factory=threading.Event)
+    counted: bool = False  # holds one of its provider's slots
+    thread: threading.Thread | None = None
+    on_done: list = field(default_factory=list)  # called (with the handle) once it ended
+
+    def when_done(self, callback: Callable[["Handle"], None]) -> None:
+        """Call `callback(handle)` once the job has ended and its row is saved (at once
+        if it already has)."""
+        with _callbacks_lock:
+            if not self.done.is_set():
+                self.on_done.append(callback)
+                return
+        callback(self)
+
+    @property
+    def article_id(self) -> int:
+        return self.job.article_id
+
+    @property
+    def provider_name(self) -> str:
+        return self.job.provider.name
+
+    @property
+    def words(self) -> int:
+        return self.job.words
+
+    @property
+    def target_words(self) -> int:
+        return self.job.brief.target_words
+
+    @property
+    def topic(self) -> str:
+        return self.job.brief.topic
+
+    @property
+    def status(self) -> Status:
+        """Its row's status while it runs (`queued` or `streaming`)."""
+        return Status.QUEUED if self.state == State.QUEUED else Status.STREAMING
+
+    @property
+    def stopping(self) -> bool:
+        return self.job.cancel_requested and self.state != State.DONE
+
+    def follow(self, *, pacer: Pacer | None = None, tick_s: float = 0.5,
+               first_tick_s: float | None = None,
+               clock: Callable[[], float] = time.monotonic) -> Iterator[Update]:
+        """The job as a viewer sees it (`Feed.follow`); leaving early detaches."""
+        return self.feed.follow(pacer=pacer, tick_s=tick_s, first_tick_s=first_tick_s,
+                                clock=clock)
+
+
+@dataclass
+class _Row:
+    """A row being written in this process: it beats until untracked."""
+
+    on_deleted: Callable[[], None] | None
+    job: object | None
+    notified: bool = False
+
+
+@dataclass
+class _Run:
+    run: object
+    done: threading.Event
+    ended_at: float | None = None
+
+
+class Registry:
+    """The live runs of one database in this process; see the module doc. `shared()`
+    gives the process's one registry per database (tests may build their own, for
+    worker jobs only)."""
+
+    def __init__(self, db_path: str | os.PathLike | None = None, *,
+                 keep_finished_s: float = KEEP_FINISHED_S,
+                 clock: Callable[[], float] = time.monotonic):
+        self.db_path = _key(db_path) if db_path is not None else None
+        self._lock = threading.RLock()
+        self._rows: dict[int, _Row] = {}  # rows being written, by article id
+        self._handles: dict[int, Handle] = {}  # worker jobs by article id, in submission order
+        self._queues: dict[str, deque[Handle]] = {}  # waiting jobs per provider
+        self._busy: dict[str, int] = {}  # slots in use per provider
+        self._runs: dict[tuple[str, object], _Run] = {}  # (kind, key) -> batch run, check
+        self._runs_lock = threading.Lock()
+        self._closed = False
+        self._keep_finished_s = keep_finished_s
+        self._clock = clock
+        atexit.register(self.shutdown)
+
+    # -- rows being written: heartbeats and deletes --------------------------------------
+    def track(self, article_id: int, on_deleted: Callable[[], None] | None = None,
+              job: object | None = None) -> None:
+        """Keep `article_id`'s row beating until `untrack`; `on_deleted` is called once
+        (from the heartbeat thread) when the row is found deleted."""
+        if self.db_path is None:
+            raise ValueError("a registry without a database tracks no rows; use shared()")
+        with self._lock:
+            self._rows[int(article_id)] = _Row(on_deleted, job)
+        _keep_beating()
+
+    def untrack(self, article_id: int) -> None:
+        """Stop beating for `article_id` (no error if it was not tracked)."""
+        with self._lock:
+            self._rows.pop(int(article_id), None)
+
+    def tracked(self) -> list[int]:
+        """The article ids whose rows this process is writing (and beating for)."""
+        with self._lock:
+            return sorted(self._rows)
+
+    def job(self, article_id: int | None):
+        """The job writing `article_id` in this process (worker or foreground), if any."""
+        with self._lock:
+            row = self._rows.get(article_id) if article_id is not None else None
+            return row.job if row is not None else None
+
+    def beat(self) -> None:
+        """One beat for every tracked row, now, in the calling thread; never raises."""
+        with self._lock:
+            rows = dict(self._rows)
+        if not rows or self.db_path is None:
+            return
+        try:
+            gone = liveness.beat_rows(self.db_path, sorted(rows))
+        except Exception:  # noqa: BLE001 - a failed beat must never kill the thread
+            log.warning("heartbeat: could not update %s", self.db_path, exc_info=True)
+            return
+        for article_id in gone:
+            entry = rows[article_id]
+            with self._lock:
+                if self._rows.get(article_id) is not entry or entry.notified \
+                        or entry.on_deleted is None:
+                    continue
+                entry.notified = True
+            try:
+                entry.on_deleted()
+            except Exception:  # noqa: BLE001
+                log.warning("heartbeat: on_deleted for article #%s failed", article_id,
+                            exc_info=True)
+
+    # -- worker jobs: submitting and stopping ---------------------------------------------
+    def submit(self, job) -> Handle:
+        """Queue a job and start it as soon as its provider has a free slot. Its row
+        is saved (`queued`) before this returns, so `handle.article_id` is set."""
+        if self._closed:
+            raise JobError("the server is shutting down; try again in a moment",
+                           key="user_errors.shutting_down")
+        job.queue()
+        handle = Handle(job, Feed(job.prefix), self._clock())
+        job.on_cancel = lambda: self._promote(handle)
+        with self._lock:
+            self._handles[job.article_id] = handle
+            self._queues.setdefault(handle.provider_name, deque()).append(handle)
+            self._pump(handle.provider_name)
+        return handle
+
+    def cancel(self, article_id: int, wait_s: float = 0.0) -> bool:
+        """Stop a queued or running job; True once its row is saved (within wait_s)."""
+        handle = self.get(article_id)
+        if handle is None or handle.state == State.DONE:
+            return handle is not None
+        handle.job.cancel(wait_s=0)
+        return handle.done.wait(wait_s) if wait_s else handle.done.is_set()
+
+    def shutdown(self, wait_s: float = SHUTDOWN_WAIT_S) -> list[int]:
+        """Stop every worker job and wait until each has saved its text (the server
+        exits). Returns the ids of the jobs it stopped."""
+        with self._lock:
+            self._closed = True
+            active = [h for h in self._handles.values() if h.state != State.DONE]
+        for handle in active:
+            handle.job.cancel(wait_s=0)
+        deadline = time.monotonic() + wait_s
+        for handle in active:
+            if not handle.done.wait(max(0.0, deadline - time.monotonic())):
+                logs.logger.error("article #%s was still running at shutdown",
+                                  handle.article_id)
+        return [h.article_id for h in active]
+
+    # -- worker jobs: what viewers read ---------------------------------------------------
+    def get(self, article_id: int | None) -> Handle | None:
+        with self._lock:
+            return self._handles.get(article_id) if article_id is not None else None
+
+    def active(self) -> list[Handle]:
+        """Queued and running jobs, oldest first."""
+        with self._lock:
+            return [h for h in self._handles.values() if h.state != State.DONE]
+
+    def position(self, handle: Handle) -> int | None:
+        """1 = next in line for its provider; None when not queued."""
+        with self._lock:
+            queue = self._queues.get(handle.provider_name) or ()
+            for number, queued in enumerate(queue, 1):
+                if queued is handle:
+                    return number
+        return None
+
+    # -- worker jobs: the workers ---------------------------------------------------------
+    def _pump(self, provider: str) -> None:
+        """Start queued jobs while the provider has free slots (lock held)."""
+        queue = self._queues.get(provider)
+        while queue:
+            limit = max(1, queue[0].job.provider.max_streams)
+            if self._busy.get(provider, 0) >= limit:
+                return
+            handle = queue.popleft()
+            self._busy[provider] = self._busy.get(provider, 0) + 1
+            handle.counted = True
+            self._start(handle)
+
+    def _promote(self, handle: Handle) -> None:
+        """A queued job was stopped: run it now (it ends at once, saved as stopped)."""
+        with self._lock:
+            queue = self._queues.get(handle.provider_name)
+            if handle.state != State.QUEUED or not queue or handle not in queue:
+                return
+            queue.remove(handle)
+            self._start(handle)
+
+    def _start(self, handle: Handle) -> None:
+        handle.state = State.RUNNING
+        handle.started_at = self._clock()
+        handle.thread = threading.Thread(target=self._work, args=(handle,), daemon=True,
+                                         name=f"writer-job-{handle.article_id}")
+        handle.thread.start()
+
+    def _work(self, handle: Handle) -> None:
+        feed = handle.feed
+        try:
+            for event in handle.job.run():
+                if isinstance(event, Delta):
+                    feed.append(event.text)
+                    continue
+                if isinstance(event, Finished):
+                    handle.finished = event
+                feed.append(event)
+        except UserError as exc:  # e.g. deleted before it started, the database refused it
+            handle.error = str(exc)
+        except BaseException as exc:  # a bug: the job saved what it had; say so in one line
+            handle.error = logs.log_exception(f"article #{handle.article_id} worker", exc)
+        finally:
+            handle.ended_at = self._clock()
+            with self._lock:
+                handle.state = State.DONE
+                if handle.counted:
+                    handle.counted = False
+                    self._busy[handle.provider_name] -= 1
+                self._pump(handle.provider_name)
+                self._prune_handles()
+            feed.close()
+            with _callbacks_lock:
+                handle.done.set()
+                callbacks, handle.on_done = handle.on_done, []
+            for callback in callbacks:
+                try:
+                    callback(handle)
+                except Exception as exc:  # a bug in a listener must not hide the others
+                    logs.log_exception(f"article #{handle.article_id} done-callback", exc)
+
+    def _prune_handles(self) -> None:
+        now = self._clock()
+        done = [h for h in self._handles.values() if h.state == State.DONE]
+        for number, handle in enumerate(reversed(done)):
+            if number >= KEEP_FINISHED_MAX or now - handle.ended_at > self._keep_finished_s:
+                self._handles.pop(handle.article_id, None)
+
+    # -- other runs: a batch run, the provider check --------------------------------------
+    def begin(self, kind: str, key, run, done: threading.Event,
+              claim: Callable[[], None] | None = None):
+        """Make `run` the live run of (`kind`, `key`), ended once `done` is set. When
+        another is live, returns that one and registers nothing; else calls `claim()`
+        (which may refuse by raising), registers `run` and returns None."""
+        with self._runs_lock:
+            self._prune_runs()
+            current = self._runs.get((kind, key))
+            if current is not None and not current.done.is_set():
+                return current.run
+            if claim is not None:
+                claim()
+            self._runs[(kind, key)] = _Run(run, done)
+        return None
+
+    def run(self, kind: str, key=None):
+        """The live (or recently ended) run of (`kind`, `key`), or None."""
+        with self._runs_lock:
+            self._prune_runs()
+            found = self._runs.get((kind, key))
+        return found.run if found is not None else None
+
+    def runs(self, kind: str) -> list:
+        """Live and recently ended runs of a kind, oldest first."""
+        with self._runs_lock:
+            self._prune_runs()
+            return [r.run for (k, _), r in self._runs.items() if k == kind]
+
+    def _prune_runs(self) -> None:
+        """Forget runs ended more than keep_finished_s ago (lock held)."""
+        now = self._clock()
+        ended = []
+        for key, entry in self._runs.items():
+            if entry.done.is_set():
+                entry.ended_at = entry.ended_at if entry.ended_at is not None else now
+                ended.append(key)
+        for number, key in enumerate(reversed(ended)):
+            if number >= KEEP_FINISHED_MAX or \
+                    now - self._runs[key].ended_at > self._keep_finished_s:
+                del self._runs[key]
+
+
+# -- the process's registries and their heartbeat thread ---------------------------------
+
+_shared: dict[str, Registry] = {}
+_shared_lock = threading.Lock()
+_beat_thread: threading.Thread | None = None
+_wake = threading.Event()  # set by track(): a shorter heartbeat takes effect at once
+
+
+def _key(db_path: str | os.PathLike) -> str:
+    return str(Path(db_path).resolve())
+
+
+def shared(db_path: str | os.PathLike) -> Registry:
+    """The process's registry for a database: every page of every session uses the
+    same one (a module-level singleton, so clearing Streamlit's caches cannot orphan
+    running jobs)."""
+    key = _key(db_path)
+    with _shared_lock:
+        registry = _shared.get(key)
+        if registry is None:
+            registry = _shared[key] = Registry(key)
+        return registry
+
+
+def tracked() -> dict[str, list[int]]:
+    """What this process is beating for: {resolved db path: [article ids]}."""
+    with _shared_lock:
+        registries = list(_shared.values())
+    return {r.db_path: ids for r in registries if (ids := r.tracked())}
+
+
+def beat() -> None:
+    """One beat of every registry's rows, now, in the calling thread; never raises."""
+    with _shared_lock:
+        registries = list(_shared.values())
+    for registry in registries:
+        registry.beat()
+
+
+def _keep_beating() -> None:
+    global _beat_thread
+    with _shared_lock:
+        if _beat_thread is None or not _beat_thread.is_alive():  # first use, a forked child
+            _beat_thread = threading.Thread(target=_beat_forever, name="writer-heartbeat",
+                                            daemon=True)
+            _beat_thread.start()
+    _wake.set()
+
+
+def _period_s() -> float:
+    try:
+        return liveness.heartbeat_s()
+    except Exception:  # noqa: BLE001 - a broken setting is reported where it is read
+        return 5.0
+
+
+def _beat_forever() -> None:
+    next_beat = time.monotonic() + _period_s()
+    while True:  # a daemon thread: it lives as long as the process
+        _wake.wait(max(0.0, next_beat - time.monotonic()))
+        _wake.clear()
+        now = time.monotonic()
+        if now >= next_beat:
+            beat()
+            next_beat = time.monotonic() + _period_s()
+        else:  # woken by track(): a shorter period takes effect at once
+            next_beat = min(next_beat, now + _period_s())
+
+
+def _forget_in_child() -> None:
+    """A forked child writes none of its parent's rows and has no heartbeat thread."""
+    global _shared_lock, _beat_thread, _wake
+    _shared_lock, _beat_thread, _wake = threading.Lock(), None, threading.Event()
+    _shared.clear()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)

@@ -1,0 +1,56 @@
+"""Provider checks in the database (table `provider_checks`, m010): one row per run,
+the whole report as JSON plus its headline figures as columns for charts over time.
+Measuring is writer/runs/check.py.
+"""
+from __future__ import annotations
+
+import json
+
+from writer.kinds import CheckStatus
+from writer.storage.store import Store, utc_now
+
+
+def save(store: Store, report: dict) -> int:
+    ttft = report.get("ttft_ms") or {}
+    usage = report.get("usage") or {}
+    row = {
+        "created_at": report.get("created_at") or utc_now(), "provider": report["provider"],
+        "model": report.get("model"), "base_url": report.get("base_url"),
+        "status": str(report.get("status", CheckStatus.COMPLETED)),
+        "settings": json.dumps({"runs": report.get("runs"), "prompt_set": report.get("prompt_set"),
+                                "levels": report.get("levels")}),
+        "report": json.dumps(report, ensure_ascii=False),
+        "connect_ms": report.get("connect_ms"), "ttft_p50_ms": ttft.get("p50"),
+        "ttft_p95_ms": ttft.get("p95"), "itl_mean_ms": report.get("itl_mean_ms"),
+        "itl_p95_ms": report.get("itl_p95_ms"), "itl_cv": report.get("itl_cv"),
+        "interruption_rate": report.get("interruption_rate"),
+        "tokens_per_s": report.get("tokens_per_s"), "input_tokens": usage.get("input_tokens"),
+        "output_tokens": usage.get("output_tokens"), "cost": usage.get("cost"),
+        "currency": usage.get("currency"),
+    }
+    with store.transaction("save a provider check in") as conn:
+        cursor = conn.execute(
+            f"INSERT INTO provider_checks ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+            list(row.values()))
+        return cursor.lastrowid
+
+
+def history(store: Store, provider: str | None = None, limit: int = 500) -> list[dict]:
+    """Saved checks, oldest first (for charts), with their report decoded."""
+    where, params = ("WHERE provider = ?", [provider]) if provider else ("", [])
+    found = store.rows(
+        f"SELECT * FROM (SELECT * FROM provider_checks {where} ORDER BY id DESC LIMIT ?) "
+        "ORDER BY id", [*params, limit])
+    for row in found:
+        row["report"] = json.loads(row["report"] or "{}")
+    return found
+
+
+def latest(store: Store) -> list[dict]:
+    """The newest completed check of each provider (and model), newest first."""
+    found = store.rows(
+        "SELECT * FROM provider_checks WHERE id IN (SELECT max(id) FROM provider_checks "
+        "WHERE status = 'completed' GROUP BY provider, model) ORDER BY id DESC")
+    for row in found:
+        row["report"] = json.loads(row["report"] or "{}")
+    return found

@@ -1,0 +1,82 @@
+"""Whether a row's writer is alive: the SQL of a heartbeat, and when a row is stale.
+
+A process that writes articles stamps their rows every `heartbeat_s()` seconds
+(`beat_rows`, called by the registry of live runs, writer/runs/registry.py). A `queued`
+or `streaming` row whose `heartbeat_at` is older than `stale_after_s()` (3 beats, 15 s
+by default) belongs to a process that died: `Store` marks it stopped / interrupted, and
+a batch left `running` is paused. PIDs are not used: they are reused (often PID 1 in a
+container).
+
+The beat's period is the setting WRITER_HEARTBEAT_S (`Settings.heartbeat_s`, from the
+environment or `.env`, as last read in this process); tests may set `HEARTBEAT_S`.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import sqlite3
+from pathlib import Path
+
+from writer.config import current_settings
+
+HEARTBEAT_S: float | None = None  # None: the setting; a number overrides it (tests)
+STALE_BEATS = 3  # missed beats after which a `streaming` row counts as interrupted
+
+
+def heartbeat_s() -> float:
+    """Seconds between two beats of a running row in this process."""
+    return HEARTBEAT_S if HEARTBEAT_S is not None else current_settings().heartbeat_s
+
+
+def stale_after_s() -> float:
+    """Seconds without a heartbeat after which a `streaming` row is interrupted."""
+    return STALE_BEATS * heartbeat_s()
+
+
+def utc_iso(when: dt.datetime | None = None) -> str:
+    """UTC ISO-8601 with milliseconds and a Z, like every timestamp in the database."""
+    when = when or dt.datetime.now(dt.timezone.utc)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def stale_cutoff() -> str:
+    """Rows whose last heartbeat is before this timestamp are stale."""
+    return utc_iso(dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=stale_after_s()))
+
+
+def beat_rows(db_path: str | os.PathLike, ids: list[int]) -> list[int]:
+    """One beat: in one short `BEGIN IMMEDIATE` transaction on its own connection, stamp
+    `heartbeat_at = now` on those of `ids` still `queued` or `streaming` (and a revision
+    being written for one of them), and return the ids that are deleted or missing.
+    Raises on a database that cannot be written (the caller logs it and beats again)."""
+    if not ids:
+        return []
+    timeout = max(1.0, heartbeat_s())
+    # mode=rw: never create an empty database file for a path that does not exist.
+    conn = sqlite3.connect(Path(db_path).resolve().as_uri() + "?mode=rw", uri=True,
+                           timeout=timeout, isolation_level=None)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        marks = ", ".join("?" * len(ids))
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            now = utc_iso()
+            conn.execute(f"UPDATE articles SET heartbeat_at = ? WHERE status IN "
+                         f"('queued', 'streaming') AND id IN ({marks})", [now, *ids])
+            # a revision being written for one of them (writer/runs/revisions.py) beats too
+            conn.execute(f"UPDATE versions SET updated_at = ? WHERE status IN "
+                         f"('queued', 'streaming') AND article_id IN ({marks})", [now, *ids])
+            found = dict(conn.execute(
+                f"SELECT id, deleted_at FROM articles WHERE id IN ({marks})", ids).fetchall())
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.close()
+    return [i for i in ids if i not in found or found[i] is not None]
+
+
+log = logging.getLogger("writer")  # where a failed beat or recovery is reported
