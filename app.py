@@ -8,6 +8,7 @@ from writer.errors import UserError
 from writer.generation.length import warm_up
 from writer.generation.prompts import default_prompts
 from writer.io.i18n import UI_LANGUAGES
+from writer.io.markup import plain
 from writer.providers.choice import choose_provider
 from writer.providers.http import warm_client
 from writer.storage.prices import price_table
@@ -43,10 +44,11 @@ nav = st.navigation(pages)
 
 with st.sidebar:
     st.caption(t("app.title"))
+    # The providers file's words stay text (a model name in a code span has no backticks).
     st.markdown(f"**{t('app.sidebar_provider')}:** "
-                f"{t('write.provider_local') if provider.kind == 'local' else provider.title}"
+                f"{t('write.provider_local') if provider.kind == 'local' else plain(provider.title)}"
                 + ("" if provider.kind == "local" else f"  \n**{t('app.sidebar_model')}:** "
-                   f"`{provider.model or '?'}`"))
+                   f"`{(provider.model or '?').replace('`', '')}`"))
     st.selectbox("UI / 界面", UI_LANGUAGES, key="ui_language", placeholder="中文 / English",
                  index=UI_LANGUAGES.index(ctx.t.language),
                  format_func=lambda code: {"zh": "中文", "en": "English"}[code])

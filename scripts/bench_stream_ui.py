@@ -716,7 +716,7 @@ def fill_brief(page, server: StreamlitServer, tag: str, target_words: int) -> No
                                                         exact=True).count() > 0
     what = f"{server.name}: %s"
     commit(page, in_form, lambda: (topic.fill(topic_for(tag)), topic.press("Tab")), what % "Topic")
-    length = main.get_by_role("spinbutton", name="Target length (words)")
+    length = main.get_by_role("spinbutton", name=re.compile(r"^Target length"))  # (words) or (characters): units follow the article language
     if length.input_value() != str(target_words):
         commit(page, in_form, lambda: (length.fill(str(target_words)), length.press("Tab")),
                what % "Target length")

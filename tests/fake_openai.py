@@ -129,6 +129,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             req = {"_raw": raw.decode("utf-8", "replace")}
         req["_headers"] = {k.lower(): v for k, v in self.headers.items()}
+        req["_path"] = self.path
         with fake._lock:
             fake.requests.append(req)
             fake.chunks_sent.append(0)

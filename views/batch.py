@@ -9,8 +9,19 @@ import pandas as pd
 import streamlit as st
 
 from views.brand_view import pick_brand
-from views.common import explain_error, format_cost, guarded, page_context, registry, show_details, unit
+from views.common import (
+    explain_error,
+    format_cost,
+    guarded,
+    page_context,
+    query_id,
+    registry,
+    show_details,
+    show_user_error,
+    unit,
+)
 from writer.brief import CONTENT_TYPES, LANGUAGES, MAX_WORDS, MIN_WORDS, STYLE_PRESETS
+from writer.io.markup import plain
 from writer.io.sheet import SheetError, read_table, template_csv
 from writer.io.sheet import briefs as check_rows
 from writer.kinds import ACTIVE, BatchStatus, RowState, Status
@@ -42,11 +53,11 @@ def batch_label(b: dict) -> str:
 # -- which view ------------------------------------------------------------------
 listed = batches.listing(store, limit=100)
 by_id = {b["id"]: b for b in listed}
-linked = st.query_params.get("batch", "")
-if linked.isdigit() and int(linked) in by_id and (
-        ss.get("batch_link") != linked or "batch_view" not in ss):  # first run of this visit
-    ss["batch_link"] = linked  # a link, a reload or back from another page: open that batch
-    ss["batch_open"], ss["batch_view"] = int(linked), OPEN
+linked = query_id("batch", t)  # None, with a message, for ?batch=² or a huge number
+if linked in by_id and (
+        ss.get("batch_link") != str(linked) or "batch_view" not in ss):  # first run of this visit
+    ss["batch_link"] = str(linked)  # a link, a reload or back from another page: open that batch
+    ss["batch_open"], ss["batch_view"] = linked, OPEN
 if "batch_view" not in ss:
     ss["batch_view"] = OPEN if listed else NEW
 view = st.segmented_control(
@@ -66,7 +77,7 @@ def read_upload(upload) -> tuple:
     try:
         table = read_table(data, upload.name)
     except SheetError as exc:
-        ss["batch_upload"] = (key, None, str(exc))
+        ss["batch_upload"] = (key, None, exc)
     else:
         ss["batch_upload"] = (key, table, None)
     return ss["batch_upload"]
@@ -151,12 +162,19 @@ def new_batch() -> None:
     if upload is None:
         return
     key, table, error = read_upload(upload)
-    if error:
-        st.error(t("batch.file_error", error=error))
+    if error:  # a limit or a zip bomb in the UI language; otherwise the reader's own line
+        if error.key == SheetError.key:
+            st.error(t("batch.file_error", error=plain(error)))
+        else:
+            show_user_error(error, t)
         return
     rows = check_rows(table, defaults_from_form(), brands.listing(store))
+    mixed = [str(r.number) for r in rows if r.error == "mixed_encoding"]
+    if mixed:  # named here; the table below marks each of them
+        st.warning(t("batch.mixed_encoding", numbers=", ".join(mixed[:30])
+                     + (" …" if len(mixed) > 30 else "")), icon=":material/warning:")
     good = [r for r in rows if r.ok]
-    st.subheader(t("batch.preview", name=upload.name))
+    st.subheader(t("batch.preview", name=plain(upload.name)))
     a, b, c = st.columns(3)
     a.metric(t("batch.rows"), len(rows))
     b.metric(t("batch.rows_ready"), len(good))
@@ -179,7 +197,7 @@ def new_batch() -> None:
     if table.columns:
         unknown = [c for c in table.columns if c not in table.fields.values()]
         if unknown:
-            st.caption(t("batch.extra_columns", columns=", ".join(unknown)))
+            st.caption(t("batch.extra_columns", columns=plain(", ".join(unknown))))
     if not good:
         st.error(t("batch.nothing_to_write"))
         return
@@ -264,8 +282,11 @@ def show_batch(batch_id: int) -> None:
                 kind = re.match(r"provider_refused(?: \[(\w+)\])?", note).group(1)
                 detail = note.split(": ", 1)[-1]
                 hint, _ = explain_error({"error": detail, "error_kind": kind}, t)
-                st.error(t("batch.paused_refused", error=hint or detail))
+                st.error(t("batch.paused_refused", error=hint or plain(detail)))
                 show_details(detail, t)
+            elif note.startswith("rate_limited"):  # "rate_limited [rate_limit]: <detail>"
+                st.warning(t("batch.paused_rate_limited"))
+                show_details(note.split(": ", 1)[-1], t)
             elif note.startswith("error"):
                 detail = note.split(": ", 1)[-1]
                 st.error(t("batch.paused_error", error=t("errors.other")))

@@ -9,6 +9,7 @@ import streamlit as st
 
 from writer.brands import BrandError, BrandKit
 from writer.io.i18n import Translator
+from writer.io.markup import plain
 from writer.storage import brands as brand_store
 from writer.storage.store import Store
 
@@ -17,17 +18,18 @@ CONTEXT = 30  # characters either side of an occurrence
 
 
 def error_text(exc: BrandError, t: Translator) -> str:
-    """The error in the UI language (locale `brands.error_<code>`), else its message."""
+    """The error in the UI language (locale `brands.error_<code>`), else its message;
+    a kit's name or a file's words in it stay text (it is shown as Markdown)."""
     key = f"brands.error_{exc.code}"
     if not exc.code or not t.has(key):
-        return str(exc)
-    values = dict(exc.values)
+        return plain(exc)
+    values = {k: plain(v) if isinstance(v, str) else v for k, v in exc.values.items()}
     if exc.field:
         values["field"] = t(f"brands.label_{exc.field}")
     try:
         return t(key, **values)
     except (KeyError, IndexError):  # a placeholder the error does not fill
-        return str(exc)
+        return plain(exc)
 
 
 def pick_brand(store: Store, t: Translator, key: str) -> BrandKit | None:
@@ -92,7 +94,7 @@ def show_checks(row: dict, t: Translator, key: str = "brand_checks") -> None:
     kit = row.get("brand") or ""
     if found.get("passed"):
         if kit:
-            st.success(t("brands.check_passed", name=kit), icon=":material/verified:")
+            st.success(t("brands.check_passed", name=plain(kit)), icon=":material/verified:")
         elif row.get("keywords"):
             st.success(t("brands.check_passed_keywords"), icon=":material/check_circle:")
         return
@@ -117,7 +119,7 @@ def show_checks(row: dict, t: Translator, key: str = "brand_checks") -> None:
     keywords = found.get("keywords_missing") or []
     if keywords:
         lines.append(_text(t("brands.check_keywords", terms=sep.join(keywords))))
-    title = t("brands.check_failed_brand", name=kit) if kit else t("brands.check_failed")
+    title = t("brands.check_failed_brand", name=plain(kit)) if kit else t("brands.check_failed")
     with st.container(border=True, key=key):
         st.warning(title, icon=":material/report:")
         st.markdown("\n\n".join(_join_lists(lines)), unsafe_allow_html=True)

@@ -13,6 +13,7 @@ from views.common import guarded, page_context
 from writer import brands
 from writer.brands import BrandError, BrandKit, split_items
 from writer.io.export import slugify
+from writer.io.markup import plain
 from writer.storage import brands as brand_store
 
 ctx = page_context()
@@ -55,12 +56,12 @@ def on_save() -> None:
     chosen = ss.get("brands_pick") or NEW
     try:
         kit = kit_from_form(chosen or None)
-        kit_id = brand_store.save(now.store, kit)
+        kit_id = brand_store.save(now.store, kit, replace=False)  # a new kit never replaces one
     except BrandError as exc:  # shown in the form, next to what to fix
         ss["brands_form_error"] = error_text(exc, t)
         return
     ss.pop("brands_form_error", None)
-    ss["brands_message"] = ("success", t("brands.saved_kit", name=kit.name))
+    ss["brands_message"] = ("success", t("brands.saved_kit", name=plain(kit.name)))
     ss["brands_pick"] = ss["brands_loaded"] = kit_id
     load_form(brand_store.get(now.store, kit_id))  # as saved: lists cleaned, one per line
 
@@ -71,24 +72,26 @@ def on_delete(kit: BrandKit, confirmed: bool) -> None:
     if not confirmed:
         return
     brand_store.delete(page_context().store, kit.name)
-    ss["brands_message"] = ("success", t("brands.deleted", name=kit.name))
+    ss["brands_message"] = ("success", t("brands.deleted", name=plain(kit.name)))
     ss["brands_pick"] = ss["brands_loaded"] = NEW
     load_form(None)
 
 
 @guarded
-def on_import(kits: list[BrandKit]) -> None:
+def on_import(kits: list[BrandKit], replace: bool = False) -> None:
+    """Import: a saved kit of the same name is replaced only when `replace` (the page
+    asked first); one saved meanwhile is refused with its name."""
     now = page_context()
     existing = set(brand_store.names(now.store))
     try:
         for kit in kits:
-            brand_store.save(now.store, kit)
+            brand_store.save(now.store, kit, replace=replace)
     except BrandError as exc:  # in the UI language, from its code
         ss["brands_message"] = ("error", error_text(exc, t))
         return
     new = sum(kit.name not in existing for kit in kits)
     ss["brands_message"] = ("success", t("brands.imported", new=new, updated=len(kits) - new,
-                                         names=", ".join(kit.name for kit in kits)))
+                                         names=plain(", ".join(kit.name for kit in kits))))
     ss["brands_upload_key"] = ss.get("brands_upload_key", 0) + 1  # clear the file box
     if len(kits) == 1:  # open what was imported
         ss["brands_pick"] = ss["brands_loaded"] = brand_store.get(now.store, kits[0].name).id
@@ -138,7 +141,7 @@ if kit is not None:
         icon=":material/download:", on_click="ignore", key="brands_export")
 
 with st.form("brand_form", border=True):
-    st.markdown(f"**{t('brands.form_edit', name=kit.name) if kit else t('brands.form_new')}**")
+    st.markdown(f"**{t('brands.form_edit', name=plain(kit.name)) if kit else t('brands.form_new')}**")
     left, right = st.columns(2, gap="large")
     with left:
         st.text_input(t("brands.label_name"), key="bk_name", max_chars=brands.MAX_NAME_CHARS,
@@ -168,7 +171,7 @@ with st.form("brand_form", border=True):
 
 if kit is not None:
     if ss.get("brands_confirm_delete") == kit.id:
-        st.warning(t("brands.delete_confirm", name=kit.name), icon=":material/warning:")
+        st.warning(t("brands.delete_confirm", name=plain(kit.name)), icon=":material/warning:")
         yes, no, _ = st.columns([1, 1, 4])
         yes.button(t("brands.delete_yes"), type="primary", key="brands_delete_yes",
                    on_click=on_delete, args=(kit, True))
@@ -188,14 +191,22 @@ if upload is not None:
     try:
         found = brands.from_toml(data)
     except BrandError as exc:
-        st.error(t("brands.import_error", file=upload.name, error=error_text(exc, t)),
+        st.error(t("brands.import_error", file=plain(upload.name), error=error_text(exc, t)),
                  icon=":material/error:")
     else:
-        st.info(t("brands.import_preview", file=upload.name, count=len(found),
-                  names=", ".join(kit.name for kit in found)), icon=":material/upload_file:")
+        st.info(t("brands.import_preview", file=plain(upload.name), count=len(found),
+                  names=plain(", ".join(kit.name for kit in found))), icon=":material/upload_file:")
+        digest = hashlib.sha256(data).hexdigest()[:12]
+        taken = brand_store.existing(store, found)
+        replace = False
+        if taken:  # ask before replacing a saved kit
+            st.warning(t("brands.import_replaces", names=plain(", ".join(taken))),
+                       icon=":material/warning:")
+            replace = st.checkbox(t("brands.import_replace_confirm"),
+                                  key=f"brands_replace_{digest}")
         st.button(t("brands.import_button"), type="primary", icon=":material/upload:",
-                  key=f"brands_import_{hashlib.sha256(data).hexdigest()[:12]}",
-                  on_click=on_import, args=(found,))
+                  key=f"brands_import_{digest}", disabled=bool(taken) and not replace,
+                  on_click=on_import, args=(found, replace))
 if kits:
     st.download_button(t("brands.export_all"), data=brands.to_toml_all(kits).encode("utf-8"),
                        file_name="brand-kits.toml", mime="application/toml",

@@ -1,5 +1,7 @@
 """View helpers shared by the pages: the page context, refusals (`guarded`), the
-registry's running articles in the sidebar, and how an article is shown.
+address's ids (`query_id`), the registry's running articles in the sidebar, and how an
+article is shown. A person's or a model's words go into Markdown only through `plain`
+(they stay text); an article body only through `images_as_links` (nothing is fetched).
 No provider, SQL or prompt logic here: that lives in `writer/`."""
 from __future__ import annotations
 
@@ -13,17 +15,20 @@ from typing import Callable, TypeVar
 
 import streamlit as st
 
+from writer import logs
 from writer.config import Settings, load_settings
 from writer.errors import UserError
 from writer.io import timezones
 from writer.io.export import MIME_TYPES, export, file_name, to_html_fragment, to_text
 from writer.io.i18n import UI_LANGUAGES, Translator
+from writer.io.markup import images_as_links, plain
 from writer.kinds import Status
 from writer.runs.pacing import progress_fraction
 from writer.runs.registry import Handle, Registry, State, shared
 from writer.storage.store import Store, is_failed_request
 
 Action = TypeVar("Action", bound=Callable)
+MAX_ID = 2**63 - 1  # SQLite's largest INTEGER: an id in an address is at most this
 
 
 @dataclass
@@ -86,12 +91,26 @@ def remember_language(language: str) -> None:
         st.session_state["language_cookie_written"] = language
 
 
+def query_id(name: str, t: Translator) -> int | None:
+    """The address's `?name=` as an id (1 … MAX_ID), None when absent. Anything else
+    (`²`, which `isdigit()` accepts and `int()` refuses, a number too large for SQLite,
+    text) is dropped from the address with a short message, never a traceback."""
+    value = st.query_params.get(name)
+    if not value:
+        return None
+    if len(value) <= 19 and value.isascii() and value.isdigit() and 1 <= int(value) <= MAX_ID:
+        return int(value)
+    st.warning(t("app.bad_link", name=plain(name)), icon=":material/link_off:")
+    st.query_params.pop(name, None)
+    return None
+
+
 def show_user_error(exc: UserError, t: Translator) -> None:
     """A refusal in the UI language (its `user_errors.*` key), the English one-line
-    detail collapsed under it."""
+    detail collapsed under it. The values (a kit's name, a file's) stay text."""
     key = exc.key if t.has(exc.key) else "user_errors.generic"
     try:
-        text = t(key, **exc.values)
+        text = t(key, **{k: plain(v) if isinstance(v, str) else v for k, v in exc.values.items()})
     except (KeyError, IndexError):  # a placeholder the error does not fill
         text = t("user_errors.generic")
     st.error(text, icon=":material/error:")
@@ -143,7 +162,8 @@ def running_panel(t: Translator) -> None:
     """Sidebar: every article being written by this server, with its progress, a link
     to watch it and Stop. It redraws itself every second while any runs (only itself,
     not the page); while the Write page streams here, its timer waits behind that run
-    and the page refreshes these lines (`refresh_running`)."""
+    and the page refreshes these lines (`refresh_running`) and turns the Stop of what it
+    streams into a plain button (`plain_stop`)."""
     reg = registry()
 
     @st.fragment(run_every=1.0 if reg.active() else None)
@@ -157,7 +177,7 @@ def running_panel(t: Translator) -> None:
         shown = sorted(active, key=lambda h: h.article_id != st.session_state.get("article_id"))
         for handle in shown[:SIDEBAR_MAX_JOBS]:  # this tab's article first
             with st.container(border=True):
-                st.page_link("views/write.py", label=f"#{handle.article_id} · {handle.topic}",
+                st.page_link("views/write.py", label=f"#{handle.article_id} · {plain(handle.topic)}",
                              query_params={"article": str(handle.article_id)},
                              icon=":material/edit_note:")
                 slot, stop_slot = st.empty(), st.empty()
@@ -170,6 +190,20 @@ def running_panel(t: Translator) -> None:
             st.caption(t("app.running_more", count=len(active) - SIDEBAR_MAX_JOBS))
 
     panel()
+
+
+def plain_stop(article_id: int, t: Translator) -> None:
+    """The sidebar's Stop of an article this script run streams (the Write page), as a
+    plain button rather than the panel's fragment one. A fragment's click waits until
+    the running script ends (Streamlit reruns a fragment only then), so it would wait
+    for the whole article; a plain click starts a new run at once (runner.fastReruns),
+    whose callback stops the job, like the page's own Stop."""
+    entry = getattr(_run, "slots", {}).get(article_id)
+    if entry is None or entry[1].state == State.DONE:
+        return
+    entry[3].button(t("write.stop"), key=f"sidebar-stop-page-{article_id}",
+                    icon=":material/stop_circle:", on_click=stop_job, args=(article_id,),
+                    disabled=entry[1].stopping)
 
 
 def refresh_running(t: Translator) -> None:
@@ -278,9 +312,9 @@ def notice_text(event, t: Translator) -> str:
         reason = t(key) if t.has(key) else t("retry_reasons.other")
         if event.status:
             reason += t("retry_reasons.http", status=event.status)
-    return t(f"notices.{event.kind}", message=event.message, wait=f"{event.wait_s:.0f}",
+    return t(f"notices.{event.kind}", message=plain(event.message), wait=f"{event.wait_s:.0f}",
              attempt=event.attempt, max=event.max_attempts, reason=reason,
-             provider=event.provider, failed=event.failed_provider)
+             provider=plain(event.provider), failed=plain(event.failed_provider))
 
 
 def show_details(detail: str, t: Translator) -> None:
@@ -292,12 +326,12 @@ def explain_error(row: dict, t: Translator) -> tuple[str, str]:
     """(hint, detail): what went wrong and what to do, in the UI language (from the
     failure kind), and the stored detail — the provider's English, which names the
     address, the HTTP status and its own message — when it says more than the kind."""
-    detail, kind = row.get("error") or "", row.get("error_kind")
+    detail, kind = logs.redact(row.get("error") or ""), row.get("error_kind")  # older rows too
     if detail == kind:  # e.g. "interrupted": no detail beyond the kind
         detail = ""
     hint = t(f"errors.{kind}") if kind and t.has(f"errors.{kind}") else ""
-    if not hint:  # an unknown kind: the detail is all there is
-        return (detail if t.language == "en" else t("errors.other")) if detail else "", \
+    if not hint:  # an unknown kind: the detail (a provider's words: text) is all there is
+        return (plain(detail) if t.language == "en" else t("errors.other")) if detail else "", \
             "" if t.language == "en" else detail
     return hint, detail
 
@@ -306,7 +340,7 @@ def show_article(row: dict, t: Translator, *, rendered: bool = True, key: str = 
     """The article, a Copy button (rich text and plain text, for WeChat, Word or a
     CMS), downloads (Word, HTML, Markdown, text) and the Markdown source."""
     if rendered:
-        st.markdown(row["content"])
+        st.markdown(images_as_links(row["content"]))
     actions = st.container(horizontal=True, gap="small", vertical_alignment="center")
     with actions:
         copy_button(row, t, key=key)

@@ -9,6 +9,7 @@ from views.common import (
     format_cost,
     guarded,
     page_context,
+    query_id,
     registry,
     running_label,
     show_stats,
@@ -20,12 +21,20 @@ from views.versions_view import revise_panel, versions_panel
 from writer.brief import CONTENT_TYPES, LANGUAGES, STYLE_PRESETS
 from writer.io import timezones
 from writer.io.export import MIME_TYPES, export, file_name
+from writer.io.markup import images_as_links, plain
 from writer.runs.batch import listing as batch_listing
 from writer.runs.job import can_continue, delete_article
 from writer.runs.pacing import progress_fraction
 from writer.runs.registry import State
 from writer.storage.brands import names as brand_names
-from writer.storage.search import COUNT_CAP, Filters, distinct, search, snippet_html
+from writer.storage.search import (
+    COUNT_CAP,
+    MAX_QUERY_CHARS,
+    Filters,
+    distinct,
+    search,
+    snippet_html,
+)
 from writer.storage.store import STATUSES, is_failed_request
 
 PAGE_SIZE = 25
@@ -47,7 +56,7 @@ def option_label(prefix: str):
     return lambda v: t("history.all") if v == ALL else t(f"{prefix}.{v}") if prefix else v
 
 
-query = st.text_input(t("history.search"), key="history_query",
+query = st.text_input(t("history.search"), key="history_query", max_chars=MAX_QUERY_CHARS,
                       placeholder=t("history.search_placeholder"))
 cols = st.columns([1, 1, 1, 1.4])
 content_type = cols[0].selectbox(t("write.content_type"), (ALL, *CONTENT_TYPES),
@@ -65,13 +74,13 @@ since = dates[0] if len(dates) > 0 else None
 until = dates[1] if len(dates) > 1 else since
 
 batch_list = {b["id"]: b for b in batch_listing(store, limit=200)}
-linked_batch = st.query_params.get("batch", "")
+linked_batch = query_id("batch", t)  # None, with a message, for ?batch=² or a huge number
 # A link (the Batch page, a reload) sets the filter; the filter sets the link. The
 # widget's state is dropped while another page runs, so a link applies again then.
-if linked_batch.isdigit() and int(linked_batch) in batch_list and (
-        st.session_state.get("f_batch_link") != linked_batch or "f_batch" not in st.session_state):
-    st.session_state["f_batch"] = int(linked_batch)
-    st.session_state["f_batch_link"] = linked_batch
+if linked_batch in batch_list and (st.session_state.get("f_batch_link") != str(linked_batch)
+                                   or "f_batch" not in st.session_state):
+    st.session_state["f_batch"] = linked_batch
+    st.session_state["f_batch_link"] = str(linked_batch)
 # The less-used filters: folded away, open (and counted in the label) while one is set.
 more_set = sum(1 for key in MORE_FILTERS if st.session_state.get(key))
 more_label = (t("history.more_filters_set", count=more_set) if more_set
@@ -138,6 +147,7 @@ terms = filters.terms()
 if terms:  # search results with the matches highlighted
     for r in result.rows:
         full = store.get(r["id"]) or {"content": ""}  # deleted since the search ran
+        # snippet_html escapes Markdown too: a topic's [text](link) stays text
         st.markdown(f"**#{r['id']} · {snippet_html(r['topic'], terms, 80)}** · "
                     f"<small>{timezones.local(r['created_at'], tz)} · {row_status(r)}</small>  \n"
                     f"<small>{snippet_html(full['content'], terms)}</small>",
@@ -178,8 +188,8 @@ if pages > 1:
     st.number_input(t("history.page"), min_value=1, max_value=pages, key="history_page")
 
 ids = [r["id"] for r in result.rows]
-requested = st.query_params.get("id", "")
-default = ids.index(int(requested)) if requested.isdigit() and int(requested) in ids else 0
+requested = query_id("id", t)
+default = ids.index(requested) if requested in ids else 0
 topics = {r["id"]: r["topic"] for r in result.rows}
 chosen = st.selectbox(t("history.open"), ids, index=default, key="open_article",
                       format_func=lambda i: f"#{i} · {topics[i]}", placeholder=choose)
@@ -192,15 +202,15 @@ st.query_params["id"] = str(chosen)
 refused = is_failed_request(row)  # the provider refused: there is no article to show
 
 st.divider()
-st.subheader(row["topic"])
+st.subheader(plain(row["topic"]))
 show_status(row, t)
 type_label = t(f"content_types.{row['content_type']}")
 style_label = t(f"styles.{row['style']}") if row["style"] in STYLE_PRESETS else row["style"]
-st.caption(f"{t('write.content_type')}: {type_label} · {t('write.style')}: {style_label} · "
+st.caption(f"{t('write.content_type')}: {type_label} · {t('write.style')}: {plain(style_label)} · "
            f"{t('write.language')}: {t('languages.' + row['language'])} · "
-           f"{t('history.audience')}: {row['audience'] or '–'} · "
-           f"{t('history.keywords')}: {', '.join(row['keywords']) or '–'} · "
-           f"{row['provider']} / {row['model']} · "
+           f"{t('history.audience')}: {plain(row['audience'] or '–')} · "
+           f"{t('history.keywords')}: {plain(', '.join(row['keywords']) or '–')} · "
+           f"{plain(row['provider'])} / {plain(row['model'])} · "
            f"{timezones.local(row['created_at'], tz, seconds=True)}")
 if refused:
     st.caption(t("history.failed_request_next"))
@@ -209,7 +219,7 @@ else:
 show_checks(row, t, key="history_checks")
 if row.get("outline") and not refused:
     with st.expander(t("write.outline")):
-        st.markdown(row["outline"])
+        st.markdown(images_as_links(row["outline"]))
 
 
 def write_again() -> None:
@@ -259,7 +269,7 @@ if running is not None and running.state != State.DONE:
                     text=running_label(running, t))
         st.button(t("write.stop"), key=f"history-stop-{chosen}", icon=":material/stop_circle:",
                   on_click=stop_job, args=(chosen,), disabled=running.stopping)
-        st.markdown(running.feed.text)
+        st.markdown(images_as_links(running.feed.text))
 
     live_article()
     st.stop()
@@ -267,7 +277,7 @@ if running is not None and running.state != State.DONE:
 if refused:  # nothing to read or download
     st.stop()
 rendered, raw = st.tabs([t("write.rendered"), t("history.raw_tab")])
-rendered.markdown(row["content"])
+rendered.markdown(images_as_links(row["content"]))
 raw.code(row["content"], language="markdown", wrap_lines=True)
 downloads = st.columns(4)
 for column, fmt in zip(downloads, ("md", "txt", "html", "docx")):

@@ -6,6 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from views.common import explain_error, guarded, page_context, show_details
+from writer import logs
+from writer.io.markup import plain
 from writer.kinds import CheckStatus
 from writer.providers.base import ProviderChoiceError
 from writer.providers.choice import available_providers, choose_provider, resolve_model
@@ -84,7 +86,7 @@ for name, provider in providers.items():
     with st.container(border=True):
         info, result, action = st.columns([5, 4, 3], vertical_alignment="center")
         where = t("providers.local_where") if provider.kind == "local" else \
-            (provider.base_url or checks.OPENAI_URL)
+            logs.redact(provider.base_url or checks.OPENAI_URL)  # no user, password or token
         shown = t("providers.local_name") if provider.kind == "local" else provider.title
         info.markdown(f"**{shown}** · `{provider.model or '?'}`  \n{where}  \n"
                       f"{price_text(provider)} · "
@@ -97,7 +99,8 @@ for name, provider in providers.items():
             else:
                 hint, detail = explain_error(tested, t)
                 with result:
-                    st.error(t("providers.test_failed", error=hint or tested.get("error") or "?"))
+                    st.error(t("providers.test_failed",
+                               error=hint or plain(logs.redact(tested.get("error") or "?"))))
                     if detail:
                         show_details(detail, t)
         action.button(t("providers.test"), key=f"test-{name}", on_click=test_connection,
@@ -245,7 +248,7 @@ if saved:
                  seconds=f"{report.get('duration_s', 0):.0f}"))
     if report.get("errors"):
         with st.expander(t("providers.errors", count=len(report["errors"]))):
-            st.code("\n".join(report["errors"]), wrap_lines=True)
+            st.code(logs.redact("\n".join(report["errors"])), wrap_lines=True)
 
     # -- side by side, and over time ----------------------------------------------------
     latest = checks.latest(store)

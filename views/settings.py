@@ -1,11 +1,12 @@
 """Settings page: prices (edited prices are stored in the database over the shipped
-defaults), monthly budgets per currency, and About: the database, the API key and
+defaults), monthly budgets per currency (each may be a hard cap), and About: the database, the API key and
 how to set it, the provider and model in use, the time zone and the UI language."""
 import datetime as dt
 
 import streamlit as st
 
 from views.common import page_context
+from writer import logs
 from writer.config import PROJECT_ROOT
 from writer.io import timezones
 from writer.providers.base import ProviderChoiceError
@@ -111,13 +112,20 @@ with st.form("budgets"):
     budget_currencies = sorted(set(BUDGET_CURRENCIES) | set(budgets)
                                | {p.currency for p in table.rows() if p.currency != LOCAL})
     budget_cols = st.columns(3)
-    amounts = {c: budget_cols[n % 3].number_input(
-        t("settings.budget_for", currency=currency_label(c)), min_value=0.0, step=10.0,
-        value=float(budgets.get(c, 0.0)), key=f"budget_{c}")
-        for n, c in enumerate(budget_currencies)}
+    hard_caps = store.hard_caps()
+    amounts, caps = {}, {}
+    for n, c in enumerate(budget_currencies):
+        with budget_cols[n % 3]:
+            amounts[c] = st.number_input(
+                t("settings.budget_for", currency=currency_label(c)), min_value=0.0, step=10.0,
+                value=float(budgets.get(c, 0.0)), key=f"budget_{c}")
+            # a hard cap refuses past the budget (writer/storage/usage.py require_within_budget)
+            caps[c] = st.checkbox(t("settings.budget_hard_cap"), value=c in hard_caps,
+                                  key=f"budget_cap_{c}",
+                                  help=t("settings.budget_hard_cap_help", currency=c))
     if st.form_submit_button(t("settings.save_budgets")):
         for c, amount in amounts.items():
-            store.set_budget(c, amount or None)
+            store.set_budget(c, amount or None, hard_cap=caps[c])
         st.success(t("settings.budgets_saved"))
 
 # -- about ---------------------------------------------------------------------------
@@ -127,6 +135,8 @@ settings = ctx.settings
 try:
     in_use_provider = choose_provider(settings)
     provider_line = f"{in_use_provider.title} · `{in_use_provider.model or '?'}`"
+    if in_use_provider.base_url:  # the address without its user, password or token
+        provider_line += f" · `{logs.redact(in_use_provider.base_url)}`"
     if in_use_provider.kind == "local":
         provider_line += f" — {t('settings.local_model')}"
 except ProviderChoiceError as exc:  # app.py has said so already; here, once more, briefly

@@ -12,6 +12,7 @@ from views.common import format_cost, guarded, page_context, registry
 from writer.io import timezones
 from writer.io.diff import side_by_side
 from writer.io.i18n import Translator
+from writer.io.markup import images_as_links, plain
 from writer.providers.choice import available_providers
 from writer.runs import titles as headlines
 from writer.runs.job import JobError
@@ -96,7 +97,7 @@ def versions_panel(row: dict, t: Translator, store, tz) -> None:
             with column.container(border=True):
                 st.caption(t("versions.option", number=v["number"],
                              kind=t("versions.kind_variant")))
-                st.markdown(v["content"])
+                st.markdown(images_as_links(v["content"]))
                 if v["number"] == current:
                     st.caption(t("versions.is_current"))
                 else:
@@ -157,7 +158,8 @@ def headlines_panel(row: dict, t: Translator) -> None:
                 suggest_titles(article_id, key)
         titles = ss.get(key)
         if titles:
-            chosen = st.radio(t("headlines.pick"), titles, key=f"{key}-pick")
+            chosen = st.radio(t("headlines.pick"), titles, key=f"{key}-pick",
+                              format_func=plain)  # a model's words: shown as text
             st.button(t("headlines.use"), key=f"{key}-use", icon=":material/check:",
                       on_click=use_title, args=(article_id, chosen))
 

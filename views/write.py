@@ -8,6 +8,8 @@ from views.common import (
     guarded,
     notice_text,
     page_context,
+    plain_stop,
+    query_id,
     refresh_running,
     registry,
     running_label,
@@ -23,6 +25,7 @@ from writer.brief import (
     CONTENT_TYPES,
     LANGUAGES,
     MAX_FIELD_CHARS,
+    MAX_KEYWORDS_TEXT_CHARS,
     MAX_TOPIC_CHARS,
     MAX_WORDS,
     MIN_WORDS,
@@ -31,6 +34,7 @@ from writer.brief import (
     BriefError,
 )
 from writer.generation.events import Notice, Outlined
+from writer.io.markup import ImageGuard, images_as_links, plain
 from writer.kinds import ACTIVE, LengthOutcome, NoticeKind
 from writer.providers.choice import available_providers
 from writer.runs import variants
@@ -70,7 +74,7 @@ def brief_error_text(exc: BriefError) -> str:
     """A refusal of the brief in the UI language (the BriefError itself is English)."""
     if exc.code and t.has(f"brief_errors.{exc.code}"):
         return t(f"brief_errors.{exc.code}", min=MIN_WORDS, max=MAX_WORDS,
-                 topic_max=MAX_TOPIC_CHARS, field_max=MAX_FIELD_CHARS)
+                 topic_max=MAX_TOPIC_CHARS, field_max=MAX_FIELD_CHARS, **exc.values)
     return t("write.invalid", error=exc)
 
 
@@ -94,6 +98,8 @@ def generate() -> None:
         field = exc.field if exc.field in FORM_FIELDS else "generate"
         ss["form_errors"] = {field: (brief_error_text(exc), ss.get(field))}
         return
+    if provider:  # a hard cap reached: refused here (BudgetExceeded, shown by `guarded`)
+        usage.require_within_budget(now.store, now.settings, provider, tz=now.tz)
     budget = usage.budget_status_for(now.store, now.settings, provider, tz=now.tz) \
         if provider else None
     if budget is not None and budget["level"] == "over":
@@ -194,7 +200,9 @@ def render_form() -> None:
         budget = usage.budget_status_for(ctx.store, ctx.settings, provider, tz=ctx.tz)
         over_budget = budget is not None and budget["level"] == "over"
         if budget and budget["level"] != "ok":
+            capped = over_budget and budget.get("hard_cap")  # refused, not asked
             (st.error if over_budget else st.warning)(t(
+                "user_errors.budget_exceeded" if capped else
                 "write.budget_over" if over_budget else "write.budget_warn",
                 spent=f"{budget['spent']:.2f}", budget=f"{budget['budget']:.2f}",
                 currency=budget["currency"], percent=round(budget["ratio"] * 100)))
@@ -204,7 +212,7 @@ def render_form() -> None:
         # Generate callback reads the values from session state.
         keep = {"persist_state": "session"}
         topic = st.text_input(t("write.topic"), placeholder=t("write.topic_placeholder"),
-                              max_chars=500, key="topic", **keep)
+                              max_chars=MAX_TOPIC_CHARS, key="topic", **keep)
         field_error("topic")
         if local and has_cjk(topic or ""):
             st.warning(t("write.local_topic_english"), icon=":material/translate:")
@@ -218,7 +226,7 @@ def render_form() -> None:
                                 format_func=lambda k: t(f"styles.{k}") if k != "custom"
                                 else t("write.style_custom"), **keep)
         if style == "custom":
-            st.text_input(t("write.style_custom_text"), key="custom_style",
+            st.text_input(t("write.style_custom_text"), key="custom_style", max_chars=MAX_FIELD_CHARS,
                           placeholder=t("write.style_custom_placeholder"), **keep)
             field_error("custom_style")
         # The default comes from session state, which "Write again" (History) also fills.
@@ -241,19 +249,21 @@ def render_form() -> None:
         if local and language == "zh":
             right.caption(t("write.local_english"))
         left, right = st.columns(2)
-        left.text_input(t("write.audience"), key="audience",
+        left.text_input(t("write.audience"), key="audience", max_chars=MAX_FIELD_CHARS,
                         placeholder=t("write.audience_placeholder"), **keep)
         with left:
             field_error("audience")
-        right.text_input(t("write.keywords"), key="keywords",
+        right.text_input(t("write.keywords"), key="keywords", max_chars=MAX_KEYWORDS_TEXT_CHARS,
                          placeholder=t("write.keywords_placeholder"), **keep)
+        with right:
+            field_error("keywords")
         left, right = st.columns(2)
         with left:
             pick_brand(ctx.store, t, key="brand")
         ss.setdefault("variants", variants.default_count(ss.get("content_type") or "blog"))
         right.segmented_control(t("write.variants"), (1, 2, 3), key="variants",
                                 help=t("write.variants_help"), **keep)
-        if over_budget:
+        if over_budget and not budget.get("hard_cap"):  # a hard cap: refused, not asked
             st.checkbox(t("write.budget_confirm"), key="budget_confirm")
             field_error("budget_confirm")
         # Generate above the fold at 1280×800, with the length switch beside it.
@@ -300,6 +310,7 @@ def view_job(handle: Handle, then=None) -> None:
     stop_slot = st.empty()
     stop_slot.button(t("write.stop"), key="stop", icon=":material/stop_circle:",
                      on_click=stop_job, args=(article_id,))
+    plain_stop(article_id, t)  # the sidebar's Stop must not wait for this run to end
     progress = st.progress(progress_fraction(handle.words, target),
                            text=t("write.waiting_first"))
     hint = st.empty()
@@ -329,11 +340,12 @@ def view_job(handle: Handle, then=None) -> None:
 
     def chunks():
         pending = [then] if then else []
+        images = ImageGuard()  # a model's image is shown as a link: nothing is fetched
         for update in handle.follow(pacer=Pacer(), tick_s=0.5, first_tick_s=0.05):
             for event in update.events:
                 if isinstance(event, Outlined):
                     with plan.expander(t("write.outline"), expanded=False):
-                        st.markdown(event.outline.as_markdown())
+                        st.markdown(images_as_links(event.outline.as_markdown()))
                 elif isinstance(event, Notice) and event.kind == NoticeKind.SECTION:
                     section.append((event.attempt, event.max_attempts))
             if update.finished is not None:
@@ -344,12 +356,15 @@ def view_job(handle: Handle, then=None) -> None:
                     notice.empty()
                 else:
                     show_notice(notice, update.notice)
-            if update.text:
-                yield update.text
+            text = images.feed(update.text) if update.text else ""
+            if text:
+                yield text
             while pending:
                 pending.pop()()
             paint_progress()
         notice.empty()
+        if held := images.close():
+            yield held
 
     st.write_stream(chunks())
     stop_slot.empty()  # nothing left to stop
@@ -393,6 +408,8 @@ def view_variants(ids: list[int]) -> None:
     handles = [registry().get(i) for i in ids]
     st.button(t("write.stop"), key="stop-variants", icon=":material/stop_circle:",
               on_click=stop_variants, args=(ids,))
+    for article_id in ids:  # the sidebar's Stops must not wait for this run to end
+        plain_stop(article_id, t)
     slots = []
     for number, (column, handle) in enumerate(zip(st.columns(len(ids)), handles), 1):
         with column:
@@ -410,7 +427,7 @@ def view_variants(ids: list[int]) -> None:
                 painted[0] = label
             body = handle.feed.text
             if body != painted[1]:
-                text.markdown(body)
+                text.markdown(images_as_links(body))
                 painted[1] = body
         if all(h is None or h.done.is_set() for h in handles):
             break
@@ -437,13 +454,13 @@ with out_col:
             show_details(message[2], t)
     # Which article this tab shows: the one just started, one opened by a link
     # (?article=N: the sidebar, a reload, a second tab), or the last one it showed.
-    linked = st.query_params.get("article", "")
+    linked = query_id("article", t)  # None, with a message, for ?article=² or a huge number
     shown = st.session_state.get("shown_article_id")
-    if linked.isdigit() and int(linked) != shown and \
+    if linked is not None and linked != shown and \
             st.session_state.get("article_id") == shown:  # a link, not a new article
-        st.session_state["article_id"] = int(linked)
+        st.session_state["article_id"] = linked
     article_id = st.session_state["shown_article_id"] = st.session_state.get("article_id")
-    if article_id is not None and linked != str(article_id):
+    if article_id is not None and st.query_params.get("article") != str(article_id):
         st.query_params["article"] = str(article_id)  # a reload comes back to it
     handle = registry().get(article_id)
     streamed = handle is not None and handle.state != State.DONE
@@ -453,8 +470,8 @@ with out_col:
     else:
         render_form()
     if handle is not None and handle.error:  # e.g. the database refused it: where the text is
-        st.error(f"{t('errors.storage')}: {handle.error}"
-                 if handle.job.recovery_file else handle.error)
+        st.error(f"{t('errors.storage')}: {plain(handle.error)}"
+                 if handle.job.recovery_file else plain(handle.error))
     row = ctx.store.get(article_id) if article_id is not None else None
     if article_id is not None and row is None:
         if handle is not None:  # deleted (another tab, the CLI) while it was being written
@@ -464,7 +481,7 @@ with out_col:
     elif row is not None and row["status"] in ACTIVE:  # another process writes it (the CLI)
         st.subheader(t("write.last_article"))
         st.caption(t(f"statuses.{row['status']}"))
-        st.markdown(row["content"])
+        st.markdown(images_as_links(row["content"]))
     elif row is not None:
         if not streamed:
             st.subheader(t("write.last_article"))

@@ -25,6 +25,7 @@ MAX_TEXT_CHARS = 4000  # voice, audience, facts and each sample: the kit goes in
 MAX_ITEM_CHARS = 200  # one rule, banned word or required term
 MAX_ITEMS = 50  # per list
 MAX_SAMPLES = 2
+MAX_TOML_KB = 2048  # a kit file (several kits at their limits are well under it)
 TEXT_FIELDS = ("voice", "audience", "facts")
 LIST_FIELDS = ("do", "dont", "banned_words", "required_terms", "samples")
 FIELDS = ("name", "voice", "audience", "do", "dont", "banned_words", "required_terms", "facts",
@@ -126,12 +127,12 @@ def _clean_list(value) -> tuple[str, ...]:
 
 
 def unique_items(values) -> tuple[str, ...]:
-    """The non-empty items, stripped, each once, in order."""
-    seen: list[str] = []
+    """The non-empty items, stripped, each once, in order (linear: a dict keeps the order)."""
+    seen: dict[str, None] = {}
     for item in values or ():
         item = str(item).strip()
-        if item and item not in seen:
-            seen.append(item)
+        if item:
+            seen.setdefault(item)
     return tuple(seen)
 
 
@@ -257,6 +258,9 @@ def to_toml_all(kits: list[BrandKit]) -> str:
 def from_toml(text: str | bytes) -> list[BrandKit]:
     """The kits in a TOML file: one kit as top-level keys, or several as `[[brands]]`
     tables. BrandError (one line, naming the kit and the key) when it cannot be used."""
+    if len(text) > MAX_TOML_KB * 1024:  # checked before decoding or parsing anything
+        raise BrandError(f"the file is too large for brand kits: at most {MAX_TOML_KB} KB",
+                         code="toml_size", limit=MAX_TOML_KB)
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8-sig")
@@ -267,6 +271,10 @@ def from_toml(text: str | bytes) -> list[BrandKit]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise BrandError(f"not valid TOML: {exc}", code="toml_syntax", detail=str(exc)) from None
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise BrandError("the file nests tables or lists too deeply: a brand kit file needs "
+                         "only [[brands]] tables of texts and lists",
+                         code="toml_nested") from None
     if "brands" in data:
         others = sorted(set(data) - {"brands"})
         if others:

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import load_dotenv
 
+from writer import logs
 from writer.errors import UserError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -95,6 +96,9 @@ class Settings:
     provider_display_name: str = ""  # WRITER_PROVIDER_NAME: the configured provider's name
     heartbeat_s: float = DEFAULT_HEARTBEAT_S  # WRITER_HEARTBEAT_S: a running row's beat
     local_model_path: Path | None = None  # WRITER_LOCAL_MODEL_PATH: another GGUF file
+    # A batch's 429s (shared backoff): how many one row waits out, and for how long in all.
+    throttle_max_retries: int = 10  # WRITER_THROTTLE_MAX_RETRIES
+    throttle_max_wait_s: float = 900.0  # WRITER_THROTTLE_MAX_WAIT
     # The environment as read (with `.env`), for what names a variable at run time (a
     # providers file's api_key_env). Never in a repr: it holds keys.
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
@@ -170,6 +174,8 @@ def load_settings(dotenv_path: Path | None = None) -> Settings:
         max_output_tokens=_env_number("WRITER_MAX_OUTPUT_TOKENS", 8192, kind=int, minimum=64),
         max_retries=_env_number("WRITER_MAX_RETRIES", 4, kind=int),
         retry_max_wait_s=_env_number("WRITER_RETRY_MAX_WAIT", 60.0),
+        throttle_max_retries=_env_number("WRITER_THROTTLE_MAX_RETRIES", 10, kind=int),
+        throttle_max_wait_s=_env_number("WRITER_THROTTLE_MAX_WAIT", 900.0),
         stream_idle_timeout_s=_env_number("WRITER_STREAM_IDLE_TIMEOUT", 30.0, minimum=0.1),
         max_resumes=_env_number("WRITER_MAX_RESUMES", 3, kind=int),
         fallback_after=_env_number("WRITER_FALLBACK_AFTER", 2, kind=int, minimum=1),
@@ -182,6 +188,8 @@ def load_settings(dotenv_path: Path | None = None) -> Settings:
         local_model_path=Path(local_model) if local_model else None,
         environ=MappingProxyType(dict(os.environ)),
     )
+    # Known to every redaction from now on (writer/logs.py): keys and the URL's credentials.
+    logs.remember_secrets([*settings.secret_values(), *logs.url_secrets(settings.base_url)])
     _current = settings
     return settings
 

@@ -24,11 +24,14 @@ The family, each beside the code that refuses (a class keeps its older base too,
     JobError             writer/runs/registry.py     a job that cannot start (re-exported by job.py)
     BatchError           writer/runs/batch.py        a batch that cannot start or resume
     CheckError           writer/runs/check.py        a provider check that cannot start
+    BudgetExceeded       writer/storage/usage.py     a monthly budget set as a hard cap is reached
 
 `exit_code` is what the CLI returns: 2 for a refused input, 1 for a failure of the
 environment (a database that cannot be written).
 """
 from __future__ import annotations
+
+from writer import logs
 
 
 class UserError(Exception):
@@ -38,7 +41,10 @@ class UserError(Exception):
     exit_code: int = 2
 
     def __init__(self, message: str = "", *, key: str | None = None, **values):
-        super().__init__(message)
+        # Redacted (writer/logs.py): a message may quote an address with its password or
+        # token, or a provider's text that echoes a key; it is printed and shown as is.
+        super().__init__(logs.redact(message))
         if key:
             self.key = key
-        self.values = values  # what the key's text needs ({name} placeholders)
+        # what the key's text needs ({name} placeholders)
+        self.values = {k: logs.redact(v) if isinstance(v, str) else v for k, v in values.items()}

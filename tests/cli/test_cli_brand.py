@@ -61,9 +61,27 @@ def test_import_list_and_export_round_trip(env, tmp_path):
     saved = cli("brand", "export", "minibrew", "--out", str(out), env=env)  # any case
     assert saved.returncode == 0 and "saved brand kit «MiniBrew»" in saved.stderr
     assert brands.from_toml(out.read_text(encoding="utf-8")) == [kit]
-    again = cli("brand", "import", str(out), env=env)
-    assert again.returncode == 0 and again.stderr.strip() == "updated brand kit «MiniBrew»"
+    again = cli("brand", "import", "--replace", str(out), env=env)
+    assert again.returncode == 0 and again.stderr.strip() == "replaced brand kit «MiniBrew»"
     assert len(cli("brand", "list", "--json", env=env).stdout.splitlines()) == 2
+
+
+def test_import_refuses_to_replace_a_saved_kit_without_replace(env, tmp_path):
+    assert _import(tmp_path, env, 'name = "MiniBrew"\nvoice = "旧的"\n', "old.toml").returncode == 0
+    refused = _import(tmp_path, env)  # MiniBrew is saved; TeaTime 茶 is new
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.strip() == ("error: kits.toml: brand kit «MiniBrew» already saved; "
+                                      "nothing imported. Add --replace to replace it")
+    listed = [json.loads(line) for line in cli("brand", "list", "--json", env=env).stdout
+              .splitlines()]
+    assert [(k["name"], k["voice"]) for k in listed] == [("MiniBrew", "旧的")]  # untouched
+    replaced = cli("brand", "import", "--replace", str(tmp_path / "kits.toml"), env=env)
+    assert replaced.returncode == 0, replaced.stderr
+    assert replaced.stderr.splitlines() == ["replaced brand kit «MiniBrew»",
+                                            "imported brand kit «TeaTime 茶»"]
+    listed = [json.loads(line) for line in cli("brand", "list", "--json", env=env).stdout
+              .splitlines()]
+    assert listed[0]["voice"].startswith("真诚") and len(listed) == 2
 
 
 def test_bad_files_and_unknown_names_are_one_line_errors(env, tmp_path):

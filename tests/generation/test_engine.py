@@ -139,3 +139,24 @@ def test_response_models_are_built_with_the_client_not_on_the_first_chunk():
     result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_retry_after_zero_never_shortens_the_backoff_and_the_retries_end(fake):
+    """A relay answering every request 429 with `Retry-After: 0` (LiteLLM's proxy does):
+    each wait is at least the exponential backoff, the retries stop at max_retries, and
+    the article fails as rate limited with a message that says it gave up."""
+    fake.default = Reply(status=429, headers={"Retry-After": "0"}, error_message="slow down")
+    policy = RetryPolicy(max_retries=4, max_total_wait_s=60, base_s=0.5, cap_s=20)
+    sleeps = []
+    events, text, done = run(fake, retry=policy, sleeps=sleeps)
+    assert len(fake.requests) == 1 + policy.max_retries
+    waits: dict[int, float] = {}  # each retry's first countdown notice: its whole wait
+    for e in events:
+        if isinstance(e, Notice) and e.kind == "retrying":
+            waits.setdefault(e.attempt, e.wait_s)
+    assert sorted(waits) == [1, 2, 3, 4]
+    for attempt, wait in waits.items():
+        assert wait >= min(policy.cap_s, policy.base_s * 2 ** (attempt - 1)), waits
+    assert sum(sleeps) == pytest.approx(sum(waits.values()))
+    assert text == "" and done.status == "failed" and done.error_kind == "rate_limit"
+    assert "rate limited" in done.error and "gave up after 4 retries" in done.error

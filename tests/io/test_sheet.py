@@ -196,8 +196,8 @@ def test_template_reads_back_without_errors():
 
 def test_to_csv_starts_with_a_bom_and_guards_formulas():
     header = ["topic", "note", *RESULT_COLUMNS]
-    values = ["=cmd|' /C calc'!A0", "+1", "@SUM(A1)", "-5 is a list item", "中文，逗号", None, 3,
-              1.5, "line one\nline two", "", ""]
+    values = ["=cmd|' /C calc'!A0", "+1+A1", "@SUM(A1)", "- a list item", "中文，逗号", None, 3,
+              1.5, "line one\nline two", "-5", "-5 is not a list item"]
     data = to_csv(header, [values[:len(header)] + [""] * (len(header) - len(values))])
     assert data.startswith(BOM)
     text = data[len(BOM):].decode("utf-8")
@@ -205,8 +205,9 @@ def test_to_csv_starts_with_a_bom_and_guards_formulas():
     (head, row) = list(csv.reader(io.StringIO(text, newline="")))
     assert head == header
     assert row[0] == "'=cmd|' /C calc'!A0"  # never evaluated by Excel
-    assert row[1] == "'+1" and row[2] == "'@SUM(A1)"
-    assert row[3] == "-5 is a list item"  # "-" is left alone (lists)
+    assert row[1] == "'+1+A1" and row[2] == "'@SUM(A1)"
+    assert row[3] == "- a list item"  # a Markdown list item is left alone
+    assert row[9] == "'-5" and row[10] == "'-5 is not a list item"  # a number as text too
     assert row[4] == "中文，逗号" and row[5] == "" and row[6] == "3" and row[7] == "1.5"
     assert row[8] == "line one\nline two"
     # The file reads back as a sheet (Excel's own round trip): the header survives the BOM.

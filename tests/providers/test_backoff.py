@@ -59,9 +59,9 @@ def test_without_retry_after_the_wait_grows_exponentially_with_jitter(clock):
         clock.advance(waits[-1])  # the gate opened again; the next request got a 429 too
     for strike, wait in enumerate(waits):
         nominal = min(6.0, 2 ** strike)
-        assert nominal * 0.75 <= wait <= nominal * 1.25, (strike, wait)
+        assert nominal <= wait <= nominal * 1.25, (strike, wait)  # jitter only lengthens
     shared.passed()  # a request got through: the strikes are forgotten
-    assert 0.75 <= shared.hit(None) <= 1.25
+    assert 1.0 <= shared.hit(None) <= 1.25
 
 
 def test_the_limit_halves_once_per_burst_not_once_per_429(clock):
@@ -77,7 +77,7 @@ def test_the_limit_halves_once_per_burst_not_once_per_429(clock):
     shared.hit(1.0)  # the gate had opened: a new burst
     assert (shared.limit, shared.cuts) == (2, 2)
     for _ in range(3):
-        clock.advance(1.0)
+        clock.advance(shared.wait_s())
         shared.hit(1.0)
     assert shared.limit == 1  # never below one
     assert shared.cuts == 5
@@ -86,10 +86,10 @@ def test_the_limit_halves_once_per_burst_not_once_per_429(clock):
 def test_the_limit_grows_back_by_one_after_limit_passes(clock):
     shared = SharedBackoff(8, clock=clock)
     shared.hit(1.0)
-    clock.advance(1.0)
+    clock.advance(shared.wait_s())
     shared.hit(1.0)
     assert shared.limit == 2
-    clock.advance(1.0)
+    clock.advance(shared.wait_s())
     limits = []
     for _ in range(2 + 3 + 4 + 5 + 6 + 7 + 10):
         shared.passed()
@@ -110,6 +110,40 @@ def test_set_limit_caps_a_throttled_limit_and_resets_an_untouched_one(clock):
     assert (shared.limit, shared.max_limit) == (2, 2)
     shared.set_limit(8)
     assert shared.limit == 2  # throttled: grows back on passes, not at once
+
+
+def test_a_retry_after_of_zero_never_shortens_the_backoff(clock):
+    """A relay answering `Retry-After: 0` to every request: the gate still closes for
+    the exponential backoff (1, 2, 4 … capped), so the waits grow instead of the
+    requests piling up; a longer Retry-After than the backoff is still honoured."""
+    shared = SharedBackoff(1, base_s=1.0, cap_s=8.0, clock=clock)
+    for strike in range(6):
+        wait = shared.hit(0.0)
+        nominal = min(8.0, 2 ** strike)
+        assert nominal <= wait <= nominal * 1.25, (strike, wait)
+        assert shared.wait_s() == pytest.approx(wait)
+        clock.advance(wait)  # the gate opened; the next request got a 429 again
+    shared.passed()
+    assert shared.hit(5.0) == 5.0  # a hint longer than the backoff wins
+
+
+def test_429s_of_one_burst_do_not_lengthen_the_backoff(clock):
+    """Eight rows in flight all get a 429 of the same burst: one closing of the gate,
+    not 2^8 seconds."""
+    shared = SharedBackoff(8, base_s=1.0, cap_s=60.0, clock=clock)
+    waits = [shared.hit(0.0) for _ in range(8)]
+    assert all(1.0 <= wait <= 1.25 for wait in waits), waits
+    assert shared.wait_s() <= 1.25
+
+
+@pytest.mark.parametrize("hint", [None, 0.0, 0.01])
+def test_a_single_articles_retry_waits_at_least_the_backoff(hint):
+    policy = RetryPolicy(base_s=0.5, cap_s=4.0)
+    for attempt in range(1, 8):
+        nominal = min(4.0, 0.5 * 2 ** (attempt - 1))
+        for _ in range(20):
+            assert nominal <= policy.backoff(attempt, hint) <= nominal * 1.25
+    assert policy.backoff(1, 3.0) == 3.0  # a longer Retry-After is honoured
 
 
 def test_waited_sums_time_behind_the_gate(clock):
@@ -213,3 +247,51 @@ def test_a_429_makes_every_generation_sharing_the_backoff_wait(fake):
     assert events["A"][-1].retries == 4  # counted, but never held against max_retries
     assert shared.hits == 4 and shared.cuts >= 1
     assert 1 <= shared.limit <= 2
+
+
+def test_a_relay_answering_retry_after_zero_forever_cannot_hold_a_row_forever(fake):
+    """Every request gets 429 `Retry-After: 0` (a relay such as LiteLLM's proxy): behind
+    the shared gate the row waits the exponential backoff before each retry (1, 2, 4 …
+    60 s on the injected clock, no real waiting), stops after a bounded number of
+    retries, and fails as rate limited saying it gave up. (The code as it was sent
+    thousands of requests without ever waiting: here it would get an answer after 200.)"""
+    clock = Clock()
+    sent: list[float] = []
+
+    def responder(body):
+        sent.append(clock())
+        if len(sent) > 200:
+            return Reply(text="the relay gave in.")
+        return Reply(status=429, headers={"Retry-After": "0"}, error_message="slow down")
+
+    fake.responder = responder
+    shared = SharedBackoff(1, base_s=1.0, cap_s=60.0, clock=clock)
+    generation = Generation(request(fake, "[gen-A]", shared), sleep=clock.advance)
+    events = list(generation.events())
+    done = events[-1]
+    assert isinstance(done, Finished)
+    assert done.status == Status.FAILED and done.error_kind == "rate_limit", done
+    assert "rate limited" in done.error and "gave up after" in done.error
+    assert len(sent) == 1 + POLICY.throttle_max_retries
+    gaps = [b - a for a, b in zip(sent, sent[1:])]
+    for strike, gap in enumerate(gaps):
+        assert gap >= min(60.0, 2.0 ** strike) - 1e-6, (strike, gaps)
+    assert generation.throttled_s <= POLICY.throttle_max_wait_s
+    throttled = [e for e in events if isinstance(e, Notice) and e.kind == NoticeKind.THROTTLED]
+    assert throttled and max(e.wait_s for e in throttled) >= 32
+
+
+def test_throttled_waiting_is_capped_in_time(fake, clock):
+    """A cap in time as well as in count: a row never waits at the gate past
+    `throttle_max_wait_s` in all, and fails as rate limited when the next wait would."""
+    fake.default = Reply(status=429, headers={"Retry-After": "0"}, error_message="slow down")
+    shared = SharedBackoff(1, base_s=1.0, cap_s=60.0, clock=clock)
+    policy = RetryPolicy(max_retries=1, base_s=0.01, cap_s=0.02, throttle_max_retries=100,
+                         throttle_max_wait_s=10.0)
+    messages = [{"role": "user", "content": "write"}]
+    generation = Generation(Request(PromptPlan(messages, 300), provider(fake), policy,
+                                    backoff=shared), sleep=clock.advance)
+    done = list(generation.events())[-1]
+    assert done.status == Status.FAILED and done.error_kind == "rate_limit"
+    assert generation.throttled_s <= 10.0 + 1e-6
+    assert len(fake.requests) == 4  # waits of 1, 2 and 4 s fit in 10 s; 8 more would not

@@ -191,6 +191,24 @@ def test_length_is_truncated_and_can_be_continued(fast, fake):
     assert fake.requests[1]["messages"][-2] == {"role": "assistant", "content": PART1}
 
 
+def test_an_article_saved_with_more_keywords_than_allowed_now_can_still_be_continued(fast, fake):
+    """Keywords were unlimited before issue 21: such an article continues with the
+    keywords a new brief may carry instead of being refused."""
+    import json
+    import sqlite3
+
+    fake.queue(Reply(text=PART1, finish_reason="length"), Reply(text=PART2))
+    job, events, row = run_job(fast)
+    with sqlite3.connect(fast["WRITER_DB"]) as conn:
+        conn.execute("UPDATE articles SET keywords = ? WHERE id = ?",
+                     [json.dumps([f"k{n}" for n in range(30)]), row["id"]])
+    more = Job.continuing(row["id"], load_settings())
+    list(more.run())
+    row = Store(fast["WRITER_DB"]).get(row["id"])
+    assert row["status"] == "completed" and row["content"] == PART1 + PART2
+    assert len(more.brief.keywords) == 20
+
+
 def test_no_usage_chunk_means_estimated_tokens(fast, fake):
     fake.queue(Reply(text=PART1, usage=None))
     job, events, row = run_job(fast)

@@ -21,7 +21,6 @@ from writer.kinds import BatchStatus, LengthOutcome, Status
 from writer.providers.choice import choose_provider
 from writer.runs import batch
 from writer.runs.registry import Registry
-from writer.storage.store import Store
 
 ROWS = 50
 FAIL_ROWS = (7, 23, 41)
@@ -104,20 +103,6 @@ class Provider:
         if number % 3 == 1:
             return words_reply(1, 30, delay=self.delay)
         return words_reply(1, 55, delay=self.delay)
-
-
-@pytest.fixture
-def registry():
-    reg = Registry()
-    yield reg
-    reg.shutdown(wait_s=10)
-
-
-@pytest.fixture
-def store(env):
-    s = Store(env["WRITER_DB"])
-    yield s
-    s.close()
 
 
 def new_batch(store, data: bytes | None = None, *, concurrency: int = CONCURRENCY,

@@ -43,13 +43,6 @@ def row(env, article_id: int) -> dict:
         store.close()
 
 
-@pytest.fixture
-def registry():
-    reg = Registry()
-    yield reg
-    reg.shutdown(wait_s=5)
-
-
 def test_a_job_runs_without_any_viewer_and_saves_its_row(env, fake, registry):
     fake.queue(Reply(text=TEXT, chunk_chars=16, chunk_delay=0.002))
     handle = registry.submit(new_job())

@@ -1,12 +1,23 @@
 """Search (Chinese full text, filters, short-query fallback) and usage reports."""
 import datetime as dt
+import html
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from writer.storage import usage
 from writer.storage.prices import PriceTable
-from writer.storage.search import Filters, distinct, highlight_html, query_terms, search, snippet_html
+from writer.storage.search import (
+    MAX_QUERY_CHARS,
+    MAX_QUERY_TERMS,
+    Filters,
+    SearchError,
+    distinct,
+    highlight_html,
+    query_terms,
+    search,
+    snippet_html,
+)
 from writer.storage.store import Store
 
 ARTICLES = [
@@ -139,11 +150,45 @@ def test_pagination_and_capped_count(store):
 
 def test_highlighting_escapes_html_and_marks_matches():
     assert highlight_html("Stream <b> streaming", ["stream"]) == \
-        "<mark>Stream</mark> &lt;b&gt; <mark>stream</mark>ing"
+        "<mark>Stream</mark> &#60;b&#62; <mark>stream</mark>ing"
     text = "前言" * 100 + "流式输出很重要" + "后记" * 100
     snippet = snippet_html(text, ["流式输出"])
     assert "<mark>流式输出</mark>" in snippet and snippet.startswith("…") and snippet.endswith("…")
     assert query_terms('a "b c"  d') == ["a", "b c", "d"]
+
+
+def test_snippets_keep_markdown_as_text():
+    """A snippet goes into st.markdown: a topic's link or image syntax stays text."""
+    from markdown_it import MarkdownIt
+
+    topic = "[点此重新登录](http://evil.example/login) ![x](http://evil.example/t.png) **b**"
+    for snippet in (snippet_html(topic, ["重新"]), highlight_html(topic, []),
+                    highlight_html(topic, ["evil"])):
+        rendered = MarkdownIt("commonmark").render(snippet)
+        assert "<a " not in rendered and "<img" not in rendered and "<strong>" not in rendered
+    shown = html.unescape(MarkdownIt("commonmark").render(highlight_html(topic, [])))
+    assert topic in shown  # the characters as typed, literally
+    assert "<mark>重新</mark>" in snippet_html(topic, ["重新"])
+
+
+@pytest.mark.parametrize("query", [
+    " ".join(f"{chr(0x4e00 + i % 500)}{'x' if i % 2 else ''}" for i in range(1200)),
+    " ".join(f"term{i}" for i in range(1200)),
+    "a" * (MAX_QUERY_CHARS + 1),
+])
+def test_a_huge_query_is_refused_with_a_message_not_an_sql_error(store, query):
+    """1,200 short terms made SQLite raise "Expression tree is too large"."""
+    with pytest.raises(SearchError) as refused:
+        search(store, Filters(query=query))
+    assert refused.value.key in ("user_errors.search_terms", "user_errors.search_length")
+    assert refused.value.values["limit"] in (MAX_QUERY_TERMS, MAX_QUERY_CHARS)
+
+
+def test_the_most_terms_allowed_still_search(store):
+    query = " ".join(["咖"] * (MAX_QUERY_TERMS - 1) + ["streaming"])
+    assert len(query_terms(query)) == MAX_QUERY_TERMS
+    assert ids(search(store, Filters(query=query))) == []  # every term must match
+    assert ids(search(store, Filters(query=" ".join(["咖"] * MAX_QUERY_TERMS)))) == [3, 1]
 
 
 def test_usage_sums_per_currency_and_counts_unpriced(store):

@@ -178,7 +178,19 @@ def test_import_a_toml_file(store, language):
     assert texts(at, "info")[-1] == t("brands.import_preview", file="kits.toml", count=2,
                                       names="MiniBrew, TeaTime 茶")
     assert brand_store.get(store, "MiniBrew").voice == "旧的"  # nothing saved before Import
-    next(b for b in at.button if b.label == t("brands.import_button")).click().run()
+    # MiniBrew is saved already: the page says so and asks before replacing it
+    assert texts(at, "warning") == [t("brands.import_replaces", names="MiniBrew")]
+    import_button = next(b for b in at.button if b.label == t("brands.import_button"))
+    assert import_button.disabled  # a browser cannot click it
+    with pytest.raises(brands.BrandError) as refused:  # nor can a stale click replace it
+        brand_store.save(store, BrandKit(name="MiniBrew"), replace=False)
+    assert refused.value.code == "name_taken"
+    assert brand_store.get(store, "MiniBrew").voice == "旧的"
+    confirm = next(c for c in at.checkbox if c.label == t("brands.import_replace_confirm"))
+    confirm.check().run()
+    import_button = next(b for b in at.button if b.label == t("brands.import_button"))
+    assert not import_button.disabled
+    import_button.click().run()
     assert not at.exception
     assert texts(at, "success") == [t("brands.imported", new=1, updated=1,
                                       names="MiniBrew, TeaTime 茶")]
@@ -193,6 +205,23 @@ def test_import_a_toml_file(store, language):
         "brands.error_toml_key", kit="x", field_name="tone"))
     assert texts(at, "error") == [expected]
     assert brand_store.names(store) == ["MiniBrew", "TeaTime 茶"]
+
+
+def test_import_without_a_name_taken_asks_nothing_and_a_new_kit_never_replaces_one(store):
+    t = Translator("en")
+    at = open_page("en")
+    at.file_uploader[0].set_value(("kits.toml", KITS_TOML.encode("utf-8"), "application/toml"))
+    at.run()
+    assert texts(at, "warning") == []
+    assert not any(c.label == t("brands.import_replace_confirm") for c in at.checkbox)
+    next(b for b in at.button if b.label == t("brands.import_button")).click().run()
+    assert brand_store.names(store) == ["MiniBrew", "TeaTime 茶"]
+    # the "new kit" form with a saved kit's name: refused, the saved kit untouched
+    at = open_page("en")
+    save(fill(at, bk_name="MiniBrew", bk_voice="另一个"))
+    assert brand_store.get(store, "MiniBrew").voice == "真诚、利落"
+    assert t("brands.invalid", error=t("brands.error_name_taken", name="MiniBrew")) in \
+        texts(at, "error")
 
 
 # -- views/brand_view.py ----------------------------------------------------------------

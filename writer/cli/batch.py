@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-from writer.brief import Brief
+from writer.brief import Brief, stored_keywords
 from writer.cli.brand import kit_named
 from writer.cli.output import (
     EXIT_FAILED,
@@ -66,7 +66,7 @@ def cmd_batch(args) -> int:
             say("nothing left to write")
             _batch_output(store, batch_id, args.out)
             return EXIT_OK
-        briefs = [Brief(**{**r["brief"], "keywords": tuple(r["brief"]["keywords"])})
+        briefs = [Brief(**{**r["brief"], "keywords": stored_keywords(r["brief"]["keywords"])})
                   for r in todo]
     else:
         path = Path(args.file)
@@ -148,6 +148,10 @@ def _run(store: Store, settings, batch_id: int, provider, total: int, args) -> i
     if interrupted or (run.note or "").startswith("interrupted"):
         say(f"paused; go on with: python -m writer batch --resume {batch_id}")
         return EXIT_INTERRUPTED
+    if (run.note or "").startswith("rate_limited"):
+        say(f"error: paused: {run.note.split(': ', 1)[-1]}; wait a while (or lower --concurrency), "
+            f"then: python -m writer batch --resume {batch_id}")
+        return EXIT_FAILED
     if (run.note or "").startswith("provider_refused"):
         say(f"error: paused: the provider refused a request ({run.note.split(': ', 1)[-1]}); "
             f"fix it, then: python -m writer batch --resume {batch_id}")

@@ -26,7 +26,7 @@ def kit_named(store: Store, name: str) -> brand_kits.BrandKit:
 def cmd_brand(args) -> int:
     store = open_store()
     if args.brand_command == "import":
-        return _import(store, Path(args.file))
+        return _import(store, Path(args.file), getattr(args, "replace", False))
     if args.brand_command == "export":
         kit = kit_named(store, args.name)
         text = brand_kits.to_toml(kit)
@@ -39,16 +39,26 @@ def cmd_brand(args) -> int:
     return _list(store, args.json)
 
 
-def _import(store: Store, path: Path) -> int:
+def _import(store: Store, path: Path, replace: bool = False) -> int:
+    """Add the file's kits; a kit with the name of a saved one replaces it only with
+    `--replace` (otherwise nothing is imported and the names are said, exit 2)."""
     data = read_file(path)
     try:
         kits = brand_kits.from_toml(data)
     except BrandError as exc:
         raise CliError(f"{path.name}: {exc}") from None
+    taken = brand_store.existing(store, kits)
+    if taken and not replace:
+        names = ", ".join(f"«{one_line(name)}»" for name in taken)
+        raise CliError(f"{path.name}: brand kit{'s' if len(taken) > 1 else ''} {names} already "
+                       "saved; nothing imported. Add --replace to replace "
+                       f"{'them' if len(taken) > 1 else 'it'}")
     for kit in kits:
-        existed = kit.name in brand_store.names(store)
-        brand_store.save(store, kit)
-        say(f"{'updated' if existed else 'imported'} brand kit «{kit.name}»")
+        try:
+            brand_store.save(store, kit, replace=replace)
+        except BrandError as exc:  # saved meanwhile by someone else
+            raise CliError(f"{path.name}: {exc}; add --replace to replace it") from None
+        say(f"{'replaced' if kit.name in taken else 'imported'} brand kit «{one_line(kit.name)}»")
     return EXIT_OK
 
 

@@ -5,11 +5,13 @@ import json
 import sys
 import threading
 
+from writer import logs
 from writer.cli.output import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, CliError, ask, is_yes, open_store, say
 from writer.config import load_settings
 from writer.kinds import CheckStatus
 from writer.providers.choice import choose_provider, resolve_model
 from writer.runs import check as checks
+from writer.storage.usage import require_within_budget
 
 
 def cmd_check(args) -> int:
@@ -18,6 +20,7 @@ def cmd_check(args) -> int:
     provider = resolve_model(choose_provider(settings, args.provider, args.model))
     plan = checks.Plan(runs=args.runs, prompt_set=args.prompt_set,
                        levels=checks.parse_levels(args.concurrency))
+    require_within_budget(store, settings, provider)  # a hard cap reached: refused before asking
     guess = checks.estimate(plan, provider, settings, store)
     cost = ("free (local model)" if not guess.paid else "cost unknown (no price)"
             if guess.cost is None else f"at most {guess.cost:.4f} {guess.currency}")
@@ -29,6 +32,7 @@ def cmd_check(args) -> int:
             raise CliError("not started", EXIT_FAILED)
     check = checks.Check(settings, provider, plan)
     report, interrupted = _measure(check)
+    report = logs.redact_data(report)  # printed as saved: no key or URL credential
     report_id = checks.save(store, report)
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=2))

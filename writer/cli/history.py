@@ -1,6 +1,10 @@
 """The saved articles: `history`, `show`, `delete`, `usage`, `versions`, `choose`.
 
 Read the store only: nothing here loads a provider SDK, a tokenizer or a model.
+Nothing stored is printed raw: a control character (C0, DEL, C1: an escape sequence
+can retitle or clear a terminal) in a row stored before the brief stripped them, or
+in a model's answer, is printed as its JSON escape (`\\u001b`); line breaks and tabs of
+an article stay as they are.
 """
 from __future__ import annotations
 
@@ -27,17 +31,30 @@ from writer.storage import versions
 from writer.storage.search import Filters, search
 from writer.storage.usage import by_group
 
+_ESCAPES = {code: f"\\u{code:04x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
+_ESCAPES_TEXT = {code: text for code, text in _ESCAPES.items() if chr(code) not in "\n\t"}
+
+
+def printable(text: str, *, multiline: bool = False) -> str:
+    """`text` for a terminal: each control character as `\\u001b` (valid inside a JSON
+    string too); with `multiline`, line breaks and tabs kept."""
+    return str(text).translate(_ESCAPES_TEXT if multiline else _ESCAPES)
+
+
+def _print(line: str) -> None:
+    print(printable(line))
+
 
 def cmd_history(args) -> int:
     page = search(open_store(), Filters(query=args.search, status=args.status),
                   limit=max(1, args.limit))
     if args.json:
         for row in page.rows:
-            print(json.dumps(row, ensure_ascii=False))
+            _print(json.dumps(row, ensure_ascii=False))
     else:
         for r in page.rows:
             cost = "unpriced" if r["cost"] is None else f"{r['cost']:.4f} {r['currency']}"
-            print(f"#{r['id']:<5} {r['created_at'][:16].replace('T', ' ')}  {r['status']:<9} "
+            _print(f"#{r['id']:<5} {r['created_at'][:16].replace('T', ' ')}  {r['status']:<9} "
                   f"{r['words']:>6}/{r['target_words']:<6} {cost:>14}  {r['model']}  {r['topic']}")
     say(f"{len(page.rows)} shown of {page.total_label} matching")
     return EXIT_OK
@@ -59,6 +76,7 @@ def cmd_show(args) -> int:
         write_file(Path(args.out), data)
         say(f"saved #{args.id} as {args.out}")
         return EXIT_OK
+    data = printable(data.decode("utf-8"), multiline=True).encode("utf-8")  # a terminal
     out = getattr(sys.stdout, "buffer", None)
     if out is not None:  # bytes as exported, whatever the terminal's encoding
         sys.stdout.flush()
@@ -93,13 +111,13 @@ def cmd_delete(args) -> int:
 def cmd_usage(args) -> int:
     rows = by_group(open_store(), args.by, args.since, args.until)
     if args.json:
-        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        print(printable(json.dumps(rows, ensure_ascii=False, indent=2), multiline=True))
         return EXIT_OK
     print(f"{args.by:<24} {'currency':<8} {'articles':>8} {'input':>12} {'output':>12} "
           f"{'cost':>14} {'unpriced':>8} {'estimated':>9}")
     for r in rows:
         cost = "-" if r["cost"] is None else f"{r['cost']:.4f}"
-        print(f"{str(r['group']):<24} {r['currency'] or '-':<8} {r['articles']:>8} "
+        _print(f"{str(r['group']):<24} {r['currency'] or '-':<8} {r['articles']:>8} "
               f"{r['input_tokens']:>12} {r['output_tokens']:>12} {cost:>14} "
               f"{r['unpriced_articles']:>8} {r['estimated_articles']:>9}")
     return EXIT_OK
@@ -112,21 +130,22 @@ def cmd_versions(args) -> int:
         from writer.generation.sections import sections
 
         for part in sections(article["content"] or ""):
-            sys.stdout.write(f"{part.number}\t{part.title}\n")
+            sys.stdout.write(f"{part.number}\t{printable(part.title)}\n")
         return EXIT_OK
     listed = versions.listing(store, args.id)
     if args.json:
         for v in listed:
-            sys.stdout.write(json.dumps({**v, "current": v["number"] == article.get(
-                "current_version")}, ensure_ascii=False) + "\n")
+            sys.stdout.write(printable(json.dumps({**v, "current": v["number"] == article.get(
+                "current_version")}, ensure_ascii=False)) + "\n")
         return EXIT_OK
     for v in listed:
         mark = "*" if v["number"] == article.get("current_version") else " "
         cost = ("unpriced" if v["cost"] is None else f"{v['cost']:.6f} {v['currency']}")
         what = v["kind"] + (f" §{v['section']}" if v["section"] else "")
-        sys.stdout.write(f"{mark}{v['number']:>3}  {what:<12} {v['status']:<10} "
-                         f"{v['words'] or 0:>6} words  {cost:<18} {v['created_at'][:16]}  "
-                         f"{one_line(v['instruction'] or '')}\n")
+        sys.stdout.write(printable(f"{mark}{v['number']:>3}  {what:<12} {v['status']:<10} "
+                                   f"{v['words'] or 0:>6} words  {cost:<18} "
+                                   f"{v['created_at'][:16]}  {one_line(v['instruction'] or '')}")
+                         + "\n")
     if not listed:
         say(f"article #{args.id} has no versions (written before versions were kept)")
     return EXIT_OK

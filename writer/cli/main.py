@@ -158,8 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
                           help="brand kit for rows without a brand (品牌) cell")
     brand = sub.add_parser("brand", help="brand kits: import, export, list")
     brand_sub = brand.add_subparsers(dest="brand_command", required=True, parser_class=_Parser)
-    brand_import = brand_sub.add_parser("import", help="add or update the kits of a TOML file")
+    brand_import = brand_sub.add_parser("import", help="add the kits of a TOML file")
     brand_import.add_argument("file", metavar="FILE.toml")
+    brand_import.add_argument("--replace", action="store_true",
+                              help="replace saved kits of the same name (without it, a name "
+                                   "already saved is refused and nothing is imported)")
     brand_export = brand_sub.add_parser("export", help="one kit as TOML")
     brand_export.add_argument("name")
     brand_export.add_argument("--out", default=None, metavar="FILE",

@@ -1,7 +1,8 @@
 """Commands that stream a text: `write` (and `write --variants`), `continue`, `revise`.
 
 The text goes to stdout as it arrives; notices, progress and the closing figures to
-stderr.
+stderr. A request refused before any text (storage.store.is_failed_request) ends with
+only its error line, which says what to do: there is no article to give figures of.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from writer.runs.revisions import RevisionJob
 from writer.runs.variants import gather as gather_variants
 from writer.runs.variants import jobs_for as variant_jobs
 from writer.runs.variants import tag as tag_variants
+from writer.storage.store import is_failed_request
 
 
 def cmd_write(args) -> int:
@@ -142,6 +144,11 @@ def stream(job: Job, quiet: bool) -> int:
 
 
 def _report(job, finished: Finished) -> int:
+    if is_failed_request({"status": finished.status, "words": job.words, "content": job.text}):
+        # Refused before any text: no article, so no figures of one; only the error and
+        # what to do (its message says), as the Write page shows it.
+        say(f"error: {finished.error}")
+        return EXIT_FAILED
     sys.stdout.write("\n")
     sys.stdout.flush()
     usage, metrics = finished.usage, finished.metrics

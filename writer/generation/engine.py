@@ -4,8 +4,9 @@ always last one Finished).
 
 What happens when a provider misbehaves, in order:
 - before the first token, retryable failures (429, 408, 409, 5xx, connection
-  errors, timeouts) are retried with exponential backoff and jitter, honouring
-  Retry-After / retry-after-ms, within a total wait cap;
+  errors, timeouts) are retried with exponential backoff and jitter, lengthened (never
+  shortened) by Retry-After / retry-after-ms, within a count and a total wait cap; in a
+  batch, 429s wait at the shared backoff within caps of their own (retry.py);
 - after text has arrived, a broken stream (reset, malformed chunk, idle timeout,
   end without a finish reason) is resumed with a continuation request; text the
   model repeats at the seam is dropped (seam.py);
@@ -13,17 +14,16 @@ What happens when a provider misbehaves, in order:
   `fallback_window_s`), requests to it are made without streaming; the count decays
   with time and resets on a successful stream (StreamHealth);
 - a provider that still fails hands over to the next in the failover chain.
-What it asks comes from a `PromptPlan` (plan.py: messages, budget, length plan and
-the prompts for continuing, lengthening, outlining and writing sections); the engine
-never sees a Brief. With a `LengthPlan` (length.py) the target length is kept here
-too: the length gate (gate.py) ends text past the target at the next sentence end
-and the stream is closed; an answer that ends below 0.8× is topped up (a `lengthen`
-round); a long target is outlined first (`Outlined` event) and written section by
-section (`section` notices). Measurements are in metrics.py, the retry policy in
-retry.py.
-Closing the generator (a Streamlit rerun, Ctrl-C) or `cancel()` from another
-thread (Stop) closes the provider connection at once, in every state (connecting,
-waiting for headers, streaming, a non-streamed request, waiting to retry).
+What it asks comes from a `PromptPlan` (plan.py: messages, budget, length plan and the
+prompts for continuing, lengthening, outlining and writing sections); the engine never
+sees a Brief. With a `LengthPlan` (length.py) the target length is kept here too: the
+length gate (gate.py) ends text past the target at the next sentence end and the stream
+is closed; an answer that ends below 0.8× is topped up (a `lengthen` round); a long
+target is outlined first (`Outlined` event) and written section by section (`section`
+notices). Measurements are in metrics.py, the retry policy in retry.py.
+Closing the generator (a Streamlit rerun, Ctrl-C) or `cancel()` from another thread
+(Stop) closes the provider connection at once, in every state (connecting, waiting for
+headers, streaming, a non-streamed request, waiting to retry).
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ from writer.generation.gate import Bounds, LengthGate
 from writer.generation.length import Budget, Outline, budget_for, join_seam, outcome, parse_outline
 from writer.generation.metrics import Attempt, Metrics, StreamHealth, stream_health, total_usage
 from writer.generation.plan import PromptPlan
-from writer.generation.retry import RESUMABLE, RetryPolicy
+from writer.generation.retry import RESUMABLE, RetryPolicy, given_up
 from writer.generation.seam import SeamFilter
 from writer.kinds import ErrorKind, LengthOutcome, NoticeKind, Status
 from writer.providers import sources
@@ -104,6 +104,7 @@ class Generation:
         self._source = None
         self._sleep = sleep
         self.throttled_s = 0.0  # time spent waiting behind a shared backoff (429s)
+        self.throttles = 0  # 429s waited out behind a shared backoff
 
     # -- what callers read ----------------------------------------------------
     @property
@@ -274,17 +275,19 @@ class Generation:
                              policy.max_resumes)
                 continue
             if shared is not None and failure.kind == ErrorKind.RATE_LIMIT:
-                # A batch: the whole batch slows down (backoff.py); this row waits at the
-                # gate with the others instead of spending its own retries.
-                if self.throttled_s >= shared.max_wait_s:
-                    return False
+                # A batch: the whole batch slows down (backoff.py); this row waits at the gate
+                # with the others, not spending its own retries, within throttle caps.
                 shared.hit(failure.retry_after_s)
+                if policy.throttled_out(self.throttles, self.throttled_s + shared.wait_s()):
+                    self.failure = given_up(failure, self.throttles, self.throttled_s)
+                    return False
+                self.throttles += 1
                 self.retries += 1
                 continue
-            if not (failure.retryable and retries_here < policy.max_retries):
-                return False
             wait = policy.backoff(retries_here + 1, failure.retry_after_s)
-            if waited + wait > policy.max_total_wait_s:
+            if not (failure.retryable and retries_here < policy.max_retries) or \
+                    waited + wait > policy.max_total_wait_s:
+                self.failure = given_up(failure, retries_here, waited)
                 return False
             retries_here += 1
             self.retries += 1
@@ -301,8 +304,8 @@ class Generation:
 
     def _at_gate(self, shared) -> Iterator:
         """Wait while a shared backoff is closed (another request got a 429), with a
-        countdown notice, in slices so a Stop is honoured; at most `max_wait_s` in all."""
-        while not self.cancelled and self.throttled_s < shared.max_wait_s:
+        countdown notice, in slices so a Stop is honoured; within `throttle_max_wait_s`."""
+        while not self.cancelled and self.throttled_s < self.request.retry.throttle_max_wait_s:
             wait = shared.wait_s()
             if wait <= 0:
                 return

@@ -3,7 +3,9 @@
 The Markdown is parsed once by markdown-it-py into a flat list of `Block`s (heading,
 paragraph, code, table, rule) carrying their list/quote context; the plain-text and
 Word renderers only turn those blocks into output. Raw HTML in the Markdown is never
-passed through: it is escaped in HTML and kept as literal text elsewhere.
+passed through: it is escaped in HTML and kept as literal text elsewhere. An image is
+never an <img>: the HTML file and the clipboard show its alt text as a link to it (a
+model answer must not make a reader's browser fetch anything).
 
 Model output can hold characters XML 1.0 forbids (NUL, ESC, other C0 controls, U+FFFE,
 lone surrogates); python-docx refuses them and UTF-8 cannot encode a lone surrogate.
@@ -50,6 +52,20 @@ _SURROGATE_PAIR = re.compile("[\ud800-\udbff][\udc00-\udfff]")
 
 # html=False: `<script>` in an article is text, never markup; javascript: links are refused.
 _MD = MarkdownIt("commonmark", {"html": False}).enable("table")
+
+
+def _image_as_link(self, tokens: list[Token], idx: int, options, env) -> str:
+    """An image in a model answer, in the HTML file and the clipboard: its alt text as a
+    link to it, never an <img> (a reader's browser or mail client would fetch it)."""
+    token = tokens[idx]
+    alt = html.escape(self.renderInlineAsText(token.children or [], options, env) or "image")
+    src = str(token.attrGet("src") or "")
+    if not src:
+        return alt
+    return f'<a href="{html.escape(src)}" rel="noopener noreferrer">{alt}</a>'
+
+
+_MD.add_render_rule("image", _image_as_link)
 
 _CSS = """
 body { max-width: 46rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.75; color: #222;

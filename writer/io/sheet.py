@@ -26,7 +26,17 @@ from writer.errors import UserError
 from writer.io.i18n import UI_LANGUAGES, strings
 
 MAX_ROWS = 2000  # one batch; split bigger files
-MAX_BYTES = 20 * 1024 * 1024
+MB = 1024 * 1024
+MAX_UPLOAD_MB = 20  # the upload limit; .streamlit/config.toml server.maxUploadSize is the same
+MAX_BYTES = MAX_UPLOAD_MB * MB
+# What one file may unpack to before it is loaded (a zip bomb is refused from its listing):
+# an .xlsx's members in total and each, or a CSV's text (as UTF-8).
+MAX_UNPACKED_MB = 50
+MAX_ZIP_MEMBERS = 1000
+MAX_ZIP_RATIO = 200  # uncompressed : compressed, for a member over 1 MB
+ENCODINGS = ("UTF-8", "GBK")  # a CSV's lines; GBK is read as GB18030, its superset
+# C0 controls but tab and line ends, and DEL: removed from every cell read or written
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 # Column name → field. Matched after lower-casing and dropping spaces, "_" and "-".
 COLUMN_ALIASES = {
@@ -60,6 +70,7 @@ class Table:
     rows: list[dict[str, str]]  # cells by column name (strings; empty cells "")
     fields: dict[str, str] = field(default_factory=dict)  # field → the column that holds it
     overflow: set[int] = field(default_factory=set)  # rows (1-based) with cells past the header
+    mixed: dict[int, str] = field(default_factory=dict)  # rows in the file's other encoding
 
 
 @dataclass
@@ -69,7 +80,7 @@ class Row:
     number: int  # 1 = the first data row (the spreadsheet's line 2)
     cells: dict[str, str]
     brief: Brief | None = None
-    error: str | None = None  # a code: empty_topic, bad_length, unknown_type, extra_cells, …
+    error: str | None = None  # a code: empty_topic, bad_length, extra_cells, mixed_encoding, …
     detail: str = ""  # the offending value or the validator's message
 
     @property
@@ -120,48 +131,128 @@ def _value_maps() -> dict[str, dict[str, str]]:
 
 def read_table(data: bytes, file_name: str) -> Table:
     """The file's header and rows. CSV: UTF-8 (with or without BOM) or GB18030 (what
-    Chinese Excel saves), comma / semicolon / tab separated. XLSX: the first sheet."""
+    Chinese Excel saves), comma / semicolon / tab separated. XLSX: the first sheet.
+    Sizes are checked before anything is unpacked (`MAX_BYTES`, `MAX_UNPACKED_MB`)."""
     if len(data) > MAX_BYTES:
-        raise SheetError(f"{file_name} is {len(data) // 1024 // 1024} MB; the limit is "
-                         f"{MAX_BYTES // 1024 // 1024} MB")
+        raise SheetError(f"{file_name} is {_mb(len(data))} MB; the limit is {MAX_UPLOAD_MB} MB",
+                         key="user_errors.sheet_too_large", file=file_name,
+                         size=_mb(len(data)), limit=MAX_UPLOAD_MB)
     suffix = Path(file_name).suffix.lower()
+    mixed: dict[int, str] = {}
     if suffix in (".xlsx", ".xlsm") or data[:2] == b"PK":
+        _check_zip(data, file_name)
         header, body = _read_xlsx(data, file_name)
     elif suffix in (".csv", ".txt", ".tsv", ""):
-        header, body = _read_csv(data, file_name)
+        header, body, mixed = _read_csv(data, file_name)
     elif suffix == ".xls":
         raise SheetError(f"{file_name} is an old Excel file (.xls): save it as .xlsx or .csv")
     else:
         raise SheetError(f"{file_name}: use a .csv or .xlsx file")
-    return _table(header, body, file_name)
+    return _table(header, body, file_name, mixed)
 
 
-def _read_csv(data: bytes, file_name: str) -> tuple[list[str], list[list[str]]]:
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            text = data.decode(encoding)
-            break
+def _mb(size: int) -> int:
+    return -(-size // MB)  # rounded up: "1 MB" is never more than one
+
+
+def _too_big(file_name: str, size: int, where: str = "") -> SheetError:
+    return SheetError(f"{file_name}{where} unpacks to {_mb(size)} MB; the limit is "
+                      f"{MAX_UNPACKED_MB} MB", key="user_errors.sheet_unpacked_too_large",
+                      file=file_name, size=_mb(size), limit=MAX_UNPACKED_MB)
+
+
+def _check_zip(data: bytes, file_name: str) -> None:
+    """Refuse an .xlsx whose listing promises too much (members, bytes, ratio): zipfile
+    never inflates a member past its listed size, so the listing bounds what is read."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise SheetError(f"{file_name} is not a readable .xlsx file ({type(exc).__name__})") \
+            from None
+    if len(members) > MAX_ZIP_MEMBERS:
+        raise SheetError(f"{file_name} holds {len(members)} files; the limit is {MAX_ZIP_MEMBERS}",
+                         key="user_errors.sheet_zip_members", file=file_name,
+                         count=len(members), limit=MAX_ZIP_MEMBERS)
+    limit, total = MAX_UNPACKED_MB * MB, 0
+    for info in members:
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise SheetError(f"{file_name} is not a readable .xlsx file ({info.filename})")
+        if info.file_size > limit:
+            raise _too_big(file_name, info.file_size, f" ({info.filename})")
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > MB and ratio > MAX_ZIP_RATIO:
+            raise SheetError(f"{file_name}: {info.filename} is compressed {ratio:.0f}:1; the "
+                             f"limit is {MAX_ZIP_RATIO}:1", key="user_errors.sheet_zip_ratio",
+                             file=file_name, ratio=round(ratio), limit=MAX_ZIP_RATIO)
+        total += info.file_size
+        if total > limit:
+            raise _too_big(file_name, total)
+
+
+def _decode(data: bytes, file_name: str) -> tuple[str, dict[int, str]]:
+    """The text, and the lines (0-based) in the file's less common encoding: {line: "GBK"}.
+    Not all UTF-8: each line is read in its own encoding, the odd ones named, never read
+    as the other (UTF-8 read as GBK is a garbled topic: "便携" becomes "渚挎惡")."""
+    data = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+    if len(data) > MAX_UNPACKED_MB * MB:  # that much text already
+        raise _too_big(file_name, len(data))
+    try:
+        return data.decode("utf-8"), {}
+    except UnicodeDecodeError:
+        pass
+    out, size, kinds = io.StringIO(), 0, {name: [] for name in ENCODINGS}
+    for number, line in enumerate(data.splitlines(keepends=True)):  # "\n" is never inside
+        try:  # a GBK or UTF-8 character, so a line is in one encoding or the other
+            text = line.decode("utf-8")
+            if not line.isascii():
+                kinds["UTF-8"].append(number)
         except UnicodeDecodeError:
-            continue
-    else:
-        raise SheetError(f"{file_name} is not UTF-8 or GBK text: save it as CSV UTF-8")
-    header = next((line for line in text.splitlines() if line.strip()), "")
+            try:
+                text = line.decode("gb18030")
+            except UnicodeDecodeError:
+                raise SheetError(f"{file_name} is not UTF-8 or GBK text (line {number + 1}): "
+                                 "save it as CSV UTF-8") from None
+            kinds["GBK"].append(number)
+        size += len(text.encode("utf-8"))
+        if size > MAX_UNPACKED_MB * MB:
+            raise _too_big(file_name, size)
+        out.write(text)
+    utf8, gbk = len(kinds["UTF-8"]), len(kinds["GBK"])
+    odd = ["UTF-8"] if gbk > utf8 else ["GBK"] if utf8 > gbk else list(ENCODINGS)  # a tie: both
+    return out.getvalue(), {number: name for name in odd for number in kinds[name]}
+
+
+def _read_csv(data: bytes, file_name: str) -> tuple[list[str], list[list[str]], dict[int, str]]:
+    """Header, rows, and the rows (1-based) with a line in the file's other encoding."""
+    text, odd_lines = _decode(data, file_name)
+    header = next((line for line in io.StringIO(text, newline="") if line.strip()), "")
     delimiters = "".join(d for d in ",;\t，" if d in header)
-    if not delimiters:  # one column (a list of topics): a comma is part of the topic
-        lines = [[line] for line in text.splitlines()]
-    else:
-        try:
-            dialect = csv.Sniffer().sniff(text[:4096], delimiters=delimiters)
-        except csv.Error:
-            dialect = csv.excel
-        try:
-            lines = list(csv.reader(io.StringIO(text, newline=""), dialect))
-        except csv.Error as exc:
-            raise SheetError(f"{file_name} is not valid CSV: {exc}") from None
-    lines = [line for line in lines if any(cell.strip() for cell in line)]
-    if not lines:
+    records = []  # (cells, first line, last line): lines as csv counts them (\r, \n, \r\n)
+    try:
+        if not delimiters:  # one column (a list of topics): a comma is part of the topic
+            for number, line in enumerate(io.StringIO(text, newline="")):
+                records.append(([line.rstrip("\r\n")], number, number))
+        else:
+            try:
+                dialect = csv.Sniffer().sniff(text[:4096], delimiters=delimiters)
+            except csv.Error:
+                dialect = csv.excel
+            reader, start = csv.reader(io.StringIO(text, newline=""), dialect), 0
+            for cells in reader:
+                records.append((cells, start, reader.line_num - 1))
+                start = reader.line_num
+    except csv.Error as exc:
+        raise SheetError(f"{file_name} is not valid CSV: {exc}") from None
+    records = [r for r in records if any(cell.strip() for cell in r[0])]
+    if not records:
         raise SheetError(f"{file_name} is empty")
-    return lines[0], lines[1:]
+    mixed = {}
+    for number, (_, first, last) in enumerate(records[1:], 1):
+        found = [odd_lines[line] for line in range(first, last + 1) if line in odd_lines]
+        if found:
+            mixed[number] = found[0]
+    return records[0][0], [r[0] for r in records[1:]], mixed
 
 
 def _read_xlsx(data: bytes, file_name: str) -> tuple[list[str], list[list[str]]]:
@@ -199,10 +290,16 @@ def _cell(value) -> str:
     return str(value).strip()
 
 
-def _table(header: list[str], body: list[list[str]], file_name: str) -> Table:
+def _text(value) -> str:
+    """A cell as text: no NUL or other control character (a terminal's escape sequence)."""
+    return CONTROL_CHARACTERS.sub("", str(value)).strip()
+
+
+def _table(header: list[str], body: list[list[str]], file_name: str,
+           mixed: dict[int, str] | None = None) -> Table:
     columns, seen = [], set()
     for number, name in enumerate(header, 1):
-        name = str(name or "").strip() or f"column_{number}"
+        name = _text(name or "") or f"column_{number}"
         while name in seen:  # a repeated header stays a column of its own
             name += "_"
         seen.add(name)
@@ -219,12 +316,12 @@ def _table(header: list[str], body: list[list[str]], file_name: str) -> Table:
         raise SheetError(f"{file_name} has more than {MAX_ROWS} rows: split it into batches")
     rows, overflow = [], set()
     for number, line in enumerate(body, 1):
-        cells = [str(cell).strip() for cell in line]
+        cells = [_text(cell) for cell in line]
         if any(cells[len(columns):]):  # e.g. an unquoted comma inside a topic
             overflow.add(number)
         cells += [""] * (len(columns) - len(cells))
         rows.append(dict(zip(columns, cells)))
-    return Table(columns, rows, fields, overflow)
+    return Table(columns, rows, fields, overflow, dict(mixed or {}))
 
 
 # -- checking -------------------------------------------------------------------------
@@ -242,6 +339,9 @@ def briefs(table: Table, defaults: dict | None = None,
     result = []
     for number, cells in enumerate(table.rows, 1):
         value = {name: cells.get(column, "") for name, column in table.fields.items()}
+        if number in table.mixed:  # its cells may be garbled: never written, always named
+            result.append(Row(number, cells, error="mixed_encoding", detail=table.mixed[number]))
+            continue
         if number in table.overflow:
             result.append(Row(number, cells, error="extra_cells",
                               detail=str(len(table.columns))))
@@ -320,12 +420,12 @@ def template_csv(language: str = "zh") -> bytes:
 # -- writing ------------------------------------------------------------------------
 
 def to_csv(header: list[str], rows: list[list]) -> bytes:
-    """CSV as Excel wants it: UTF-8 with a BOM, CRLF line ends."""
+    """CSV as Excel wants it: UTF-8 with a BOM, CRLF line ends; every cell `safe_cell`."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([_csv_safe(name) for name in header])
+    writer.writerow([safe_cell(name) for name in header])
     for row in rows:
-        writer.writerow([_csv_safe(value) for value in row])
+        writer.writerow([safe_cell(value) for value in row])
     return b"\xef\xbb\xbf" + out.getvalue().encode("utf-8")
 
 
@@ -354,24 +454,34 @@ def to_xlsx(header: list[str], rows: list[list], sheet_name: str = "results") ->
     return out.getvalue()
 
 
-FORMULA_STARTS = ("=", "+", "@")  # what makes Excel evaluate a cell ("-" too, but lists)
-_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# What makes a spreadsheet run a cell as a formula (OWASP, "CSV injection"): its first
+# character, or the first after spaces, and the full-width forms an East Asian Excel reads
+# as the same. A leading tab or carriage return is always suspect.
+FORMULA_STARTS = ("=", "+", "-", "@", "＝", "＋", "－", "＠")
+_LEADING = re.compile(r"^[\s\x00-\x1f\x7f]+")
+# A Markdown list item ("- text"): words after "- ", no call "(" and no DDE "|" anywhere.
+_LIST_ITEM = re.compile(r"- [^\s\d=+\-@＝＋－＠\"'(][^(|]*", re.DOTALL)
 
 
-def _csv_safe(value):
+def safe_cell(value):
+    """A cell no spreadsheet runs as a formula: the one guard of every CSV and xlsx the
+    app writes (batch results, the template, the usage report). A text that could start
+    a formula gets a leading "'" (a signed number as text, "-5", too); a number and a
+    Markdown list item ("- text") stay as they are; None is an empty cell."""
     if value is None:
         return ""
-    if isinstance(value, str) and value[:1] in FORMULA_STARTS:
-        return "'" + value  # a cell is never run as a formula
+    if not isinstance(value, str):
+        return value
+    stripped = _LEADING.sub("", value)
+    if value[:1] in ("\t", "\r") or (
+            stripped[:1] in FORMULA_STARTS and not _LIST_ITEM.fullmatch(stripped)):
+        return "'" + value
     return value
 
 
 def _xlsx_safe(value):
     if isinstance(value, str):
-        value = _ILLEGAL.sub("", value)
-        if value[:1] in FORMULA_STARTS:
-            value = "'" + value  # a topic is never run as a formula
-        return value[:32767]
+        return safe_cell(CONTROL_CHARACTERS.sub("", value))[:32767]
     return value
 
 

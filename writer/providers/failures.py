@@ -1,9 +1,10 @@
 """Provider failures as one-line messages that say what to do."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlparse
 
+from writer import logs
 from writer.errors import UserError
 from writer.kinds import ErrorKind
 
@@ -72,7 +73,16 @@ def _ends_in_v1(base_url: str | None) -> bool:
 def classify(exc: BaseException, base_url: str | None, model: str) -> Failure:
     """What went wrong, as a Failure whose message says what to do. Unexpected
     exceptions come back as ErrorKind.OTHER with only the exception's type: their
-    detail belongs in the log file (writer/logs.py), not in the row or the UI."""
+    detail belongs in the log file (writer/logs.py), not in the row or the UI.
+
+    The message is redacted (`logs.redact`): the address is shown without its user,
+    password or token, and a provider's text that echoes the request's key or
+    Authorization header (relays do) never reaches a row, a report or a screen."""
+    failure = _classify(exc, base_url, model)
+    return replace(failure, message=logs.redact(failure.message))
+
+
+def _classify(exc: BaseException, base_url: str | None, model: str) -> Failure:
     import openai
 
     where = base_url or "https://api.openai.com/v1"

@@ -16,6 +16,7 @@ import threading
 import time
 from functools import lru_cache
 from typing import Iterator
+from urllib.parse import parse_qsl
 
 import httpcore2
 import openai  # imported up front so its ~0.3 s import never counts as time to first token
@@ -244,9 +245,15 @@ def openai_client(base_url: str | None, api_key: str, timeout_s: float, idle_tim
     The read timeout is the stream's idle timeout: no byte for that long = broken."""
     _build_response_models()
     timeout = openai.Timeout(timeout_s, connect=min(timeout_s, 15.0), read=idle_timeout_s)
+    # A relay that takes its token in the query (`…/v1?token=…`): the SDK would append the
+    # path after the query, so the query goes with every request instead.
+    query = None
+    if base_url and "?" in base_url:
+        base_url, _, raw_query = base_url.partition("?")
+        query = dict(parse_qsl(raw_query, keep_blank_values=True)) or None
     # Retries live in the engine, where they are visible to the user and the row.
     return openai.OpenAI(base_url=base_url, api_key=api_key or "missing", max_retries=0,
-                         timeout=timeout, http_client=_http_client(timeout))
+                         timeout=timeout, http_client=_http_client(timeout), default_query=query)
 
 
 @lru_cache(maxsize=16)

@@ -9,9 +9,11 @@ unique index allows one live article per batch row, so a row is never written tw
 A `BatchRun` (a thread) submits rows to the registry of live runs (writer/runs/registry.py) keeping
 at most `concurrency` in flight, fewer while the provider answers 429 (a
 `SharedBackoff` on every row's requests: the whole batch waits and narrows, no row
-fails for it). A row that fails is marked failed with its message; a provider that
-refuses outright (bad key, no quota, unknown model, wrong URL) pauses the batch
-instead of failing every row. Stop pauses it: rows in flight are saved as stopped.
+fails for it until it has waited out WRITER_THROTTLE_MAX_RETRIES 429s or
+WRITER_THROTTLE_MAX_WAIT seconds; that row fails as rate limited and the batch pauses,
+note `rate_limited [rate_limit]: …`). A row that fails is marked failed with its message;
+a provider that refuses outright (bad key, no quota, unknown model, wrong URL) pauses
+the batch instead of failing every row. Stop pauses it: rows in flight are saved as stopped.
 Resume (a new run) skips completed rows, continues stopped and truncated ones in their
 own article, and retries failed ones in theirs. A refresh or a server restart loses
 nothing: every finished row is in the database, and a batch whose runner died (its
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from writer import logs
-from writer.brief import Brief
+from writer.brief import Brief, stored_keywords
 from writer.config import Settings
 from writer.errors import UserError
 from writer.generation.counting import estimate_message_tokens
@@ -45,7 +47,7 @@ from writer.storage import liveness
 from writer.storage.batches import counts, get, listing, recover, rows  # noqa: F401
 from writer.storage.prices import price_table
 from writer.storage.store import StorageError, Store, utc_now
-from writer.storage.usage import budget_status
+from writer.storage.usage import BudgetExceeded, budget_status, require_within_budget
 
 MAX_CONCURRENCY = 8
 BEAT_S = 2.0
@@ -195,7 +197,9 @@ class BatchRun:
     # -- control ----------------------------------------------------------------
     def start(self) -> "BatchRun":
         """Run it on a thread, as the batch's one live run in the registry of live runs
-        (a Retry while it runs adds its rows to the run under way)."""
+        (a Retry while it runs adds its rows to the run under way). Refused past a budget
+        that is a hard cap (each row's Job checks it again before it starts)."""
+        require_within_budget(None, self.settings, self.provider)
         current = shared(self.settings.db_path).begin("batch", self.batch_id, self, self.done,
                                                        claim=self._claim)
         if current is not None:
@@ -338,7 +342,7 @@ class BatchRun:
         (row,) = rows(store, self.batch_id, numbers=[number])
         if row["state"] == Status.COMPLETED or row["invalid"]:
             return  # written meanwhile (another run's retry): never twice
-        brief = Brief(**{**row["brief"], "keywords": tuple(row["brief"]["keywords"])})
+        brief = Brief(**{**row["brief"], "keywords": stored_keywords(row["brief"]["keywords"])})
         try:
             if row["article_id"] is None:  # never started (or its article was deleted)
                 job = Job(brief, self.settings, provider=self.provider,
@@ -350,6 +354,11 @@ class BatchRun:
                           length_control=self.length_control, article=article,
                           backoff=self.backoff)
             handle = self.registry.submit(job)
+        except BudgetExceeded as exc:  # a hard cap reached while it ran: pause, saying so
+            with self._lock:
+                self.stopping, self.error = True, str(exc)
+                self.note = f"error: {exc}"
+            return
         except JobError as exc:  # the server is shutting down, or the row was deleted
             with self._lock:
                 self.stopping, self.note = True, self.note or "interrupted"
@@ -377,6 +386,12 @@ class BatchRun:
                 # The provider refuses the request itself: pause rather than fail every row.
                 self.stopping = True
                 self.note = f"provider_refused [{kind}]: {finished.error}"
+            elif finished is not None and finished.status == Status.FAILED and \
+                    kind == ErrorKind.RATE_LIMIT and not self.stopping:
+                # Still 429 after the row's throttle caps (engine, retry.py): every other
+                # row would wait them out too; pause, saying why.
+                self.stopping = True
+                self.note = f"rate_limited [{kind}]: {finished.error}"
         if self.on_row is not None:
             try:
                 self.on_row(number, handle)

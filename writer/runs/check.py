@@ -57,6 +57,7 @@ from writer.runs.registry import shared
 from writer.storage.checks import history, latest, save  # noqa: F401  (checks.save, …)
 from writer.storage.prices import price_table
 from writer.storage.store import Store, utc_now
+from writer.storage.usage import require_within_budget
 
 CHECK_PROMPTS = PROJECT_ROOT / "prompts" / "_check.toml"
 OPENAI_URL = "https://api.openai.com/v1"
@@ -209,6 +210,7 @@ class Check:
     progress; `cancel()` closes every open request."""
 
     def __init__(self, settings: Settings, provider: Provider, plan: Plan = Plan()):
+        require_within_budget(None, settings, provider)  # a hard cap reached: refused
         self.settings, self.provider, self.plan = settings, provider, plan
         self.total = plan.steps
         self.done = 0
@@ -236,8 +238,8 @@ class Check:
         data = prompts()
         provider, plan = self.provider, self.plan
         report: dict = {"provider": provider.name, "model": provider.model,
-                        "base_url": provider.base_url or (None if provider.kind == "local"
-                                                          else OPENAI_URL),
+                        "base_url": logs.redact(provider.base_url) or (
+                            None if provider.kind == "local" else OPENAI_URL),
                         "created_at": utc_now(), "runs": plan.runs,
                         "prompt_set": plan.prompt_set, "levels": list(plan.levels),
                         "errors": []}
@@ -447,8 +449,8 @@ def connection_test(settings: Settings, provider: Provider) -> dict:
             result["connect_ms"] = round(connect_once(provider.base_url,
                                                       min(provider.timeout_s, 15.0)) * 1000, 1)
         except OSError as exc:
-            result["error"] = f"cannot connect to {provider.base_url or OPENAI_URL}: " \
-                              f"{exc.strerror or exc}"
+            result["error"] = logs.redact(f"cannot connect to {provider.base_url or OPENAI_URL}: "
+                                          f"{exc.strerror or exc}")
             result["error_kind"] = ErrorKind.CONNECT
             return result
     check = Check(settings, provider, Plan(runs=1, levels=(), long_answer=False))

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Iterator
 
 from writer import logs
-from writer.brief import Brief
+from writer.brief import Brief, stored_keywords
 from writer.config import Settings
 from writer.errors import UserError
 from writer.generation.counting import count_words, warm_up
@@ -43,6 +43,7 @@ from writer.runs.registry import JobError, shared
 from writer.storage import brands, versions
 from writer.storage.prices import price_table
 from writer.storage.store import StorageError, Store
+from writer.storage.usage import require_within_budget
 
 DRAFT_INTERVAL_S = 2.0
 FINAL_SAVE_TRIES = 4
@@ -60,6 +61,7 @@ class Job:
         logs.configure(settings.db_path, settings.secret_values())
         warm_up()  # token estimates are needed when it ends, stopped or not
         self.provider = resolve_model(provider or choose_provider(settings))
+        require_within_budget(None, settings, self.provider)  # a hard cap reached: refused
         self.requested_language = brief.language
         languages = self.provider.languages
         if languages and brief.language not in languages:
@@ -114,7 +116,8 @@ class Job:
                            "failed articles with text can be continued")
         brief = Brief(topic=row["topic"], content_type=row["content_type"], style=row["style"],
                       target_words=row["target_words"], language=row["language"],
-                      audience=row["audience"] or "", keywords=row["keywords"], brand=kit)
+                      audience=row["audience"] or "", keywords=stored_keywords(row["keywords"]),
+                      brand=kit)
         kwargs.setdefault("length_control", row.get("length_control") != 0)
         return cls(brief, settings, provider=provider, article=row, **kwargs)
 

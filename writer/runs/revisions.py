@@ -14,7 +14,7 @@ import tomllib
 from functools import lru_cache
 
 from writer.brands import BrandError, BrandKit
-from writer.brief import MAX_WORDS, MIN_WORDS, Brief
+from writer.brief import MAX_WORDS, MIN_WORDS, Brief, stored_keywords
 from writer.config import Settings
 from writer.generation.counting import count_words
 from writer.generation.events import Usage
@@ -105,7 +105,7 @@ class RevisionJob(Job):
                             preset, row["language"], out_language)
         brief = Brief(topic=row["topic"], content_type=row["content_type"], style=row["style"],
                       target_words=target, language=out_language,
-                      audience=row["audience"] or "", keywords=tuple(row["keywords"] or ()),
+                      audience=row["audience"] or "", keywords=stored_keywords(row["keywords"]),
                       brand=brand)
         extra = {} if draft_interval_s is None else {"draft_interval_s": draft_interval_s}
         super().__init__(brief, settings, provider=provider, length_control=length_control,

@@ -19,6 +19,7 @@ from writer.runs.revisions import _kit, revise_prompts
 from writer.storage import versions
 from writer.storage.prices import price_table
 from writer.storage.store import Store
+from writer.storage.usage import require_within_budget
 
 COUNT = 5
 QUOTES = {('"', '"'), ("'", "'"), ("“", "”"), ("‘", "’"), ("「", "」"), ("《", "》")}
@@ -43,6 +44,7 @@ def suggest(article_id: int, settings: Settings, provider: Provider | None = Non
         messages = [{"role": "system", "content": part["system"].format(**values).strip()},
                     {"role": "user", "content": part["user"].format(**values).strip()}]
         provider = resolve_model(provider or choose_provider(settings))
+        require_within_budget(store, settings, provider)  # a hard cap reached: refused
         generation = Generation(Request(PromptPlan(messages, MAX_TOKENS), provider,
                                         RetryPolicy.from_settings(settings),
                                         failover=failover_chain(settings, provider)[1:]))

@@ -24,10 +24,12 @@ def _kit_json(kit: BrandKit) -> str:
     return json.dumps(data, ensure_ascii=False)
 
 
-def save(store: Store, kit: BrandKit) -> int:
+def save(store: Store, kit: BrandKit, *, replace: bool = True) -> int:
     """Insert the kit, or update the one with its name; its id. A kit read from the
     database (with an `id`) is updated by id, so a rename keeps it one kit; renaming
-    it to the name of another kit is refused (BrandError `name_taken`)."""
+    it to the name of another kit is refused (BrandError `name_taken`). With
+    `replace=False` (an import not confirmed, a new kit) a new kit whose name is taken
+    is refused the same way instead of replacing the saved one."""
     now = utc_now()
     with store.transaction(f"save brand kit «{kit.name}» in") as conn:
         same_name = conn.execute("SELECT id FROM brands WHERE name = ?", [kit.name]).fetchone()
@@ -39,6 +41,9 @@ def save(store: Store, kit: BrandKit) -> int:
                 raise BrandError(f"there is already a brand kit named «{kit.name}»",
                                  code="name_taken", field="name", name=kit.name)
         elif same_name:
+            if not replace:
+                raise BrandError(f"there is already a brand kit named «{kit.name}»",
+                                 code="name_taken", field="name", name=kit.name)
             target = same_name[0]
         if target is None:
             cursor = conn.execute("INSERT INTO brands (name, created_at, updated_at, kit) "
@@ -67,6 +72,13 @@ def listing(store: Store) -> list[BrandKit]:
     """Every kit, by name."""
     return [_from_row(row) for row in
             store.rows("SELECT * FROM brands ORDER BY name COLLATE NOCASE, id")]
+
+
+def existing(store: Store, kits) -> list[str]:
+    """The names of `kits` already saved (as saved), in the order of `kits`: what an
+    import would replace."""
+    saved = set(names(store))
+    return [kit.name for kit in kits if kit.name in saved]
 
 
 def names(store: Store) -> list[str]:

@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import json
 
+from writer import logs
 from writer.kinds import CheckStatus
 from writer.storage.store import Store, utc_now
 
 
 def save(store: Store, report: dict) -> int:
+    """Save a check's report, redacted (`logs.redact_data`): its base URL without its
+    credentials, its errors without a key a provider echoed. Its id."""
+    report = logs.redact_data(report)
     ttft = report.get("ttft_ms") or {}
     usage = report.get("usage") or {}
     row = {
@@ -41,9 +45,7 @@ def history(store: Store, provider: str | None = None, limit: int = 500) -> list
     found = store.rows(
         f"SELECT * FROM (SELECT * FROM provider_checks {where} ORDER BY id DESC LIMIT ?) "
         "ORDER BY id", [*params, limit])
-    for row in found:
-        row["report"] = json.loads(row["report"] or "{}")
-    return found
+    return [_decoded(row) for row in found]
 
 
 def latest(store: Store) -> list[dict]:
@@ -51,6 +53,12 @@ def latest(store: Store) -> list[dict]:
     found = store.rows(
         "SELECT * FROM provider_checks WHERE id IN (SELECT max(id) FROM provider_checks "
         "WHERE status = 'completed' GROUP BY provider, model) ORDER BY id DESC")
-    for row in found:
-        row["report"] = json.loads(row["report"] or "{}")
-    return found
+    return [_decoded(row) for row in found]
+
+
+def _decoded(row: dict) -> dict:
+    """A saved check with its report decoded, redacted again: a row saved by an older
+    version of the app may hold a URL's credentials or a key a provider echoed."""
+    row = logs.redact_data(row)
+    row["report"] = logs.redact_data(json.loads(row["report"] or "{}"))
+    return row

@@ -1,6 +1,6 @@
 """The SQLite connection every storage module works through: how it is opened (WAL,
-busy timeout, secure delete), how a write transaction is taken, and how a failure is
-told (one-line `StorageError`).
+busy timeout, secure delete, private files), how a write transaction is taken, and how a
+failure is told (one-line `StorageError`).
 
 Many processes and threads write the same file at once (the CLI, every Streamlit
 session, batch jobs). Every write transaction starts with `BEGIN IMMEDIATE`: it takes
@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from writer import logs
 from writer.errors import UserError
 from writer.storage import liveness
 
@@ -45,7 +46,11 @@ def connect(path: str | Path) -> sqlite3.Connection:
     (for a file) WAL. Raises sqlite3/OS errors; `Store` turns them into StorageError."""
     memory = str(path) == ":memory:"
     if not memory:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # Private (writer/logs.py): a new folder 0700, a new file 0600 before SQLite opens
+        # it (its -wal and -shm files take the database file's mode), an older file that
+        # others could read narrowed to its owner.
+        logs.private_folder(Path(path).parent)
+        logs.private_file(path)
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S,
                            isolation_level=None)  # transactions are explicit
     try:
@@ -53,6 +58,8 @@ def connect(path: str | Path) -> sqlite3.Connection:
         conn.execute("PRAGMA secure_delete = ON")
         if not memory:
             enable_wal(conn)
+            for suffix in ("-wal", "-shm"):  # left by an older version with a wider mode
+                logs.private_file(f"{path}{suffix}", create=False)
     except BaseException:
         conn.close()
         raise

@@ -310,6 +310,13 @@ def m012_draft_versions_for_older_articles(db: sqlite_utils.Database) -> None:
         conn.execute("UPDATE articles SET current_version = 1 WHERE id = ?", [article_id])
 
 
+@migration
+def m013_budget_hard_cap(db: sqlite_utils.Database) -> None:
+    # A monthly budget may be a hard cap (Settings): past it, nothing paid in its currency
+    # is sent (writer/storage/usage.py `require_within_budget`). 0: only asks first.
+    db.conn.execute("ALTER TABLE budgets ADD COLUMN hard_cap INTEGER NOT NULL DEFAULT 0")
+
+
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply pending migrations in order; returns the names applied.
 

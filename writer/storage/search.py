@@ -6,21 +6,35 @@ characters cannot use trigrams, so they fall back to a plain substring scan,
 newest first, which stops as soon as a page is full. Several terms must all match.
 Deleted articles (`deleted_at` set, m007) are never listed or counted; their topic may
 still be in the full-text index, so every query filters them out.
+
+A query is refused (SearchError) past MAX_QUERY_CHARS characters or MAX_QUERY_TERMS
+terms: each term is one more clause of the SQL (or of the FTS5 expression), and SQLite
+refuses an expression tree deeper than 1,000 ("Expression tree is too large").
+Snippets are safe to place inside Markdown as well as HTML (`writer.io.markup.plain`).
 """
 from __future__ import annotations
 
 import datetime as dt
-import html
 import re
 from dataclasses import dataclass
 
+from writer.errors import UserError
 from writer.io import timezones
+from writer.io.markup import plain
 from writer.storage.store import Store
 
 LIST_COLUMNS = ("id, created_at, topic, content_type, language, status, words, target_words, "
                 "provider, model, input_tokens, output_tokens, usage_source, cost, currency")
 LIVE = "a.deleted_at IS NULL"  # not deleted (m007)
 COUNT_CAP = 1000  # counts stop here ("1000+"): an exact count of a common term costs a scan
+MAX_QUERY_CHARS = 200  # a search box's text
+MAX_QUERY_TERMS = 20  # words or "quoted phrases" in one search
+
+
+class SearchError(UserError, ValueError):
+    """A search that cannot be run as it is (too long, too many terms)."""
+
+    key = "user_errors.search_terms"
 
 
 @dataclass(frozen=True)
@@ -68,10 +82,20 @@ class Page:
 
 
 def query_terms(query: str) -> list[str]:
-    """Whitespace-separated terms; "quoted phrases" stay whole."""
-    found = re.findall(r'"([^"]+)"|(\S+)', query or "")
+    """Whitespace-separated terms; "quoted phrases" stay whole. SearchError past
+    MAX_QUERY_CHARS characters or MAX_QUERY_TERMS terms."""
+    query = query or ""
+    if len(query) > MAX_QUERY_CHARS:
+        raise SearchError(f"the search is {len(query)} characters long; use at most "
+                          f"{MAX_QUERY_CHARS}", key="user_errors.search_length",
+                          limit=MAX_QUERY_CHARS)
+    found = re.findall(r'"([^"]+)"|(\S+)', query)
     terms = [(phrase or word).strip() for phrase, word in found]
-    return [t for t in terms if t]
+    terms = [t for t in terms if t]
+    if len(terms) > MAX_QUERY_TERMS:
+        raise SearchError(f"the search has {len(terms)} terms; use at most {MAX_QUERY_TERMS}",
+                          limit=MAX_QUERY_TERMS)
+    return terms
 
 
 def _fts_phrase(term: str) -> str:
@@ -178,7 +202,8 @@ def distinct(store: Store, column: str) -> list[str]:
 
 
 def snippet_html(text: str, terms: list[str], width: int = 60) -> str:
-    """An HTML-escaped excerpt around the first match with every match in <mark>."""
+    """An excerpt around the first match with every match in <mark>, its text escaped
+    for HTML and Markdown (a topic's `[x](http://…)` stays text, not a link)."""
     if not text:
         return ""
     lowered = text.lower()
@@ -192,16 +217,16 @@ def snippet_html(text: str, terms: list[str], width: int = 60) -> str:
 
 
 def highlight_html(text: str, terms: list[str]) -> str:
-    """HTML-escaped `text` with case-insensitive matches of `terms` in <mark>."""
+    """`text` escaped for HTML and Markdown, case-insensitive matches of `terms` in <mark>."""
     terms = sorted({t for t in terms if t}, key=len, reverse=True)
     if not terms:
-        return html.escape(text)
+        return plain(text)
     pattern = re.compile("|".join(re.escape(t) for t in terms), re.IGNORECASE)
     out, last = [], 0
     for match in pattern.finditer(text):
-        out.append(html.escape(text[last:match.start()]))
-        out.append(f"<mark>{html.escape(match.group(0))}</mark>")
+        out.append(plain(text[last:match.start()]))
+        out.append(f"<mark>{plain(match.group(0))}</mark>")
         last = match.end()
-    out.append(html.escape(text[last:]))
+    out.append(plain(text[last:]))
     return "".join(out)
 

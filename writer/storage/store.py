@@ -23,6 +23,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Iterator
 
+from writer import logs
 from writer.kinds import Status
 from writer.storage import ledger, liveness
 from writer.storage.connection import BUSY_TIMEOUT_S, StorageError, connect, immediate, storage_error, utc_now
@@ -232,6 +233,8 @@ class Store:
             if found[0] is not None:
                 fields = {k: v for k, v in fields.items() if k not in TEXT_FIELDS}
             fields = {**fields, "updated_at": utc_now()}
+            if isinstance(fields.get("error"), str):  # a provider's text may echo a key
+                fields["error"] = logs.redact(fields["error"])
             values = [json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict, tuple))
                       else v.value if isinstance(v, Enum) else v for v in fields.values()]
             conn.execute(f"UPDATE articles SET {', '.join(f'[{k}] = ?' for k in fields)} "
@@ -289,13 +292,24 @@ class Store:
             return {r["currency"]: r["monthly_amount"]
                     for r in self.rows("SELECT * FROM budgets")}
 
-    def set_budget(self, currency: str, monthly_amount: float | None) -> None:
+    def hard_caps(self) -> set[str]:
+        """The currencies whose monthly budget is a hard cap (m013): past it, nothing
+        paid in that currency is sent (writer/storage/usage.py `require_within_budget`)."""
+        with self.read():
+            return {r["currency"] for r in self.rows(
+                "SELECT currency FROM budgets WHERE hard_cap != 0")}
+
+    def set_budget(self, currency: str, monthly_amount: float | None,
+                   hard_cap: bool = False) -> None:
+        """Save (or, with no amount, remove) the monthly budget in `currency`; `hard_cap`:
+        refuse to send past it instead of asking first."""
         with self.transaction("save a budget in") as conn:
             if not monthly_amount:
                 conn.execute("DELETE FROM budgets WHERE currency = ?", [currency])
             else:
-                conn.execute("INSERT OR REPLACE INTO budgets (currency, monthly_amount, updated_at) "
-                             "VALUES (?, ?, ?)", [currency, monthly_amount, utc_now()])
+                conn.execute("INSERT OR REPLACE INTO budgets (currency, monthly_amount, "
+                             "hard_cap, updated_at) VALUES (?, ?, ?, ?)",
+                             [currency, monthly_amount, int(bool(hard_cap)), utc_now()])
 
     # -- reads ----------------------------------------------------------------
     def get(self, article_id: int, *, include_deleted: bool = False) -> dict | None:

@@ -23,8 +23,9 @@ import datetime as dt
 import io
 from typing import Callable, Mapping
 
+from writer.errors import UserError
 from writer.io import timezones
-from writer.io.sheet import FORMULA_STARTS
+from writer.io.sheet import safe_cell
 from writer.kinds import ACTIVE
 from writer.storage.prices import PriceTable, price_table
 from writer.storage.store import FAILED_REQUEST_SQL, Store
@@ -164,18 +165,6 @@ def articles(store: Store, since: str | dt.date | None = None,
         [*params, limit])  # created_at order comes from its index: no sort of the period
 
 
-CSV_FORMULA_STARTS = (*FORMULA_STARTS, "-", "\t", "\r")  # and "-": no list starts a cell here
-
-
-def _csv_cell(value):
-    """A cell Excel shows as it is: a text that would start a formula gets a quote."""
-    if value is None:
-        return ""
-    if isinstance(value, str) and value[:1] in CSV_FORMULA_STARTS:
-        return "'" + value
-    return value
-
-
 def labelled(rows: list[dict], headers: Mapping[str, str] | None = None,
              values: Mapping[str, Mapping] | None = None) -> list[dict]:
     """`rows` for people: only the fields in `headers` ({field: heading}, in its
@@ -194,8 +183,8 @@ def to_csv(rows: list[dict], headers: Mapping[str, str] | None = None,
            values: Mapping[str, Mapping] | None = None, *, bom: bool = False) -> str:
     """CSV text of `rows`: code names by default (scripts, the CLI), or with `headers`
     and `values` the localised headings and labels (see `labelled`). `bom` starts it
-    with a UTF-8 byte-order mark, which Excel needs to read Chinese as UTF-8. A text
-    cell that would start a formula (= + - @) gets a leading quote."""
+    with a UTF-8 byte-order mark, which Excel needs to read Chinese as UTF-8. Every cell
+    is `sheet.safe_cell`: a text a spreadsheet would run as a formula gets a leading quote."""
     table = labelled(rows, headers, values)
     if not table:
         fields = list((headers or {}).values())
@@ -205,9 +194,9 @@ def to_csv(rows: list[dict], headers: Mapping[str, str] | None = None,
         fields = list(table[0])
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([_csv_cell(name) for name in fields])
+    writer.writerow([safe_cell(name) for name in fields])
     for row in table:
-        writer.writerow([_csv_cell(row[name]) for name in fields])
+        writer.writerow([safe_cell(row[name]) for name in fields])
     return ("\ufeff" if bom else "") + out.getvalue()
 
 
@@ -235,7 +224,8 @@ def budget_status(store: Store, currency: str | None, day: dt.date | None = None
     spent = month_spend(store, day, tz).get(currency, 0.0)
     ratio = spent / budget
     level = "over" if ratio >= 1 else "warn" if ratio >= BUDGET_WARN else "ok"
-    return {"currency": currency, "budget": budget, "spent": spent, "ratio": ratio, "level": level}
+    return {"currency": currency, "budget": budget, "spent": spent, "ratio": ratio, "level": level,
+            "hard_cap": currency in store.hard_caps()}
 
 
 def budget_status_for(store: Store, settings, provider,
@@ -246,6 +236,41 @@ def budget_status_for(store: Store, settings, provider,
     if price is None or price.currency == "local":
         return None
     return budget_status(store, price.currency, tz=tz)
+
+
+class BudgetExceeded(UserError):
+    """This month's spend has reached a budget set as a hard cap: nothing paid in its
+    currency is sent until the month ends, the budget is raised or the cap lifted."""
+
+    key = "user_errors.budget_exceeded"
+
+
+def require_within_budget(store: Store | None, settings, provider,
+                          tz: dt.tzinfo | None = None) -> None:
+    """The one check every run makes before its first request (an article, a variant, a
+    batch and each of its rows, a provider check): refuse (BudgetExceeded, exit 2) when
+    the provider's currency has a hard-capped budget that this month's spend has reached.
+    Without a hard cap nothing is refused here (the pages ask first, as before). The
+    month is the one of today in `tz` (default: WRITER_TIMEZONE, else UTC). No `store`:
+    the settings' database is opened for the check."""
+    if store is None:
+        store = Store(settings.db_path)
+        try:
+            return require_within_budget(store, settings, provider, tz)
+        finally:
+            store.close()
+    caps = store.hard_caps()
+    if not caps:
+        return
+    tz = tz or timezones.choose(getattr(settings, "timezone", None))
+    status = budget_status_for(store, settings, provider, tz=tz)
+    if status is None or status["currency"] not in caps or status["spent"] < status["budget"]:
+        return
+    spent, budget, currency = (f"{status['spent']:.2f}", f"{status['budget']:.2f}",
+                               status["currency"])
+    raise BudgetExceeded(f"this month's {currency} budget is a hard cap and it is reached: "
+                         f"{spent} spent of {budget} {currency}; raise the budget or lift the "
+                         "cap in Settings", spent=spent, budget=budget, currency=currency)
 
 
 def burn_down(store: Store, currency: str, day: dt.date | None = None,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
+from writer import logs
 from writer.brands import BrandKit, check
 from writer.errors import UserError
 from writer.kinds import ACTIVE, Status
@@ -64,12 +65,16 @@ def _insert(conn: sqlite3.Connection, article_id: int, number: int, **fields) ->
     now = utc_now()
     row = {"article_id": article_id, "number": number, "created_at": now, "updated_at": now,
            **fields}
+    if isinstance(row.get("error"), str):
+        row["error"] = logs.redact(row["error"])
     conn.execute(f"INSERT INTO versions ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                  list(row.values()))
 
 
 def _set(conn: sqlite3.Connection, article_id: int, number: int, fields: dict) -> None:
     fields = {**fields, "updated_at": utc_now()}
+    if isinstance(fields.get("error"), str):
+        fields["error"] = logs.redact(fields["error"])
     conn.execute(f"UPDATE versions SET {', '.join(f'[{k}] = ?' for k in fields)} "
                  "WHERE article_id = ? AND number = ?",
                  [*(v.value if isinstance(v, Status) else v for v in fields.values()),
