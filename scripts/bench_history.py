@@ -616,7 +616,10 @@ EN_QUERIES = ["streaming", "customer experience", "coffee machine", "robot vacuu
               "small business", "remote teams", "email marketing", "standing desk", "air purifier",
               "running shoes", "smartwatch", "mechanical keyboard", "return policy", "onboarding",
               "hot-swappable", "espresso milk", '"customer support"', "quantum computing", "blockchain"]
-SHORT_QUERIES = ["咖啡", "跑鞋", "茶", "降噪", "营销", "量子", "AI", "UX", "Go", "5G"]
+ONE_CHAR_QUERIES = ["茶", "鑫", "的", "机", "量", "爱", "猫", "库"]  # CJK: articles_grams (m014)
+TWO_CHAR_QUERIES = ["咖啡", "跑鞋", "降噪", "营销", "量子", "续航", "品牌", "体验"]
+SCAN_QUERIES = ["AI", "UX", "Go", "5G"]  # 1–2 characters, not CJK: substring scan
+MIXED_QUERIES = ["咖啡 冷萃模式", "量子 计算机", "降噪 续航时间", "鑫 品牌故事", "的 用户体验", "营销 转化率"]
 
 
 def filtered_queries(today: dt.date) -> list[tuple[str, Filters]]:
@@ -629,6 +632,10 @@ def filtered_queries(today: dt.date) -> list[tuple[str, Filters]]:
         ("battery life + 300–365 days ago", Filters(query="battery life", since=d(365), until=d(300))),
         ("量子计算 + zh (no match)", Filters(query="量子计算", language="zh")),
         ("咖啡 (short) + truncated", Filters(query="咖啡", status="truncated")),
+        ("量子 (short) + zh + last 30 days", Filters(query="量子", language="zh", since=d(30), until=d(0))),
+        ("茶 (1 char) + deepseek-chat", Filters(query="茶", model="deepseek-chat")),
+        ("降噪 续航时间 + blog", Filters(query="降噪 续航时间", content_type="blog")),
+        ("鑫 (rare) + failed", Filters(query="鑫", status="failed")),
         ("no query, status stopped", Filters(status="stopped")),
         ("no query, 140–200 days ago", Filters(since=d(200), until=d(140))),
         ("no query, qwen + social_post + zh", Filters(provider="qwen", content_type="social_post", language="zh")),
@@ -710,7 +717,9 @@ def run(args, path: Path) -> None:
     hits = lambda page: page.total_label  # noqa: E731
     per_query = []
     for name, queries in (("search, zh, 3+ chars", ZH_QUERIES), ("search, en, 3+ chars", EN_QUERIES),
-                          ("search, 1–2 chars (substring scan)", SHORT_QUERIES)):
+                          ("search, 1 CJK char", ONE_CHAR_QUERIES), ("search, 2 CJK chars", TWO_CHAR_QUERIES),
+                          ("search, 1–2 Latin chars (substring scan)", SCAN_QUERIES),
+                          ("search, short CJK + long term", MIXED_QUERIES)):
         calls = [(q, lambda q=q: search(store, Filters(query=q))) for q in queries]
         per_query += measure_calls(f"{name} ({len(queries)} queries)", calls, store, raw, results, args.reps,
                                    SEARCH_TARGET_MS, args.plans, hits)

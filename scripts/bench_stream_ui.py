@@ -24,13 +24,20 @@ answers each tag with its own reply, so concurrent sessions never get each other
 sends the chunks on a fixed timeline (request + TTFT + i x chunk delay), so a late
 wake-up of its thread on a loaded machine is caught up instead of slowing the stream.
 
-Scenarios (--scenarios, default fast,many,viewers; about 10 minutes on 2 cores):
+Scenarios (--scenarios, default fast,fresh,many,viewers; about 12 minutes on 2 cores):
 
   fast     ~4,000 tokens at ~2,000 tokens/s (the chunk delay is calibrated so the raw
            stream really runs at that rate) -- the held-out reference measurement:
            Generate click -> (a) first article text in the DOM, (b) the article's LAST
            words in the DOM. Criteria: (b) <= 1.10x the raw SDK stream time;
            (a) <= raw SDK TTFT + 150 ms; no main-thread task over 200 ms.
+  fresh    (in the default, with fast) the same reply and criteria on the FIRST Generate
+           click of a fresh server and a fresh page: per sample a new `streamlit run` of
+           each app (own WRITER_DB), a new browser context, the brief filled, Generate;
+           medians of --fresh-runs (3) samples, each side in its own new server, printed
+           beside the warmed figures with raw SDK runs of the same run. What a person
+           meets after the app was (re)started: everything done once per process on the
+           first click (imports, the SDK client, the job registry's threads) counts here.
   typical  (not in the default) 50 tokens/s for ~10 s after a 400 ms provider TTFT;
            same figures.
   many     --sessions (20) browser contexts (= Streamlit sessions) in one chromium, all
@@ -62,7 +69,8 @@ The report also says how much CPU other processes on the machine used meanwhile 
 /proc/stat minus this benchmark's own process tree): another test run skews everything.
 
     .venv/bin/python scripts/bench_stream_ui.py [--before c06a41c] [--after-ref REF]
-        [--runs 3] [--scenarios fast,typical,many,viewers] [--sessions 20] [--naive]
+        [--runs 3] [--fresh-runs 3] [--scenarios fast,fresh,typical,many,viewers]
+        [--sessions 20] [--naive]
 
 A benchmark, not a test: it prints numbers and ratios, it asserts nothing about them.
 """
@@ -328,6 +336,7 @@ class StreamlitServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp / f"{name}.log"
         self.db_path = env.get("WRITER_DB")
+        self.env = env
         clean = {k: v for k, v in os.environ.items() if not k.startswith(("WRITER_", "OPENAI_"))}
         cmd = [sys.executable, "-m", "streamlit", "run", script, "--server.port", str(self.port),
                "--server.headless", "true", "--server.address", "127.0.0.1",
@@ -816,7 +825,7 @@ def measure_ui(browser, server: StreamlitServer, sc: Scenario, tag: str, timeout
         "first_paint": timing["firstPaint"] - timing["click"] if timing["firstPaint"] else None,
         "end_paint": timing["lastPaint"] - timing["click"],
         "updates": timing["updates"],
-        "click_to_request": (rec["received"] - click) * 1000,
+        "click_to_request": (rec["received"] - click) * 1000, "click_at": click,
         "provider_ttft": (rec["first"] - rec["received"]) * 1000,
         "provider_stream": (rec["last"] - rec["received"]) * 1000,
         "provider_rate": (len(reply.pieces()) - 1) / (rec["last"] - rec["first"])
@@ -864,6 +873,34 @@ def measure_raw(raw: RawClient, sc: Scenario, tag: str, timeout_s: float) -> dic
         "provider_rate": (len(reply.pieces()) - 1) / (rec["last"] - rec["first"]),
         "server_cpu": cpu,
     }
+
+
+# ---- the first click of a fresh server ----------------------------------------------------
+
+def run_fresh(browser, raw: RawClient, servers: dict, sc: Scenario, samples: int,
+              exclude: set[int], viewport: dict, tmp: Path, log) -> dict[str, list[dict]]:
+    """Per sample and app: a new `streamlit run` of the same tree (own WRITER_DB), a
+    new page, brief, the first Generate click; the server is stopped after it. Raw SDK
+    runs interleaved. Returns {"raw": [...], "before": [...], "after": [...]}."""
+    kinds = [k for k in servers if servers[k].is_app]
+    res: dict[str, list[dict]] = {"raw": [], **{k: [] for k in kinds}}
+    timeout = 30 + 5 * sc.expected_s()
+    for rep in range(samples):
+        res["raw"].append(measure_raw(raw, sc, f"x{rep}raw", timeout))
+        k = rep % len(kinds)
+        for kind in kinds[k:] + kinds[:k]:
+            base = servers[kind]
+            env = {**base.env, "WRITER_DB": str(tmp / f"{kind}-fresh{rep}.db")}
+            server = StreamlitServer(f"{kind}-fresh{rep}", base.label, base.script, base.cwd, env, tmp)
+            exclude.add(server.proc.pid)
+            try:
+                server.wait_healthy()
+                r = measure_ui(browser, server, sc, f"x{rep}{kind[:2]}", timeout, exclude, viewport)
+            finally:
+                _kill(server.proc)
+            log(f"  fresh #{rep + 1} {kind}: {ui_line(r)}")
+            res[kind].append(r)
+    return res
 
 
 # ---- many sessions at once ---------------------------------------------------------------
@@ -1322,9 +1359,11 @@ def main() -> int:
     parser.add_argument("--after-ref", default=None,
                         help="git ref of the AFTER app (default: a snapshot of the working tree)")
     parser.add_argument("--runs", type=int, default=3, help="repetitions per measurement (≥3)")
-    parser.add_argument("--scenarios", default="fast,many,viewers",
-                        help="any of fast,typical,many,viewers (typical is not in the default, "
-                             "to keep a run under ~12 minutes)")
+    parser.add_argument("--scenarios", default="fast,fresh,many,viewers",
+                        help="any of fast,fresh,typical,many,viewers (typical is not in the "
+                             "default, to keep a run under ~12 minutes)")
+    parser.add_argument("--fresh-runs", type=int, default=3,
+                        help="samples in `fresh`: a new server per app and a new page each")
     parser.add_argument("--viewport", default="1280x900", help="WIDTHxHEIGHT")
     parser.add_argument("--naive", action="store_true",
                         help="also measure scripts/naive_write_page.py (docs-style page) in "
@@ -1354,7 +1393,7 @@ def main() -> int:
     command = " ".join([os.path.relpath(sys.executable, ROOT) if sys.executable.startswith(str(ROOT))
                         else sys.executable, os.path.relpath(__file__, ROOT), *sys.argv[1:]])
     wanted = [n.strip() for n in args.scenarios.split(",") if n.strip()]
-    unknown = set(wanted) - {"fast", "typical", "many", "viewers"}
+    unknown = set(wanted) - {"fast", "fresh", "typical", "many", "viewers"}
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
 
@@ -1396,6 +1435,7 @@ def main() -> int:
     results: dict[str, dict[str, list[dict]]] = {}
     many: dict[str, dict] = {}
     viewers_res = None
+    fresh_res = None
     timings: dict[str, float] = {}
     meters: dict[str, LoadMeter] = {}
     total_meter = LoadMeter().start()
@@ -1465,6 +1505,16 @@ def main() -> int:
                         res[kind].append(r)
                 timings[sc.name] = time.monotonic() - t0
                 meters[sc.name].stop()
+            if "fresh" in wanted:
+                t0 = time.monotonic()
+                meters["fresh"] = LoadMeter().start()
+                sc = scenarios["fast"]
+                if "fast" not in wanted and not args.no_calibrate:
+                    calibrate(raw, sc, log)
+                fresh_res = run_fresh(browser, raw, servers, sc, args.fresh_runs, exclude,
+                                      viewport, tmp, log)
+                timings["fresh"] = time.monotonic() - t0
+                meters["fresh"].stop()
             if "many" in wanted:
                 t0 = time.monotonic()
                 meters["many"] = LoadMeter().start()
@@ -1525,6 +1575,13 @@ def main() -> int:
     for sc in streamed:
         print()
         print("\n".join(report(sc, results[sc.name], args.runs, short)))
+    if fresh_res:
+        print()
+        print(f"first click of a FRESH server and page (scenario fast's reply; a new streamlit "
+              f"server per app and sample, medians of {args.fresh_runs}; raw: the SDK in the same "
+              "run) -- what a person meets after the app was started; scenario fast above: warmed "
+              "servers):")
+        print("\n".join(report(scenarios["fast"], fresh_res, args.fresh_runs, short)))
     if many:
         print()
         print("\n".join(report_many(scenarios["many"], many, short)))

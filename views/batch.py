@@ -271,7 +271,10 @@ def show_batch(batch_id: int) -> None:
         rows = batches.rows(store, batch_id)
         found = batches.counts(rows)
         progress = run_now.progress(rows) if live else None
-        words = progress.words if progress else found["words"]
+        # Chinese rows in 字, English rows in words: never one sum of the two.
+        by_unit = progress.words_by_unit if progress else batches.words_by_unit(rows)
+        words = " + ".join(f"{count:,} {t('units.zh' if counted == '字' else 'units.en')}"
+                           for counted, count in by_unit.items()) or f"0 {t('units.mixed')}"
         cost = " + ".join(format_cost(v, c, t) for c, v in found["cost"].items()) or "–"
         status = BatchStatus(b["status"])
         note = b.get("note") or ""
@@ -299,7 +302,7 @@ def show_batch(batch_id: int) -> None:
             (st.warning if found["failed"] else st.success)(
                 t("batch.done", completed=found["completed"], failed=found["failed"]))
         ended = found["ended"]
-        text = t("batch.progress", done=ended, total=found["valid"], words=f"{words:,}",
+        text = t("batch.progress", done=ended, total=found["valid"], words=words,
                  cost=cost) + (eta_text(progress.eta_s) if progress else "")
         st.progress(ended / found["valid"] if found["valid"] else 1.0, text=text)
         if progress and progress.limit < run_now.concurrency:
@@ -381,8 +384,9 @@ def show_batch(batch_id: int) -> None:
     st.subheader(t("batch.results"))
     downloads = st.columns(3)
     labels = {name: t(f"batch.result_{name}") for name in
-              ("row", "article_id", "status", "words", "target_words", "input_tokens",
+              ("row", "article_id", "status", "words", "target_words", "unit", "input_tokens",
                "output_tokens", "cost", "currency", "error", "article")}
+    labels.update({f"unit.{language}": unit(t, language) for language in ("zh", "en")})
     labels.update({f"state.{s.value}": t(f"statuses.{s.value}") for s in Status})
     labels.update({f"state.{s.value}": t(f"batch.row_{s.value}") for s in RowState})
     for column, fmt in zip(downloads, ("csv", "xlsx", "zip")):

@@ -20,7 +20,7 @@ from writer.config import Settings, load_settings
 from writer.errors import UserError
 from writer.io import timezones
 from writer.io.export import MIME_TYPES, export, file_name, to_html_fragment, to_text
-from writer.io.i18n import UI_LANGUAGES, Translator
+from writer.io.i18n import UI_LANGUAGES, Translator, unit
 from writer.io.markup import images_as_links, plain
 from writer.kinds import Status
 from writer.runs.pacing import progress_fraction
@@ -236,11 +236,6 @@ def running_label(handle: Handle, t: Translator) -> str:
         return t("app.running_queued", position=registry().position(handle) or 1)
     return t("write.progress", words=handle.words, target=handle.target_words,
              unit=unit(t, handle.job.brief.language))
-
-
-def unit(t: Translator, language: str | None) -> str:
-    """字 for a Chinese article, 词 / words for an English one (how its length counts)."""
-    return t(f"units.{language}") if language in ("zh", "en") else t("units.mixed")
 
 
 def format_cost(cost, currency, t: Translator) -> str:

@@ -190,7 +190,7 @@ def test_docx_numbered_lists_restart(row):
 
 def test_json_parses_back_to_the_row(row):
     text = to_json(row)
-    assert json.loads(text) == row
+    assert json.loads(text) == {**row, "unit": "字"}  # what `words` counts (a zh article)
     assert TOPIC in text  # ensure_ascii=False: Chinese stays readable
 
 
@@ -285,3 +285,11 @@ def test_xml_safe_keeps_what_xml_allows():
     assert xml_safe(kept) == kept
     assert xml_safe("a\x00b\x1fc\uffffd\udfffe") == "abcde"
     assert xml_safe("\ud83d\ude00") == "😀"  # a pair split in two code points is joined
+
+
+@pytest.mark.parametrize("language, counted", [("zh", "字"), ("en", "words"), (None, "words")])
+def test_json_export_says_what_its_words_count(language, counted):
+    """A Chinese article's `words` are characters: the JSON names the unit (issue 22)."""
+    data = json.loads(to_json({"id": 1, "topic": "量子", "language": language, "words": 120,
+                               "target_words": 100, "content": "量子"}))
+    assert data["unit"] == counted and data["words"] == 120

@@ -41,6 +41,9 @@ def assert_no_text(db: Path) -> None:
     # every three characters of it: the trigram search index keeps text as such pieces
     pieces = [MARKER_ZH[i:i + 3] for i in range(len(MARKER_ZH) - 2)]
     assert [p for p in pieces if p.encode() in raw] == []
+    # every two: the index of 1–2 character terms (m014) keeps text as such tokens
+    pairs = [MARKER_ZH[i:i + 2] for i in range(len(MARKER_ZH) - 1)]
+    assert [p for p in pairs if p.encode() in raw] == []
 
 
 def write_with_versions(env, fake) -> int:

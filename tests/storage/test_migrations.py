@@ -85,7 +85,8 @@ def test_m007_keeps_rows_ids_indexes_triggers_and_search(tmp_path, monkeypatch):
     schema = store.db["articles"].schema
     assert "AUTOINCREMENT" in schema and "[status] TEXT NOT NULL DEFAULT 'streaming'" in schema
     objects = _fts_objects(store.conn)
-    later = {"idx_articles_deleted_at", "idx_articles_batch", "idx_articles_batch_row_once"}
+    later = {"idx_articles_deleted_at", "idx_articles_batch", "idx_articles_batch_row_once",
+             "articles_grams_ai", "articles_grams_ad", "articles_grams_au"}  # m014
     assert {k: v for k, v in objects.items() if k not in later} == old_objects
     assert "AFTER UPDATE OF topic, content" in objects["articles_au"]  # m004's trigger
     assert "idx_articles_usage" in objects

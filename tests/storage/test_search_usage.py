@@ -62,9 +62,11 @@ def test_english_search_is_case_insensitive_and_terms_combine(store):
     assert ids(search(store, Filters(query="espresso llama"))) == []
 
 
-def test_one_and_two_character_queries_use_the_substring_fallback(store):
+def test_one_and_two_character_queries(store):
     page = search(store, Filters(query="咖啡"))
-    assert ids(page) == [3, 1] and page.uses_fallback  # newest first
+    assert ids(page) == [3, 1] and not page.uses_fallback  # newest first, the CJK index (m014)
+    page = search(store, Filters(query="30"))
+    assert ids(page) == [2] and page.uses_fallback  # not CJK: the substring scan
     assert ids(search(store, Filters(query="茶"))) == []
     assert ids(search(store, Filters(query="春"))) == [3]
     assert ids(search(store, Filters(query="咖啡 用户体验"))) == [3]  # fallback AND trigram
@@ -258,9 +260,13 @@ def test_full_text_search_combined_with_filters_and_dates(store):
 
 
 def test_counts_are_exact_when_cheap_and_open_ended_otherwise(store):
-    page = search(store, Filters(query="咖啡"), limit=1)  # substring scan: no count
+    page = search(store, Filters(query="咖啡", status="completed"), limit=1)  # filtered: no count
+    assert ids(page) == [1] and not page.has_more and page.total == 1
+    page = search(store, Filters(query="咖啡", language="zh"), limit=1)
     assert ids(page) == [3] and page.has_more and page.total is None
     assert page.total_label == "1+"
+    page = search(store, Filters(query="咖啡"), limit=1)  # the CJK index only: exact count
+    assert ids(page) == [3] and page.has_more and page.total == 2
     store.articles.insert({"created_at": "2026-11-21T00:00:00.000Z", "topic": "More streaming",
                            "content": "streaming again", "status": "completed"})
     page = search(store, Filters(query="streaming"), limit=1)  # full text only: exact count

@@ -193,8 +193,11 @@ def test_history_search_in_chinese_highlights_matches(env, fake):
     assert not at.exception
     html = markdown_text(at)
     assert "<mark>流式萃取</mark>" in html and "Streaming guide" not in html
-    at.text_input(key="history_query").input("咖啡").run()  # 2 characters: substring fallback
+    at.text_input(key="history_query").input("咖啡").run()  # 2 characters: the bigram index
     assert "<mark>咖啡</mark>" in markdown_text(at)
+    assert not any("substring" in c.value for c in at.caption)  # no scan, so no such note
+    at.text_input(key="history_query").input("St").run()  # 2 Latin letters: still a scan
+    assert "<mark>St</mark>reaming guide" in markdown_text(at)
     assert any("substring" in c.value for c in at.caption)
 
 
@@ -327,30 +330,35 @@ def test_budget_warns_at_80_percent_and_needs_confirmation_past_100(env, fake):
     assert Store(env["WRITER_DB"]).count() == 2
 
 
-def test_local_model_presets_english_and_asks_for_an_english_topic(env, monkeypatch):
+def test_local_model_note_tells_the_truth_and_keeps_a_chinese_brief(env, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY")  # no key: the bundled local model is the default
     monkeypatch.setenv("WRITER_UI_LANGUAGE", "zh")
     at = app()
     assert at.selectbox(key="provider").value == "local"
-    assert at.radio(key="language").value == "en"  # it reads and writes English only
-    assert any("只能读写英文" in i.value for i in at.info)  # said before Generate
+    assert at.radio(key="language").value == "zh"  # Gemma writes Chinese: nothing preset
+    (note,) = at.info  # said before Generate, in the UI language
+    assert "Gemma 3 270M" in note.value and "不可靠" in note.value and "英文主题" not in note.value
     at.text_input(key="topic").input("新款咖啡机上市").run()
-    (warning,) = at.warning
-    assert "请改用英文主题" in warning.value and "仍可继续生成" in warning.value
-    assert at.button(key="generate").disabled is False  # the user may still go on
-    at.text_input(key="topic").input("A new coffee machine").run()
-    assert not at.warning
+    assert not at.warning  # a Chinese topic is fine
+    assert at.button(key="generate").disabled is False
 
 
-def test_a_chosen_language_is_kept_when_the_provider_is_not_local(env):
+def test_local_model_note_in_english(env, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY")
+    at = app()
+    (note,) = at.info
+    assert "unreliable" in note.value and "Chinese briefs are written by Gemma" in note.value
+    assert "in English" not in note.value
+
+
+def test_a_chosen_language_is_kept_when_the_provider_changes(env):
     at = app()
     assert at.radio(key="language").value == "zh"  # a remote provider: the form's default
-    at.radio(key="language").set_value("en").run()
     at.selectbox(key="provider").set_value("local").run()
+    assert at.radio(key="language").value == "zh"  # the local model writes Chinese too
+    at.radio(key="language").set_value("en").run()
     assert at.radio(key="language").value == "en"
-    at.radio(key="language").set_value("zh").run()  # the user may switch back
-    assert at.radio(key="language").value == "zh"
-    assert any("it will answer in English" in c.value for c in at.caption)
+    assert not any("answer in English" in c.value for c in at.caption)
 
 
 def test_settings_page_edits_prices_and_budgets(env, fake):

@@ -486,6 +486,8 @@ def test_batch_page_in_both_languages_without_errors(env, fake, script, registry
     assert rows[4]["error"] == t("batch.error_bad_length", value="abc")
     assert progress_text(at).startswith(t("batch.progress", done=2, total=4, words="", cost="")
                                         .split(" · ")[0])
+    written = progress_text(at).split(" · ")[1]  # each unit totalled apart: 字 never added to words
+    assert written.endswith((t("units.zh"), t("units.en"))) and written[0].isdigit()
     # Resume writes the 2 waiting rows and the failed one again; Retry only the failed one.
     assert at.button(key=f"batch-resume-{batch_id}").label == t("batch.resume", rows=3)
     assert at.button(key=f"batch-retry-{batch_id}").label == t("batch.retry_failed", rows=1)

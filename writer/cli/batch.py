@@ -24,6 +24,7 @@ from writer.cli.output import (
     write_file,
 )
 from writer.config import load_settings
+from writer.io.i18n import article_unit
 from writer.io.sheet import SheetError, read_table
 from writer.io.sheet import briefs as check_rows
 from writer.kinds import Status
@@ -139,7 +140,8 @@ def _run(store: Store, settings, batch_id: int, provider, total: int, args) -> i
     found = batches.counts(batches.rows(store, batch_id))
     cost = ", ".join(f"{v:.4f} {c}" for c, v in found["cost"].items() if c != "local") or "0"
     say(f"batch #{batch_id}: {found['completed']} completed, {found['failed']} failed of "
-        f"{found['valid']} rows · {found['words']:,} words · cost {cost} · "
+        f"{found['valid']} rows · {_words(batches.words_by_unit(batches.rows(store, batch_id)))} · "
+        f"cost {cost} · "
         f"{run.backoff.hits} rate-limit answers · {elapsed(time.monotonic() - printer.t0)}")
     _batch_output(store, batch_id, args.out)
     if run.error:
@@ -162,6 +164,11 @@ def _run(store: Store, settings, batch_id: int, provider, total: int, args) -> i
             f"python -m writer batch --resume {batch_id}")
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _words(by_unit: dict[str, int]) -> str:
+    """Words written, each unit on its own: "5,200 字 + 800 words" (0 words: none yet)."""
+    return " + ".join(f"{count:,} {counted}" for counted, count in by_unit.items()) or "0 words"
 
 
 def _estimated_cost(guess) -> str:
@@ -221,7 +228,8 @@ class _BatchPrinter:
         finished = handle.finished
         status = finished.status if finished else "error"
         line = (f"row {number}: #{handle.article_id} {status} · {handle.words}/"
-                f"{handle.target_words} words · {one_line(handle.topic, 40)}")
+                f"{handle.target_words} {article_unit(handle.job.brief.language)} · "
+                f"{one_line(handle.topic, 40)}")
         if finished is not None and finished.error and status != Status.COMPLETED:
             line += f" · {one_line(finished.error, 80)}"
         with self.lock:
@@ -242,6 +250,6 @@ class _BatchPrinter:
             progress.limit < self.run.concurrency else ""
         with self.lock:
             sys.stderr.write(f"\r\x1b[K[{'#' * filled}{'.' * (width - filled)}] {done}/{total} "
-                             f"rows · {progress.words:,} words" + (f" · {cost}" if cost else "")
+                             f"rows · {_words(progress.words_by_unit)}" + (f" · {cost}" if cost else "")
                              + eta + throttled + ("\n" if final else ""))
             sys.stderr.flush()

@@ -21,10 +21,12 @@ from writer.cli.output import (
     is_yes,
     one_line,
     open_store,
+    pad,
     say,
     write_file,
 )
 from writer.io.export import FORMATS, export
+from writer.io.i18n import article_unit
 from writer.kinds import Status
 from writer.storage import brands as brand_kits
 from writer.storage import versions
@@ -50,12 +52,14 @@ def cmd_history(args) -> int:
                   limit=max(1, args.limit))
     if args.json:
         for row in page.rows:
-            _print(json.dumps(row, ensure_ascii=False))
+            _print(json.dumps({**row, "unit": article_unit(row.get("language"))},
+                              ensure_ascii=False))
     else:
         for r in page.rows:
             cost = "unpriced" if r["cost"] is None else f"{r['cost']:.4f} {r['currency']}"
             _print(f"#{r['id']:<5} {r['created_at'][:16].replace('T', ' ')}  {r['status']:<9} "
-                  f"{r['words']:>6}/{r['target_words']:<6} {cost:>14}  {r['model']}  {r['topic']}")
+                  f"{r['words']:>6}/{r['target_words']:<6} {pad(article_unit(r['language']), 5)} "
+                  f"{cost:>14}  {r['model']}  {r['topic']}")
     say(f"{len(page.rows)} shown of {page.total_label} matching")
     return EXIT_OK
 
@@ -136,14 +140,16 @@ def cmd_versions(args) -> int:
     if args.json:
         for v in listed:
             sys.stdout.write(printable(json.dumps({**v, "current": v["number"] == article.get(
-                "current_version")}, ensure_ascii=False)) + "\n")
+                "current_version"), "unit": article_unit(article.get("language"))},
+                ensure_ascii=False)) + "\n")
         return EXIT_OK
+    counted = article_unit(article.get("language"))  # 字 for a Chinese article
     for v in listed:
         mark = "*" if v["number"] == article.get("current_version") else " "
         cost = ("unpriced" if v["cost"] is None else f"{v['cost']:.6f} {v['currency']}")
         what = v["kind"] + (f" §{v['section']}" if v["section"] else "")
         sys.stdout.write(printable(f"{mark}{v['number']:>3}  {what:<12} {v['status']:<10} "
-                                   f"{v['words'] or 0:>6} words  {cost:<18} "
+                                   f"{v['words'] or 0:>6} {pad(counted, 5)}  {cost:<18} "
                                    f"{v['created_at'][:16]}  {one_line(v['instruction'] or '')}")
                          + "\n")
     if not listed:

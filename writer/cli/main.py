@@ -156,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     defaults.add_argument("--audience", default="")
     defaults.add_argument("--brand", default=None, metavar="NAME",
                           help="brand kit for rows without a brand (品牌) cell")
+    sub.add_parser("reindex", help="rebuild every search index from the articles (safe while "
+                                   "the app runs)")
     brand = sub.add_parser("brand", help="brand kits: import, export, list")
     brand_sub = brand.add_subparsers(dest="brand_command", required=True, parser_class=_Parser)
     brand_import = brand_sub.add_parser("import", help="add the kits of a TOML file")
@@ -195,7 +197,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "delete": _command("history", "cmd_delete"), "usage": _command("history", "cmd_usage"),
     "versions": _command("history", "cmd_versions"), "choose": _command("history", "cmd_choose"),
     "batch": _command("batch", "cmd_batch"), "brand": _command("brand", "cmd_brand"),
-    "check": _command("check", "cmd_check"),
+    "check": _command("check", "cmd_check"), "reindex": _command("reindex", "cmd_reindex"),
 }
 
 def _configure_logging() -> None:

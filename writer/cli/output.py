@@ -47,6 +47,12 @@ def one_line(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
+def pad(text: str, width: int) -> str:
+    """`text` left-aligned in `width` terminal columns (a CJK character such as 字 takes two)."""
+    columns = sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
+    return text + " " * max(0, width - columns)
+
+
 def ask(question: str, refusal: str) -> str:
     """Ask on the terminal and return the answer line as typed ("" at end of input);
     without a terminal to ask on, refuse with `refusal` (exit 2)."""

@@ -22,6 +22,7 @@ from writer.cli.output import (
 )
 from writer.config import load_settings
 from writer.generation.events import Delta, Finished, Notice, Outlined
+from writer.io.i18n import article_unit
 from writer.kinds import NoticeKind, Status
 from writer.providers.choice import choose_provider
 from writer.runs.job import Job
@@ -46,7 +47,8 @@ def cmd_write(args) -> int:
         say(f"note: {job.provider.name} writes {job.brief.language} only; the article will be in "
             f"{job.brief.language}")
     control = "held to 0.8–1.2×" if job.length else "free-form"
-    say(f"writing with {job.provider.label()} · target {brief.target_words} words ({control})")
+    say(f"writing with {job.provider.label()} · target {brief.target_words} "
+        f"{article_unit(job.brief.language)} ({control})")
     return stream(job, args.quiet)
 
 
@@ -62,7 +64,7 @@ def _write_variants(brief: Brief, settings, provider, args) -> int:
     ids = [job.queue() for job in jobs]
     tag_variants(store, ids)
     say(f"writing {len(jobs)} variants with {jobs[0].provider.label()} · target "
-        f"{brief.target_words} words")
+        f"{brief.target_words} {article_unit(jobs[0].brief.language)}")
     codes = []
     for number, job in enumerate(jobs, 1):
         sys.stdout.write(("\n" if number > 1 else "") + f"--- variant {number} of {len(jobs)} ---\n")
@@ -87,7 +89,8 @@ def cmd_continue(args) -> int:
         args.provider or args.model) else None
     extra = {} if args.length_control is None else {"length_control": args.length_control}
     job = Job.continuing(args.id, settings, provider=provider, **extra)
-    say(f"continuing #{args.id} ({job.words}/{job.brief.target_words} words) with "
+    say(f"continuing #{args.id} ({job.words}/{job.brief.target_words} "
+        f"{article_unit(job.brief.language)}) with "
         f"{job.provider.label()}")
     return stream(job, args.quiet)
 
@@ -110,6 +113,7 @@ def cmd_revise(args) -> int:
 def stream(job: Job, quiet: bool) -> int:
     """Print a job's text to stdout as it arrives; notices and stats to stderr."""
     show_progress = not quiet and sys.stderr.isatty()
+    counted = article_unit(job.brief.language)  # 字 for a Chinese article, words for English
     last_progress = 0.0
     announced = None
     events = job.run()
@@ -120,7 +124,7 @@ def stream(job: Job, quiet: bool) -> int:
                 sys.stdout.flush()
                 now = time.monotonic()
                 if show_progress and now - last_progress > 0.2:
-                    sys.stderr.write(f"\x1b7\r[{job.words}/{job.brief.target_words}]\x1b8")
+                    sys.stderr.write(f"\x1b7\r[{job.words}/{job.brief.target_words} {counted}]\x1b8")
                     last_progress = now
             elif isinstance(event, Notice) and (event.kind, event.attempt) != announced:
                 announced = (event.kind, event.attempt)  # notices repeat; say each once
@@ -137,7 +141,7 @@ def stream(job: Job, quiet: bool) -> int:
                 return _report(job, event)
     except KeyboardInterrupt:
         events.close()  # closes the provider connection, then saves the partial text
-        say(f"\ninterrupted: partial article saved as #{job.article_id} ({job.words} words); "
+        say(f"\ninterrupted: partial article saved as #{job.article_id} ({job.words} {counted}); "
             f"resume it with: python -m writer continue {job.article_id}")
         return EXIT_INTERRUPTED
     return EXIT_FAILED
@@ -158,7 +162,8 @@ def _report(job, finished: Finished) -> int:
     rate = f"{metrics.tokens_per_s:.1f} tokens/s" if metrics.tokens_per_s else "– tokens/s"
     which = f"#{job.article_id}" + (f" version {job.version_number}"
                                      if getattr(job, "version_number", None) else "")
-    say(f"{which} {finished.status} · {job.words}/{job.brief.target_words} words · "
+    say(f"{which} {finished.status} · {job.words}/{job.brief.target_words} "
+        f"{article_unit(job.brief.language)} · "
         f"tokens {usage.input_tokens} in / {usage.output_tokens} out ({usage.source}) · "
         f"cost {cost} · first token {ttft} · total {metrics.duration_ms / 1000:.1f} s · {rate}")
     if finished.length_outcome:

@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+from writer.io.i18n import article_unit
+
 if TYPE_CHECKING:  # python-docx is imported by to_docx only: it is slow to load
     from docx.document import Document
     from docx.text.paragraph import Paragraph
@@ -406,8 +408,11 @@ JSON_COLUMNS = ("checks",)  # columns stored as JSON text, exported as JSON valu
 def to_json(row: dict) -> str:
     """Every column of the row, pretty-printed, non-ASCII kept readable. `brand` is the
     kit's name (or null); `checks` (banned_found, required_missing, keywords_missing,
-    passed) is parsed. Anything a caller adds to the row (a `versions` list) is kept."""
+    passed) is parsed; `unit` says what `words` counts (字 for a Chinese article, words
+    for an English one). Anything a caller adds to the row (a `versions` list) is kept."""
     data = dict(row)
+    if "words" in data and "unit" not in data:
+        data["unit"] = article_unit(data.get("language"))
     for name in JSON_COLUMNS:
         if isinstance(data.get(name), str):
             try:

@@ -34,3 +34,15 @@ class Translator:
             key = f"{key}_one"
         text = self._strings[key]  # a missing key is a bug: fail loudly
         return text.format(**values) if values else text
+
+
+def unit(t: Translator, language: str | None) -> str:
+    """字 for a Chinese article, 词 / words for an English one (how its length counts)."""
+    return t(f"units.{language}") if language in ("zh", "en") else t("units.mixed")
+
+
+def article_unit(language: str | None) -> str:
+    """The unit named in the article's own language: 字 for a Chinese article, words for
+    an English one. What the command line, exports and results files print (their text is
+    English, but a Chinese article is counted in 字, never "words")."""
+    return unit(Translator(language if language in UI_LANGUAGES else "en"), language)

@@ -53,8 +53,9 @@ COLUMN_ALIASES = {
 }
 FIELDS = tuple(COLUMN_ALIASES)
 
-# Result columns added after the input's own (`results_rows`).
-RESULT_COLUMNS = ("row", "article_id", "status", "words", "target_words", "input_tokens",
+# Result columns added after the input's own (`results_rows`). `unit` is what a row's
+# `words` and `target_words` count: 字 for a Chinese article, words for an English one.
+RESULT_COLUMNS = ("row", "article_id", "status", "words", "target_words", "unit", "input_tokens",
                   "output_tokens", "cost", "currency", "error", "article")
 
 

@@ -25,7 +25,7 @@ import atexit
 import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from writer import logs
@@ -36,6 +36,7 @@ from writer.generation.counting import estimate_message_tokens
 from writer.generation.length import budget_for
 from writer.generation.prompts import default_prompts
 from writer.io.export import slugify, to_markdown
+from writer.io.i18n import article_unit
 from writer.io.sheet import RESULT_COLUMNS, Row, Table, to_csv, to_xlsx, to_zip
 from writer.kinds import BatchStatus, ErrorKind, RowState, Status
 from writer.providers.backoff import SharedBackoff
@@ -154,6 +155,7 @@ class Progress:
     in_flight: int
     limit: int  # rows allowed in flight now (fewer than asked while throttled)
     eta_s: float | None
+    words_by_unit: dict = field(default_factory=dict)  # {"字": n, "words": m} (`words_by_unit`)
 
 
 class BatchRun:
@@ -244,7 +246,8 @@ class BatchRun:
                 words += handle.words - (row.get("words") or 0)
         return Progress(found["valid"], found["ended"], found["completed"], found["failed"],
                         words, found["cost"], found["retries"], self.backoff.hits,
-                        len(live), min(self.concurrency, self.backoff.limit), self.eta_s())
+                        len(live), min(self.concurrency, self.backoff.limit), self.eta_s(),
+                        words_by_unit(batch_rows, live))
 
     def eta_s(self) -> float | None:
         """Seconds left at this run's pace so far (None until a row has ended)."""
@@ -426,8 +429,23 @@ def current(settings: Settings, batch_id: int) -> BatchRun | None:
 
 # -- results ------------------------------------------------------------------------
 
+def words_by_unit(batch_rows: list[dict], live: dict | None = None) -> dict[str, int]:
+    """Words written, totalled by the unit each row counts in ({"字": 5200, "words": 800}):
+    a Chinese row's characters are never added to an English row's words. `live`: the
+    handles of rows in flight by row number (their live count, not the last draft's)."""
+    totals: dict[str, int] = {}
+    for row in batch_rows:
+        handle = (live or {}).get(row["row_no"])
+        count = handle.words if handle is not None else row.get("words") or 0
+        if count and row.get("brief"):
+            counted = article_unit(row["brief"].get("language"))
+            totals[counted] = totals.get(counted, 0) + count
+    return totals
+
+
 def results(store: Store, batch_id: int, labels: dict | None = None) -> tuple[list[str], list]:
-    """The input's columns, then the results (RESULT_COLUMNS, renamed by `labels`)."""
+    """The input's columns, then the results (RESULT_COLUMNS, renamed by `labels`). A
+    row's `unit` is `labels["unit.<language>"]`, else its article's own (字 / words)."""
     batch = get(store, batch_id)
     if batch is None:
         raise BatchError(f"there is no batch #{batch_id}")
@@ -441,9 +459,11 @@ def results(store: Store, batch_id: int, labels: dict | None = None) -> tuple[li
             code, detail = row["invalid"]["code"], row["invalid"]["detail"]
             error = f"{code}: {detail}" if detail else code
         state = labels.get(f"state.{row['state']}", row["state"])
+        language = (row["brief"] or {}).get("language")
+        counted = labels.get(f"unit.{language}", article_unit(language)) if row["brief"] else ""
         values = {"row": row["row_no"], "article_id": row["article_id"], "status": state,
                   "words": row["words"], "target_words": row["target_words"],
-                  "input_tokens": row["input_tokens"], "output_tokens": row["output_tokens"],
+                  "unit": counted, "input_tokens": row["input_tokens"], "output_tokens": row["output_tokens"],
                   "cost": row["cost"], "currency": row["currency"], "error": error,
                   "article": row.get("content") or ""}
         table.append([row["input"].get(c, "") for c in columns]

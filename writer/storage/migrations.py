@@ -317,6 +317,73 @@ def m013_budget_hard_cap(db: sqlite_utils.Database) -> None:
     db.conn.execute("ALTER TABLE budgets ADD COLUMN hard_cap INTEGER NOT NULL DEFAULT 0")
 
 
+# m014: 1- and 2-character CJK terms. The trigram index cannot serve them, so a second
+# FTS5 index (`articles_grams`, contentless, detail=none) holds every CJK character of an
+# article's topic and content as a token, and every pair of adjacent CJK characters as one
+# more: a term of 1–2 such characters is in the text exactly when its token is in the index.
+# The tokens are computed in plain SQL (no function to register), so the triggers work on
+# any connection; writer/storage/search.py `reindex` rebuilds the index with the same SQL.
+# Frozen with m014: a change of ranges or tokens is a new migration (and a reindex).
+CJK_RANGES = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x3041, 0x3096), (0x30A1, 0x30FA),
+              (0xAC00, 0xD7A3), (0xF900, 0xFAFF), (0x20000, 0x2FFFF))
+GRAMS_TABLE = "articles_grams"
+
+
+def _is_cjk_sql(code: str) -> str:
+    ranges = " OR ".join(f"{code} BETWEEN {low} AND {high}" for low, high in CJK_RANGES)
+    return f"({code} >= {min(low for low, _ in CJK_RANGES)} AND ({ranges}))"
+
+
+def _series(count: str) -> str:
+    """0 .. count-1 as json_each(...).key (no recursive CTE: triggers cannot use one)."""
+    return f"json_each('[' || substr(replace(hex(zeroblob({count})), '00', ',0'), 2) || ']')"
+
+
+def grams_sql(text: str, width: int = 64) -> str:
+    """SQL for the CJK tokens of `text` (an expression): each CJK character, followed by
+    it and the next character when that one is CJK too; NULL when there are none. The
+    text is cut into pieces of `width` (+1) characters first: substr() walks a string
+    from its start, so cutting it keeps the work linear."""
+    pieces = (f"SELECT substr({text}, o.key * {width} + 1, {width + 1}) AS s "
+              f"FROM {_series(f'({width - 1} + length({text})) / {width}')} o LIMIT -1")
+    pairs = (f"SELECT substr(k.s, i.key + 1, 2) AS p FROM ({pieces}) k, "
+             f"{_series(f'min({width}, length(k.s))')} i LIMIT -1")
+    return ("(SELECT group_concat(CASE WHEN " + _is_cjk_sql("u2") + " THEN substr(p, 1, 1) || ' ' || p "
+            "ELSE substr(p, 1, 1) END, ' ') "
+            f"FROM (SELECT p, unicode(p) AS u1, unicode(substr(p, 2)) AS u2 FROM ({pairs}) LIMIT -1) "
+            f"WHERE {_is_cjk_sql('u1')})")
+
+
+def article_grams_sql(row: str) -> str:
+    """The tokens of an article row (`new`, `old`, or a table alias): topic, then content."""
+    return (f"coalesce({grams_sql(f'{row}.topic')}, '') || ' ' || "
+            f"coalesce({grams_sql(f'{row}.content')}, '')")
+
+
+@migration
+def m014_short_cjk_search(db: sqlite_utils.Database) -> None:
+    conn = db.conn
+    conn.execute(f"CREATE VIRTUAL TABLE [{GRAMS_TABLE}] USING fts5(grams, content='', "
+                 "detail='none', columnsize=0, tokenize='unicode61 remove_diacritics 0')")
+    conn.execute(f"""
+        CREATE TRIGGER articles_grams_ai AFTER INSERT ON articles BEGIN
+          INSERT INTO {GRAMS_TABLE} (rowid, grams) VALUES (new.id, {article_grams_sql('new')});
+        END""")
+    conn.execute(f"""
+        CREATE TRIGGER articles_grams_ad AFTER DELETE ON articles BEGIN
+          INSERT INTO {GRAMS_TABLE} ({GRAMS_TABLE}, rowid, grams)
+            VALUES ('delete', old.id, {article_grams_sql('old')});
+        END""")
+    conn.execute(f"""
+        CREATE TRIGGER articles_grams_au AFTER UPDATE OF topic, content ON articles BEGIN
+          INSERT INTO {GRAMS_TABLE} ({GRAMS_TABLE}, rowid, grams)
+            VALUES ('delete', old.id, {article_grams_sql('old')});
+          INSERT INTO {GRAMS_TABLE} (rowid, grams) VALUES (new.id, {article_grams_sql('new')});
+        END""")
+    conn.execute(f"INSERT INTO {GRAMS_TABLE} (rowid, grams) "
+                 f"SELECT a.id, {article_grams_sql('a')} FROM articles a ORDER BY a.id")
+
+
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply pending migrations in order; returns the names applied.
 

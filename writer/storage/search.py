@@ -1,11 +1,14 @@
 """Finding saved articles: filters, full-text search that works for Chinese, snippets.
 
 Terms of 3+ characters go through the FTS5 trigram index (`articles_fts`, kept in
-sync by triggers), which matches any substring, Chinese included. Terms of 1–2
-characters cannot use trigrams, so they fall back to a plain substring scan,
-newest first, which stops as soon as a page is full. Several terms must all match.
-Deleted articles (`deleted_at` set, m007) are never listed or counted; their topic may
-still be in the full-text index, so every query filters them out.
+sync by triggers), which matches any substring, Chinese included. Terms of 1–2 CJK
+characters (most Chinese words) go through `articles_grams` (m014): every CJK
+character and every pair of adjacent ones as a token, so such a term is in the text
+exactly when its token is in the index. Only other 1–2 character terms ("ab", "5%")
+fall back to a plain substring scan, newest first, which stops as soon as a page is
+full. Several terms must all match. Deleted articles (`deleted_at` set, m007) are
+never listed or counted; their topic is still in the full-text indexes, so every
+query filters them out. `reindex` rebuilds both indexes from the articles.
 
 A query is refused (SearchError) past MAX_QUERY_CHARS characters or MAX_QUERY_TERMS
 terms: each term is one more clause of the SQL (or of the FTS5 expression), and SQLite
@@ -17,10 +20,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
+from typing import Callable
 
 from writer.errors import UserError
 from writer.io import timezones
 from writer.io.markup import plain
+from writer.storage.migrations import CJK_RANGES, GRAMS_TABLE, article_grams_sql
 from writer.storage.store import Store
 
 LIST_COLUMNS = ("id, created_at, topic, content_type, language, status, words, target_words, "
@@ -102,6 +107,12 @@ def _fts_phrase(term: str) -> str:
     return '"' + term.replace('"', '""') + '"'
 
 
+def is_indexed_short(term: str) -> bool:
+    """Whether a 1–2 character term is served by `articles_grams` (all CJK characters)."""
+    return 0 < len(term) <= 2 and all(any(low <= ord(ch) <= high for low, high in CJK_RANGES)
+                                      for ch in term)
+
+
 def _like(term: str) -> str:
     return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
@@ -143,38 +154,61 @@ def _fts_rowid_bounds(filters: Filters) -> tuple[list[str], list]:
     return clauses, params
 
 
+RARITY_CAP = 2000  # matches counted to tell which index of a mixed query is rarer
+
+
+def _matches_up_to(store: Store, table: str, match: str) -> int:
+    """How many articles `match` finds in `table`, counted up to RARITY_CAP (a bounded
+    walk of the index, a millisecond or two): which index should drive a mixed query."""
+    return store.conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {table} "
+                              "MATCH ? LIMIT ?)", [match, RARITY_CAP]).fetchone()[0]
+
+
 def search(store: Store, filters: Filters = Filters(), *, limit: int = 50, offset: int = 0) -> Page:
     """One page of matches, newest first.
 
-    With 3+ character terms FTS5 walks its matches newest first and stops when the
-    page is full (CROSS JOIN keeps the planner from scanning `articles` first).
-    Counts are exact when cheap (no text query, or a text query without other
+    A full-text index drives the query (with both kinds of terms, the one with fewer
+    matches, counted up to RARITY_CAP; else the only one used): FTS5 walks its matches
+    newest first and stops when the page is full (CROSS JOIN keeps the planner from
+    scanning `articles` first); the other index checks each candidate by rowid.
+    Counts are exact when cheap (no text query, or one index's query without other
     filters); otherwise the page says "N+" when there is more."""
     terms = filters.terms()
-    long_terms = [t for t in terms if len(t) >= 3]
-    short_terms = [t for t in terms if len(t) < 3]
+    long_terms = list(dict.fromkeys(t for t in terms if len(t) >= 3))
+    gram_terms = list(dict.fromkeys(t for t in terms if is_indexed_short(t)))
+    like_terms = [t for t in terms if len(t) < 3 and not is_indexed_short(t)]
     clauses, params = _column_clauses(filters)
-    for term in short_terms:
+    for term in like_terms:
         clauses.append("(a.topic LIKE ? ESCAPE '\\' OR a.content LIKE ? ESCAPE '\\')")
         params += [_like(term), _like(term)]
     columns = ", ".join(f"a.{c.strip()}" for c in LIST_COLUMNS.split(","))
+    indexes = []  # (table, match) of each index the query uses; the first drives
     if long_terms:
-        match = " AND ".join(_fts_phrase(t) for t in long_terms)
+        indexes.append(("articles_fts", " AND ".join(_fts_phrase(t) for t in long_terms)))
+    if gram_terms:
+        indexes.append((GRAMS_TABLE, " AND ".join(_fts_phrase(t) for t in gram_terms)))
+    if len(indexes) > 1:  # the rarer index drives; the other checks its few candidates
+        indexes.sort(key=lambda index: _matches_up_to(store, *index))
+    if indexes:
+        (table, match), checks = indexes[0], indexes[1:]
+        for other, other_match in checks:
+            clauses.append(f"EXISTS (SELECT 1 FROM {other} x WHERE {other} MATCH ? AND x.rowid = a.id)")
+            params.append(other_match)
         bounds, bound_params = _fts_rowid_bounds(filters)
-        where = " AND ".join(["articles_fts MATCH ?", *bounds, LIVE, *clauses])
-        sql = (f"SELECT {columns} FROM articles_fts f CROSS JOIN articles a ON a.id = f.rowid "
+        where = " AND ".join([f"{table} MATCH ?", *bounds, LIVE, *clauses])
+        sql = (f"SELECT {columns} FROM {table} f CROSS JOIN articles a ON a.id = f.rowid "
                f"WHERE {where} ORDER BY f.rowid DESC LIMIT ? OFFSET ?")
         rows = store.rows(sql, [match, *bound_params, *params, limit + 1, offset])
         cheap_count = not clauses
-        count_sql = ("SELECT count(*) FROM (SELECT 1 FROM articles_fts f CROSS JOIN articles a "
-                     f"ON a.id = f.rowid WHERE articles_fts MATCH ? AND {LIVE} LIMIT ?)")
+        count_sql = (f"SELECT count(*) FROM (SELECT 1 FROM {table} f CROSS JOIN articles a "
+                     f"ON a.id = f.rowid WHERE {table} MATCH ? AND {LIVE} LIMIT ?)")
         count_params = [match]
     else:
         where = " AND ".join([LIVE, *clauses])
         rows = store.rows(f"SELECT {columns} FROM articles a WHERE {where} "
                                    "ORDER BY a.id DESC LIMIT ? OFFSET ?",
                                    [*params, limit + 1, offset])
-        cheap_count = not short_terms
+        cheap_count = not like_terms
         count_sql = f"SELECT count(*) FROM (SELECT 1 FROM articles a WHERE {where} LIMIT ?)"
         count_params = params
     has_more = len(rows) > limit
@@ -185,7 +219,47 @@ def search(store: Store, filters: Filters = Filters(), *, limit: int = 50, offse
         total = store.conn.execute(count_sql, [*count_params, COUNT_CAP + 1]).fetchone()[0]
     else:
         total = None
-    return Page(rows, total, bool(short_terms), has_more, offset)
+    return Page(rows, total, bool(like_terms), has_more, offset)
+
+
+REINDEX_BATCH = 500  # articles per write transaction: a writer waits at most one batch
+
+
+def reindex(store: Store, progress: Callable[[str, int, int], None] | None = None,
+            *, batch: int = REINDEX_BATCH) -> int:
+    """Rebuild every search index (trigram `articles_fts`, `articles_grams`) from the
+    articles: after a restore, an import made with SQL, or an index change. Safe while
+    the app runs: each index is emptied, then refilled in short `BEGIN IMMEDIATE`
+    transactions of `batch` articles, so writers wait at most one batch and readers
+    never wait (searches may miss articles not yet reindexed until it ends); articles
+    written meanwhile are indexed by the triggers. `progress(index, done, total)`
+    after each batch. Returns the number of articles indexed."""
+    total = store.conn.execute("SELECT count(*) FROM articles").fetchone()[0]
+    fills = {
+        "articles_fts": "INSERT INTO articles_fts (rowid, topic, content) "
+                        "SELECT id, topic, content FROM articles a",
+        GRAMS_TABLE: f"INSERT INTO {GRAMS_TABLE} (rowid, grams) "
+                     f"SELECT a.id, {article_grams_sql('a')} FROM articles a",
+    }
+    for table, fill in fills.items():
+        with store.transaction("rebuild the search index of") as conn:
+            conn.execute(f"INSERT INTO {table} ({table}) VALUES ('delete-all')")
+            last = conn.execute("SELECT coalesce(max(id), 0) FROM articles").fetchone()[0]
+        done, after = 0, 0
+        while after < last:
+            with store.transaction("rebuild the search index of") as conn:
+                ids = [i for (i,) in conn.execute(
+                    "SELECT id FROM articles WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
+                    [after, last, batch])]
+                if not ids:
+                    break
+                conn.execute(f"{fill} WHERE a.id >= ? AND a.id <= ?", [ids[0], ids[-1]])
+            done, after = done + len(ids), ids[-1]
+            if progress:
+                progress(table, done, total)
+        with store.transaction("rebuild the search index of") as conn:
+            conn.execute(f"INSERT INTO {table} ({table}, rank) VALUES ('merge', 500)")
+    return total
 
 
 def distinct(store: Store, column: str) -> list[str]:

@@ -264,6 +264,7 @@ class Store:
             conn.execute("UPDATE versions SET content = '', words = 0, instruction = NULL, "
                          "updated_at = ? WHERE article_id = ?", [now, article_id])
             conn.execute("INSERT INTO articles_fts (articles_fts) VALUES ('optimize')")
+            conn.execute("INSERT INTO articles_grams (articles_grams) VALUES ('optimize')")  # m014
         self.checkpoint()
         return True
 
