@@ -6,16 +6,18 @@ target, the final words, the ratio, the rounds (requests that wrote text), wheth
 ends on a sentence boundary, the seams (continuations joined to the text before them)
 and whether any repeats the text before it; then the share in range. Providers:
 
-  local   the bundled SmolLM2-135M (English briefs only: it writes English only)
+  local     the bundled SmolLM2-135M (English briefs)
+  local-zh  the bundled Gemma 3 270M (Chinese briefs; also reports the CJK share)
   early   the loopback provider scripted to stop at ~45 % of what it is asked
   ramble  the loopback provider scripted to write ~300 % of what it is asked
   free    like `ramble`, with length control off (the baseline it is measured against)
 
     .venv/bin/python scripts/bench_length.py                 # early, ramble, free
     .venv/bin/python scripts/bench_length.py --providers local,early,ramble,free
+    .venv/bin/python scripts/bench_length.py --providers local-zh --max-target 300
 
 Targets: ≥ 90 % in range for each provider with length control, none ending
-mid-sentence, no duplicated text at any seam.
+mid-sentence, no duplicated text at any seam; a Chinese article's CJK share ≥ 0.8.
 """
 from __future__ import annotations
 
@@ -66,7 +68,8 @@ BRIEFS = [  # (language, content type, target, topic)
     ("zh", "marketing_copy", 2200, "年度报告：我们的社区如何成长"),
     ("zh", "blog", 3000, "线上发布新产品的完整指南"),
 ]
-PROVIDERS = ("local", "early", "ramble", "free")
+PROVIDERS = ("local", "local-zh", "early", "ramble", "free")
+LOCAL_LANGUAGE = {"local": "en", "local-zh": "zh"}
 
 
 def ends_on_a_sentence(text: str) -> bool:
@@ -77,10 +80,17 @@ def ends_on_a_sentence(text: str) -> bool:
     return bool(stripped) and any(end >= len(stripped) for end in ends)
 
 
+def cjk_share(text: str) -> float:
+    """CJK ideographs among the letters (CJK + Latin); 1.0 for a text with none."""
+    cjk = sum("\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" for ch in text)
+    latin = sum(ch.isascii() and ch.isalpha() for ch in text)
+    return cjk / (cjk + latin) if cjk + latin else 1.0
+
+
 def run(provider_name: str, briefs, db_dir: Path) -> list[dict]:
     os.environ["WRITER_DB"] = str(db_dir / f"{provider_name}.db")
     fake = None
-    if provider_name == "local":
+    if provider_name in LOCAL_LANGUAGE:
         for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "WRITER_MODEL"):
             os.environ.pop(name, None)
         provider = local_provider()
@@ -93,7 +103,7 @@ def run(provider_name: str, briefs, db_dir: Path) -> list[dict]:
     results = []
     try:
         for language, content_type, target, topic in briefs:
-            if provider_name == "local" and language != "en":
+            if LOCAL_LANGUAGE.get(provider_name, language) != language:
                 continue
             brief = Brief(topic=topic, content_type=content_type, target_words=target,
                           language=language)
@@ -111,13 +121,13 @@ def run(provider_name: str, briefs, db_dir: Path) -> list[dict]:
                 "sentence_end": ends_on_a_sentence(text),
                 "seams": len(job.generation.seams),
                 "seam_repeat": repeated_at(text, job.generation.seams),
-                "seconds": time.monotonic() - started,
+                "seconds": time.monotonic() - started, "cjk": cjk_share(text),
             })
             r = results[-1]
-            print(f"{provider_name:<7} {language} {content_type:<20} {target:>5} {words:>6} "
+            print(f"{provider_name:<8} {language} {content_type:<20} {target:>5} {words:>6} "
                   f"{r['ratio']:>6.2f} {r['rounds']:>6} {'yes' if r['sentence_end'] else 'NO':>8} "
                   f"{r['seams']:>5} {'REPEAT' if r['seam_repeat'] else 'clean':>6} "
-                  f"{r['seconds']:>7.1f}s",
+                  f"{r['seconds']:>7.1f}s {r['cjk']:>5.2f}",
                   flush=True)
     finally:
         if fake:
@@ -129,17 +139,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--providers", default="early,ramble,free",
                         help=f"comma-separated, from: {', '.join(PROVIDERS)}")
+    parser.add_argument("--max-target", type=int, default=None,
+                        help="only briefs with targets up to this (a reduced, quicker set)")
     args = parser.parse_args()
+    briefs = [b for b in BRIEFS if args.max_target is None or b[2] <= args.max_target]
     names = [n.strip() for n in args.providers.split(",") if n.strip()]
     unknown = set(names) - set(PROVIDERS)
     if unknown:
         parser.error(f"unknown provider(s): {', '.join(sorted(unknown))}")
     print(f"{'provider':<7} lang {'type':<20} {'target':>5} {'words':>6} {'ratio':>6} "
-          f"{'rounds':>6} {'sentence':>8} {'seams':>5} {'repeat':>6} {'time':>8}")
+          f"{'rounds':>6} {'sentence':>8} {'seams':>5} {'repeat':>6} {'time':>8} {'cjk':>5}")
     summary = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
-            results = run(name, BRIEFS, Path(tmp))
+            results = run(name, briefs, Path(tmp))
             in_range = sum(0.8 <= r["ratio"] <= 1.2 for r in results)
             mid = sum(not r["sentence_end"] for r in results)
             seams = sum(bool(r["seam_repeat"]) for r in results)
@@ -147,7 +160,8 @@ def main() -> int:
                            f"({in_range / len(results):.0%}), {mid} ending mid-sentence, "
                            f"{seams} with a repeated seam, median ratio "
                            f"{sorted(r['ratio'] for r in results)[len(results) // 2]:.2f}, "
-                           f"total {sum(r['seconds'] for r in results):.0f} s")
+                           f"total {sum(r['seconds'] for r in results):.0f} s, lowest CJK share "
+                           f"of a Chinese article {min((r['cjk'] for r in results if r['language'] == 'zh'), default=float('nan')):.2f}")
     print("\n" + "\n".join(summary))
     return 0
 

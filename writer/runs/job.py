@@ -37,7 +37,7 @@ from writer.generation.prompts import PromptSet, default_prompts
 from writer.generation.retry import RetryPolicy
 from writer.kinds import CONTINUABLE, ErrorKind, Status
 from writer.providers.base import Provider
-from writer.providers.choice import choose_provider, failover_chain, resolve_model
+from writer.providers.choice import choose_provider, failover_chain, for_language, prompts_dir, resolve_model
 from writer.providers.failures import Failure
 from writer.runs.registry import JobError, shared
 from writer.storage import brands, versions
@@ -60,7 +60,8 @@ class Job:
                  backoff=None):
         logs.configure(settings.db_path, settings.secret_values())
         warm_up()  # token estimates are needed when it ends, stopped or not
-        self.provider = resolve_model(provider or choose_provider(settings))
+        self.provider = for_language(resolve_model(provider or choose_provider(settings)),
+                                     brief.language)  # local: that language's model
         require_within_budget(None, settings, self.provider)  # a hard cap reached: refused
         self.requested_language = brief.language
         languages = self.provider.languages
@@ -70,7 +71,7 @@ class Job:
             brief = replace(brief, language=languages[0])
         self.brief = brief
         self.settings = settings
-        self.prompts = prompts or default_prompts()
+        self.prompts = prompts or default_prompts(prompts_dir(self.provider))
         # What the engine asks (writer/generation/plan.py): messages, budget, length plan.
         self.plan = plan_for(brief, self.prompts, provider_kind=self.provider.kind,
                              max_output_tokens=settings.max_output_tokens,
