@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 
 from fake_openai import Reply
 from test_check import GRADE_WORDS, Script, wait_for, words
+from test_cli_batch import query
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,17 +25,7 @@ def cli(*args, env, timeout=60):
 
 
 def saved_checks(env) -> list[dict]:
-    db = Path(env["WRITER_DB"])
-    if not db.exists():
-        return []
-    conn = sqlite3.connect(db)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute("select * from provider_checks")]
-    except sqlite3.OperationalError:  # never migrated: nothing saved
-        return []
-    finally:
-        conn.close()
+    return query(env, "select * from provider_checks")
 
 
 def test_cli_check_json(env, fake):

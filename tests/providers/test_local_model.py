@@ -108,14 +108,19 @@ def test_chinese_brief_is_written_in_chinese_by_gemma(no_key):
     assert row["ttft_ms"] > 0 and row["tokens_per_s"] > 0
 
 
+def stop_after_words(job: Job, words: int) -> None:
+    """Run `job` until it has written `words`, then Stop it (close its events)."""
+    events = job.run()
+    for event in events:
+        if isinstance(event, Delta) and job.words >= words:
+            break
+    events.close()
+
+
 def test_stop_works_on_gemma(no_key):
     job = Job(Brief(topic="流式输出", language="zh", target_words=300), load_settings(),
               provider=local_provider())
-    events = job.run()
-    for event in events:
-        if isinstance(event, Delta) and job.words >= 5:
-            break
-    events.close()
+    stop_after_words(job, 5)
     row = Store(no_key["WRITER_DB"]).get(job.article_id)
     assert row["status"] == "stopped" and row["model"] == local_model.ZH_MODEL_NAME
     assert 5 <= row["words"] < 300
@@ -171,11 +176,7 @@ def test_concurrent_generation_waits_and_says_so(no_key):
 def test_stop_releases_the_model_for_the_next_session(no_key):
     job = Job(Brief(topic="stop", language="en", target_words=300), load_settings(),
               provider=local_provider())
-    events = job.run()
-    for event in events:
-        if isinstance(event, Delta) and job.words >= 5:
-            break
-    events.close()
+    stop_after_words(job, 5)
     assert Store(no_key["WRITER_DB"]).get(job.article_id)["status"] == "stopped"
     acquired = local_model._generate_lock.acquire(timeout=1)
     assert acquired, "a stopped generation kept the local model locked"
