@@ -8,6 +8,7 @@ and whether any repeats the text before it; then the share in range. Providers:
 
   local     the bundled SmolLM2-135M (English briefs)
   local-zh  the bundled Gemma 3 270M (Chinese briefs; also reports the CJK share)
+  local-gemma-en  Gemma 3 270M on the English briefs (to compare with SmolLM2 there)
   early   the loopback provider scripted to stop at ~45 % of what it is asked
   ramble  the loopback provider scripted to write ~300 % of what it is asked
   free    like `ramble`, with length control off (the baseline it is measured against)
@@ -15,6 +16,7 @@ and whether any repeats the text before it; then the share in range. Providers:
     .venv/bin/python scripts/bench_length.py                 # early, ramble, free
     .venv/bin/python scripts/bench_length.py --providers local,early,ramble,free
     .venv/bin/python scripts/bench_length.py --providers local-zh --max-target 300
+    .venv/bin/python scripts/bench_length.py --providers local-zh --targets 1200 --keep DIR
 
 Targets: ≥ 90 % in range for each provider with length control, none ending
 mid-sentence, no duplicated text at any seam; a Chinese article's CJK share ≥ 0.8.
@@ -68,8 +70,10 @@ BRIEFS = [  # (language, content type, target, topic)
     ("zh", "marketing_copy", 2200, "年度报告：我们的社区如何成长"),
     ("zh", "blog", 3000, "线上发布新产品的完整指南"),
 ]
-PROVIDERS = ("local", "local-zh", "early", "ramble", "free")
-LOCAL_LANGUAGE = {"local": "en", "local-zh": "zh"}
+PROVIDERS = ("local", "local-zh", "local-gemma-en", "early", "ramble", "free")
+# local-gemma-en: Gemma (the Chinese model) on the English briefs, with its document
+# prompts, to compare with SmolLM2 there (which one should write English offline).
+LOCAL_LANGUAGE = {"local": "en", "local-zh": "zh", "local-gemma-en": "en"}
 
 
 def ends_on_a_sentence(text: str) -> bool:
@@ -87,13 +91,16 @@ def cjk_share(text: str) -> float:
     return cjk / (cjk + latin) if cjk + latin else 1.0
 
 
-def run(provider_name: str, briefs, db_dir: Path) -> list[dict]:
+def run(provider_name: str, briefs, db_dir: Path, keep: Path | None = None) -> list[dict]:
     os.environ["WRITER_DB"] = str(db_dir / f"{provider_name}.db")
     fake = None
     if provider_name in LOCAL_LANGUAGE:
         for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "WRITER_MODEL"):
             os.environ.pop(name, None)
-        provider = local_provider()
+        provider = local_provider("zh" if provider_name == "local-gemma-en" else None)
+        if provider_name == "local-gemma-en":  # keep Gemma for an English brief
+            import writer.runs.job as job_module
+            job_module.for_language = lambda provider, language: provider
     else:
         mode = "ramble" if provider_name in ("ramble", "free") else "early"
         fake = FakeOpenAI(responder=ScriptedWriter(mode)).start()
@@ -124,6 +131,10 @@ def run(provider_name: str, briefs, db_dir: Path) -> list[dict]:
                 "seconds": time.monotonic() - started, "cjk": cjk_share(text),
             })
             r = results[-1]
+            if keep:
+                keep.mkdir(parents=True, exist_ok=True)
+                (keep / f"{provider_name}-{language}-{content_type}-{target}.md").write_text(
+                    text, encoding="utf-8")
             print(f"{provider_name:<8} {language} {content_type:<20} {target:>5} {words:>6} "
                   f"{r['ratio']:>6.2f} {r['rounds']:>6} {'yes' if r['sentence_end'] else 'NO':>8} "
                   f"{r['seams']:>5} {'REPEAT' if r['seam_repeat'] else 'clean':>6} "
@@ -141,8 +152,14 @@ def main() -> int:
                         help=f"comma-separated, from: {', '.join(PROVIDERS)}")
     parser.add_argument("--max-target", type=int, default=None,
                         help="only briefs with targets up to this (a reduced, quicker set)")
+    parser.add_argument("--targets", default="",
+                        help="only briefs with these targets (comma-separated, e.g. 1200,2200)")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="write each article to this folder (to read them)")
     args = parser.parse_args()
-    briefs = [b for b in BRIEFS if args.max_target is None or b[2] <= args.max_target]
+    targets = {int(t) for t in args.targets.split(",") if t.strip()}
+    briefs = [b for b in BRIEFS if (args.max_target is None or b[2] <= args.max_target)
+              and (not targets or b[2] in targets)]
     names = [n.strip() for n in args.providers.split(",") if n.strip()]
     unknown = set(names) - set(PROVIDERS)
     if unknown:
@@ -152,7 +169,7 @@ def main() -> int:
     summary = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
-            results = run(name, briefs, Path(tmp))
+            results = run(name, briefs, Path(tmp), args.keep)
             in_range = sum(0.8 <= r["ratio"] <= 1.2 for r in results)
             mid = sum(not r["sentence_end"] for r in results)
             seams = sum(bool(r["seam_repeat"]) for r in results)

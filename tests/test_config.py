@@ -120,3 +120,42 @@ def test_every_setting_is_documented_in_env_example():
     documented = set(re.findall(r"^((?:WRITER|OPENAI)_[A-Z_]+)=", example, re.M))
     documented |= set(re.findall(r"\b(WRITER_NO_DOTENV)=1 in the environment", example))
     assert read - documented == set()
+
+
+def test_people_settings_default_to_no_sign_in_and_the_os_login(env, monkeypatch):
+    import getpass
+
+    monkeypatch.setattr(getpass, "getuser", lambda: "li.na")
+    settings = load_settings()
+    assert (settings.auth, settings.user, settings.history_scope, settings.session_hours,
+            settings.oidc_default_role) == ("none", "li.na", "own", 12.0, "writer")
+    monkeypatch.setattr(getpass, "getuser", lambda: "Li Na")  # cannot be an account's name
+    assert load_settings().user == "local"
+
+    def no_login():
+        raise OSError("no login name")
+
+    monkeypatch.setattr(getpass, "getuser", no_login)
+    assert load_settings().user == "local"
+
+
+def test_people_settings_are_read_and_checked(env, monkeypatch):
+    for name, value in {"WRITER_AUTH": "Accounts", "WRITER_USER": "boss@corp.com",
+                        "WRITER_HISTORY_SCOPE": "team", "WRITER_SESSION_HOURS": "0.5",
+                        "WRITER_OIDC_DEFAULT_ROLE": "none"}.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    assert (settings.auth, settings.user, settings.history_scope, settings.session_hours,
+            settings.oidc_default_role) == ("accounts", "boss@corp.com", "team", 0.5, "none")
+    monkeypatch.setenv("WRITER_AUTH", "oidc")
+    assert load_settings().auth == "oidc"
+    for name, value in [("WRITER_AUTH", "ldap"), ("WRITER_AUTH", "basic"),
+                        ("WRITER_USER", "li na"), ("WRITER_USER", "(before sign-in)"),
+                        ("WRITER_HISTORY_SCOPE", "all"), ("WRITER_SESSION_HOURS", "0"),
+                        ("WRITER_SESSION_HOURS", "-1"), ("WRITER_SESSION_HOURS", "nan"),
+                        ("WRITER_SESSION_HOURS", "1e9"), ("WRITER_OIDC_DEFAULT_ROLE", "admin")]:
+        with monkeypatch.context() as patch:
+            patch.setenv(name, value)
+            with pytest.raises(SettingsError, match=name) as info:
+                load_settings()
+            assert info.value.exit_code == 2 and info.value.key == "user_errors.settings"

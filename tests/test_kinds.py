@@ -85,7 +85,7 @@ def test_every_refusal_a_person_can_cause_is_a_user_error():
 def test_every_user_error_key_has_a_message_in_every_language(language):
     t = Translator(language)
     keys = {cls.key for cls in _user_errors()} | {"user_errors.generic"}
-    spelled = re.compile(r"""key=["'](user_errors\.\w+)["']""")
+    spelled = re.compile(r"""key\s*=\s*["'](user_errors\.\w+)["']""")
     for path in [*(ROOT / "writer").rglob("*.py"), *(ROOT / "views").glob("*.py")]:
         keys |= set(spelled.findall(path.read_text(encoding="utf-8")))
     assert all(key.startswith("user_errors.") for key in keys), keys

@@ -136,6 +136,7 @@ def test_classify_shows_the_address_without_credentials():
 def test_storage_redacts_errors_and_check_reports_it_is_given(tmp_path):
     """Whatever a caller hands the database (an error, a version's error, a check's
     report and base URL) is saved redacted: the last line of defence."""
+    from writer.access import Actor
     from writer.brief import Brief
     from writer.kinds import Status
     from writer.storage import checks, versions
@@ -145,7 +146,8 @@ def test_storage_redacts_errors_and_check_reports_it_is_given(tmp_path):
     try:
         article = store.create_article(Brief(topic="x"), provider="p", model="m", max_tokens=10)
         store.update(article, status=Status.FAILED, error=f"relay said Authorization: Bearer {KEY}")
-        number = versions.open_version(store, article, kind="draft", status=Status.STREAMING)
+        number = versions.open_version(store, article, kind="draft", status=Status.STREAMING,
+                                       actor=Actor("boss", "admin"))
         versions.update_version(store, article, number, error=f"at http://u:{PASSWORD}@h/v1")
         url = f"http://u:{PASSWORD}@h/v1?token={TOKEN}"
         checks.save(store, {"provider": "h", "base_url": url, "runs": 1, "prompt_set": "short",

@@ -10,11 +10,13 @@ import streamlit as st
 
 from views.brand_view import pick_brand
 from views.common import (
+    current_actor,
     explain_error,
     format_cost,
     guarded,
     page_context,
     query_id,
+    reader_scope,
     registry,
     show_details,
     show_user_error,
@@ -33,6 +35,7 @@ ctx = page_context()
 t = ctx.t
 store = ctx.store
 ss = st.session_state
+actor = current_actor(ctx)
 st.title(t("batch.title"))
 
 NEW, OPEN = "new", "open"
@@ -51,7 +54,7 @@ def batch_label(b: dict) -> str:
 
 
 # -- which view ------------------------------------------------------------------
-listed = batches.listing(store, limit=100)
+listed = batches.listing(store, limit=100, author=reader_scope(actor, ctx.settings))
 by_id = {b["id"]: b for b in listed}
 linked = query_id("batch", t)  # None, with a message, for ?batch=² or a huge number
 if linked in by_id and (
@@ -95,13 +98,14 @@ def defaults_from_form() -> dict:
 def start_new(name: str, table, provider_name: str) -> None:
     """Start button: save the batch, then run it in the server's registry."""
     now = page_context()
+    who = current_actor(now)
     provider = choose_provider(now.settings, provider_name)  # gone meanwhile: refused
     rows = check_rows(table, defaults_from_form(), brands.listing(now.store))
     batch_id = batches.create(now.store, file_name=name, table=table, rows=rows,
                               provider=provider, concurrency=ss.get("batch_concurrency", 4),
                               length_control=ss.get("batch_length_control", True),
-                              defaults=defaults_from_form())
-    batches.BatchRun(now.settings, batch_id, registry(), provider).start()
+                              defaults=defaults_from_form(), actor=who)
+    batches.BatchRun(now.settings, batch_id, registry(), provider, actor=who).start()
     ss["batch_open"], ss["batch_view"] = batch_id, OPEN
     ss["batch_link"] = str(batch_id)
     st.query_params["batch"] = str(batch_id)
@@ -234,14 +238,16 @@ def resume(batch_id: int, only: list[int] | None = None) -> None:
     b = batches.get(now.store, batch_id)
     provider = choose_provider(now.settings, b["settings"].get("provider"),
                                b["settings"].get("model"))
-    batches.BatchRun(now.settings, batch_id, registry(), provider, only=only).start()
+    batches.BatchRun(now.settings, batch_id, registry(), provider, only=only,
+                     actor=current_actor(now)).start()
 
 
 @guarded
 def stop(batch_id: int) -> None:
-    run = batches.current(page_context().settings, batch_id)
+    now = page_context()
+    run = batches.current(now.settings, batch_id)
     if run is not None:
-        run.stop(wait_s=5)
+        run.stop(wait_s=5, actor=current_actor(now))
 
 
 def eta_text(seconds) -> str:
@@ -256,6 +262,7 @@ def show_batch(batch_id: int) -> None:
     run = batches.current(ctx.settings, batch_id)
     running = run is not None and not run.done.is_set()
     elsewhere = not running and by_id[batch_id]["status"] == BatchStatus.RUNNING  # the CLI
+    mine = actor.may_change(by_id[batch_id].get("author"))  # Stop, Resume: its author's
 
     @st.fragment(run_every=1.0 if running else 3.0 if elsewhere else None)
     @guarded
@@ -308,7 +315,9 @@ def show_batch(batch_id: int) -> None:
         if progress and progress.limit < run_now.concurrency:
             st.warning(t("batch.throttled", limit=progress.limit, hits=progress.throttled))
         buttons = st.container(horizontal=True, vertical_alignment="center")
-        if live:
+        if not mine:  # a colleague's batch (scope team): followed, not run
+            pass
+        elif live:
             buttons.button(t("batch.stop"), icon=":material/pause_circle:", on_click=stop,
                               args=(batch_id,), key=f"batch-stop-{batch_id}",
                               disabled=run_now.stopping)
@@ -373,7 +382,7 @@ def show_batch(batch_id: int) -> None:
                          query_params={"article": str(chosen["article_id"])},
                          icon=":material/visibility:")
         failed = [r for r in rows if r["state"] in (Status.FAILED, RowState.DELETED)]
-        if failed:
+        if failed and mine:
             with retry:
                 one = st.selectbox(t("batch.retry_one"), [r["row_no"] for r in failed],
                                    placeholder=t("app.choose"), key=f"batch-retry-one-{batch_id}",

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from views.brand_view import error_text
-from views.common import guarded, page_context
+from views.common import author_label, current_actor, guarded, page_context
 from writer import brands
 from writer.brands import BrandError, BrandKit, split_items
 from writer.io.export import slugify
@@ -56,7 +56,8 @@ def on_save() -> None:
     chosen = ss.get("brands_pick") or NEW
     try:
         kit = kit_from_form(chosen or None)
-        kit_id = brand_store.save(now.store, kit, replace=False)  # a new kit never replaces one
+        kit_id = brand_store.save(now.store, kit, replace=False,  # a new kit never replaces one
+                                  actor=current_actor(now))
     except BrandError as exc:  # shown in the form, next to what to fix
         ss["brands_form_error"] = error_text(exc, t)
         return
@@ -71,7 +72,8 @@ def on_delete(kit: BrandKit, confirmed: bool) -> None:
     ss.pop("brands_confirm_delete", None)
     if not confirmed:
         return
-    brand_store.delete(page_context().store, kit.name)
+    now = page_context()
+    brand_store.delete(now.store, kit.name, actor=current_actor(now))
     ss["brands_message"] = ("success", t("brands.deleted", name=plain(kit.name)))
     ss["brands_pick"] = ss["brands_loaded"] = NEW
     load_form(None)
@@ -83,9 +85,10 @@ def on_import(kits: list[BrandKit], replace: bool = False) -> None:
     asked first); one saved meanwhile is refused with its name."""
     now = page_context()
     existing = set(brand_store.names(now.store))
+    who = current_actor(now)
     try:
         for kit in kits:
-            brand_store.save(now.store, kit, replace=replace)
+            brand_store.save(now.store, kit, replace=replace, actor=who)
     except BrandError as exc:  # in the UI language, from its code
         ss["brands_message"] = ("error", error_text(exc, t))
         return
@@ -100,6 +103,8 @@ def on_import(kits: list[BrandKit], replace: bool = False) -> None:
 
 kits = brand_store.listing(store)
 by_id = {kit.id: kit for kit in kits}
+actor = current_actor(ctx)
+kit_authors = brand_store.authors(store)  # anyone writes with any kit; its author changes it
 
 message = ss.pop("brands_message", None)
 if message:
@@ -115,6 +120,7 @@ if kits:
         t("brands.col_required"): len(kit.required_terms),
         t("brands.col_rules"): len(kit.do) + len(kit.dont),
         t("brands.col_samples"): len(kit.samples),
+        t("auth.col_author"): author_label(kit_authors.get(kit.name), t),
     } for kit in kits]), hide_index=True, width="stretch",
         height=min(300, 38 + 35 * len(kits)))
 else:
@@ -140,6 +146,7 @@ if kit is not None:
         file_name=f"{slugify(kit.name)}.toml", mime="application/toml",
         icon=":material/download:", on_click="ignore", key="brands_export")
 
+may_edit = kit is None or actor.may_change(kit_authors.get(kit.name))
 with st.form("brand_form", border=True):
     st.markdown(f"**{t('brands.form_edit', name=plain(kit.name)) if kit else t('brands.form_new')}**")
     left, right = st.columns(2, gap="large")
@@ -166,10 +173,12 @@ with st.form("brand_form", border=True):
         st.text_area(t("brands.label_sample_2"), key="bk_sample2", height=90)
     if ss.get("brands_form_error"):
         st.error(t("brands.invalid", error=ss["brands_form_error"]), icon=":material/error:")
+    if not may_edit:  # someone else's kit: read here, changed by its author or an admin
+        st.caption(t("auth.by_author", name=plain(author_label(kit_authors.get(kit.name), t))))
     st.form_submit_button(t("brands.save"), type="primary", on_click=on_save,
-                          icon=":material/save:", key="brands_save")
+                          icon=":material/save:", key="brands_save", disabled=not may_edit)
 
-if kit is not None:
+if kit is not None and may_edit:
     if ss.get("brands_confirm_delete") == kit.id:
         st.warning(t("brands.delete_confirm", name=plain(kit.name)), icon=":material/warning:")
         yes, no, _ = st.columns([1, 1, 4])

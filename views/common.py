@@ -16,6 +16,7 @@ from typing import Callable, TypeVar
 import streamlit as st
 
 from writer import logs
+from writer.access import AccessDenied, Actor, visible_author
 from writer.config import Settings, load_settings
 from writer.errors import UserError
 from writer.io import timezones
@@ -25,6 +26,8 @@ from writer.io.markup import images_as_links, plain
 from writer.kinds import Status
 from writer.runs.pacing import progress_fraction
 from writer.runs.registry import Handle, Registry, State, shared
+from writer.storage import accounts
+from writer.storage.migrations import LEGACY_AUTHOR
 from writer.storage.store import Store, is_failed_request
 
 Action = TypeVar("Action", bound=Callable)
@@ -141,6 +144,43 @@ def guarded(action: Action) -> Action:
     return run
 
 
+def current_actor(ctx: PageContext | None = None) -> Actor:
+    """The person this page acts for (app.py's gate, views/auth.py, put them in the
+    session). Signed in with an account, the session is read again: a callback runs
+    before the gate does, and the session may have ended or the role changed since the
+    page was drawn. Nobody: refused (AccessDenied)."""
+    actor = st.session_state.get("actor")
+    if not isinstance(actor, Actor):
+        raise AccessDenied("nobody is signed in", action="use the app")
+    token = st.session_state.get("session_token")
+    if token:
+        fresh = accounts.session_actor((ctx or page_context()).store, token)
+        if fresh is None:
+            st.session_state.pop("actor", None)
+            raise AccessDenied("the session has ended: sign in again", action="use the app")
+        actor = st.session_state["actor"] = fresh
+    return actor
+
+
+def reader_scope(actor: Actor, settings: Settings) -> str | None:
+    """The author whose rows `actor` reads (None: everyone's): WRITER_HISTORY_SCOPE."""
+    return visible_author(actor, settings.history_scope)
+
+
+def handle_author(handle: Handle) -> str | None:
+    """Whose article a running job writes."""
+    return handle.author
+
+
+def author_label(name: str | None, t: Translator) -> str:
+    """An author as shown: rows made before sign-in existed say so in the UI language."""
+    return t("auth.legacy_author") if name == LEGACY_AUTHOR else name or "–"
+
+
+def may_see(handle: Handle, actor: Actor, scope: str | None) -> bool:
+    return scope is None or actor.owns(handle_author(handle))
+
+
 def registry() -> Registry:
     """The server's job registry (one per database): articles run there, not in a
     script run, so leaving the page, reloading or clicking anything never stops one
@@ -151,25 +191,30 @@ def registry() -> Registry:
 @guarded
 def stop_job(article_id: int) -> None:
     """Stop button callback (any page): the job stops and saves its text."""
-    registry().cancel(article_id, wait_s=2.0)
+    registry().cancel(article_id, wait_s=2.0, actor=current_actor())
 
 
 _run = threading.local()  # this script run's sidebar progress slots
 SIDEBAR_MAX_JOBS = 5  # more running articles: "+ N more" (History lists them all)
 
 
-def running_panel(t: Translator) -> None:
-    """Sidebar: every article being written by this server, with its progress, a link
-    to watch it and Stop. It redraws itself every second while any runs (only itself,
-    not the page); while the Write page streams here, its timer waits behind that run
-    and the page refreshes these lines (`refresh_running`) and turns the Stop of what it
-    streams into a plain button (`plain_stop`)."""
+def running_panel(t: Translator, actor: Actor, scope: str | None) -> None:
+    """Sidebar: the articles being written by this server that `actor` may see (their
+    own, or everyone's: `scope`, reader_scope), with progress, a link to watch each and
+    Stop (on what they may stop; someone else's shows its author). It redraws itself
+    every second while any runs (only itself, not the page); while the Write page
+    streams here, its timer waits behind that run and the page refreshes these lines
+    (`refresh_running`) and turns the Stop of what it streams into a plain button
+    (`plain_stop`)."""
     reg = registry()
 
-    @st.fragment(run_every=1.0 if reg.active() else None)
+    def visible() -> list[Handle]:
+        return [h for h in reg.active() if may_see(h, actor, scope)]
+
+    @st.fragment(run_every=1.0 if visible() else None)
     @guarded
     def panel() -> None:
-        active = reg.active()
+        active = visible()
         _run.slots = {}
         if not active:
             return
@@ -180,10 +225,14 @@ def running_panel(t: Translator) -> None:
                 st.page_link("views/write.py", label=f"#{handle.article_id} · {plain(handle.topic)}",
                              query_params={"article": str(handle.article_id)},
                              icon=":material/edit_note:")
+                author = handle_author(handle)
+                if not actor.owns(author):
+                    st.caption(t("auth.by_author", name=plain(author_label(author, t))))
                 slot, stop_slot = st.empty(), st.empty()
-                stop_slot.button(t("write.stop"), key=f"sidebar-stop-{handle.article_id}",
-                                 icon=":material/stop_circle:", on_click=stop_job,
-                                 args=(handle.article_id,), disabled=handle.stopping)
+                if actor.may_change(author):
+                    stop_slot.button(t("write.stop"), key=f"sidebar-stop-{handle.article_id}",
+                                     icon=":material/stop_circle:", on_click=stop_job,
+                                     args=(handle.article_id,), disabled=handle.stopping)
                 _run.slots[handle.article_id] = [slot, handle, None, stop_slot]
                 _paint_running(_run.slots[handle.article_id], t)
         if len(active) > SIDEBAR_MAX_JOBS:
@@ -200,6 +249,9 @@ def plain_stop(article_id: int, t: Translator) -> None:
     whose callback stops the job, like the page's own Stop."""
     entry = getattr(_run, "slots", {}).get(article_id)
     if entry is None or entry[1].state == State.DONE:
+        return
+    actor = st.session_state.get("actor")
+    if not isinstance(actor, Actor) or not actor.may_change(handle_author(entry[1])):
         return
     entry[3].button(t("write.stop"), key=f"sidebar-stop-page-{article_id}",
                     icon=":material/stop_circle:", on_click=stop_job, args=(article_id,),

@@ -6,10 +6,13 @@ import streamlit as st
 
 from views.brand_view import show_checks
 from views.common import (
+    author_label,
+    current_actor,
     format_cost,
     guarded,
     page_context,
     query_id,
+    reader_scope,
     registry,
     running_label,
     show_stats,
@@ -40,12 +43,17 @@ from writer.storage.store import STATUSES, is_failed_request
 PAGE_SIZE = 25
 ALL = ""
 # the less-used filters, under "More filters"
-MORE_FILTERS = ("f_model", "f_provider", "f_batch", "f_brand", "f_check_failed")
+MORE_FILTERS = ("f_model", "f_provider", "f_batch", "f_brand", "f_author", "f_check_failed")
 
 ctx = page_context()
 t = ctx.t
 store = ctx.store
 tz = ctx.tz
+actor = current_actor(ctx)
+scope = reader_scope(actor, ctx.settings)  # a writer's own (WRITER_HISTORY_SCOPE=own)
+# Whose articles the list may show: the author filter only when there is a choice.
+authors = distinct(store, "author") if scope is None else [scope]
+many_authors = len(authors) > 1
 choose = t("history.choose")  # Streamlit's own placeholder is English
 if st.session_state.pop("revision_started", None):  # a revision started here: watch it
     st.switch_page("views/write.py")
@@ -73,7 +81,7 @@ dates = cols[3].date_input(t("history.dates"), value=(), key="f_dates", format="
 since = dates[0] if len(dates) > 0 else None
 until = dates[1] if len(dates) > 1 else since
 
-batch_list = {b["id"]: b for b in batch_listing(store, limit=200)}
+batch_list = {b["id"]: b for b in batch_listing(store, limit=200, author=scope)}
 linked_batch = query_id("batch", t)  # None, with a message, for ?batch=² or a huge number
 # A link (the Batch page, a reload) sets the filter; the filter sets the link. The
 # widget's state is dropped while another page runs, so a link applies again then.
@@ -87,7 +95,7 @@ more_label = (t("history.more_filters_set", count=more_set) if more_set
               else t("history.more_filters"))
 with st.expander(more_label, expanded=bool(more_set), icon=":material/filter_list:"):
     more = st.columns(3)
-    more_b = st.columns([2, 1], vertical_alignment="bottom")
+    more_b = st.columns([2, 2, 1] if many_authors else [2, 1], vertical_alignment="bottom")
     model = more[0].selectbox(t("history.col_model"), (ALL, *distinct(store, "model")),
                               format_func=option_label(""), key="f_model", placeholder=choose)
     provider = more[1].selectbox(t("app.sidebar_provider"), (ALL, *distinct(store, "provider")),
@@ -98,7 +106,11 @@ with st.expander(more_label, expanded=bool(more_set), icon=":material/filter_lis
                               else f"#{b} · {batch_list[b]['file_name']}", placeholder=choose)
     brand = more_b[0].selectbox(t("history.col_brand"), (ALL, *brand_names(store)),
                                 format_func=option_label(""), key="f_brand", placeholder=choose)
-    check_failed = more_b[1].checkbox(t("history.check_failed"), key="f_check_failed")
+    author = more_b[1].selectbox(t("auth.author_filter"), (ALL, *authors), key="f_author",
+                                 format_func=lambda v: t("history.all") if v == ALL
+                                 else author_label(v, t), placeholder=choose) \
+        if many_authors else ALL
+    check_failed = more_b[-1].checkbox(t("history.check_failed"), key="f_check_failed")
 if batch != ALL:
     st.query_params["batch"] = st.session_state["f_batch_link"] = str(batch)
 else:
@@ -107,7 +119,8 @@ else:
 filters = Filters(query=query, content_type=content_type or None, status=status or None,
                   model=model or None, provider=provider or None, language=language or None,
                   since=since, until=until, batch_id=batch or None, tz=tz,
-                  brand=brand or None, check_failed=check_failed)
+                  brand=brand or None, check_failed=check_failed,
+                  author=scope or author or None)
 
 page_number = st.session_state.get("history_page", 1)
 result = search(store, filters, limit=PAGE_SIZE, offset=(page_number - 1) * PAGE_SIZE)
@@ -139,9 +152,13 @@ FIT_PX = 810
 WIDTHS = {"col_id": 46, "col_created": 124, "col_status": 74 if t.language == "zh" else 100,
           "col_words": 92 if t.language == "zh" else 138, "col_cost": 88,
           "col_type": 100 if t.language == "zh" else 124}
+if many_authors:  # the Author column: the topic gives up the room
+    WIDTHS["col_author"] = 96
 WIDTHS["col_topic"] = max(170, FIT_PX - sum(WIDTHS.values()))
-COLUMN_CONFIG = {t(f"history.{key}"): st.column_config.Column(width=width)
+COLUMN_CONFIG = {t(f"auth.{key}" if key == "col_author" else f"history.{key}"):
+                 st.column_config.Column(width=width)
                  for key, width in WIDTHS.items()} | {t("history.col_model"): None}
+
 
 terms = filters.terms()
 if terms:  # search results with the matches highlighted
@@ -178,7 +195,7 @@ else:
                 format_cost(r["cost"], r["currency"], t),
                 t("history.col_type"): t(f"content_types.{r['content_type']}"),
                 t("history.col_model"): r["model"],
-            })
+            } | ({t("auth.col_author"): author_label(r.get("author"), t)} if many_authors else {}))
         st.dataframe(table, hide_index=True, width="stretch", column_config=COLUMN_CONFIG)
 
     history_table()
@@ -211,7 +228,8 @@ st.caption(f"{t('write.content_type')}: {type_label} · {t('write.style')}: {pla
            f"{t('history.audience')}: {plain(row['audience'] or '–')} · "
            f"{t('history.keywords')}: {plain(', '.join(row['keywords']) or '–')} · "
            f"{plain(row['provider'])} / {plain(row['model'])} · "
-           f"{timezones.local(row['created_at'], tz, seconds=True)}")
+           f"{timezones.local(row['created_at'], tz, seconds=True)} · "
+           f"{t('auth.col_author')}: {plain(author_label(row.get('author'), t))}")
 if refused:
     st.caption(t("history.failed_request_next"))
 else:
@@ -232,23 +250,25 @@ def write_again() -> None:
         audience=row["audience"] or "", keywords=", ".join(row["keywords"]))
 
 
+mine = actor.may_change(row.get("author"))  # continue, delete, stop, revise: its author's
 actions = st.columns(3)
 if actions[0].button(t("history.write_again"), icon=":material/replay:"):
     write_again()
     st.switch_page("views/write.py")
-if can_continue(row) and not refused:
+if can_continue(row) and not refused and mine:
     if actions[1].button(t("write.continue"), key=f"history-continue-{chosen}",
                          icon=":material/play_arrow:"):
         st.session_state["continue_id"] = chosen
         st.switch_page("views/write.py")
-if actions[2].button(t("history.delete"), icon=":material/delete:", key=f"delete-{chosen}"):
+if mine and actions[2].button(t("history.delete"), icon=":material/delete:",
+                              key=f"delete-{chosen}"):
     st.session_state["confirm_delete"] = chosen
 if st.session_state.get("confirm_delete") == chosen:
     st.warning(t("history.delete_confirm", id=chosen))
     yes, no = st.columns(2)
     # A job still writing it here stops first; None: refused (e.g. a locked database).
     if yes.button(t("history.delete_yes"), type="primary", key=f"delete-yes-{chosen}") and \
-            guarded(delete_article)(ctx.settings, chosen) is not None:
+            guarded(delete_article)(ctx.settings, chosen, actor=current_actor()) is not None:
         st.session_state.pop("confirm_delete")
         st.query_params.pop("id", None)
         st.toast(t("history.deleted", id=chosen))
@@ -267,8 +287,10 @@ if running is not None and running.state != State.DONE:
             st.rerun(scope="app")
         st.progress(progress_fraction(running.words, running.target_words),
                     text=running_label(running, t))
-        st.button(t("write.stop"), key=f"history-stop-{chosen}", icon=":material/stop_circle:",
-                  on_click=stop_job, args=(chosen,), disabled=running.stopping)
+        if mine:
+            st.button(t("write.stop"), key=f"history-stop-{chosen}",
+                      icon=":material/stop_circle:", on_click=stop_job, args=(chosen,),
+                      disabled=running.stopping)
         st.markdown(images_as_links(running.feed.text))
 
     live_article()
@@ -289,5 +311,6 @@ for column, fmt in zip(downloads, ("md", "txt", "html", "docx")):
 # Versions (draft, variants, revisions): compare, make one current, or write a new one
 # (it streams on the Write page).
 st.divider()
-versions_panel(row, t, store, ctx.tz)
-revise_panel(row, t, key_prefix="history-")
+versions_panel(row, t, store, ctx.tz, mine=mine)
+if mine:
+    revise_panel(row, t, key_prefix="history-")

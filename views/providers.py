@@ -5,7 +5,7 @@ measuring is writer/runs/check.py; this page only starts it and shows it."""
 import pandas as pd
 import streamlit as st
 
-from views.common import explain_error, guarded, page_context, show_details
+from views.common import current_actor, explain_error, guarded, page_context, show_details
 from writer import logs
 from writer.io.markup import plain
 from writer.kinds import CheckStatus
@@ -18,6 +18,7 @@ ctx = page_context()
 t = ctx.t
 store = ctx.store
 ss = st.session_state
+actor = current_actor(ctx)
 # The form below is not drawn while a check runs, and Streamlit forgets the value of a
 # widget a run did not draw: the choices live in session state (set here, every run,
 # the widgets get no defaults of their own) so the next check starts from them.
@@ -78,7 +79,8 @@ def test_connection(name: str) -> None:
         ss.setdefault("connection_tests", {})[name] = {"ok": False, "error": str(exc),
                                                        "error_kind": "other"}
         return
-    ss.setdefault("connection_tests", {})[name] = checks.connection_test(now.settings, provider)
+    ss.setdefault("connection_tests", {})[name] = checks.connection_test(
+        now.settings, provider, actor=current_actor(now))
 
 
 st.subheader(t("providers.configured"))
@@ -120,15 +122,16 @@ def start_check() -> None:
     provider = resolve_model(choose_provider(now.settings, ss.get("check_provider")))
     plan = checks.Plan(runs=int(ss["check_runs"]), prompt_set=ss["check_prompt_set"],
                        levels=tuple(sorted(ss.get("check_levels") or ())))
-    checks.start(now.settings, provider, plan)
+    checks.start(now.settings, provider, plan, actor=current_actor(now))
     ss["check_follow"] = True  # show the new one when it ends
 
 
 @guarded
 def cancel_check() -> None:
-    check = checks.current(page_context().settings)
+    now = page_context()
+    check = checks.current(now.settings)
     if check is not None:
-        check.cancel()
+        check.cancel(actor=current_actor(now))
 
 
 if busy:
@@ -142,8 +145,9 @@ if busy:
                     text=t("providers.progress", done=check.done, total=check.total,
                            phase=t(f"providers.phase_{check.phase.split('_')[0]}"),
                            provider=check.provider.title))
-        st.button(t("providers.cancel"), on_click=cancel_check, icon=":material/cancel:",
-                  disabled=check.cancelled, key="check-cancel")
+        if actor.may_change(check.actor.name):  # someone else's check: watched only
+            st.button(t("providers.cancel"), on_click=cancel_check, icon=":material/cancel:",
+                      disabled=check.cancelled, key="check-cancel")
 
     progress()
 else:

@@ -7,7 +7,7 @@ import datetime as dt
 
 import streamlit as st
 
-from views.common import format_cost, page_context
+from views.common import author_label, current_actor, format_cost, page_context
 from writer.io import timezones
 from writer.storage import usage
 from writer.storage.prices import price_table
@@ -19,7 +19,11 @@ t = ctx.t
 store = ctx.store
 tz = ctx.tz
 zone_name = getattr(tz, "key", str(tz))
+actor = current_actor(ctx)
+own = None if actor.is_admin else actor.name  # a writer's own figures; an admin's: everyone's
 st.title(t("usage.title"))
+if own:
+    st.caption(t("auth.own_usage"))
 
 today = timezones.today(tz)
 left, right = st.columns([2, 1])
@@ -28,11 +32,13 @@ period = left.date_input(t("usage.period"), value=(today.replace(day=1), today),
                          help=t("usage.period_help", zone=zone_name))
 since = period[0] if len(period) > 0 else None
 until = period[1] if len(period) > 1 else since
-by = right.selectbox(t("usage.group_by"), tuple(usage.GROUPS), key="usage_by",
+# By author: its own table below, for admins (a writer's figures are all their own).
+by = right.selectbox(t("usage.group_by"), tuple(g for g in usage.GROUPS if g != "author"),
+                     key="usage_by",
                      format_func=lambda k: t(f"usage.by_{k}"), placeholder=t("app.choose"))
 by = by or "day"
 
-totals = usage.totals(store, since, until, tz)
+totals = usage.totals(store, since, until, tz, author=own)
 costs = {c: amount for c, amount in sorted(totals["cost"].items()) if c != LOCAL}
 # Metrics in rows that wrap: the counts on one line, the costs (one per currency) on
 # the next; at 1280 px (main area ~820 px) nothing is crushed or cut off.
@@ -53,19 +59,24 @@ if totals["estimated"]:
 if totals["unpriced"]:
     st.warning(t("usage.unpriced_note", count=totals["unpriced"]))
 
-# Budgets: this (local) month's spend against each currency's budget, and the burn-down.
-for currency, budget in sorted(store.budgets().items()):
-    status = usage.budget_status(store, currency, tz=tz)
+# Budgets: this (local) month's spend against each currency's budget, and the burn-down:
+# the team's for an admin, a writer's own (Settings, budgets per person) for a writer.
+team_budgets = store.budgets() if own is None else \
+    {b["currency"]: b["monthly_amount"] for b in store.person_budgets(own)}
+for currency, budget in sorted(team_budgets.items()):
+    status = usage.budget_status(store, currency, tz=tz, author=own)
+    if status is None:
+        continue
     st.subheader(t("usage.budget_title", currency=currency))
     st.progress(min(1.0, status["ratio"]), text=t(
         "usage.budget_text", spent=f"{status['spent']:.2f}", budget=f"{budget:.2f}",
         currency=currency, percent=round(status["ratio"] * 100)))
-    burn = usage.burn_down(store, currency, tz=tz)
+    burn = usage.burn_down(store, currency, tz=tz, author=own)
     st.line_chart({t("usage.spent"): {n: r["spent"] for n, r in enumerate(burn, 1)},
                    t("usage.even_pace"): {n: r["even_pace"] for n, r in enumerate(burn, 1)}},
                   x_label=t("usage.day_of_month"), height=220)
 
-rows = usage.by_group(store, by, since, until, tz)
+rows = usage.by_group(store, by, since, until, tz, author=own)
 if not rows:
     st.info(t("usage.empty"))
     st.stop()
@@ -131,6 +142,16 @@ st.download_button(t("usage.csv"),
                    file_name=f"usage-{by}-{since}-{until}.csv", mime="text/csv",
                    key="usage-csv", on_click="ignore", icon=":material/download:")
 
+if own is None:  # an admin: who spent what in the period
+    people = usage.by_group(store, "author", since, until, tz)
+    if people:
+        st.subheader(t("auth.by_author_title"))
+        by_headers = headers | {"group": t("auth.col_author")}
+        st.dataframe(usage.labelled(people, by_headers, values | {"group": {
+            r["group"]: author_label(r["group"], t) for r in people}}),
+            hide_index=True, width="stretch",
+            column_config={headers["cost"]: st.column_config.NumberColumn(format="%.6f")})
+
 with st.expander(t("usage.per_article")):
     def topic(a: dict) -> str:
         marks = [t("usage.failed_mark")] if a["failed_request"] else []
@@ -143,13 +164,15 @@ with st.expander(t("usage.per_article")):
         t("history.col_tokens"): f"{a['input_tokens'] or 0} / {a['output_tokens'] or 0}"
         + ("" if a["usage_source"] == "reported" else f" ({t('write.estimated')})"),
         t("write.stat_cost"): format_cost(a["cost"], a["currency"], t),
-    } for a in usage.articles(store, since, until, tz=tz)], hide_index=True, width="stretch")
+    } for a in usage.articles(store, since, until, tz=tz, author=own)], hide_index=True,
+        width="stretch")
 
 if totals["unpriced"]:
     with st.expander(t("usage.unpriced_list", count=totals["unpriced"])):
         st.dataframe([{"#": a["id"], t("history.col_topic"): a["topic"],
                        t("app.sidebar_provider"): a["provider"], t("history.col_model"): a["model"]}
-                      for a in usage.articles(store, since, until, unpriced_only=True, tz=tz)],
+                      for a in usage.articles(store, since, until, unpriced_only=True, tz=tz,
+                                              author=own)],
                      hide_index=True, width="stretch")
         st.caption(t("usage.unpriced_hint"))
 
@@ -157,7 +180,7 @@ with st.expander(t("usage.recalc_title")):
     st.caption(t("usage.recalc_help"))
     if st.button(t("usage.recalc_button"), key="recalc"):
         table_today = price_table(ctx.settings.prices_file, store.price_edits())
-        recalculated = usage.recalculate(store, table_today, since, until, tz=tz)
+        recalculated = usage.recalculate(store, table_today, since, until, tz=tz, author=own)
         charged, now = {}, {}
         for r in recalculated:
             if r["charged"] is not None:

@@ -8,7 +8,7 @@ import re
 
 import streamlit as st
 
-from views.common import format_cost, guarded, page_context, registry
+from views.common import current_actor, format_cost, guarded, page_context, registry
 from writer.io import timezones
 from writer.io.diff import side_by_side
 from writer.io.i18n import Translator
@@ -37,7 +37,7 @@ def start_revision(article_id: int, t: Translator) -> None:
     job = RevisionJob(article_id, now.settings, instruction=ss.get(f"{key}-text"),
                       preset=ss.get(f"{key}-preset"), section=ss.get(f"{key}-scope") or None,
                       provider=providers.get(ss.get("provider")),
-                      length_control=ss.get("length_control", True))
+                      length_control=ss.get("length_control", True), actor=current_actor(now))
     handle = registry().submit(job)
     ss[f"{key}-text"] = ""
     ss["article_id"] = handle.article_id  # the Write page shows it streaming
@@ -80,11 +80,13 @@ def instruction_text(instruction: str | None, t: Translator) -> str:
 @guarded
 def make_current(article_id: int, number: int) -> None:
     now = page_context()
-    versions.choose(now.store, article_id, number, _kit(now.store, article_id))
+    versions.choose(now.store, article_id, number, _kit(now.store, article_id),
+                    actor=current_actor(now))
 
 
-def versions_panel(row: dict, t: Translator, store, tz) -> None:
-    """The article's versions, a side-by-side comparison and "make current"."""
+def versions_panel(row: dict, t: Translator, store, tz, *, mine: bool = True) -> None:
+    """The article's versions, a side-by-side comparison and "make current" (`mine`:
+    the reader may change the article, its author or an admin)."""
     article_id = row["id"]
     listed = versions.listing(store, article_id)
     if len(listed) < 2:
@@ -100,7 +102,7 @@ def versions_panel(row: dict, t: Translator, store, tz) -> None:
                 st.markdown(images_as_links(v["content"]))
                 if v["number"] == current:
                     st.caption(t("versions.is_current"))
-                else:
+                elif mine:
                     st.button(t("versions.use_variant"), key=f"versions-{article_id}-use-"
                               f"{v['number']}", icon=":material/check_circle:",
                               on_click=make_current, args=(article_id, v["number"]))
@@ -133,7 +135,7 @@ def versions_panel(row: dict, t: Translator, store, tz) -> None:
     left.html(f"<div class='writer-diff'>{a}</div>")
     right.html(f"<div class='writer-diff'>{b}</div>")
     for column, number in ((left, old), (right, new)):
-        if number != current and by_number[number]["content"].strip():
+        if mine and number != current and by_number[number]["content"].strip():
             column.button(t("versions.make_current", number=number),
                           key=f"versions-{article_id}-choose-{number}-{column is left}",
                           icon=":material/restore:", on_click=make_current,
@@ -171,7 +173,8 @@ def suggest_titles(article_id: int, key: str) -> None:
     providers = {p.name: p for p in available_providers(now.settings)}
     try:
         st.session_state[key] = headlines.suggest(article_id, now.settings,
-                                                  providers.get(st.session_state.get("provider")))
+                                                  providers.get(st.session_state.get("provider")),
+                                                  actor=current_actor(now))
     except JobError as exc:  # the request failed: "no titles this time", not "did not start"
         raise JobError(str(exc), key="user_errors.titles") from None
 
@@ -179,5 +182,5 @@ def suggest_titles(article_id: int, key: str) -> None:
 @guarded
 def use_title(article_id: int, title: str) -> None:
     now = page_context()
-    headlines.use_title(now.store, article_id, title)
+    headlines.use_title(now.store, article_id, title, actor=current_actor(now))
     st.session_state.pop(f"headlines-{article_id}", None)

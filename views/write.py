@@ -5,11 +5,14 @@ import streamlit as st
 
 from views.brand_view import pick_brand, show_checks
 from views.common import (
+    current_actor,
     guarded,
+    handle_author,
     notice_text,
     page_context,
     plain_stop,
     query_id,
+    reader_scope,
     refresh_running,
     registry,
     running_label,
@@ -47,6 +50,7 @@ from writer.storage.store import Store, is_failed_request
 
 ctx = page_context()
 t = ctx.t
+actor = current_actor(ctx)
 st.title(t("write.title"))
 
 def providers_by_name(settings) -> dict:
@@ -98,8 +102,9 @@ def generate() -> None:
         field = exc.field if exc.field in FORM_FIELDS else "generate"
         ss["form_errors"] = {field: (brief_error_text(exc), ss.get(field))}
         return
+    who = current_actor(now)
     if provider:  # a hard cap reached: refused here (BudgetExceeded, shown by `guarded`)
-        usage.require_within_budget(now.store, now.settings, provider, tz=now.tz)
+        usage.require_within_budget(now.store, now.settings, provider, tz=now.tz, actor=who)
     budget = usage.budget_status_for(now.store, now.settings, provider, tz=now.tz) \
         if provider else None
     if budget is not None and budget["level"] == "over":
@@ -110,19 +115,19 @@ def generate() -> None:
         ss["budget_confirm"] = False  # asked again for the next article
     count = int(ss.get("variants") or 1)
     if count > 1:
-        start_variants(brief, now, provider, count)
+        start_variants(brief, now, provider, count, who)
         return
     ss.pop("variant_ids", None)
     start(lambda: Job(brief, now.settings, provider=provider,
-                      length_control=ss.get("length_control", True)))
+                      length_control=ss.get("length_control", True), actor=who))
 
 
-def start_variants(brief: Brief, now, provider, count: int) -> None:
+def start_variants(brief: Brief, now, provider, count: int, who) -> None:
     """N versions of the brief, written side by side; gathered into one article (the
     first) when the last ends, on the server (writer/runs/variants.py)."""
     ss = st.session_state
     jobs = variants.jobs_for(brief, now.settings, count, provider=provider,
-                             length_control=ss.get("length_control", True))
+                             length_control=ss.get("length_control", True), actor=who)
     handles = [registry().submit(job) for job in jobs]
     ids = [h.article_id for h in handles]
     variants.tag(now.store, ids)
@@ -146,7 +151,8 @@ def continue_article(article_id: int) -> None:
     """Continue (here or from History): append to the article in the same row."""
     now = page_context()
     provider = providers_by_name(now.settings).get(st.session_state.get("provider"))
-    start(lambda: Job.continuing(article_id, now.settings, provider=provider))
+    start(lambda: Job.continuing(article_id, now.settings, provider=provider,
+                                 actor=current_actor(now)))
 
 
 def field_error(field: str) -> None:
@@ -179,8 +185,6 @@ def render_form() -> None:
             else providers[n].label())
         provider = providers[provider_name]
         local = provider.kind == "local"
-        if local:
-            st.info(t("write.local_notice"), icon=":material/info:")
         budget = usage.budget_status_for(ctx.store, ctx.settings, provider, tz=ctx.tz)
         over_budget = budget is not None and budget["level"] == "over"
         if budget and budget["level"] != "ok":
@@ -253,6 +257,9 @@ def render_form() -> None:
         right.checkbox(t("write.length_control_short"), value=True, key="length_control",
                        help=t("write.length_control_help"), **keep)
         field_error("generate")
+        if local:  # under Generate, short (the whole note in its tooltip): above the fold
+            st.caption(f":material/info: {t('write.local_notice_short')}",
+                       help=t("write.local_notice"))
 
 
 def progress_text(words: int, target: int, language: str | None,
@@ -288,8 +295,9 @@ def view_job(handle: Handle, then=None) -> None:
     once the first words are painted, or after 50 ms without any."""
     article_id, target = handle.article_id, handle.target_words
     stop_slot = st.empty()
-    stop_slot.button(t("write.stop"), key="stop", icon=":material/stop_circle:",
-                     on_click=stop_job, args=(article_id,))
+    if actor.may_change(handle_author(handle)):  # a colleague's (scope team): watched only
+        stop_slot.button(t("write.stop"), key="stop", icon=":material/stop_circle:",
+                         on_click=stop_job, args=(article_id,))
     plain_stop(article_id, t)  # the sidebar's Stop must not wait for this run to end
     progress = st.progress(progress_fraction(handle.words, target),
                            text=t("write.waiting_first"))
@@ -364,22 +372,25 @@ def show_result(row: dict, *, fresh: bool) -> None:
                                        landed=row.get("length_outcome")))
     show_status(row, t)
     show_stats(row, t)
-    if can_continue(row):
+    mine = actor.may_change(row.get("author"))  # Continue, versions, revise: its author's
+    if can_continue(row) and mine:
         st.button(t("write.continue"), key=f"continue-{row['id']}", icon=":material/play_arrow:",
                   on_click=continue_article, args=(row["id"],))
     show_checks(row, t)  # the brand kit's banned words and required terms, the keywords
     show_article(row, t, rendered=not fresh, key="fresh" if fresh else "last")
     if (row["content"] or "").strip():  # from a first draft to copy the team can publish
-        versions_panel(row, t, ctx.store, ctx.tz)
-        revise_panel(row, t)
-        if row["content_type"] == "blog":
+        versions_panel(row, t, ctx.store, ctx.tz, mine=mine)
+        if mine:
+            revise_panel(row, t)
+        if mine and row["content_type"] == "blog":
             headlines_panel(row, t)
 
 
 @guarded
 def stop_variants(ids: list[int]) -> None:
+    who = current_actor()
     for article_id in ids:
-        registry().cancel(article_id, wait_s=0)
+        registry().cancel(article_id, wait_s=0, actor=who)
 
 
 def view_variants(ids: list[int]) -> None:
@@ -440,6 +451,12 @@ with out_col:
             st.session_state.get("article_id") == shown:  # a link, not a new article
         st.session_state["article_id"] = linked
     article_id = st.session_state["shown_article_id"] = st.session_state.get("article_id")
+    scope = reader_scope(actor, ctx.settings)
+    if article_id is not None and scope is not None and \
+            not actor.owns(ctx.store.author_of(article_id)):  # someone else's: not for a writer
+        st.session_state.pop("article_id", None)
+        st.query_params.pop("article", None)
+        article_id = st.session_state["shown_article_id"] = None
     if article_id is not None and st.query_params.get("article") != str(article_id):
         st.query_params["article"] = str(article_id)  # a reload comes back to it
     handle = registry().get(article_id)

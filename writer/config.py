@@ -9,6 +9,7 @@ snapshot `Settings.environ`.
 """
 from __future__ import annotations
 
+import getpass
 import os
 import re
 import threading
@@ -21,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dotenv import load_dotenv
 
 from writer import logs
+from writer.access import AccountError, check_name
 from writer.errors import UserError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +31,11 @@ DEFAULT_HEARTBEAT_S = 5.0
 # Environment variables whose values are secrets (DEEPSEEK_API_KEY, DASHSCOPE_API_KEY…).
 SECRET_NAME = re.compile(r"(?:_KEY|_SECRET|_TOKEN|_PASSWORD)$|^OPENAI_API_KEY$", re.IGNORECASE)
 MIN_SECRET_CHARS = 8
+AUTH_MODES = ("none", "accounts", "oidc")  # WRITER_AUTH (docs/settings.md#people-and-sign-in)
+HISTORY_SCOPES = ("own", "team")          # WRITER_HISTORY_SCOPE
+OIDC_DEFAULT_ROLES = ("writer", "none")   # WRITER_OIDC_DEFAULT_ROLE
+DEFAULT_USER = "local"  # WRITER_USER when the OS login name cannot be an account's name
+MAX_SESSION_HOURS = 24 * 366
 
 _dotenv_read: set[str] = set()  # .env files already read into the environment
 _lock = threading.Lock()
@@ -99,6 +106,12 @@ class Settings:
     # A batch's 429s (shared backoff): how many one row waits out, and for how long in all.
     throttle_max_retries: int = 10  # WRITER_THROTTLE_MAX_RETRIES
     throttle_max_wait_s: float = 900.0  # WRITER_THROTTLE_MAX_WAIT
+    # People (writer/access.py): who may sign in and how, and who the CLI acts as.
+    auth: str = "none"  # WRITER_AUTH: none (loopback only) | accounts | oidc
+    user: str = DEFAULT_USER  # WRITER_USER: the CLI's actor; the author with WRITER_AUTH=none
+    history_scope: str = "own"  # WRITER_HISTORY_SCOPE: what a writer's History shows
+    session_hours: float = 12.0  # WRITER_SESSION_HOURS: a sign-in lasts this long
+    oidc_default_role: str = "writer"  # WRITER_OIDC_DEFAULT_ROLE: an OIDC person with no account
     # The environment as read (with `.env`), for what names a variable at run time (a
     # providers file's api_key_env). Never in a repr: it holds keys.
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
@@ -186,12 +199,48 @@ def load_settings(dotenv_path: Path | None = None) -> Settings:
         provider_display_name=_env("WRITER_PROVIDER_NAME"),
         heartbeat_s=_env_number("WRITER_HEARTBEAT_S", DEFAULT_HEARTBEAT_S, minimum=0.01),
         local_model_path=Path(local_model) if local_model else None,
+        auth=_env_choice("WRITER_AUTH", AUTH_MODES),
+        user=_user(),
+        history_scope=_env_choice("WRITER_HISTORY_SCOPE", HISTORY_SCOPES),
+        session_hours=_session_hours(),
+        oidc_default_role=_env_choice("WRITER_OIDC_DEFAULT_ROLE", OIDC_DEFAULT_ROLES),
         environ=MappingProxyType(dict(os.environ)),
     )
     # Known to every redaction from now on (writer/logs.py): keys and the URL's credentials.
     logs.remember_secrets([*settings.secret_values(), *logs.url_secrets(settings.base_url)])
     _current = settings
     return settings
+
+
+def _env_choice(name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (any case); the first when unset."""
+    value = _env(name, choices[0]).lower()
+    if value not in choices:
+        raise SettingsError(f"{name}={value!r}: use {' or '.join(choices)}")
+    return value
+
+
+def _user() -> str:
+    """WRITER_USER, else the OS login name, else "local" (a login name that cannot be an
+    account's name, e.g. with a space, falls back too; a WRITER_USER that cannot is refused)."""
+    name = _env("WRITER_USER")
+    if name:
+        try:
+            return check_name(name)
+        except AccountError as exc:
+            raise SettingsError(f"WRITER_USER: {exc}") from None
+    try:
+        return check_name(getpass.getuser())
+    except (AccountError, OSError, KeyError, ImportError):  # no login name in a container
+        return DEFAULT_USER
+
+
+def _session_hours() -> float:
+    hours = _env_number("WRITER_SESSION_HOURS", 12.0)
+    if not 0 < hours <= MAX_SESSION_HOURS:
+        raise SettingsError(f"WRITER_SESSION_HOURS={hours:g}: use more than 0 and at most "
+                            f"{MAX_SESSION_HOURS} (a year)")
+    return hours
 
 
 def _is_zone(name: str) -> bool:

@@ -53,6 +53,7 @@ def _article(env: dict) -> int:
     ("show", "{id}", "--format", "json"),
     ("versions", "{id}"),
     ("brand", "list"),
+    ("user", "list", "--json"),
     ("delete", "{id}", "--yes"),
 ])
 def test_read_only_commands_load_no_heavy_module(env, args):
@@ -80,7 +81,7 @@ def test_building_the_parser_loads_no_command_module():
                                                     "writer.generation", "writer.providers",
                                                     "sqlite_utils"))}
     assert not loaded & {"writer.cli.write", "writer.cli.history", "writer.cli.batch",
-                         "writer.cli.check", "writer.cli.brand"}
+                         "writer.cli.check", "writer.cli.brand", "writer.cli.user"}
 
 
 def test_the_parser_s_copied_choices_match_their_sources():

@@ -8,8 +8,11 @@ import datetime as dt
 
 from fake_openai import Reply
 from test_cli import cli, rows
+from writer.access import Actor
 from writer.brief import MAX_KEYWORDS
 from writer.storage.store import Store
+
+ADMIN = Actor("boss", "admin")  # may change anything (writer/access.py)
 
 ESC, BEL = "\x1b", "\x07"
 
@@ -68,7 +71,7 @@ def test_a_hard_capped_budget_already_spent_refuses_write_with_the_figures(env, 
     _old_row(env, cost=0.02, currency="USD")  # this month: 0.02 USD spent
     store = Store(env["WRITER_DB"])
     try:
-        store.set_budget("USD", 0.01, hard_cap=True)
+        store.set_budget("USD", 0.01, hard_cap=True, actor=ADMIN)
     finally:
         store.close()
     fake.queue(Reply(text="never sent"))
@@ -84,7 +87,7 @@ def test_a_hard_capped_budget_already_spent_refuses_write_with_the_figures(env, 
     # without the cap (the same budget), the CLI writes as before
     store = Store(env["WRITER_DB"])
     try:
-        store.set_budget("USD", 0.01, hard_cap=False)
+        store.set_budget("USD", 0.01, hard_cap=False, actor=ADMIN)
     finally:
         store.close()
     written = cli("write", "--topic", "t", "--language", "en", env=env)

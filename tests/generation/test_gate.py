@@ -56,6 +56,18 @@ def test_on_target_it_ends_at_the_next_sentence_end_and_trims_the_rest():
     assert article.gate.trimmed == " h i j. k"
 
 
+def test_a_sentence_that_runs_past_the_range_is_not_kept():
+    """Past the target, the first sentence end is beyond high (1.2×): the piece ends at
+    the last sentence end within range instead (a 100 字 post no longer lands at 1.25×)."""
+    article = Article("字" * 90 + "。")
+    assert article.feed("好" * 33 + "。后面", BOUNDS) is True
+    assert article.text == "字" * 90 + "。" and count_words(article.text) == 90  # in range
+    assert article.gate.trimmed == "好" * 33 + "。后面"
+    article = Article("字" * 90 + "。")  # one end within range: that one
+    assert article.feed("好" * 10 + "。" + "长" * 30 + "。", BOUNDS) is True
+    assert article.text.endswith("好" * 10 + "。") and count_words(article.text) == 100
+
+
 def test_a_cjk_sentence_ends_without_a_space_after_it():
     article = Article("字" * 95)
     assert article.feed("一二三四五六。七八", BOUNDS) is True

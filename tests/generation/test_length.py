@@ -185,6 +185,39 @@ def test_a_long_article_is_outlined_then_written_section_by_section(env, fake):
     assert row["length_rounds"] >= len(sections)
 
 
+def test_a_fixed_outline_writes_sections_under_the_prompt_sets_headings(env, fake):
+    """prompts/local_zh (Gemma, a base model) plans long articles itself: from 500 字,
+    fixed headings, about 300 字 each, no outline request; the heading the prompt ends
+    with is put into the article by the engine."""
+    from writer.config import PROJECT_ROOT
+    from writer.generation.prompts import load_prompts
+
+    prompts = load_prompts(PROJECT_ROOT / "prompts" / "local_zh")
+    asked = []
+
+    def responder(request):
+        asked.append(request["messages"][-1]["content"])
+        return Reply(text="春天的公园里花开得正好，适合散步。" * 30)
+
+    fake.responder = responder
+    job = Job(Brief(topic="春天的公园", content_type="blog", target_words=900, language="zh"),
+              load_settings(), prompts=prompts)
+    events = list(job.run())
+    row = Store(env["WRITER_DB"]).get(job.article_id)
+    (outlined,) = [e for e in events if isinstance(e, Outlined)]
+    headings = [heading for heading, _ in outlined.outline.sections]
+    assert headings == ["为什么值得关注", "先弄清几个基本问题", "具体怎么做"]  # 900 / 300
+    assert len(asked) >= 3 and not any("提纲" in a for a in asked)  # no outline request
+    assert all(a.endswith(f"## {h}") for a, h in zip(asked, headings))
+    assert row["content"].startswith("# 春天的公园\n\n## 为什么值得关注\n\n春天")
+    for heading in headings:
+        assert row["content"].count(f"## {heading}") == 1
+    assert_on_target(row, 900)
+    assert prompts.long_form_words == 500 and prompts.heading_in_text
+    assert load_prompts().long_form_words is None and not load_prompts().heading_in_text
+    assert load_prompts().fixed_outline({"topic": "x"}, "blog", 3000) is None
+
+
 def test_a_long_rambling_article_stays_in_range(env, fake):
     job, events, row = write(env, fake, ScriptedWriter("ramble", chunk_delay=0.002), 1800, "zh")
     assert_on_target(row, 1800)

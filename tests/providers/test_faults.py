@@ -8,12 +8,15 @@ import time
 import pytest
 
 from fake_openai import FakeOpenAI, Reply
+from writer.access import Actor
 from writer.brief import Brief
 from writer.config import load_settings
 from writer.generation.events import Finished, Notice
 from writer.generation.retry import RetryPolicy
 from writer.runs.job import Job
 from writer.storage.store import Store
+
+ADMIN = Actor("boss", "admin")
 
 PART1 = "# 流式输出\n\n第一段：读者看到第一个字就安心了。Streaming keeps people reading. "
 PART2 = "第二段：断线之后，我们从断点继续写，不丢一个字。Nothing is lost at the seam.\n"
@@ -183,7 +186,7 @@ def test_length_is_truncated_and_can_be_continued(fast, fake):
                Reply(text=PART2, usage=(180, 40)))
     job, events, row = run_job(fast)
     assert row["status"] == "truncated" and "Continue" in row["error"]
-    more = Job.continuing(row["id"], load_settings())
+    more = Job.continuing(row["id"], load_settings(), actor=ADMIN)
     list(more.run())
     row = Store(fast["WRITER_DB"]).get(row["id"])
     assert row["status"] == "completed" and row["content"] == PART1 + PART2
@@ -202,7 +205,7 @@ def test_an_article_saved_with_more_keywords_than_allowed_now_can_still_be_conti
     with sqlite3.connect(fast["WRITER_DB"]) as conn:
         conn.execute("UPDATE articles SET keywords = ? WHERE id = ?",
                      [json.dumps([f"k{n}" for n in range(30)]), row["id"]])
-    more = Job.continuing(row["id"], load_settings())
+    more = Job.continuing(row["id"], load_settings(), actor=ADMIN)
     list(more.run())
     row = Store(fast["WRITER_DB"]).get(row["id"])
     assert row["status"] == "completed" and row["content"] == PART1 + PART2

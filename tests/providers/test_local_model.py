@@ -220,3 +220,28 @@ def test_cli_in_a_namespace_with_no_network(tmp_path):
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.split()) > 50
     assert not log.exists()
+
+
+def test_steer_bans_a_repeated_run_and_applies_the_bias():
+    """Gemma's logits processor: a token that would repeat the last NGRAM tokens of the
+    document is never sampled; Latin-word tokens lose LATIN_PENALTY; the markup and end
+    bias is applied there (llama-cpp-python drops logit_bias beside a processor)."""
+    import numpy
+
+    steer = local_model._Steer(numpy.array([7], dtype=numpy.intc), {5: -1e9}, n=3)
+    scores = numpy.zeros(10, dtype=numpy.single)
+    out = steer(numpy.array([1, 2, 3, 1, 2], dtype=numpy.intc), scores.copy())
+    assert out[3] == -numpy.inf  # 1 2 → 3 was written: not again
+    assert out[7] == -local_model.LATIN_PENALTY and out[5] < -1e8
+    assert out[[0, 1, 2, 4, 6, 8, 9]].tolist() == [0.0] * 7
+    out = steer(numpy.array([1, 2, 3, 1, 2, 4, 2], dtype=numpy.intc), scores.copy())
+    assert numpy.isfinite(out[3]) and numpy.isfinite(out[4])  # 4 2 → nothing seen yet
+    out = steer(numpy.array([1, 2, 3, 1, 2, 4, 2, 3], dtype=numpy.intc), scores.copy())
+    assert out[1] == -numpy.inf  # 2 3 → 1 (seen once, early on)
+    plain = local_model._Steer([], {}, n=3)
+    assert plain(numpy.array([9], dtype=numpy.intc), scores.copy()).tolist() == [0.0] * 10
+
+
+def test_a_chinese_document_prompt_is_told_apart():
+    assert local_model._chinese("这是一篇写给读者的博客文章。\n\n# 电子邮件营销指标入门")
+    assert not local_model._chinese("A blog post for readers.\n\n# Email marketing 指标")

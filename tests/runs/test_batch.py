@@ -15,12 +15,15 @@ import pytest
 
 from fake_openai import Reply
 from test_workers import wait_for as wait_until
+from writer.access import Actor
 from writer.config import load_settings
 from writer.io.sheet import RESULT_COLUMNS, briefs, read_table
 from writer.kinds import BatchStatus, LengthOutcome, Status
 from writer.providers.choice import choose_provider
 from writer.runs import batch
 from writer.runs.registry import Registry
+
+ADMIN = Actor("boss", "admin")  # may change anything (writer/access.py)
 
 ROWS = 50
 FAIL_ROWS = (7, 23, 41)
@@ -116,7 +119,7 @@ def new_batch(store, data: bytes | None = None, *, concurrency: int = CONCURRENC
 
 def run_batch(batch_id: int, registry: Registry, timeout: float = 45.0, **kwargs):
     settings = load_settings()
-    run = batch.BatchRun(settings, batch_id, registry, choose_provider(settings), **kwargs)
+    run = batch.BatchRun(settings, batch_id, registry, choose_provider(settings), **kwargs, actor=ADMIN)
     run.start()
     assert run.done.wait(timeout), "the batch did not end"
     assert run.error is None, run.error
@@ -258,7 +261,7 @@ def test_stop_mid_way_then_resume_writes_every_row_once(env, fake, store, regist
     provider = Provider(fake, throttle=False, delay=0.03)
     batch_id = new_batch(store)
     settings = load_settings()
-    run = batch.BatchRun(settings, batch_id, registry, choose_provider(settings)).start()
+    run = batch.BatchRun(settings, batch_id, registry, choose_provider(settings), actor=ADMIN).start()
     assert batch.current(settings, batch_id) is run
     assert batch.get(store, batch_id)["status"] == BatchStatus.RUNNING
 
@@ -268,7 +271,7 @@ def test_stop_mid_way_then_resume_writes_every_row_once(env, fake, store, regist
         streaming = [h for h in list(run.in_flight.values()) if 0 < h.words < 40]
         return done >= 5 and streaming
     wait_for(mid_way, what="some rows completed and some streaming")
-    assert run.stop(wait_s=15)
+    assert run.stop(wait_s=15, actor=ADMIN)
     assert run.stopping and run.note == "stopped"
 
     stopped_at = by_row(store, batch_id)
@@ -357,7 +360,7 @@ def test_a_batch_whose_runner_died_shows_as_paused_interrupted(env, store):
         stale_id: "paused", fresh_id: "running"}
     settings = load_settings()
     with pytest.raises(batch.BatchError, match="running in another process"):
-        batch.BatchRun(settings, fresh_id, Registry(), choose_provider(settings)).start()
+        batch.BatchRun(settings, fresh_id, Registry(), choose_provider(settings), actor=ADMIN).start()
 
 
 def test_a_stale_heartbeat_interrupts_a_running_batch(env, store, monkeypatch):
@@ -412,7 +415,7 @@ def test_estimate_prices_the_rows_and_warns_over_the_budget(env, store):
     assert guess.output_tokens >= 10 * TARGET  # at least a token a word
     assert guess.input_tokens > 10 * 20
     assert guess.cost > 0 and guess.budget is None and not guess.over_budget
-    store.set_budget("USD", guess.cost / 2)
+    store.set_budget("USD", guess.cost / 2, actor=ADMIN)
     guess = batch.estimate([r.brief for r in rows], provider, settings, store)
     assert guess.over_budget and guess.budget["budget"] == pytest.approx(guess.cost / 2)
 
@@ -438,7 +441,7 @@ def test_a_live_batch_is_never_seen_as_interrupted_with_a_short_heartbeat(
     Provider(fake, throttle=False, fail=False, delay=0.04)
     batch_id = new_batch(store, sheet(6, ()), concurrency=2)
     settings = load_settings()
-    run = batch.BatchRun(settings, batch_id, registry, choose_provider(settings)).start()
+    run = batch.BatchRun(settings, batch_id, registry, choose_provider(settings), actor=ADMIN).start()
     seen = set()
     while not run.done.wait(0.05):
         seen.add(batch.get(store, batch_id)["status"])  # get() runs recover()

@@ -7,6 +7,7 @@ import pytest
 
 from fake_openai import Reply
 from test_batch import new_batch
+from writer.access import Actor
 from writer.brief import Brief
 from writer.config import load_settings
 from writer.kinds import BatchStatus, Status
@@ -16,6 +17,8 @@ from writer.runs import check as checks
 from writer.runs.job import Job
 from writer.storage.store import Store, utc_now
 from writer.storage.usage import BudgetExceeded, require_within_budget
+
+ADMIN = Actor("boss", "admin")  # may change anything (writer/access.py)
 
 COSTLY = (1_000_000, 0)  # gpt-4o-mini: 0.15 USD a request
 
@@ -32,14 +35,14 @@ def test_the_check_refuses_only_a_hard_cap_that_is_reached(env, store):
     settings = load_settings()
     provider = choose_provider(settings)
     spend(store, 0.02)
-    store.set_budget("USD", 0.01)  # over, but not a cap: asked on the page, never refused
+    store.set_budget("USD", 0.01, actor=ADMIN)  # over, but not a cap: asked on the page, never refused
     require_within_budget(store, settings, provider)
-    store.set_budget("CNY", 0.01, hard_cap=True)  # a cap in another currency
+    store.set_budget("CNY", 0.01, hard_cap=True, actor=ADMIN)  # a cap in another currency
     spend(store, 1.0, "CNY")
     require_within_budget(store, settings, provider)
-    store.set_budget("USD", 0.03, hard_cap=True)  # a cap not reached yet
+    store.set_budget("USD", 0.03, hard_cap=True, actor=ADMIN)  # a cap not reached yet
     require_within_budget(store, settings, provider)
-    store.set_budget("USD", 0.02, hard_cap=True)  # reached: spent == budget
+    store.set_budget("USD", 0.02, hard_cap=True, actor=ADMIN)  # reached: spent == budget
     with pytest.raises(BudgetExceeded) as refused:
         require_within_budget(store, settings, provider)
     assert refused.value.exit_code == 2
@@ -52,7 +55,7 @@ def test_the_check_refuses_only_a_hard_cap_that_is_reached(env, store):
 def test_an_article_and_a_provider_check_are_refused_before_any_request(env, fake, store):
     settings = load_settings()
     spend(store, 0.02)
-    store.set_budget("USD", 0.01, hard_cap=True)
+    store.set_budget("USD", 0.01, hard_cap=True, actor=ADMIN)
     with pytest.raises(BudgetExceeded):
         Job(Brief(topic="t", language="en"), settings, length_control=False)
     with pytest.raises(BudgetExceeded):
@@ -65,14 +68,14 @@ def test_an_article_and_a_provider_check_are_refused_before_any_request(env, fak
 def test_a_batch_is_refused_at_its_start_and_pauses_before_the_row_past_the_cap(
         env, fake, store, registry):
     settings = load_settings()
-    store.set_budget("USD", 0.01, hard_cap=True)  # nothing spent yet
+    store.set_budget("USD", 0.01, hard_cap=True, actor=ADMIN)  # nothing spent yet
     for _ in range(3):
         fake.queue(Reply(text="A short answer.", usage=COSTLY))
     data = b"topic,length,language\nkettle one,50,English\nkettle two,50,English\n" \
            b"kettle three,50,English\n"
     batch_id = new_batch(store, data, concurrency=1)
     run = batch.BatchRun(settings, batch_id, registry, choose_provider(settings),
-                         concurrency=1, length_control=False)
+                         concurrency=1, length_control=False, actor=ADMIN)
     run.start()
     assert run.done.wait(30), "the batch did not end"
     # the first row spent 0.15 USD: the next row is refused and the batch pauses, saying so
@@ -83,7 +86,7 @@ def test_a_batch_is_refused_at_its_start_and_pauses_before_the_row_past_the_cap(
     assert batch.get(store, batch_id)["status"] == BatchStatus.PAUSED
     # Resume: refused at its start, with the figures, nothing sent
     again = batch.BatchRun(settings, batch_id, registry, choose_provider(settings),
-                           concurrency=1, length_control=False)
+                           concurrency=1, length_control=False, actor=ADMIN)
     with pytest.raises(BudgetExceeded) as refused:
         again.start()
     assert refused.value.values["spent"] == "0.15" and len(fake.requests) == 1
@@ -97,8 +100,8 @@ def test_title_suggestions_are_refused_past_a_hard_cap(env, fake, store):
               length_control=False)
     list(job.run())
     spend(store, 1.0)
-    store.set_budget("USD", 0.5, hard_cap=True)
+    store.set_budget("USD", 0.5, hard_cap=True, actor=ADMIN)
     asked = len(fake.requests)
     with pytest.raises(BudgetExceeded):
-        titles.suggest(job.article_id, load_settings())
+        titles.suggest(job.article_id, load_settings(), actor=ADMIN)
     assert len(fake.requests) == asked  # refused before any request

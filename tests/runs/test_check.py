@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from fake_openai import Reply
+from writer.access import Actor
 from writer.config import load_settings
 from writer.providers.base import Provider
 from writer.providers.choice import local_provider
@@ -37,6 +38,8 @@ from writer.runs.check import (
     parse_levels,
 )
 from writer.storage.store import Store
+
+ADMIN = Actor("boss", "admin")  # may change anything (writer/access.py)
 
 ROOT = Path(__file__).resolve().parents[2]
 GRADE_WORDS = {"fail", "pass", "excellent"}
@@ -262,7 +265,7 @@ def test_cancel_mid_check_stops_every_request_and_sends_no_more(env, fake, phase
              f"{in_flight} {phase} request(s) in flight")
     sent = len(fake.requests)
     started = time.monotonic()
-    check.cancel()
+    check.cancel(actor=ADMIN)
     worker.join(timeout=5)
     assert not worker.is_alive(), "the check did not end after cancel()"
     assert time.monotonic() - started < 3  # not the 20 s the stalled answers would take
@@ -292,7 +295,7 @@ def test_background_check_runs_one_at_a_time_and_is_saved_when_cancelled(env, fa
     wait_for(lambda: script.active("ttft"), "the first TTFT request")
     with pytest.raises(CheckError, match="already running"):
         checks.start(settings, provider(fake), Plan(runs=1, levels=()))
-    check.cancel()
+    check.cancel(actor=ADMIN)
     assert check.finished.wait(5) and ended == [check] and check.error is None
     (row,) = checks.history(Store(env["WRITER_DB"]))
     assert row["id"] == check.saved_id and row["status"] == "cancelled"

@@ -18,10 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from writer.access import Actor
 from writer.brief import Brief
 from writer.runs import registry
 from writer.storage import liveness
 from writer.storage.store import MIGRATIONS, Store
+
+ADMIN = Actor("boss", "admin")  # may change anything (writer/access.py)
 
 ROOT = Path(__file__).resolve().parents[2]
 WRITERS = 20
@@ -336,7 +339,7 @@ def test_on_deleted_is_called_once_and_a_failing_beat_does_not_stop_the_thread(
         before = store.get(article_id)["heartbeat_at"]
         assert wait_for(lambda: store.get(article_id)["heartbeat_at"] > before, 5)
         assert not calls
-        assert store.delete(article_id)
+        assert store.delete(article_id, actor=ADMIN)
         assert deleted.wait(5)
         after = store.get(article_id, include_deleted=True)["heartbeat_at"]
         # Two more beats after the call: still exactly one call.

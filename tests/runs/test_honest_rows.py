@@ -8,6 +8,7 @@ import dataclasses
 import pytest
 
 from fake_openai import FakeOpenAI, Reply
+from writer.access import Actor
 from writer.brief import Brief
 from writer.config import load_settings
 from writer.generation.engine import Generation, Request
@@ -23,6 +24,8 @@ from writer.providers.choice import resolve_model
 from writer.providers.failures import classify
 from writer.runs.job import Job
 from writer.storage.store import Store
+
+ADMIN = Actor("boss", "admin")  # may change anything (writer/access.py)
 
 TEXT = "Streaming keeps readers reading. Every word arrives as soon as it exists. " * 3
 NO_WAIT = RetryPolicy(max_retries=0, max_total_wait_s=1, base_s=0.01, cap_s=0.01,
@@ -297,7 +300,7 @@ def test_deleting_a_running_article_stops_its_job_first_and_keeps_the_spend(env,
     deadline = time.monotonic() + 10
     while job.text != TEXT[:30] and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert delete_article(load_settings(), job.article_id)
+    assert delete_article(load_settings(), job.article_id, actor=ADMIN)
     thread.join(5)
     assert not thread.is_alive() and errors == []
     assert events[-1].status == Status.STOPPED and job.deleted
@@ -328,7 +331,7 @@ def test_a_delete_from_another_process_stops_the_writer_via_its_heartbeat(env, f
         deadline = time.monotonic() + 20
         while not (fake.chunks_sent and fake.chunks_sent[0] >= 3) and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert Store(env["WRITER_DB"]).delete(1)
+        assert Store(env["WRITER_DB"]).delete(1, actor=ADMIN)
         # The stream stalls for 60 s and this waits 30 s at most: a disconnect seen here
         # was caused by the delete (found by the child's 0.2 s heartbeat).
         while not fake.disconnects and time.monotonic() < deadline + 10:

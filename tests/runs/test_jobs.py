@@ -2,11 +2,14 @@
 import pytest
 
 from fake_openai import Reply
+from writer.access import Actor
 from writer.brief import Brief
 from writer.config import load_settings
 from writer.generation.events import Delta, Finished
 from writer.runs.job import Job
 from writer.storage.store import Store
+
+ADMIN = Actor("boss", "admin")  # may change anything (writer/access.py)
 
 ARTICLE = "# 为什么流式输出很重要\n\n第一个字出现得越早，用户越安心。Streaming keeps people reading.\n"
 
@@ -74,7 +77,7 @@ def test_drafts_are_saved_while_streaming(env, fake):
 def test_edited_price_is_charged_and_kept_with_the_article(env, fake):
     store = Store(env["WRITER_DB"])
     store.set_price(provider="*", model="gpt-4o-mini", input_per_1m=10, output_per_1m=20,
-                    currency="USD")
+                    currency="USD", actor=ADMIN)
     fake.queue(Reply(text="priced", usage=(1000, 1000)))
     job = Job(Brief(topic="edited price", language="en"), load_settings(), length_control=False)
     list(job.run())
@@ -82,7 +85,7 @@ def test_edited_price_is_charged_and_kept_with_the_article(env, fake):
     assert row["cost"] == pytest.approx(0.03)
     assert (row["price_input_per_1m"], row["price_output_per_1m"]) == (10, 20)
     store.set_price(provider="*", model="gpt-4o-mini", input_per_1m=1, output_per_1m=1,
-                    currency="USD")
+                    currency="USD", actor=ADMIN)
     assert store.get(job.article_id)["cost"] == pytest.approx(0.03)  # history is not rewritten
 
 

@@ -5,6 +5,7 @@ are summed on the article."""
 import pytest
 
 from fake_openai import Reply
+from writer.access import Actor
 from writer.brief import Brief
 from writer.config import load_settings
 from writer.generation.events import Finished
@@ -12,6 +13,8 @@ from writer.runs.job import Job, JobError
 from writer.runs.revisions import RevisionJob, instruction_for, sections, target_for
 from writer.storage import versions
 from writer.storage.store import Store
+
+ADMIN = Actor("boss", "admin")  # may change anything (writer/access.py)
 
 DRAFT = ("# 新品咖啡机上市\n\n清晨的第一杯咖啡，只需三十秒。\n\n"
          "## 一键萃取\n\n按下按钮，浓缩咖啡就好了。\n\n"
@@ -33,7 +36,7 @@ def write_draft(fake, usage=(100, 50)) -> int:
 
 
 def revise(article_id: int, **options) -> RevisionJob:
-    job = RevisionJob(article_id, load_settings(), length_control=False, **options)
+    job = RevisionJob(article_id, load_settings(), length_control=False, **options, actor=ADMIN)
     list(job.run())
     return job
 
@@ -89,18 +92,18 @@ def test_choosing_an_older_version_makes_it_current_again(env, fake):
     store = Store(env["WRITER_DB"])
     assert store.get(article_id)["current_version"] == 2
     before = store.get(article_id)["cost"]
-    versions.choose(store, article_id, 1)
+    versions.choose(store, article_id, 1, actor=ADMIN)
     article = store.get(article_id)
     assert (article["content"], article["current_version"]) == (DRAFT, 1)
     assert article["cost"] == before  # choosing costs nothing
     with pytest.raises(versions.VersionError, match="has no version 7; it has 1, 2"):
-        versions.choose(store, article_id, 7)
+        versions.choose(store, article_id, 7, actor=ADMIN)
 
 
 def test_a_stopped_revision_keeps_the_current_text_and_its_partial_version(env, fake):
     article_id = write_draft(fake)
     fake.queue(Reply(text="Rewritten " * 40, chunk_chars=10, stall_after=3, stall_seconds=10))
-    job = RevisionJob(article_id, load_settings(), length_control=False, instruction="rewrite")
+    job = RevisionJob(article_id, load_settings(), length_control=False, instruction="rewrite", actor=ADMIN)
     events = job.run()
     for _ in range(3):
         next(events)
@@ -124,11 +127,11 @@ def test_translate_flips_the_language_and_converts_the_length(env, fake):
 def test_refusals(env, fake):
     article_id = write_draft(fake)
     with pytest.raises(JobError, match="has 3 sections; choose 1 to 3, not 4"):
-        RevisionJob(article_id, load_settings(), instruction="x", section=4)
+        RevisionJob(article_id, load_settings(), instruction="x", section=4, actor=ADMIN)
     with pytest.raises(JobError, match="say what to change"):
         instruction_for(None, "  ", "zh")
     with pytest.raises(JobError, match="there is no article #99"):
-        RevisionJob(99, load_settings(), instruction="x")
+        RevisionJob(99, load_settings(), instruction="x", actor=ADMIN)
 
 
 # ---- the CLI: revise, versions, choose (real subprocesses) -----------------------------
@@ -203,7 +206,7 @@ def test_five_titles_in_one_request_costed_and_one_used_as_a_version(env, fake):
     article_id = write_draft(fake)
     fake.queue(Reply(text="1. 清晨三十秒\n2. 静音的早晨\n3. 一键好咖啡\n4. 为什么要换咖啡机？\n"
                           "5. 「早鸟价」来了\n", usage=(300, 40)))
-    titles = headlines.suggest(article_id, load_settings())
+    titles = headlines.suggest(article_id, load_settings(), actor=ADMIN)
     assert titles == ["清晨三十秒", "静音的早晨", "一键好咖啡", "为什么要换咖啡机？", "「早鸟价」来了"]
     assert headlines.parse('- "Quiet mornings"\n《静音》\n') == ["Quiet mornings", "静音"]
     assert len(fake.requests) == 2 and "5 different titles" in fake.requests[1]["messages"][1]["content"]
@@ -211,7 +214,7 @@ def test_five_titles_in_one_request_costed_and_one_used_as_a_version(env, fake):
     article = store.get(article_id)
     assert (article["input_tokens"], article["output_tokens"]) == (400, 90)  # draft + titles
     assert article["cost"] == pytest.approx(cost((100, 50)) + cost((300, 40)))
-    number = headlines.use_title(store, article_id, "静音的早晨")
+    number = headlines.use_title(store, article_id, "静音的早晨", actor=ADMIN)
     article = store.get(article_id)
     assert article["current_version"] == number == 2
     assert article["content"].startswith("# 静音的早晨\n\n清晨的第一杯咖啡")
@@ -241,7 +244,7 @@ def test_a_revision_whose_process_died_is_recovered_as_stopped(env, fake):
     article_id = write_draft(fake)
     store = Store(env["WRITER_DB"])
     number = versions.open_version(store, article_id, kind="revision", status="streaming",
-                                   instruction="x", content="half a revi")
+                                   instruction="x", content="half a revi", actor=ADMIN)
     with store.transaction() as conn:  # its process stopped beating long ago
         conn.execute("UPDATE versions SET updated_at = '2026-01-01T00:00:00.000Z' "
                      "WHERE number = ?", [number])

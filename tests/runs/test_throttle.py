@@ -11,6 +11,7 @@ import threading
 import pytest
 
 from fake_openai import Reply
+from writer.access import Actor
 from writer.config import load_settings
 from writer.io.sheet import briefs, read_table
 from writer.kinds import BatchStatus, ErrorKind, Status
@@ -19,6 +20,8 @@ from writer.providers.choice import choose_provider
 from writer.runs import batch
 from writer.runs import check as checks
 from writer.storage.store import Store
+
+ADMIN = Actor("boss", "admin")  # may change anything (writer/access.py)
 
 THROTTLE_RETRIES = 3
 
@@ -62,7 +65,7 @@ def test_a_batch_against_a_relay_saying_retry_now_forever_ends_paused(env, fake,
     try:
         batch_id = batch.create(store, file_name="relay.csv", table=table, rows=briefs(table),
                                 provider=choose_provider(settings), concurrency=1)
-        run = batch.BatchRun(settings, batch_id, registry, choose_provider(settings))
+        run = batch.BatchRun(settings, batch_id, registry, choose_provider(settings), actor=ADMIN)
         run.start()
         assert run.done.wait(60), "the batch did not end"
         assert run.error is None, run.error

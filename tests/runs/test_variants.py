@@ -3,12 +3,15 @@ normal Job, gathered into one article whose versions they are; costs summed once
 import pytest
 
 from fake_openai import Reply
+from writer.access import Actor
 from writer.brief import Brief
 from writer.config import load_settings
 from writer.runs import variants
 from writer.storage import versions
 from writer.storage.store import Store
 from writer.storage.usage import totals
+
+ADMIN = Actor("boss", "admin")  # may change anything (writer/access.py)
 
 TEXTS = ["春季上新：一杯好咖啡，从清晨开始。", "三十秒，一杯醇香浓缩。", "安静研磨，不吵醒家人。"]
 USAGE = [(100, 20), (100, 30), (100, 40)]
@@ -49,7 +52,7 @@ def test_three_variants_become_versions_of_one_article_costed_once(env, fake):
     after = totals(store)  # Usage counts every variant exactly once, before and after
     assert after["cost"] == pytest.approx(spent_before["cost"])
     assert (after["articles"], after["output_tokens"]) == (1, spent_before["output_tokens"])
-    versions.choose(store, ids[0], 3)  # the user picks the third
+    versions.choose(store, ids[0], 3, actor=ADMIN)  # the user picks the third
     assert store.get(ids[0])["content"] == TEXTS[2]
 
 

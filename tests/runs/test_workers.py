@@ -7,6 +7,7 @@ import time
 import pytest
 
 from fake_openai import Reply
+from writer.access import Actor
 from writer.brief import Brief
 from writer.config import load_settings
 from writer.generation.events import Finished, Notice
@@ -16,6 +17,8 @@ from writer.runs.job import Job, delete_article
 from writer.runs.pacing import Pacer
 from writer.runs.registry import Registry, State
 from writer.storage.store import Store
+
+ADMIN = Actor("boss", "admin")  # may change anything (writer/access.py)
 
 TEXT = "Streaming keeps readers reading. " * 20
 
@@ -105,7 +108,7 @@ def test_many_viewers_stretch_the_paint_budget(env, fake, registry):
     for viewer in viewers:
         viewer.close()
     assert viewer_scale() == 1.0
-    registry.cancel(handle.article_id, wait_s=5)
+    registry.cancel(handle.article_id, wait_s=5, actor=ADMIN)
 
 
 def test_a_stalled_stream_paints_what_it_has_within_the_pacing_budget(env, fake, registry):
@@ -121,7 +124,7 @@ def test_a_stalled_stream_paints_what_it_has_within_the_pacing_budget(env, fake,
         assert not update.done, "text of a stalled stream was held back"
     # Painted while the stream stalls (30 s): the budget, not the stream's end, painted it.
     assert handle.state == State.RUNNING and not handle.feed.closed
-    registry.cancel(handle.article_id, wait_s=5)
+    registry.cancel(handle.article_id, wait_s=5, actor=ADMIN)
 
 
 def test_notice_in_force_is_replayed_to_a_late_viewer_and_cleared_by_text(env, fake, registry):
@@ -171,9 +174,9 @@ def test_the_local_model_writes_one_article_at_a_time(env, registry, monkeypatch
     assert registry.position(second) == 1
     wait_for(lambda: first.feed.text, timeout=60, what="the local model's first words")
     assert second.state == State.QUEUED  # still waiting while the first one writes
-    assert registry.cancel(first.article_id, wait_s=10)
+    assert registry.cancel(first.article_id, wait_s=10, actor=ADMIN)
     wait_for(lambda: second.state != State.QUEUED, what="the second one to start")
-    assert registry.cancel(second.article_id, wait_s=10)
+    assert registry.cancel(second.article_id, wait_s=10, actor=ADMIN)
     assert second.started_at >= first.ended_at
 
 
@@ -185,7 +188,7 @@ def test_stopping_a_queued_job_saves_it_stopped_without_a_request(env, fake, mon
         running = registry.submit(new_job("running"))
         queued = registry.submit(new_job("queued"))
         assert queued.state == State.QUEUED
-        assert registry.cancel(queued.article_id, wait_s=5)
+        assert registry.cancel(queued.article_id, wait_s=5, actor=ADMIN)
         saved = row(env, queued.article_id)
         assert saved["status"] == "stopped" and saved["content"] == ""
         wait_for(lambda: fake.requests, what="the running job's request")
@@ -215,7 +218,7 @@ def test_cancel_stops_a_running_job_in_every_state(env, fake, registry, state):
     else:
         wait_for(lambda: fake.requests, what="the request")
     # Saved within 5 s of a state that lasts 10 s or more: the Stop ended it.
-    assert registry.cancel(handle.article_id, wait_s=5)
+    assert registry.cancel(handle.article_id, wait_s=5, actor=ADMIN)
     saved = row(env, handle.article_id)
     assert saved["status"] == "stopped"
     assert saved["content"] == handle.feed.text
@@ -243,7 +246,7 @@ def test_deleting_a_queued_or_running_article_stops_its_job(env, fake, registry,
     fake.queue(Reply(text=TEXT, chunk_chars=8, stall_after=3, stall_seconds=10))
     handle = registry.submit(new_job())
     wait_for(lambda: handle.feed.text, what="first text")
-    assert delete_article(load_settings(), handle.article_id)
+    assert delete_article(load_settings(), handle.article_id, actor=ADMIN)
     assert handle.done.wait(5)
     assert handle.finished.status == Status.STOPPED
 
@@ -273,7 +276,7 @@ def test_a_job_is_tracked_with_its_heartbeat_only_while_it_runs(env, fake, regis
     live = shared(load_settings().db_path)  # the process's registry of this database
     wait_for(lambda: handle.feed.text, what="first text")
     assert live.tracked() == [handle.article_id] and live.job(handle.article_id) is handle.job
-    assert registry.cancel(handle.article_id, wait_s=5)
+    assert registry.cancel(handle.article_id, wait_s=5, actor=ADMIN)
     assert live.tracked() == [] and live.job(handle.article_id) is None
 
 
@@ -295,7 +298,7 @@ def test_a_providers_file_broken_while_queued_ends_the_row_and_frees_the_slot(
     assert broken.state == State.QUEUED
     wait_for(lambda: fake.requests, what="the first job's request")
     path.write_text("[[providers]\nname = ")  # broken while the second one waits
-    assert registry.cancel(first.article_id, wait_s=5)
+    assert registry.cancel(first.article_id, wait_s=5, actor=ADMIN)
     assert broken.done.wait(10)
     saved = row(env, broken.article_id)
     assert saved["status"] == Status.FAILED and "providers file" in saved["error"]
@@ -350,6 +353,6 @@ def test_the_provider_check_is_the_shared_registrys_one_check(env, fake):
             checks.start(settings, choose_provider(settings), plan)
         assert checks.current(settings) is check  # the refused one registered nothing
     finally:
-        check.cancel()
+        check.cancel(actor=ADMIN)
         assert check.finished.wait(10)
     assert checks.current(settings) is check  # ended: still readable for a while

@@ -9,6 +9,7 @@ import pytest
 
 from fake_openai import Reply
 from writer import brands
+from writer.access import Actor
 from writer.brands import BrandError, BrandKit, check, from_toml, split_items, to_toml
 from writer.brief import Brief
 from writer.config import load_settings
@@ -17,6 +18,8 @@ from writer.runs.job import Job
 from writer.storage import brands as brand_store
 from writer.storage.search import Filters, search
 from writer.storage.store import Store
+
+ADMIN = Actor("boss", "admin")  # may change anything (writer/access.py)
 
 KIT = BrandKit(
     name="MiniBrew 咖啡",
@@ -134,8 +137,8 @@ do = "短句\\n口语"
 def test_save_update_get_list_delete_on_a_real_database(tmp_path):
     path = tmp_path / "writer.db"
     store = Store(path)
-    kit_id = brand_store.save(store, KIT)
-    other = brand_store.save(store, BrandKit(name="alpha", banned_words=("x",)))
+    kit_id = brand_store.save(store, KIT, actor=ADMIN)
+    other = brand_store.save(store, BrandKit(name="alpha", banned_words=("x",)), actor=ADMIN)
     assert kit_id != other
     got = brand_store.get(Store(path), KIT.name)  # another connection sees it
     assert got == KIT and got.id == kit_id
@@ -144,21 +147,21 @@ def test_save_update_get_list_delete_on_a_real_database(tmp_path):
     assert brand_store.get(store, "nope") is None and brand_store.get(store, 999) is None
     assert [k.name for k in brand_store.listing(store)] == ["alpha", "MiniBrew 咖啡"]
     # saving by name updates the kit with that name
-    assert brand_store.save(store, BrandKit(name=KIT.name, voice="新的语气")) == kit_id
+    assert brand_store.save(store, BrandKit(name=KIT.name, voice="新的语气"), actor=ADMIN) == kit_id
     assert brand_store.get(store, kit_id).voice == "新的语气" and len(brand_store.listing(store)) == 2
     # a kit read back (with its id) can be renamed, but not onto another kit's name
     renamed = BrandKit(**{**brand_store.get(store, kit_id).as_dict(), "name": "MiniBrew"}, id=kit_id)
-    assert brand_store.save(store, renamed) == kit_id
+    assert brand_store.save(store, renamed, actor=ADMIN) == kit_id
     assert brand_store.names(store) == ["alpha", "MiniBrew"]
     with pytest.raises(BrandError) as error:
-        brand_store.save(store, BrandKit(name="alpha", id=kit_id))
+        brand_store.save(store, BrandKit(name="alpha", id=kit_id), actor=ADMIN)
     assert error.value.code == "name_taken"
     row = store.db.execute("SELECT kit, created_at, updated_at FROM brands WHERE id = ?",
                            [kit_id]).fetchone()
     assert json.loads(row[0])["voice"] == "新的语气" and "name" not in json.loads(row[0])
     assert row[1] <= row[2]
-    assert brand_store.delete(store, "MiniBrew") is True
-    assert brand_store.delete(store, "MiniBrew") is False
+    assert brand_store.delete(store, "MiniBrew", actor=ADMIN) is True
+    assert brand_store.delete(store, "MiniBrew", actor=ADMIN) is False
     assert brand_store.names(store) == ["alpha"]
 
 
@@ -225,7 +228,7 @@ def _checks(row: dict) -> dict:
 
 def test_a_job_stores_brand_and_checks_on_the_article(env, fake):
     store = Store(env["WRITER_DB"])
-    brand_store.save(store, KIT)
+    brand_store.save(store, KIT, actor=ADMIN)
     kit = brand_store.get(store, KIT.name)
     article = "# 新品\n\nMiniBrew 是最好的便携咖啡机。\n"
     fake.queue(Reply(text=article, chunk_chars=5))

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from fake_openai import Reply
+from writer.access import Actor
 from writer.brief import Brief
 from writer.config import load_settings
 from writer.generation.events import Delta, Finished
@@ -14,6 +15,8 @@ from writer.runs import variants
 from writer.runs.revisions import RevisionJob
 from writer.storage import versions
 from writer.storage.store import Store
+
+ADMIN = Actor("boss", "admin")  # may change anything (writer/access.py)
 
 MARKER = "QUOKKA-ZEBRA-7731-unique"
 MARKER_ZH = "鹦鹉螺号潜艇的秘密航线图"
@@ -62,7 +65,7 @@ def write_with_versions(env, fake) -> int:
     finally:
         store.close()
     fake.queue(Reply(text=body[3], chunk_chars=5, usage=(300, 30)))
-    revision = RevisionJob(ids[0], load_settings(), length_control=False, instruction=MARKER_ZH)
+    revision = RevisionJob(ids[0], load_settings(), length_control=False, instruction=MARKER_ZH, actor=ADMIN)
     list(revision.run())
     store = Store(env["WRITER_DB"])
     try:
@@ -81,7 +84,7 @@ def test_delete_leaves_none_of_the_text_in_the_database_files(env, fake):
     # freed space is zeroed whatever the SQLite build's default
     assert store.conn.execute("PRAGMA secure_delete").fetchone()[0] == 1
     before = store.get(article_id)
-    assert store.delete(article_id) is True
+    assert store.delete(article_id, actor=ADMIN) is True
     row = store.get(article_id, include_deleted=True)
     assert row["topic"] == "海底旅行" and row["content"] == "" and row["deleted_at"]
     assert (row["input_tokens"], row["output_tokens"], row["cost"]) == (
@@ -118,13 +121,13 @@ def test_a_revision_saved_after_the_delete_writes_no_text(env, fake):
     article_id = job.article_id
     fake.queue(Reply(text=texts(1)[0] * 3, chunk_chars=4, usage=(300, 30)))
     revision = RevisionJob(article_id, load_settings(), length_control=False, instruction="x",
-                           draft_interval_s=0.0)
+                           draft_interval_s=0.0, actor=ADMIN)
     events = revision.run()
     for event in events:  # a few drafts of the revision are saved
         if isinstance(event, Delta) and MARKER_ZH in revision.composed:
             break
     store = Store(env["WRITER_DB"])
-    assert store.delete(article_id)  # another process deletes it while it streams
+    assert store.delete(article_id, actor=ADMIN)  # another process deletes it while it streams
     list(events)  # the revision goes on to its final save
     assert revision.saved.is_set()
     assert all(v["content"] == "" for v in versions.listing(store, article_id))
@@ -141,13 +144,13 @@ def test_a_continue_saved_after_the_delete_writes_no_text(env, fake):
     first = Job(Brief(topic="续写", target_words=600), load_settings(), length_control=False)
     list(first.run())
     fake.queue(Reply(text=texts(1)[0] * 3, chunk_chars=4, usage=(300, 30)))
-    job = Job.continuing(first.article_id, load_settings(), draft_interval_s=0.0)
+    job = Job.continuing(first.article_id, load_settings(), draft_interval_s=0.0, actor=ADMIN)
     events = job.run()
     for event in events:
         if isinstance(event, Delta) and MARKER_ZH in job.text:
             break
     store = Store(env["WRITER_DB"])
-    assert store.delete(first.article_id)
+    assert store.delete(first.article_id, actor=ADMIN)
     list(events)
     assert all(v["content"] == "" for v in versions.listing(store, first.article_id))
     assert store.get(first.article_id, include_deleted=True)["output_tokens"] == 50
@@ -165,14 +168,14 @@ def test_nothing_writes_text_to_a_deleted_article(env, fake, late):
     job = Job(Brief(topic="删掉", target_words=60), load_settings(), length_control=False)
     list(job.run())
     store = Store(env["WRITER_DB"])
-    assert store.delete(job.article_id)
+    assert store.delete(job.article_id, actor=ADMIN)
     with pytest.raises(versions.VersionError, match="no article"):
         if late == "choose":
-            versions.choose(store, job.article_id, 1)
+            versions.choose(store, job.article_id, 1, actor=ADMIN)
         elif late == "use_title":
-            titles.use_title(store, job.article_id, MARKER_ZH)
+            titles.use_title(store, job.article_id, MARKER_ZH, actor=ADMIN)
         else:
             versions.open_version(store, job.article_id, kind="revision", status="completed",
-                                  content=MARKER_ZH)
+                                  content=MARKER_ZH, actor=ADMIN)
     store.close()
     assert_no_text(Path(env["WRITER_DB"]))

@@ -6,6 +6,7 @@ import threading
 import pytest
 
 from fake_openai import Reply
+from writer.access import Actor
 from writer.brief import Brief
 from writer.config import load_settings
 from writer.runs.job import Job
@@ -13,6 +14,8 @@ from writer.runs.revisions import RevisionJob
 from writer.storage import versions
 from writer.storage.ledger import Charge
 from writer.storage.store import Store
+
+ADMIN = Actor("boss", "admin")  # may change anything (writer/access.py)
 
 PRICE = (0.15, 0.60)  # gpt-4o-mini per 1M tokens
 
@@ -41,10 +44,10 @@ def test_a_revision_ending_during_a_title_request_keeps_both_charges(env, fake):
     fake.responder = responder
     found: dict = {}
     asking = threading.Thread(
-        target=lambda: found.setdefault("titles", titles.suggest(article_id, load_settings())))
+        target=lambda: found.setdefault("titles", titles.suggest(article_id, load_settings(), actor=ADMIN)))
     asking.start()
     assert title_asked.wait(30)
-    revision = RevisionJob(article_id, load_settings(), length_control=False, preset="shorter")
+    revision = RevisionJob(article_id, load_settings(), length_control=False, preset="shorter", actor=ADMIN)
     list(revision.run())
     revision_done.set()
     asking.join(30)
@@ -114,6 +117,6 @@ def test_one_rule_for_currencies_and_unpriced_requests(tmp_path):
     assert totals(unpriced)[:4] == (110, 55, None, "USD")
     assert store.charge(999, Charge(1, 1, 0.1, "USD")) is False  # no such article
     deleted = _article(store)
-    store.delete(deleted)  # what was spent after a delete still counts
+    store.delete(deleted, actor=ADMIN)  # what was spent after a delete still counts
     store.charge(deleted, Charge(7, 9, 0.01, "USD"))
     assert store.get(deleted, include_deleted=True)["output_tokens"] == 9

@@ -6,12 +6,15 @@ import pytest
 import sqlite_utils
 
 from fake_openai import Reply
+from writer.access import Actor
 from writer.brief import Brief
 from writer.config import load_settings
 from writer.runs.revisions import RevisionJob
 from writer.storage import migrations, versions
 from writer.storage.migrations import MIGRATIONS, migrate
 from writer.storage.store import Store
+
+ADMIN = Actor("boss", "admin")  # may change anything (writer/access.py)
 
 REQUIRED_COLUMNS = {
     "id", "created_at", "topic", "content_type", "style", "language", "target_words", "words",
@@ -79,14 +82,15 @@ def test_m007_keeps_rows_ids_indexes_triggers_and_search(tmp_path, monkeypatch):
     new_rows = [dict(r) for r in store.db.query("SELECT * FROM articles ORDER BY id")]
     added_later = {"deleted_at", "length_control", "length_outcome", "length_rounds", "outline",
                    "batch_id", "batch_row", "itl_mean_ms", "itl_p95_ms", "itl_cv", "max_gap_ms",
-                   "brand", "checks", "current_version", "variant_group", "variant_no"}
+                   "brand", "checks", "current_version", "variant_group", "variant_no", "author"}
     assert [{k: v for k, v in r.items() if k not in added_later} for r in new_rows] == old_rows
     assert all(r["deleted_at"] is None for r in new_rows)
     schema = store.db["articles"].schema
     assert "AUTOINCREMENT" in schema and "[status] TEXT NOT NULL DEFAULT 'streaming'" in schema
     objects = _fts_objects(store.conn)
     later = {"idx_articles_deleted_at", "idx_articles_batch", "idx_articles_batch_row_once",
-             "articles_grams_ai", "articles_grams_ad", "articles_grams_au"}  # m014
+             "articles_grams_ai", "articles_grams_ad", "articles_grams_au",  # m014
+             "idx_articles_author", "idx_articles_usage_author"}  # m016
     assert {k: v for k, v in objects.items() if k not in later} == old_objects
     assert "AFTER UPDATE OF topic, content" in objects["articles_au"]  # m004's trigger
     assert "idx_articles_usage" in objects
@@ -165,7 +169,7 @@ def test_revise_on_an_upgraded_database_keeps_the_original(old_database, env, fa
     assert article["content"] == new_text and article["current_version"] == 2
     assert sum(v["input_tokens"] for v in listed) == article["input_tokens"] == 320
     assert sum(v["output_tokens"] for v in listed) == article["output_tokens"] == 100
-    versions.choose(store, 1, 1)
+    versions.choose(store, 1, 1, actor=ADMIN)
     assert store.get(1)["content"] == OLD_TEXT
 
 
@@ -179,7 +183,7 @@ def test_a_revision_keeps_a_text_that_has_no_version_first(env, fake):
                  output_tokens=60, cost=0.0001, currency="USD", usage_source="reported")
     assert versions.listing(store, article_id) == []
     fake.queue(Reply(text="# 新\n\n新的。", usage=(200, 20)))
-    job = RevisionJob(article_id, load_settings(), length_control=False, preset="shorter")
+    job = RevisionJob(article_id, load_settings(), length_control=False, preset="shorter", actor=ADMIN)
     list(job.run())
     listed = versions.listing(store, article_id)
     assert [(v["kind"], v["content"]) for v in listed] == [("draft", OLD_TEXT),

@@ -9,9 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from writer.storage.migrations import CJK_RANGES, grams_sql
+from writer.access import Actor
+from writer.storage.grams import TOKEN_RANGES, article_tokens, grams_sql, tokens
 from writer.storage.search import Filters, is_indexed_short, reindex, search
 from writer.storage.store import Store
+
+ADMIN = Actor("boss", "admin")  # may change anything (writer/access.py)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,14 +70,16 @@ def test_short_cjk_terms_use_the_index_and_equal_a_substring_scan(store):
         assert found(store, term, content_type="blog") == scanned(store, term, "blog"), term
     assert not search(store, Filters(query="量子")).uses_fallback
     assert not search(store, Filters(query="鑫")).uses_fallback
-    assert search(store, Filters(query="ab")).uses_fallback  # not CJK: the scan
-    assert is_indexed_short("量子") and is_indexed_short("𠀀") and not is_indexed_short("量a")
+    assert not search(store, Filters(query="ab")).uses_fallback  # ASCII letters too (m015)
+    assert search(store, Filters(query="ＡＢ")).uses_fallback  # full-width: the scan
+    assert is_indexed_short("量子") and is_indexed_short("𠀀") and is_indexed_short("量a")
+    assert is_indexed_short("5G") and not is_indexed_short("5%") and not is_indexed_short("é")
 
 
 def test_the_index_holds_the_tokens_of_a_scan_on_random_texts(store):
     """The SQL that makes the tokens equals a plain reading of the rule, on random text."""
     def cjk(ch):
-        return any(low <= ord(ch) <= high for low, high in CJK_RANGES)
+        return any(low <= ord(ch) <= high for low, high in TOKEN_RANGES)
 
     def reference(text):
         out = []
@@ -90,6 +95,7 @@ def test_the_index_holds_the_tokens_of_a_scan_on_random_texts(store):
     for n in [0, 1, 2, 63, 64, 65, 127, 128, 129, 300]:
         text = "".join(rng.choice(alphabet) for _ in range(n))
         assert store.conn.execute(f"SELECT {grams_sql('?1')}", [text]).fetchone()[0] == reference(text)
+        assert tokens(text) == reference(text)  # the Python twin the fills use
 
 
 def test_the_index_follows_inserts_updates_and_deletes(store):
@@ -100,7 +106,7 @@ def test_the_index_follows_inserts_updates_and_deletes(store):
     assert article not in found(store, "鹦鹉") and article in found(store, "螺号")
     store.conn.execute("UPDATE articles SET topic = '潜艇' WHERE id = ?", [article])
     assert found(store, "潜艇") == [article] and found(store, "新") == []
-    assert store.delete(article)
+    assert store.delete(article, actor=ADMIN)
     assert found(store, "螺号") == []
     assert store.conn.execute("SELECT count(*) FROM articles_grams WHERE articles_grams MATCH "
                               "'\"螺号\"'").fetchone()[0] == 0
@@ -161,3 +167,74 @@ def test_the_reindex_command(store, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "articles_grams" in result.stderr and f"{len(CORPUS)}/{len(CORPUS)}" in result.stderr
     assert found(store, "鑫") == scanned(store, "鑫") and found(store, "量子计算") == [1]
+
+
+def ci_scanned(store, query):
+    """A case-insensitive substring scan (ASCII folds, as LIKE and the index do)."""
+    terms = [t.lower() for t in Filters(query=query).terms()]
+    rows = store.conn.execute("SELECT id, topic, content FROM articles WHERE deleted_at IS NULL "
+                              "ORDER BY id DESC").fetchall()
+    return [i for i, topic, content in rows
+            if all(t in (topic or "").lower() or t in (content or "").lower() for t in terms)]
+
+
+def test_short_latin_and_digit_terms_use_the_index(store):
+    """m015: "AI", "5G", "x" are served by the index, equal to a substring scan that
+    ignores ASCII case (as LIKE did), inside Chinese text too ("AI营销")."""
+    for i, (topic, content) in enumerate([("AI营销", "用AI写5G手机文案"), ("said", "mail again"),
+                                           ("5G", "Gx 量子"), ("ai", "")]):
+        store.articles.insert({"created_at": f"2026-03-{i + 1:02d}T00:00:00.000Z", "topic": topic,
+                               "content": content, "status": "completed", "words": 1})
+    for term in ["AI", "ai", "5G", "5g", "G", "x", "Gx", "I营", "qu", "AI 量子", "ai 营销", "z"]:
+        assert found(store, term) == ci_scanned(store, term), term
+        assert not search(store, Filters(query=term)).uses_fallback, term
+
+
+def test_articles_being_written_are_found_but_not_indexed(store):
+    """A draft saved every two seconds computes no tokens (m015); search still finds the
+    article while it is written, and from the index once it ends."""
+    article = store.articles.insert({"created_at": "2026-04-01T00:00:00.000Z", "topic": "草稿",
+                                     "content": "", "status": "streaming", "words": 0}).last_pk
+
+    def in_index(token):
+        return store.conn.execute("SELECT count(*) FROM articles_grams WHERE articles_grams "
+                                  "MATCH ? AND rowid = ?", [f'"{token}"', article]).fetchone()[0]
+
+    for text in ["鹦鹉", "鹦鹉学舌，AI"]:
+        store.save_draft(article, text, len(text))
+        assert article in found(store, "鹦鹉")
+        assert (article in found(store, "AI")) == ("AI" in text)
+        assert found(store, "鹦鹉") == scanned(store, "鹦鹉")
+        assert in_index("鹦鹉") == 0 and in_index("草稿") == 0
+    assert found(store, "学舌 鹦鹉学舌") == [article]  # with a long term too
+    store.conn.execute("UPDATE articles SET status = 'completed' WHERE id = ?", [article])
+    assert in_index("鹦鹉") == 1 and in_index("ai") == 1
+    assert found(store, "鹦鹉") == [article] == found(store, "AI")
+    store.conn.execute("UPDATE articles SET status = 'streaming', content = '潜艇' WHERE id = ?",
+                       [article])  # continued: out of the index again, still found
+    assert in_index("鹦鹉") == 0 and found(store, "鹦鹉") == [] and found(store, "潜艇") == [article]
+    store.conn.execute("UPDATE articles SET status = 'stopped' WHERE id = ?", [article])
+    assert in_index("潜艇") == 1 and found(store, "潜艇") == [article]
+
+
+def test_pages_merge_written_and_indexed_articles_in_order(store):
+    ids = []
+    for n in range(7):
+        ids.append(store.articles.insert({
+            "created_at": f"2026-05-{n + 1:02d}T00:00:00.000Z", "topic": f"量子 {n}",
+            "content": "", "status": "streaming" if n % 3 == 1 else "completed",
+            "words": 1}).last_pk)
+    expected = scanned(store, "量子")
+    pages = [search(store, Filters(query="量子"), limit=3, offset=o) for o in range(0, 12, 3)]
+    assert [r["id"] for p in pages for r in p.rows] == expected
+    assert pages[0].total == len(expected) and pages[0].has_more
+
+
+def test_the_python_fill_equals_the_triggers(store):
+    """The migration and reindex fill with `article_tokens`; the triggers with SQL."""
+    from writer.storage.grams import article_grams_sql
+    rows = store.conn.execute("SELECT topic, content FROM articles").fetchall()
+    for topic, content in rows + [(None, "量子AI"), ("题", None), (None, None)]:
+        sql = store.conn.execute(f"SELECT {article_grams_sql('t')} FROM (SELECT ? AS topic, "
+                                 "? AS content) t", [topic, content]).fetchone()[0]
+        assert sql == article_tokens(topic, content)

@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from writer.access import Actor
 from writer.storage import usage
 from writer.storage.prices import PriceTable
 from writer.storage.search import (
@@ -19,6 +20,8 @@ from writer.storage.search import (
     snippet_html,
 )
 from writer.storage.store import Store
+
+ADMIN = Actor("boss", "admin")  # may change anything (writer/access.py)
 
 ARTICLES = [
     # created_at, topic, content, language, type, status, provider, model, in, out, cost,
@@ -66,7 +69,9 @@ def test_one_and_two_character_queries(store):
     page = search(store, Filters(query="咖啡"))
     assert ids(page) == [3, 1] and not page.uses_fallback  # newest first, the CJK index (m014)
     page = search(store, Filters(query="30"))
-    assert ids(page) == [2] and page.uses_fallback  # not CJK: the substring scan
+    assert ids(page) == [2] and not page.uses_fallback  # digits: the same index (m015)
+    page = search(store, Filters(query="s."))
+    assert ids(page) == [2] and page.uses_fallback  # punctuation: the substring scan
     assert ids(search(store, Filters(query="茶"))) == []
     assert ids(search(store, Filters(query="春"))) == [3]
     assert ids(search(store, Filters(query="咖啡 用户体验"))) == [3]  # fallback AND trigram
@@ -140,7 +145,7 @@ def test_search_index_follows_updates_and_deletes(store):
     store.update(1, content="完全不同的内容")
     assert ids(search(store, Filters(query="流式输出"))) == [1]  # still in the topic
     assert ids(search(store, Filters(query="完全不同"))) == [1]
-    store.delete(1)
+    store.delete(1, actor=ADMIN)
     assert ids(search(store, Filters(query="完全不同"))) == []
 
 
@@ -218,24 +223,24 @@ def test_usage_groupings_and_period(store):
 def test_budget_levels_and_burn_down(store):
     day = dt.date(2026, 11, 20)
     assert usage.budget_status(store, "CNY", day) is None
-    store.set_budget("CNY", 0.006)  # spent 0.0051 → 85 %
+    store.set_budget("CNY", 0.006, actor=ADMIN)  # spent 0.0051 → 85 %
     status = usage.budget_status(store, "CNY", day)
     assert status["level"] == "warn" and status["spent"] == pytest.approx(0.0051)
-    store.set_budget("CNY", 0.005)
+    store.set_budget("CNY", 0.005, actor=ADMIN)
     assert usage.budget_status(store, "CNY", day)["level"] == "over"
-    store.set_budget("CNY", 1)
+    store.set_budget("CNY", 1, actor=ADMIN)
     assert usage.budget_status(store, "CNY", day)["level"] == "ok"
     burn = usage.burn_down(store, "CNY", day)
     assert len(burn) == 30 and burn[1]["spent"] == pytest.approx(0.0034)
     assert burn[19]["spent"] == pytest.approx(0.0051) and burn[20]["spent"] is None
     assert burn[-1]["even_pace"] == pytest.approx(1)
-    store.set_budget("CNY", None)
+    store.set_budget("CNY", None, actor=ADMIN)
     assert store.budgets() == {}
 
 
 def test_edited_prices_win_but_never_rewrite_history(store):
     store.set_price(provider="*", model="llama3.1:8b", input_per_1m=1, output_per_1m=2,
-                    currency="USD")
+                    currency="USD", actor=ADMIN)
     table = PriceTable.load().with_edits(store.price_edits())
     assert table.lookup("llama3.1:8b").source == "edited"
     recalculated = {r["id"]: r for r in usage.recalculate(store, table)}
@@ -243,12 +248,12 @@ def test_edited_prices_win_but_never_rewrite_history(store):
     assert recalculated[4]["today"] == pytest.approx((100 * 1 + 200 * 2) / 1e6)
     assert store.get(4)["cost"] is None  # the saved cost is untouched
     store.set_price(provider="deepseek.com", model="deepseek-chat", input_per_1m=9,
-                    output_per_1m=9, currency="CNY")
+                    output_per_1m=9, currency="CNY", actor=ADMIN)
     table = PriceTable.load().with_edits(store.price_edits())
     assert table.lookup("deepseek-chat", "deepseek.com").input_per_1m == 9
     assert table.lookup("deepseek-chat", "other").input_per_1m == 2.0  # default for others
     with pytest.raises(ValueError):
-        store.set_price(provider="*", model="", input_per_1m=1, output_per_1m=1, currency="USD")
+        store.set_price(provider="*", model="", input_per_1m=1, output_per_1m=1, currency="USD", actor=ADMIN)
 
 
 def test_full_text_search_combined_with_filters_and_dates(store):
@@ -277,14 +282,14 @@ def test_counts_are_exact_when_cheap_and_open_ended_otherwise(store):
 
 def test_a_deleted_article_leaves_history_and_search_but_keeps_its_spend(store):
     day = dt.date(2026, 11, 20)
-    store.set_budget("CNY", 0.006)
+    store.set_budget("CNY", 0.006, actor=ADMIN)
     before = usage.totals(store)
     by_model = usage.by_group(store, "model")
     status = usage.budget_status(store, "CNY", day)
     burn = usage.burn_down(store, "CNY", day)
     month = usage.month_spend(store, day)
 
-    assert store.delete(3)  # 春季营销文案: CNY 0.0017, stopped, the only "春" article
+    assert store.delete(3, actor=ADMIN)  # 春季营销文案: CNY 0.0017, stopped, the only "春" article
     assert store.get(3) is None and store.get(3, include_deleted=True)["content"] == ""
     assert 3 not in [r["id"] for r in store.recent()] and store.count() == 3
     assert ids(search(store, Filters(query="营销文"))) == []  # its topic, via full text
@@ -314,8 +319,8 @@ def test_full_text_count_skips_deleted_articles(store):
         store.articles.insert({"created_at": f"2026-11-2{n}T00:00:00.000Z", "topic": f"Streaming {n}",
                                "content": "again", "status": "completed"})
     assert search(store, Filters(query="streaming"), limit=1).total == 4
-    store.delete(5)
-    store.delete(4)
+    store.delete(5, actor=ADMIN)
+    store.delete(4, actor=ADMIN)
     page = search(store, Filters(query="streaming"), limit=1)
     assert ids(page) == [7] and page.has_more and page.total == 2
 
@@ -361,7 +366,7 @@ def test_usage_month_and_burn_down_follow_the_local_month(tmp_path):
     store = Store(tmp_path / "month.db")
     shanghai = zone("Asia/Shanghai")
     _usage_row(store, "2026-11-30T17:00:00.000Z", cost=1.0)  # 12-01 01:00 in Shanghai
-    store.set_budget("USD", 10)
+    store.set_budget("USD", 10, actor=ADMIN)
     december = dt.date(2026, 12, 1)
     assert usage.month_spend(store, december) == {}
     assert usage.month_spend(store, december, tz=shanghai) == {"USD": 1.0}

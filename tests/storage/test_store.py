@@ -5,10 +5,13 @@ import subprocess
 
 import pytest
 
+from writer.access import Actor
 from writer.brief import Brief
 from writer.storage import connection
 from writer.storage import store as store_mod
 from writer.storage.store import Store
+
+ADMIN = Actor("boss", "admin")  # may change anything (writer/access.py)
 
 
 def test_article_lifecycle(tmp_path):
@@ -63,7 +66,7 @@ def test_ids_are_never_reused(tmp_path):
     brief = Brief(topic="x")
     first = store.create_article(brief, provider="p", model="m", max_tokens=10)
     second = store.create_article(brief, provider="p", model="m", max_tokens=10)
-    assert store.delete(second)
+    assert store.delete(second, actor=ADMIN)
     third = store.create_article(brief, provider="p", model="m", max_tokens=10)
     assert third > second > first
     store.conn.execute("DELETE FROM articles WHERE id = ?", [third])  # even a hard delete
@@ -76,9 +79,9 @@ def test_delete_keeps_the_row_and_its_spend_but_not_its_text(tmp_path):
                                       max_tokens=10)
     store.update(article_id, status="completed", content="正文", words=2, input_tokens=100,
                  output_tokens=200, cost=0.25, currency="CNY")
-    assert store.delete(article_id) is True
-    assert store.delete(article_id) is False  # already deleted
-    assert store.delete(999) is False
+    assert store.delete(article_id, actor=ADMIN) is True
+    assert store.delete(article_id, actor=ADMIN) is False  # already deleted
+    assert store.delete(999, actor=ADMIN) is False
     assert store.get(article_id) is None
     assert store.recent() == [] and store.count() == 0
     row = store.get(article_id, include_deleted=True)
@@ -91,7 +94,7 @@ def test_a_job_finishing_after_a_delete_saves_its_spend_and_no_text(tmp_path):
     article_id = store.create_article(Brief(topic="still streaming"), provider="p", model="m",
                                       max_tokens=10)
     store.save_draft(article_id, "draft text", 2)
-    assert store.delete(article_id)
+    assert store.delete(article_id, actor=ADMIN)
     store.save_draft(article_id, "more draft text", 3)  # a no-op
     assert store.update(article_id, status="stopped", content="the whole text", words=3,
                         topic="renamed", input_tokens=7, output_tokens=9, cost=0.01,
@@ -157,8 +160,8 @@ def test_a_database_locked_by_another_program_is_a_storage_error(tmp_path, monke
                                                    max_tokens=10),
                       lambda: store.save_draft(article_id, "t", 1),
                       lambda: store.update(article_id, status="completed"),
-                      lambda: store.delete(article_id),
-                      lambda: store.set_budget("USD", 5)):
+                      lambda: store.delete(article_id, actor=ADMIN),
+                      lambda: store.set_budget("USD", 5, actor=ADMIN)):
             with pytest.raises(StorageError) as caught:
                 write()
             assert "is locked by another program; try again" in _one_line(caught.value)
@@ -166,7 +169,7 @@ def test_a_database_locked_by_another_program_is_a_storage_error(tmp_path, monke
         assert store.get(article_id)["status"] == "streaming"  # WAL: reading still works
     finally:
         other.execute("ROLLBACK")
-    assert store.delete(article_id)  # and writing works again once it lets go
+    assert store.delete(article_id, actor=ADMIN)  # and writing works again once it lets go
     store.close()
 
     other.execute("PRAGMA locking_mode = EXCLUSIVE")  # holds the file, readers included

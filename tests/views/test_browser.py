@@ -735,8 +735,13 @@ def test_without_key_or_network_the_local_model_writes_in_the_browser(browser, t
         page.goto(server.url + "/")
         main = page.get_by_test_id("stMain")
         # the offline note tells the truth: a demo, fluent but with unreliable facts
-        expect(main.get_by_text("facts, figures and names are unreliable", exact=False).first
+        expect(main.get_by_text("unreliable facts, figures and names", exact=False).first
                ).to_be_visible(timeout=UI_TIMEOUT_MS)
+        # one line: Generate is above the fold at 1280×800 (the whole note in a tooltip)
+        page.set_viewport_size({"width": 1280, "height": 800})
+        generate_box = page.get_by_test_id("stBaseButton-primary").first.bounding_box()
+        assert generate_box and generate_box["y"] + generate_box["height"] <= 800
+        page.set_viewport_size({"width": 1400, "height": 1000})
         topic = page.get_by_role("textbox", name="Topic", exact=True)
         topic.fill("why streaming output matters")
         topic.press("Enter")

@@ -6,12 +6,15 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from fake_openai import Reply
+from writer.access import Actor
 from writer.storage.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 
 ARTICLE = ("# 流式输出为何重要\n\n第一个字越早出现，读者越愿意等待。"
            "Streaming keeps readers engaged while the rest arrives.\n")
+
+ADMIN = Actor("tester", "admin")  # the person at the machine (WRITER_AUTH=none)
 
 
 def app():
@@ -196,9 +199,9 @@ def test_history_search_in_chinese_highlights_matches(env, fake):
     at.text_input(key="history_query").input("咖啡").run()  # 2 characters: the bigram index
     assert "<mark>咖啡</mark>" in markdown_text(at)
     assert not any("substring" in c.value for c in at.caption)  # no scan, so no such note
-    at.text_input(key="history_query").input("St").run()  # 2 Latin letters: still a scan
+    at.text_input(key="history_query").input("St").run()  # 2 ASCII letters: indexed too
     assert "<mark>St</mark>reaming guide" in markdown_text(at)
-    assert any("substring" in c.value for c in at.caption)
+    assert not any("substring" in c.value for c in at.caption)
 
 
 def test_history_filters_and_delete_with_confirmation(env, fake):
@@ -309,10 +312,10 @@ def test_usage_page_totals_per_currency_unpriced_and_csv(env, fake, monkeypatch)
 def test_budget_warns_at_80_percent_and_needs_confirmation_past_100(env, fake):
     fake.queue(Reply(text="spend", usage=(1_000_000, 0)))  # 0.15 USD
     at = fill_and_generate(app(), topic="spend", language="en")
-    Store(env["WRITER_DB"]).set_budget("USD", 0.18)  # 83 %
+    Store(env["WRITER_DB"]).set_budget("USD", 0.18, actor=ADMIN)  # 83 %
     at = app()
     assert any("83% of this month's USD budget" in w.value for w in at.warning)
-    Store(env["WRITER_DB"]).set_budget("USD", 0.1)  # 150 %
+    Store(env["WRITER_DB"]).set_budget("USD", 0.1, actor=ADMIN)  # 150 %
     at = app()
     assert any("budget is exceeded" in e.value for e in at.error)
     fake.queue(Reply(text="should not be written"))
@@ -336,8 +339,9 @@ def test_local_model_note_tells_the_truth_and_keeps_a_chinese_brief(env, monkeyp
     at = app()
     assert at.selectbox(key="provider").value == "local"
     assert at.radio(key="language").value == "zh"  # Gemma writes Chinese: nothing preset
-    (note,) = at.info  # said before Generate, in the UI language
-    assert "Gemma 3 270M" in note.value and "不可靠" in note.value and "英文主题" not in note.value
+    (note,) = [c for c in at.caption if "演示模型" in c.value]  # before Generate, in zh
+    assert "不可靠" in note.value and "英文主题" not in note.value
+    assert "Gemma 3 270M" in note.proto.help and "不可靠" in note.proto.help  # its tooltip
     at.text_input(key="topic").input("新款咖啡机上市").run()
     assert not at.warning  # a Chinese topic is fine
     assert at.button(key="generate").disabled is False
@@ -346,9 +350,9 @@ def test_local_model_note_tells_the_truth_and_keeps_a_chinese_brief(env, monkeyp
 def test_local_model_note_in_english(env, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY")
     at = app()
-    (note,) = at.info
-    assert "unreliable" in note.value and "Chinese briefs are written by Gemma" in note.value
-    assert "in English" not in note.value
+    (note,) = [c for c in at.caption if "demo model" in c.value]
+    assert "unreliable" in note.value and "in English" not in note.value
+    assert "Chinese briefs are written by Gemma" in note.proto.help
 
 
 def test_a_chosen_language_is_kept_when_the_provider_changes(env):

@@ -19,6 +19,7 @@ from streamlit.testing.v1 import AppTest
 
 from fake_openai import Reply
 from test_pages import ROOT
+from writer.access import Actor
 from writer.brief import Brief
 from writer.config import load_settings
 from writer.io.i18n import Translator
@@ -40,6 +41,8 @@ CSV = ("topic,length,sku\n"
        "echo mug,100,F-6\n")
 VALID = [1, 2, 5, 6]
 HELD_TEXT = "Held back: " + "slowly " * 40
+
+ADMIN = Actor("tester", "admin")  # the person at the machine (WRITER_AUTH=none)
 
 
 class ByTopic:
@@ -78,7 +81,7 @@ def registry(env):
     yield reg
     for run in reg.runs("batch"):
         if not run.done.is_set():
-            run.stop(wait_s=10)
+            run.stop(wait_s=10, actor=ADMIN)
     reg.shutdown(wait_s=5)
 
 
@@ -90,7 +93,7 @@ def make_batch(csv: str = CSV, *, name: str = "briefs.csv", concurrency: int = 2
         return batches.create(store, file_name=name, table=table,
                               rows=briefs(table, {"language": "en"}),
                               provider=choose_provider(settings), concurrency=concurrency,
-                              length_control=False)
+                              length_control=False, actor=ADMIN)
     finally:
         store.close()
 
@@ -98,7 +101,7 @@ def make_batch(csv: str = CSV, *, name: str = "briefs.csv", concurrency: int = 2
 def start(batch_id: int, registry, only: list[int] | None = None) -> batches.BatchRun:
     settings = load_settings()
     return batches.BatchRun(settings, batch_id, registry, choose_provider(settings),
-                            only=only).start()
+                            only=only, actor=ADMIN).start()
 
 
 def wait_run(batch_id: int, timeout: float = 20) -> batches.BatchRun:

@@ -7,6 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from test_pages import ROOT
 from writer import brands
+from writer.access import Actor
 from writer.brands import BrandKit
 from writer.io.i18n import Translator
 from writer.storage import brands as brand_store
@@ -22,6 +23,8 @@ banned_words = ["最好"]
 name = "TeaTime 茶"
 required_terms = ["TeaTime"]
 """
+
+ADMIN = Actor("tester", "admin")  # the person at the machine (WRITER_AUTH=none)
 
 
 @pytest.fixture
@@ -113,7 +116,7 @@ def test_validation_messages_are_in_the_ui_language(store, language):
         "brands.error_item_long", field=field, limit=200))]
     save(fill(at, bk_banned="ok"))
     assert texts(at, "error") == [] and brand_store.names(store) == ["k"]
-    brand_store.save(store, BrandKit(name="other"))
+    brand_store.save(store, BrandKit(name="other"), actor=ADMIN)
     save(fill(at, bk_name="other"))  # renaming "k" onto another kit's name
     assert texts(at, "error") == [t("brands.invalid", error=t("brands.error_name_taken",
                                                              name="other"))]
@@ -125,8 +128,8 @@ def test_validation_messages_are_in_the_ui_language(store, language):
 @pytest.mark.parametrize("language", ["zh", "en"])
 def test_delete_asks_first(store, language):
     t = Translator(language)
-    kit_id = brand_store.save(store, BrandKit(name="MiniBrew"))
-    brand_store.save(store, BrandKit(name="TeaTime"))
+    kit_id = brand_store.save(store, BrandKit(name="MiniBrew"), actor=ADMIN)
+    brand_store.save(store, BrandKit(name="TeaTime"), actor=ADMIN)
     at = open_page(language)
     at.selectbox(key="brands_pick").set_value(kit_id).run()
     at.button(key="brands_delete").click().run()
@@ -143,10 +146,10 @@ def test_delete_asks_first(store, language):
 
 
 def test_a_kit_deleted_elsewhere_falls_back_to_a_new_one(store):
-    kit_id = brand_store.save(store, BrandKit(name="MiniBrew"))
+    kit_id = brand_store.save(store, BrandKit(name="MiniBrew"), actor=ADMIN)
     at = open_page()
     at.selectbox(key="brands_pick").set_value(kit_id).run()
-    brand_store.delete(store, "MiniBrew")  # the CLI, another tab
+    brand_store.delete(store, "MiniBrew", actor=ADMIN)  # the CLI, another tab
     at.run()
     assert not at.exception and at.selectbox(key="brands_pick").value == 0
 
@@ -156,8 +159,8 @@ def test_export_one_kit_and_all_as_toml(store, downloads, language):
     t = Translator(language)
     kit = BrandKit(name="MiniBrew 咖啡", voice='多行\n"引号"', banned_words=("最好",),
                    samples=("样例",))
-    kit_id = brand_store.save(store, kit)
-    brand_store.save(store, BrandKit(name="TeaTime"))
+    kit_id = brand_store.save(store, kit, actor=ADMIN)
+    brand_store.save(store, BrandKit(name="TeaTime"), actor=ADMIN)
     at = open_page(language)
     at.selectbox(key="brands_pick").set_value(kit_id).run()
     labels = [b.label for b in at.get("download_button")]
@@ -171,7 +174,7 @@ def test_export_one_kit_and_all_as_toml(store, downloads, language):
 @pytest.mark.parametrize("language", ["zh", "en"])
 def test_import_a_toml_file(store, language):
     t = Translator(language)
-    brand_store.save(store, BrandKit(name="MiniBrew", voice="旧的"))
+    brand_store.save(store, BrandKit(name="MiniBrew", voice="旧的"), actor=ADMIN)
     at = open_page(language)
     at.file_uploader[0].set_value(("kits.toml", KITS_TOML.encode("utf-8"), "application/toml"))
     at.run()
@@ -183,7 +186,7 @@ def test_import_a_toml_file(store, language):
     import_button = next(b for b in at.button if b.label == t("brands.import_button"))
     assert import_button.disabled  # a browser cannot click it
     with pytest.raises(brands.BrandError) as refused:  # nor can a stale click replace it
-        brand_store.save(store, BrandKit(name="MiniBrew"), replace=False)
+        brand_store.save(store, BrandKit(name="MiniBrew"), replace=False, actor=ADMIN)
     assert refused.value.code == "name_taken"
     assert brand_store.get(store, "MiniBrew").voice == "旧的"
     confirm = next(c for c in at.checkbox if c.label == t("brands.import_replace_confirm"))
@@ -241,8 +244,8 @@ def _picker_script(language: str):
 @pytest.mark.parametrize("language", ["zh", "en"])
 def test_pick_brand_offers_none_and_the_saved_kits(store, language):
     t = Translator(language)
-    brand_store.save(store, BrandKit(name="TeaTime", banned_words=("第一",)))
-    brand_store.save(store, BrandKit(name="MiniBrew"))
+    brand_store.save(store, BrandKit(name="TeaTime", banned_words=("第一",)), actor=ADMIN)
+    brand_store.save(store, BrandKit(name="MiniBrew"), actor=ADMIN)
     at = AppTest.from_function(_picker_script, args=(language,), default_timeout=30).run()
     box = at.selectbox(key="form_brand")
     assert box.label == t("brands.pick") and box.placeholder == t("app.choose")
@@ -250,7 +253,7 @@ def test_pick_brand_offers_none_and_the_saved_kits(store, language):
     assert at.markdown[-1].value == "chosen: -"
     box.set_value("TeaTime").run()
     assert at.markdown[-1].value == "chosen: TeaTime"
-    brand_store.delete(store, "TeaTime")
+    brand_store.delete(store, "TeaTime", actor=ADMIN)
     at.run()
     assert not at.exception and at.markdown[-1].value == "chosen: -"
 

@@ -9,6 +9,7 @@ import pytest
 
 from fake_openai import Reply
 from test_pages import app, fill_and_generate
+from writer.access import Actor
 from writer.io.i18n import Translator
 from writer.storage import connection
 from writer.storage.store import StorageError, Store
@@ -16,6 +17,8 @@ from writer.storage.store import StorageError, Store
 ARTICLE = "# Quiet mornings\n\nThe first coffee of the day should be quick and quiet.\n"
 TITLES = "1. Quiet mornings\n2. Coffee in thirty seconds\n3. One button\n4. Why switch?\n" \
          "5. Early bird\n"
+
+ADMIN = Actor("tester", "admin")  # the person at the machine (WRITER_AUTH=none)
 
 
 def messages(at) -> list[str]:
@@ -74,7 +77,7 @@ def test_using_a_title_of_an_article_deleted_meanwhile_is_one_message(env, fake)
     fake.queue(Reply(text=TITLES))
     at.button(key="headlines-1-run").click().run()
     assert at.radio(key="headlines-1-pick").options[0] == "Quiet mornings"
-    assert Store(env["WRITER_DB"]).delete(1)  # another tab, the CLI
+    assert Store(env["WRITER_DB"]).delete(1, actor=ADMIN)  # another tab, the CLI
     at.button(key="headlines-1-use").click().run()
     assert not at.exception, at.exception
     assert Translator("en")("user_errors.version") in messages(at)

@@ -10,9 +10,12 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from test_pages import ROOT, fill_and_generate
+from writer.access import Actor
 from writer.brief import MAX_FIELD_CHARS, MAX_KEYWORDS, MAX_KEYWORDS_TEXT_CHARS, MAX_TOPIC_CHARS
 from writer.io.i18n import Translator
 from writer.storage.store import Store, utc_now
+
+ADMIN = Actor("tester", "admin")  # the person at the machine (WRITER_AUTH=none)
 
 
 def open_page(page: str, language: str = "en") -> AppTest:
@@ -60,7 +63,7 @@ def test_too_many_keywords_are_refused_next_to_their_box(env, fake, language):
 
 def test_a_hard_capped_budget_already_spent_refuses_generate_with_the_figures(env, fake):
     spent(env, 0.02)
-    Store(env["WRITER_DB"]).set_budget("USD", 0.01, hard_cap=True)
+    Store(env["WRITER_DB"]).set_budget("USD", 0.01, hard_cap=True, actor=ADMIN)
     at = open_page("write")
     assert not any(c.key == "budget_confirm" for c in at.checkbox)  # nothing to confirm
     shown = " ".join(html.unescape(e.value) for e in at.error)

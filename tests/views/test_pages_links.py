@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 from fake_openai import Reply
 from test_pages import ROOT, app, fill_and_generate, insert_article
 from test_pages_jobs import registry, submit, wait_for  # noqa: F401 (fixture)
+from writer.access import Actor
 from writer.storage.store import Store
 
 EVIL_TOPIC = "[点此重新登录](http://evil.example/login)"
@@ -22,6 +23,8 @@ EVIL_IMAGE = "![pixel](http://evil.example/track.png)"
 RENDER = MarkdownIt("commonmark", {"html": True}).enable("table")
 MARKDOWN_TYPES = ("markdown", "caption", "subheader", "title", "header", "alert", "page_link",
                   "toast", "expander", "button", "radio")
+
+ADMIN = Actor("tester", "admin")  # the person at the machine (WRITER_AUTH=none)
 
 
 def page(path: str | None = None, **params) -> AppTest:
@@ -142,7 +145,7 @@ def test_sidebar_running_list_shows_a_crafted_topic_as_text(env, fake, registry)
     rendered = RENDER.render(link.proto.label)
     assert "<a " not in rendered and EVIL_TOPIC in html.unescape(rendered)
     assert_no_live_link_or_image(at)
-    registry.cancel(handle.article_id, wait_s=5)
+    registry.cancel(handle.article_id, wait_s=5, actor=ADMIN)
 
 
 def test_a_models_image_is_a_link_on_the_write_page_in_the_copy_and_in_history(env, fake):
@@ -167,7 +170,7 @@ def test_kit_names_in_brand_messages_stay_text(env):
 
     name = "[kit](http://evil.example/k)"
     store = Store(env["WRITER_DB"])
-    brand_store.save(store, BrandKit(name=name))
+    brand_store.save(store, BrandKit(name=name), actor=ADMIN)
     at = page("views/brands.py")
     at.selectbox(key="brands_pick").set_value(1).run()  # "Edit «name»"
     assert not at.exception

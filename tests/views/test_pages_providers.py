@@ -25,6 +25,7 @@ from streamlit.testing.v1 import AppTest
 from fake_openai import Reply
 from scripted_check import LONG, LONG_TEXT, PING, STREAM, TTFT, ByKind
 from test_pages import ROOT
+from writer.access import Actor
 from writer.config import load_settings
 from writer.io.i18n import Translator
 from writer.providers.choice import choose_provider
@@ -33,6 +34,8 @@ from writer.storage.store import Store
 
 LOOPBACK = "127.0.0.1"  # the name the app gives OPENAI_BASE_URL=http://127.0.0.1:…/v1
 CHECK_TIMEOUT_S = 20
+
+ADMIN = Actor("tester", "admin")  # the person at the machine (WRITER_AUTH=none)
 
 
 @pytest.fixture
@@ -47,7 +50,7 @@ def _no_check_outlives_its_test(env):
     yield
     check = checks.current(load_settings())
     if check is not None and not check.finished.is_set():
-        check.cancel()
+        check.cancel(actor=ADMIN)
         check.finished.wait(10)
 
 
@@ -336,7 +339,7 @@ def test_the_progress_names_the_phase_under_way(env, fake):
     try:
         assert progress_texts(at) == [f"Checking {title(fake)}: 2 / 13 · a long streamed answer"]
     finally:
-        check.cancel()
+        check.cancel(actor=ADMIN)
         wait_finished(check, timeout_s=10)
 
 

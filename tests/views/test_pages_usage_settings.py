@@ -14,11 +14,14 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from fake_openai import Reply
+from writer.access import Actor
 from writer.io.i18n import Translator
 from writer.storage.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 BOM = b"\xef\xbb\xbf"
+
+ADMIN = Actor("tester", "admin")  # the person at the machine (WRITER_AUTH=none)
 
 
 def open_page(page: str, **context) -> AppTest:
@@ -176,7 +179,7 @@ def test_one_article_is_singular_in_english(env, store):
 # ---- Settings ---------------------------------------------------------------------------
 
 def test_currency_is_chosen_from_a_list(zh, store):
-    store.set_budget("RMB", 100)  # left by the old free-text field: still offered, to fix
+    store.set_budget("RMB", 100, actor=ADMIN)  # left by the old free-text field: still offered, to fix
     at = open_page("settings")
     assert "price_currency" not in [w.key for w in at.text_input]
     currency = at.selectbox(key="price_currency")
@@ -246,7 +249,7 @@ def test_about_says_where_things_are_and_how_to_set_the_key(zh, env, monkeypatch
 def test_every_selectbox_has_a_placeholder_in_the_ui_language(env, store, monkeypatch,
                                                               language):
     monkeypatch.setenv("WRITER_UI_LANGUAGE", language)
-    store.set_price(provider="*", model="x", input_per_1m=1, output_per_1m=1, currency="USD")
+    store.set_price(provider="*", model="x", input_per_1m=1, output_per_1m=1, currency="USD", actor=ADMIN)
     add(store, dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")[:23] + "Z")
     choose = Translator(language)("app.choose")
     for page in ("usage", "settings"):

@@ -1,5 +1,7 @@
 """`batch FILE` and `batch --resume ID`: one article per row of a CSV or Excel file,
-progress on stderr, the results as CSV on stdout or a file (--out)."""
+progress on stderr, the results as CSV on stdout or a file (--out). It acts as
+WRITER_USER (writer/storage/accounts.py `actor_for`): a new batch is theirs, and
+resuming one is for its author or an admin."""
 from __future__ import annotations
 
 import sys
@@ -34,12 +36,14 @@ from writer.runs import batch as batches
 from writer.runs.batch import MAX_CONCURRENCY, BatchError
 from writer.runs.registry import shared
 from writer.storage import brands as brand_kits
-from writer.storage.store import Store
+from writer.storage.accounts import actor_for
+from writer.storage.store import Store, require_author
 
 
 def cmd_batch(args) -> int:
     settings = load_settings()
     store = open_store()
+    actor = actor_for(store, settings)
     if args.resume is None and not args.file:
         raise CliError("name a .csv or .xlsx file, or --resume BATCH_ID")
     if args.concurrency is not None and not 1 <= args.concurrency <= MAX_CONCURRENCY:
@@ -50,6 +54,7 @@ def cmd_batch(args) -> int:
         batch = batches.get(store, args.resume)
         if batch is None:
             raise CliError(f"there is no batch #{args.resume}; list them on the Batch page")
+        require_author(actor, batch.get("author"), f"resume batch #{args.resume}")
         saved = batch["settings"]
         name = args.provider or saved.get("provider")
         try:
@@ -100,7 +105,7 @@ def cmd_batch(args) -> int:
             say(f"note: {provider.name} writes {'/'.join(provider.languages)} only; {other} "
                 f"row{'s' if other != 1 else ''} asking for another language will be written "
                 f"in {provider.languages[0]}")
-    guess = batches.estimate(briefs, provider, settings, store)
+    guess = batches.estimate(briefs, provider, settings, store, actor=actor)
     say(f"{guess.rows} row{'s' if guess.rows != 1 else ''} · about {guess.input_tokens:,} input "
         f"+ {guess.output_tokens:,} output tokens · {_estimated_cost(guess)}")
     _confirm_spend(guess, provider, args.yes)
@@ -109,12 +114,12 @@ def cmd_batch(args) -> int:
         batch_id = batches.create(store, file_name=path.name, table=table, rows=rows,
                                   provider=provider, concurrency=concurrency,
                                   length_control=args.length_control is not False,
-                                  defaults=defaults)
+                                  defaults=defaults, actor=actor)
         say(f"batch #{batch_id}: {len(briefs)} rows from {path.name} with {provider.label()}")
-    return _run(store, settings, batch_id, provider, len(briefs), args)
+    return _run(store, settings, batch_id, provider, len(briefs), args, actor)
 
 
-def _run(store: Store, settings, batch_id: int, provider, total: int, args) -> int:
+def _run(store: Store, settings, batch_id: int, provider, total: int, args, actor) -> int:
     """Write the batch's rows, drawing progress, then print the results and the exit code."""
     concurrency = args.concurrency
     if concurrency and provider.max_streams < concurrency:
@@ -122,7 +127,7 @@ def _run(store: Store, settings, batch_id: int, provider, total: int, args) -> i
     printer = _BatchPrinter(total, quiet=args.quiet)
     run = batches.BatchRun(settings, batch_id, shared(settings.db_path), provider,
                            concurrency=concurrency, length_control=args.length_control,
-                           on_row=printer.row)
+                           on_row=printer.row, actor=actor)
     printer.run = run
     try:
         run.start()
@@ -135,7 +140,7 @@ def _run(store: Store, settings, batch_id: int, provider, total: int, args) -> i
     except KeyboardInterrupt:
         interrupted = True
         say("\nstopping: the rows in flight are saved as stopped…")
-        run.stop(wait_s=30)
+        run.stop(wait_s=30, actor=actor)
     printer.draw(store, final=True)
     found = batches.counts(batches.rows(store, batch_id))
     cost = ", ".join(f"{v:.4f} {c}" for c, v in found["cost"].items() if c != "local") or "0"

@@ -1,4 +1,6 @@
-"""`brand import | export | list`, and the kit lookup `write` and `batch` share."""
+"""`brand import | export | list`, and the kit lookup `write` and `batch` share. An
+import acts as WRITER_USER (writer/storage/accounts.py `actor_for`): new kits are
+theirs, and replacing a saved kit is for its author or an admin."""
 from __future__ import annotations
 
 import json
@@ -8,7 +10,9 @@ from pathlib import Path
 from writer import brands as brand_kits
 from writer.brands import BrandError
 from writer.cli.output import EXIT_OK, CliError, one_line, open_store, read_file, say, write_file
+from writer.config import load_settings
 from writer.storage import brands as brand_store
+from writer.storage.accounts import actor_for
 from writer.storage.store import Store
 
 
@@ -53,9 +57,10 @@ def _import(store: Store, path: Path, replace: bool = False) -> int:
         raise CliError(f"{path.name}: brand kit{'s' if len(taken) > 1 else ''} {names} already "
                        "saved; nothing imported. Add --replace to replace "
                        f"{'them' if len(taken) > 1 else 'it'}")
+    actor = actor_for(store, load_settings())
     for kit in kits:
         try:
-            brand_store.save(store, kit, replace=replace)
+            brand_store.save(store, kit, replace=replace, actor=actor)
         except BrandError as exc:  # saved meanwhile by someone else
             raise CliError(f"{path.name}: {exc}; add --replace to replace it") from None
         say(f"{'replaced' if kit.name in taken else 'imported'} brand kit «{one_line(kit.name)}»")

@@ -1,4 +1,5 @@
-"""`check`: measure and grade a provider (speed, smoothness, concurrency) beside its price."""
+"""`check`: measure and grade a provider (speed, smoothness, concurrency) beside its price,
+run as WRITER_USER (writer/storage/accounts.py `actor_for`), who the saved check records."""
 from __future__ import annotations
 
 import json
@@ -11,16 +12,18 @@ from writer.config import load_settings
 from writer.kinds import CheckStatus
 from writer.providers.choice import choose_provider, resolve_model
 from writer.runs import check as checks
+from writer.storage.accounts import actor_for
 from writer.storage.usage import require_within_budget
 
 
 def cmd_check(args) -> int:
     settings = load_settings()
     store = open_store()
+    actor = actor_for(store, settings)
     provider = resolve_model(choose_provider(settings, args.provider, args.model))
     plan = checks.Plan(runs=args.runs, prompt_set=args.prompt_set,
                        levels=checks.parse_levels(args.concurrency))
-    require_within_budget(store, settings, provider)  # a hard cap reached: refused before asking
+    require_within_budget(store, settings, provider, actor=actor)  # a hard cap: refused first
     guess = checks.estimate(plan, provider, settings, store)
     cost = ("free (local model)" if not guess.paid else "cost unknown (no price)"
             if guess.cost is None else f"at most {guess.cost:.4f} {guess.currency}")
@@ -30,10 +33,10 @@ def cmd_check(args) -> int:
         if not is_yes(ask("run the check? [y/N] ", "not sending requests to a paid provider "
                                                    "without confirmation: add --yes")):
             raise CliError("not started", EXIT_FAILED)
-    check = checks.Check(settings, provider, plan)
+    check = checks.Check(settings, provider, plan, actor=actor)
     report, interrupted = _measure(check)
     report = logs.redact_data(report)  # printed as saved: no key or URL credential
-    report_id = checks.save(store, report)
+    report_id = checks.save(store, report, author=actor.name)
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=2))
     else:
@@ -69,7 +72,7 @@ def _measure(check: checks.Check) -> tuple[dict, bool]:
                 sys.stderr.flush()
     except KeyboardInterrupt:
         interrupted = True
-        check.cancel()
+        check.cancel(actor=check.actor)
         if not done.wait(30):
             raise CliError("cancelled, but a request did not close within 30 s; nothing saved",
                            EXIT_INTERRUPTED) from None

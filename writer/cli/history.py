@@ -5,6 +5,10 @@ Nothing stored is printed raw: a control character (C0, DEL, C1: an escape seque
 can retitle or clear a terminal) in a row stored before the brief stripped them, or
 in a model's answer, is printed as its JSON escape (`\\u001b`); line breaks and tabs of
 an article stay as they are.
+
+Commands act as WRITER_USER (writer/storage/accounts.py `actor_for`): its account's
+role when it has one, else an admin. A writer reads their own articles (or the team's,
+WRITER_HISTORY_SCOPE=team) and changes only their own, as on the pages.
 """
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import json
 import sys
 from pathlib import Path
 
+from writer.access import Actor, visible_author
 from writer.cli.output import (
     EXIT_FAILED,
     EXIT_OK,
@@ -25,12 +30,15 @@ from writer.cli.output import (
     say,
     write_file,
 )
+from writer.config import load_settings
 from writer.io.export import FORMATS, export
 from writer.io.i18n import article_unit
 from writer.kinds import Status
 from writer.storage import brands as brand_kits
 from writer.storage import versions
+from writer.storage.accounts import actor_for
 from writer.storage.search import Filters, search
+from writer.storage.store import Store, require_author
 from writer.storage.usage import by_group
 
 _ESCAPES = {code: f"\\u{code:04x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
@@ -47,8 +55,36 @@ def _print(line: str) -> None:
     print(printable(line))
 
 
+def acting(store: Store) -> Actor:
+    """Who this command acts as: WRITER_USER (writer/storage/accounts.py `actor_for`)."""
+    return actor_for(store, load_settings())
+
+
+def reader_author(store: Store, asked: str | None) -> str | None:
+    """The author a read is limited to: `asked` (--author), or the actor's own when
+    they may read only their own (a writer, WRITER_HISTORY_SCOPE=own)."""
+    actor = acting(store)
+    own = visible_author(actor, load_settings().history_scope)
+    if own is not None and asked and not actor.owns(asked.strip()):
+        raise CliError(f"{actor.name} may read only their own articles "
+                       "(WRITER_HISTORY_SCOPE=own); leave out --author")
+    return own or asked
+
+
+def readable(store: Store, article_id: int) -> dict:
+    """The article, if the actor may read it: not another's for a writer who reads only
+    their own (WRITER_HISTORY_SCOPE=own) — then as if there were none."""
+    row = get_article(store, article_id)
+    own = reader_author(store, None)
+    if own is not None and not acting(store).owns(row.get("author")):
+        raise CliError(f"there is no article #{article_id} of {own}'s")
+    return row
+
+
 def cmd_history(args) -> int:
-    page = search(open_store(), Filters(query=args.search, status=args.status),
+    store = open_store()
+    author = reader_author(store, getattr(args, "author", None))
+    page = search(store, Filters(query=args.search, status=args.status, author=author),
                   limit=max(1, args.limit))
     if args.json:
         for row in page.rows:
@@ -59,7 +95,8 @@ def cmd_history(args) -> int:
             cost = "unpriced" if r["cost"] is None else f"{r['cost']:.4f} {r['currency']}"
             _print(f"#{r['id']:<5} {r['created_at'][:16].replace('T', ' ')}  {r['status']:<9} "
                   f"{r['words']:>6}/{r['target_words']:<6} {pad(article_unit(r['language']), 5)} "
-                  f"{cost:>14}  {r['model']}  {r['topic']}")
+                  f"{cost:>14}  {pad(one_line(r.get('author') or '-', 20), 20)}  {r['model']}  "
+                  f"{r['topic']}")
     say(f"{len(page.rows)} shown of {page.total_label} matching")
     return EXIT_OK
 
@@ -72,7 +109,7 @@ def cmd_show(args) -> int:
     if fmt == "docx" and not args.out:
         raise CliError("docx is binary: add --out FILE")
     store = open_store()
-    row = get_article(store, args.id)
+    row = readable(store, args.id)
     if fmt == "json":  # every version: draft, variants, revisions
         row["versions"] = versions.listing(store, args.id)
     data, _, _ = export(row, fmt)
@@ -93,8 +130,10 @@ def cmd_show(args) -> int:
 
 def cmd_delete(args) -> int:
     store = open_store()
-    row = get_article(store, args.id)
+    row = readable(store, args.id)
     topic = one_line(row.get("topic"))
+    actor = acting(store)
+    require_author(actor, row.get("author"), f"delete article #{args.id}")  # before asking
     if not args.yes:
         answer = ask(f"delete #{args.id} «{topic}»? [y/N] ",
                      f"not deleting #{args.id} without confirmation: add --yes")
@@ -106,14 +145,16 @@ def cmd_delete(args) -> int:
     if row.get("status") == Status.STREAMING:
         say(f"#{args.id} is still being written; the writer notices the delete and stops "
             f"within a few seconds")
-    if not store.delete(args.id):
+    if not store.delete(args.id, actor=actor):
         raise CliError(f"there is no article #{args.id}")
     say(f"deleted #{args.id} «{topic}»; its tokens and cost stay in usage")
     return EXIT_OK
 
 
 def cmd_usage(args) -> int:
-    rows = by_group(open_store(), args.by, args.since, args.until)
+    store = open_store()
+    rows = by_group(store, args.by, args.since, args.until,
+                    author=reader_author(store, getattr(args, "author", None)))
     if args.json:
         print(printable(json.dumps(rows, ensure_ascii=False, indent=2), multiline=True))
         return EXIT_OK
@@ -129,7 +170,7 @@ def cmd_usage(args) -> int:
 
 def cmd_versions(args) -> int:
     store = open_store()
-    article = get_article(store, args.id)
+    article = readable(store, args.id)
     if args.sections:
         from writer.generation.sections import sections
 
@@ -159,10 +200,11 @@ def cmd_versions(args) -> int:
 
 def cmd_choose(args) -> int:
     store = open_store()
-    article = get_article(store, args.id)
+    article = readable(store, args.id)
     kit = brand_kits.get(store, article["brand"]) if article.get("brand") else None
     try:
-        versions.choose(store, args.id, args.version, kit)  # its checks run again
+        versions.choose(store, args.id, args.version, kit,  # its checks run again
+                        actor=acting(store))
     except versions.VersionError as exc:
         raise CliError(str(exc), EXIT_FAILED) from None
     say(f"#{args.id}: version {args.version} is now current")

@@ -7,7 +7,7 @@ Anything unexpected is logged, traceback included and keys redacted, to `writer.
 next to the database (writer/logs.py); the terminal gets one line naming that file.
 
 This module parses the command line, imports the one command module the command
-needs (writer/cli/write.py, history.py, batch.py, brand.py, check.py) and is the one
+needs (writer/cli/write.py, history.py, batch.py, brand.py, check.py, user.py) and is the one
 place that turns an error into that line and an exit code. It imports nothing heavy:
 `history` never loads the provider SDK, a tokenizer, the batch machinery or a model.
 """
@@ -19,6 +19,7 @@ import importlib
 from typing import Callable
 
 from writer import logs
+from writer.access import ROLES
 from writer.brief import CONTENT_TYPES, LANGUAGES
 from writer.cli.output import EXIT_FAILED, EXIT_INTERRUPTED, CliError, say
 from writer.config import load_settings
@@ -29,7 +30,7 @@ from writer.kinds import Status
 # command's machinery; tests/cli/test_cli_imports.py checks each against its source.
 STATUSES = tuple(status.value for status in Status)      # writer.storage.store.STATUSES
 EXPORT_FORMATS = ("md", "txt", "html", "docx", "json")    # writer.io.export.FORMATS
-USAGE_GROUPS = ("day", "model", "provider", "type")       # writer.storage.usage.GROUPS
+USAGE_GROUPS = ("day", "model", "provider", "type", "author")  # writer.storage.usage.GROUPS
 BATCH_MAX_CONCURRENCY = 8                                 # writer.runs.batch.MAX_CONCURRENCY
 CHECK_LEVELS = (10,)                                      # writer.runs.check.DEFAULT_LEVELS
 REVISION_PRESETS = ("shorter", "longer", "casual", "formal", "cta", "translate")
@@ -71,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--search", default="", help="text to find (Chinese works; quote phrases)")
     history.add_argument("--status", default=None, choices=STATUSES)
     history.add_argument("--limit", type=int, default=20)
+    history.add_argument("--author", default=None, metavar="NAME",
+                         help="only this person's articles (as recorded: a WRITER_USER or an "
+                              "account's name)")
     history.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     show = sub.add_parser("show", help="print one article, or save it with --out")
     show.add_argument("id", type=int)
@@ -85,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     usage.add_argument("--by", default="day", choices=USAGE_GROUPS)
     usage.add_argument("--since", default=None, type=_date, help="YYYY-MM-DD (UTC), inclusive")
     usage.add_argument("--until", default=None, type=_date, help="YYYY-MM-DD (UTC), inclusive")
+    usage.add_argument("--author", default=None, metavar="NAME",
+                       help="only what this person's articles used")
     usage.add_argument("--json", action="store_true")
     cont = sub.add_parser("continue", help="continue a stopped, truncated or failed article")
     cont.add_argument("id", type=int)
@@ -171,7 +177,36 @@ def build_parser() -> argparse.ArgumentParser:
                               help="write the file instead of printing")
     brand_list = brand_sub.add_parser("list", help="the saved kits")
     brand_list.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    _user_parser(sub)
     return parser
+
+
+def _user_parser(sub) -> None:
+    user = sub.add_parser("user", help="accounts people sign in with (WRITER_AUTH=accounts) "
+                                       "and roles: add, list, remove, passwd, role")
+    user_sub = user.add_subparsers(dest="user_command", required=True, parser_class=_Parser)
+    stdin_help = ("read the password as one line of stdin (for scripts); without it the "
+                  "password is asked twice on the terminal")
+    add = user_sub.add_parser("add", help="add an account")
+    add.add_argument("name", help="1-64 letters, digits and . _ @ + - (e.g. an e-mail address "
+                                  "for OIDC)")
+    add.add_argument("--role", required=True, type=str.lower, choices=ROLES)
+    how = add.add_mutually_exclusive_group()
+    how.add_argument("--password-stdin", action="store_true", help=stdin_help)
+    how.add_argument("--no-password", action="store_true",
+                     help="no password: the person signs in only through the identity "
+                          "provider (WRITER_AUTH=oidc); the account gives their role")
+    listing = user_sub.add_parser("list", help="the accounts: name and role")
+    listing.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    remove = user_sub.add_parser("remove", help="remove an account and sign it out (what the "
+                                                "person wrote stays)")
+    remove.add_argument("name")
+    passwd = user_sub.add_parser("passwd", help="set a new password (signs the person out)")
+    passwd.add_argument("name")
+    passwd.add_argument("--password-stdin", action="store_true", help=stdin_help)
+    role = user_sub.add_parser("role", help="make an account an admin or a writer")
+    role.add_argument("name")
+    role.add_argument("role", type=str.lower, choices=ROLES)
 
 
 def _date(value: str) -> str:
@@ -198,6 +233,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "versions": _command("history", "cmd_versions"), "choose": _command("history", "cmd_choose"),
     "batch": _command("batch", "cmd_batch"), "brand": _command("brand", "cmd_brand"),
     "check": _command("check", "cmd_check"), "reindex": _command("reindex", "cmd_reindex"),
+    "user": _command("user", "cmd_user"),
 }
 
 def _configure_logging() -> None:

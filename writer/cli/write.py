@@ -3,6 +3,8 @@
 The text goes to stdout as it arrives; notices, progress and the closing figures to
 stderr. A request refused before any text (storage.store.is_failed_request) ends with
 only its error line, which says what to do: there is no article to give figures of.
+Each acts as WRITER_USER (writer/storage/accounts.py `actor_for`), the author of what
+it writes; continuing or revising is for the article's author or an admin.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from writer.runs.revisions import RevisionJob
 from writer.runs.variants import gather as gather_variants
 from writer.runs.variants import jobs_for as variant_jobs
 from writer.runs.variants import tag as tag_variants
+from writer.storage.accounts import actor_for
 from writer.storage.store import is_failed_request
 
 
@@ -42,7 +45,8 @@ def cmd_write(args) -> int:
     provider = choose_provider(settings, args.provider, args.model)
     if args.variants is not None and args.variants != 1:
         return _write_variants(brief, settings, provider, args)
-    job = Job(brief, settings, provider=provider, length_control=args.length_control)
+    job = Job(brief, settings, provider=provider, length_control=args.length_control,
+              actor=actor_for(open_store(), settings))
     if job.brief.language != brief.language:
         say(f"note: {job.provider.name} writes {job.brief.language} only; the article will be in "
             f"{job.brief.language}")
@@ -57,7 +61,8 @@ def _write_variants(brief: Brief, settings, provider, args) -> int:
     header; then gathered into one article whose versions they are (version 1 current)."""
     try:
         jobs = variant_jobs(brief, settings, args.variants, provider=provider,
-                            length_control=args.length_control)
+                            length_control=args.length_control,
+                            actor=actor_for(open_store(), settings))
     except ValueError as exc:
         raise CliError(str(exc)) from None
     store = open_store()
@@ -88,7 +93,8 @@ def cmd_continue(args) -> int:
     provider = choose_provider(settings, args.provider, args.model) if (
         args.provider or args.model) else None
     extra = {} if args.length_control is None else {"length_control": args.length_control}
-    job = Job.continuing(args.id, settings, provider=provider, **extra)
+    job = Job.continuing(args.id, settings, provider=provider,
+                         actor=actor_for(open_store(), settings), **extra)
     say(f"continuing #{args.id} ({job.words}/{job.brief.target_words} "
         f"{article_unit(job.brief.language)}) with "
         f"{job.provider.label()}")
@@ -100,7 +106,8 @@ def cmd_revise(args) -> int:
     provider = choose_provider(settings, args.provider, args.model) if (
         args.provider or args.model) else None
     job = RevisionJob(args.id, settings, instruction=args.instruction, preset=args.preset,
-                      section=args.section, provider=provider, length_control=args.length_control)
+                      section=args.section, provider=provider, length_control=args.length_control,
+                      actor=actor_for(open_store(), settings))
     part = f"section {args.section}" if args.section else "the whole article"
     say(f"revising #{args.id} ({part}) with {job.provider.label()}: {job.instruction}")
     code = stream(job, args.quiet)

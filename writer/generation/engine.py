@@ -11,19 +11,16 @@ What happens when a provider misbehaves, in order:
   end without a finish reason) is resumed with a continuation request; text the
   model repeats at the seam is dropped (seam.py);
 - after `fallback_after` consecutive broken streams on a provider (the last within
-  `fallback_window_s`), requests to it are made without streaming; the count decays
-  with time and resets on a successful stream (StreamHealth);
+  `fallback_window_s`), requests to it are not streamed (StreamHealth: decays with time);
 - a provider that still fails hands over to the next in the failover chain.
-What it asks comes from a `PromptPlan` (plan.py: messages, budget, length plan and the
-prompts for continuing, lengthening, outlining and writing sections); the engine never
-sees a Brief. With a `LengthPlan` (length.py) the target length is kept here too: the
-length gate (gate.py) ends text past the target at the next sentence end and the stream
-is closed; an answer that ends below 0.8× is topped up (a `lengthen` round); a long
-target is outlined first (`Outlined` event) and written section by section (`section`
-notices). Measurements are in metrics.py, the retry policy in retry.py.
-Closing the generator (a Streamlit rerun, Ctrl-C) or `cancel()` from another thread
-(Stop) closes the provider connection at once, in every state (connecting, waiting for
-headers, streaming, a non-streamed request, waiting to retry).
+What it asks comes from a `PromptPlan` (plan.py: messages, budget, length plan, and the
+prompts to continue, lengthen, outline, write sections); the engine never sees a Brief.
+With a `LengthPlan` (length.py) the length gate (gate.py) ends text past the target at
+the next sentence end and closes the stream; an answer that ends below 0.8× is topped up
+(a `lengthen` round); a long target is outlined first (`Outlined` event; or a prompt set's
+fixed outline) and written section by section (`section` notices). Closing the generator
+(a rerun, Ctrl-C) or `cancel()` from another thread (Stop) closes the provider connection
+at once, in every state (connecting, headers, streaming, non-streamed, waiting to retry).
 """
 from __future__ import annotations
 
@@ -194,21 +191,24 @@ class Generation:
         """Plan, then write each section with its own budget into the same article.
         Returns None when no usable plan came back (the caller writes it in one go)."""
         plan = self.plan.length
-        planning = Piece(self.plan.outline(), 0)
-        planned = yield from self._plan(planning)
+        fixed = self.plan.fixed_outline()  # the prompt set's own (a base model's are poor)
+        planned = (parse_outline(fixed, plan.target_words) if fixed
+                   else (yield from self._plan(Piece(self.plan.outline(), 0))))
         if planned is None:
             return None
         self.outline = planned
         yield Outlined(planned)
         sections = planned.sections
         if planned.title:
-            yield self._emit(self.attempts[-1], f"# {planned.title}\n\n", visible_only=True)
+            yield self._emit(None, f"# {planned.title}\n\n", visible_only=True)
         for number, (heading, words) in enumerate(sections, 1):
             if self.cancelled:
                 return True
             yield Notice(NoticeKind.SECTION, heading, 0, number, len(sections))
             if number > 1:
-                yield self._emit(self.attempts[-1], "\n\n", visible_only=True)
+                yield self._emit(None, "\n\n", visible_only=True)
+            if self.plan.prompts.heading_in_text:  # the prompt ends with it: not written
+                yield self._emit(None, f"## {heading}\n\n", visible_only=True)
             before = self.counter.words
             bounds = Bounds.for_section(plan, before, words, last=number == len(sections))
             piece = Piece(self.plan.section(
@@ -450,21 +450,21 @@ class Generation:
             yield self._emit(attempt, shown)
         return ended
 
-    def _emit(self, attempt: Attempt, text: str, visible_only: bool = False) -> Delta:
-        """Text (never empty) into the article, as the Delta to yield. `visible_only`:
-        the engine's own (a long article's title, section breaks) — shown and counted,
-        not served by anyone."""
-        if attempt.streamed and not visible_only:
-            self.metrics.first_text_at = self.metrics.first_text_at or time.monotonic()
-        if attempt.seam is not None and not visible_only and attempt.seam_at is None:
-            attempt.seam_at = len(self.article)
-            self.seams.append(attempt.seam_at)
-        self.parts.append(text)
-        self.counter.feed(text)
+    def _emit(self, attempt: Attempt | None, text: str, visible_only: bool = False) -> Delta:
+        """Text (never empty) into the article, as the Delta to yield. `visible_only`
+        (attempt None): the engine's own (a long article's title, headings, section
+        breaks) — shown and counted, not served by anyone."""
         if not visible_only:
+            if attempt.streamed:
+                self.metrics.first_text_at = self.metrics.first_text_at or time.monotonic()
+            if attempt.seam is not None and attempt.seam_at is None:
+                attempt.seam_at = len(self.article)
+                self.seams.append(attempt.seam_at)
             self._served = attempt.provider
             if not self.served_by or self.served_by[-1] != attempt.provider.name:
                 self.served_by.append(attempt.provider.name)
+        self.parts.append(text)
+        self.counter.feed(text)
         return Delta(text)
 
     def _max_tokens(self, provider: Provider, piece: Piece) -> int:

@@ -60,7 +60,14 @@ class LengthGate:
         ends = sentence_ends(full, len(base))
         if words >= bounds.target:
             for end in ends:
-                if self.counter.words_with(full[len(base):end]) >= bounds.target:
+                upto = self.counter.words_with(full[len(base):end])
+                if upto >= bounds.target:
+                    if upto > bounds.high:  # that sentence runs past the range: end before it
+                        fits = self._fits(full, len(base), ends, bounds.high)
+                        if fits:
+                            end = fits[-1]
+                        elif self.counter.words >= bounds.low:  # what is shown ends well
+                            end = len(base)
                     self.held = ""
                     self.trimmed += full[end:]
                     return full[len(base):end], True

@@ -45,8 +45,10 @@ class LengthPlan:
     long_form: bool = False
 
     @classmethod
-    def for_target(cls, target_words: int, language: str) -> "LengthPlan":
-        return cls(target_words, language, long_form=target_words >= LONG_FORM_WORDS)
+    def for_target(cls, target_words: int, language: str,
+                   long_form_words: int | None = None) -> "LengthPlan":
+        return cls(target_words, language,
+                   long_form=target_words >= (long_form_words or LONG_FORM_WORDS))
 
     @property
     def low(self) -> int:

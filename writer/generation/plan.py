@@ -67,6 +67,11 @@ class PromptPlan:
         """The request for a long article's plan (title and sections)."""
         return self.prompts.outline_from(self.brief_values, self.outline_sections())
 
+    def fixed_outline(self) -> str | None:
+        """A long article's plan given by the prompt set (no outline request), or None."""
+        return self.prompts.fixed_outline(self.brief_values, self.content_type,
+                                          self.length.target_words)
+
     def section(self, **section) -> list[dict]:
         """The request that writes one section (title, outline, number, count, heading,
         section_words, previous: see PromptSet.section_from)."""
@@ -80,7 +85,8 @@ def plan_for(brief: Brief, prompts: PromptSet | None = None, *, provider_kind: s
     comes from the provider's tokenizer (`budget_for(provider_kind)`) at the top of
     the accepted range; free-form, from generous tokens per word."""
     prompts = prompts or default_prompts()
-    length = LengthPlan.for_target(brief.target_words, brief.language) if length_control else None
+    length = (LengthPlan.for_target(brief.target_words, brief.language, prompts.long_form_words)
+              if length_control else None)
     if length:
         max_tokens = budget_for(provider_kind).max_tokens(length.high, brief.language,
                                                           max_output_tokens)

@@ -68,6 +68,32 @@ class PromptSet:
         return [{"role": "system", "content": plan["system"].format(**values).strip()},
                 {"role": "user", "content": plan["user"].format(**values).strip()}]
 
+    @property
+    def long_form_words(self) -> int | None:
+        """From this target on, a fixed outline ([fixed_outline]) writes the article
+        section by section; None: the default threshold and a model-written outline."""
+        fixed = self.shared.get("fixed_outline")
+        return int(fixed["long_form_words"]) if fixed else None
+
+    @property
+    def heading_in_text(self) -> bool:
+        """Whether the engine writes a section's heading into the article ([section]
+        heading_in_text: the prompt ends with the heading, the model writes on)."""
+        return bool(self.shared["section"].get("heading_in_text"))
+
+    def fixed_outline(self, brief_values: dict, content_type: str, target_words: int) -> str | None:
+        """The plan of a long article from [fixed_outline] (a title and numbered
+        headings with their lengths, as a model's outline reads), or None."""
+        fixed = self.shared.get("fixed_outline")
+        headings = fixed.get(content_type) if fixed else None
+        if not headings:
+            return None
+        count = max(2, min(len(headings), round(target_words / int(fixed["words_per_section"]))))
+        each = max(1, target_words // count)
+        lines = [f"# {brief_values['topic']}", ""]
+        lines += [f"{i}. {h.format(**brief_values)} ({each})" for i, h in enumerate(headings[:count], 1)]
+        return "\n".join(lines)
+
     def section(self, brief: Brief, **section) -> list[dict]:
         """Messages that write one section of a long article (`section_from`)."""
         return self.section_from(self.values(brief), brief.content_type, **section)

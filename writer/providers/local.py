@@ -168,6 +168,12 @@ def _recent(text: str) -> str:
     return tail[cut + 2:] if 0 <= cut < CONTINUE_CONTEXT_CHARS // 2 else tail
 
 
+def _chinese(text: str) -> bool:
+    """Whether a document prompt is Chinese (most of its letters are CJK)."""
+    cjk = sum("\u3400" <= ch <= "\u9fff" for ch in text)
+    return cjk > sum(ch.isascii() and ch.isalpha() for ch in text)
+
+
 def _document(messages: list[dict]) -> str:
     """A base model's prompt: the request's text as one document (prompts/local_zh/:
     the description, then `# <title>`), then a blank line; for a continuation or a
@@ -181,20 +187,72 @@ def _document(messages: list[dict]) -> str:
 
 
 _markup: dict[int, list[int]] = {}
+_latin: dict[int, object] = {}  # numpy array of token ids, per model
 
 
 def _markup_tokens(llm) -> list[int]:
     """Tokens Gemma is never to sample: its HTML pieces (`<strong>`, `</`, `<code>` …:
     it learnt web pages; the article is Markdown), and a lone `#`, with which it starts
     a second `# title` and then loops on one-line headings (`##` subheadings stay).
-    Found once per model (≈0.5 s)."""
+    Found once per model (≈0.5 s), with the Latin-word tokens (`_latin_tokens`)."""
     key = id(llm)
     if key not in _markup:
+        import numpy
+
         keep = {llm.token_eos(), llm.token_bos()}
-        _markup[key] = [i for i in range(llm.n_vocab()) if i not in keep and
-                        (llm._model.token_get_text(i).startswith("<")
-                         or llm._model.token_get_text(i) == "#")]
+        markup, latin = [], []
+        for i in range(llm.n_vocab()):
+            text = llm._model.token_get_text(i)
+            if i not in keep and (text.startswith("<") or text == "#"):
+                markup.append(i)
+            word = text.replace("\u2581", "").strip()
+            if word and word.isascii() and word.isalpha():
+                latin.append(i)
+        _markup[key], _latin[key] = markup, numpy.array(latin, dtype=numpy.intc)
     return _markup[key]
+
+
+# A Chinese article from a small base model drifts in two ways (scripts/bench_length.py
+# --providers local-zh --keep DIR): it falls into a loop of the same paragraphs (llama.cpp's
+# repeat penalty looks back only 64 tokens; one turn of the loop is ~200), or it goes on
+# in English. A logits processor steers both: no sequence of NGRAM tokens that is already
+# in the document (prompt included) is sampled again, and Latin-word tokens are made
+# less likely (LATIN_PENALTY in logits: product names and terms still come through).
+NGRAM = 10
+LATIN_PENALTY = 3.0
+
+
+class _Steer:
+    """`logits_processor` for llama-cpp-python: called with every token so far (prompt
+    and sampled) and the next token's logits, once per token (≈0.2 ms). It also adds
+    `bias` (token → logit): llama-cpp-python 0.3.36 drops both a logits processor and
+    `logit_bias` when given the two (`LogitsProcessorList.extend` returns None)."""
+
+    def __init__(self, latin, bias: dict[int, float] | None = None, n: int = NGRAM,
+                 latin_penalty: float = LATIN_PENALTY):
+        import numpy
+
+        self.latin, self.n, self.latin_penalty = latin, n, latin_penalty
+        bias = bias or {}
+        self.bias_ids = numpy.array(list(bias), dtype=numpy.intc)
+        self.bias_values = numpy.array(list(bias.values()), dtype=numpy.single)
+        self.follows: dict[tuple, set] = {}  # (n-1) tokens → the tokens seen after them
+        self.seen = 0  # tokens of input_ids already indexed
+
+    def __call__(self, input_ids, scores):
+        ids = input_ids.tolist() if hasattr(input_ids, "tolist") else list(input_ids)
+        k = self.n - 1
+        for end in range(max(self.seen, k), len(ids)):
+            self.follows.setdefault(tuple(ids[end - k:end]), set()).add(ids[end])
+        self.seen = len(ids)
+        if len(ids) >= k:
+            for token in self.follows.get(tuple(ids[-k:]), ()):
+                scores[token] = -float("inf")
+        if self.latin_penalty and len(self.latin):
+            scores[self.latin] -= self.latin_penalty
+        if len(self.bias_ids):
+            scores[self.bias_ids] += self.bias_values
+        return scores
 
 
 def _assembling(name: str) -> Iterator[Chunk]:
@@ -255,8 +313,11 @@ def chunks(provider: Provider, messages: list[dict], max_tokens: int,
         if is_document_model(name):
             bias.update({token: -1e9 for token in _markup_tokens(llm)})
             sampling = ZH_SAMPLING
+        steer = None
+        if is_document_model(name):  # the bias goes through the processor (see _Steer)
+            steer, bias = [_Steer(_latin[id(llm)] if _chinese(prompt) else [], bias)], {}
         stream = llm.create_completion(prompt=prompt, stream=True, max_tokens=budget, stop=stop,
-                                       logit_bias=bias or None,
+                                       logit_bias=bias or None, logits_processor=steer,
                                        seed=random.randrange(2**31), **sampling)
         generated = 0
         finish = None

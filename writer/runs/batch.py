@@ -17,38 +17,37 @@ the batch instead of failing every row. Stop pauses it: rows in flight are saved
 Resume (a new run) skips completed rows, continues stopped and truncated ones in their
 own article, and retries failed ones in theirs. A refresh or a server restart loses
 nothing: every finished row is in the database, and a batch whose runner died (its
-heartbeat stopped) shows as paused. Pure Python, no Streamlit.
+heartbeat stopped) shows as paused. A batch is its author's (m016): running, stopping,
+resuming it or adding rows to its run is for its author or an admin (AccessDenied), and
+its rows' articles are the batch author's. Pure Python, no Streamlit.
 """
 from __future__ import annotations
 
 import atexit
-import math
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from writer import logs
+from writer.access import Actor
 from writer.brief import Brief, stored_keywords
 from writer.config import Settings
 from writer.errors import UserError
-from writer.generation.counting import estimate_message_tokens
-from writer.generation.length import budget_for
-from writer.generation.prompts import default_prompts
 from writer.io.export import slugify, to_markdown
 from writer.io.i18n import article_unit
 from writer.io.sheet import RESULT_COLUMNS, Row, Table, to_csv, to_xlsx, to_zip
 from writer.kinds import BatchStatus, ErrorKind, RowState, Status
 from writer.providers.backoff import SharedBackoff
 from writer.providers.base import Provider
+from writer.runs.batch_estimate import Estimate, estimate  # noqa: F401  (batch.estimate)
 from writer.runs.job import Job, JobError
 from writer.runs.registry import Handle, Registry, shared
 from writer.storage import batches as stored
 from writer.storage import liveness
 from writer.storage.batches import counts, get, listing, recover, rows  # noqa: F401
-from writer.storage.prices import price_table
-from writer.storage.store import StorageError, Store, utc_now
-from writer.storage.usage import BudgetExceeded, budget_status, require_within_budget
+from writer.storage.store import LEGACY_AUTHOR, StorageError, Store, require_author, utc_now
+from writer.storage.usage import BudgetExceeded, require_within_budget
 
 MAX_CONCURRENCY = 8
 BEAT_S = 2.0
@@ -68,8 +67,10 @@ class BatchError(UserError, ValueError):
 # -- storage (writer/storage/batches.py) ---------------------------------------------
 
 def create(store: Store, *, file_name: str, table: Table, rows: list[Row], provider: Provider,
-           concurrency: int, length_control: bool = True, defaults: dict | None = None) -> int:
-    """Save a new batch and its rows (status paused until a run starts); returns its id."""
+           concurrency: int, length_control: bool = True, defaults: dict | None = None,
+           actor: Actor | None = None) -> int:
+    """Save a new batch and its rows (status paused until a run starts), `actor`'s (a
+    batch without an author is for admins only); returns its id."""
     if not any(row.ok for row in rows):
         raise BatchError("no row can be written: every row has an error")
     concurrency = clamp_concurrency(concurrency)
@@ -77,7 +78,7 @@ def create(store: Store, *, file_name: str, table: Table, rows: list[Row], provi
                 "length_control": bool(length_control), "defaults": defaults or {},
                 "fields": table.fields}  # field → the file's column (e.g. topic → 主题)
     return stored.create(store, file_name=file_name, settings=settings, columns=table.columns,
-                         rows=rows)
+                         rows=rows, author=actor.name if actor else None)
 
 
 def needs_writing(row: dict, length_control: bool = True) -> bool:
@@ -100,46 +101,6 @@ def clamp_concurrency(value) -> int:
         return 1
 
 
-# -- before starting: what it will cost ---------------------------------------------
-
-@dataclass
-class Estimate:
-    rows: int
-    input_tokens: int
-    output_tokens: int
-    cost: float | None  # None: the model has no price
-    currency: str | None
-    budget: dict | None = None  # usage.budget_status in that currency
-    over_budget: bool = False  # this month's spend plus the estimate passes the budget
-
-    @property
-    def free(self) -> bool:
-        return self.currency == "local"
-
-
-def estimate(briefs: list[Brief], provider: Provider, settings: Settings,
-             store: Store) -> Estimate:
-    """Tokens and cost of writing these briefs, before anything is sent: the prompts as
-    they will be sent, the answers at their target length (measured tokens per word),
-    with the length control's usual extra (a top-up round on some rows)."""
-    prompts = default_prompts()
-    ratio = budget_for("openai")  # the cl100k ratios: a fair yardstick for any model
-    input_tokens = output_tokens = 0
-    for brief in briefs:
-        input_tokens += estimate_message_tokens(prompts.render(brief))
-        output_tokens += math.ceil(brief.target_words * ratio.tokens_per_word(brief.language))
-    input_tokens = math.ceil(input_tokens * 1.15)  # top-up rounds re-send the prompt
-    output_tokens = math.ceil(output_tokens * 1.1)  # and some text is trimmed at the end
-    price = price_table(settings.prices_file, store.price_edits()).lookup(provider.model,
-                                                                          provider.name)
-    if price is None:
-        return Estimate(len(briefs), input_tokens, output_tokens, None, None)
-    cost = price.cost(input_tokens, output_tokens)
-    budget = None if price.currency == "local" else budget_status(store, price.currency)
-    over = bool(budget) and budget["spent"] + cost >= budget["budget"]
-    return Estimate(len(briefs), input_tokens, output_tokens, cost, price.currency, budget, over)
-
-
 # -- running ----------------------------------------------------------------------
 
 @dataclass
@@ -159,10 +120,11 @@ class Progress:
 
 
 class BatchRun:
-    """One run of a batch (Start, Resume or Retry) on a worker thread of its own."""
+    """One run of a batch (Start, Resume or Retry) on a worker thread of its own, by
+    `actor`: the batch's author or an admin (AccessDenied otherwise)."""
 
     def __init__(self, settings: Settings, batch_id: int, registry: Registry,
-                 provider: Provider, *, concurrency: int | None = None,
+                 provider: Provider, *, actor: Actor, concurrency: int | None = None,
                  only: list[int] | None = None, length_control: bool | None = None,
                  on_row=None):
         self.settings = settings
@@ -177,6 +139,12 @@ class BatchRun:
             store.close()
         if batch is None:
             raise BatchError(f"there is no batch #{batch_id}")
+        require_author(actor, batch.get("author"), f"run batch #{batch_id}")
+        self.actor = actor
+        # its rows' articles are the batch author's (the actor's when it has none)
+        owner = batch.get("author") if batch.get("author") not in (None, LEGACY_AUTHOR) \
+            else actor.name
+        self.row_actor = Actor(owner, actor.role)
         self.batch = batch
         saved = batch["settings"]
         self.concurrency = clamp_concurrency(concurrency or saved.get("concurrency") or 1)
@@ -201,12 +169,12 @@ class BatchRun:
         """Run it on a thread, as the batch's one live run in the registry of live runs
         (a Retry while it runs adds its rows to the run under way). Refused past a budget
         that is a hard cap (each row's Job checks it again before it starts)."""
-        require_within_budget(None, self.settings, self.provider)
+        require_within_budget(None, self.settings, self.provider, actor=self.row_actor)
         current = shared(self.settings.db_path).begin("batch", self.batch_id, self, self.done,
                                                        claim=self._claim)
         if current is not None:
             if self.only:
-                current.add(self.only)
+                current.add(self.only, actor=self.actor)
                 return current
             raise BatchError(f"batch #{self.batch_id} is already running")
         self._thread = threading.Thread(target=self._run, name=f"writer-batch-{self.batch_id}",
@@ -214,23 +182,30 @@ class BatchRun:
         self._thread.start()
         return self
 
-    def stop(self, wait_s: float = 10.0, note: str = "stopped") -> bool:
-        """Pause: no new rows; rows in flight stop and are saved. True once it ended."""
+    def stop(self, wait_s: float = 10.0, note: str = "stopped", *, actor: Actor) -> bool:
+        """Pause: no new rows; rows in flight stop and are saved. True once it ended.
+        Only the batch's author or an admin may (AccessDenied)."""
+        require_author(actor, self.batch.get("author"), f"stop batch #{self.batch_id}")
+        return self._pause(wait_s, note)
+
+    def _pause(self, wait_s: float, note: str) -> bool:
         with self._lock:
             if not self.stopping:
                 self.stopping, self.note = True, note
         self._wake.set()
         return self.done.wait(wait_s)
 
-    def add(self, numbers: list[int]) -> None:
-        """Retry these rows in this run too."""
+    def add(self, numbers: list[int], *, actor: Actor) -> None:
+        """Retry these rows in this run too (the batch's author or an admin)."""
+        require_author(actor, self.batch.get("author"), f"add rows to batch #{self.batch_id}")
         with self._lock:
             for number in numbers:
                 if number not in self.todo and number not in self.in_flight:
                     self.todo.append(number)
         self._wake.set()
 
-    def set_concurrency(self, value: int) -> None:
+    def set_concurrency(self, value: int, *, actor: Actor) -> None:
+        require_author(actor, self.batch.get("author"), f"change batch #{self.batch_id}")
         self.concurrency = clamp_concurrency(value)
         self.backoff.set_limit(self.concurrency)
         self._wake.set()
@@ -350,12 +325,12 @@ class BatchRun:
             if row["article_id"] is None:  # never started (or its article was deleted)
                 job = Job(brief, self.settings, provider=self.provider,
                           length_control=self.length_control, batch=(self.batch_id, number),
-                          backoff=self.backoff)
+                          backoff=self.backoff, actor=self.row_actor)
             else:  # stopped / truncated / failed: go on in the same article
                 article = store.get(row["article_id"])
                 job = Job(brief, self.settings, provider=self.provider,
                           length_control=self.length_control, article=article,
-                          backoff=self.backoff)
+                          backoff=self.backoff, actor=self.row_actor)
             handle = self.registry.submit(job)
         except BudgetExceeded as exc:  # a hard cap reached while it ran: pause, saying so
             with self._lock:
@@ -418,7 +393,7 @@ class BatchRun:
             logs.logger.warning("batch #%s heartbeat not saved: %s", self.batch_id, exc)
 
     def _at_exit(self) -> None:  # the process exits: pause, saving the rows in flight
-        self.stop(wait_s=15, note="interrupted")
+        self._pause(15, "interrupted")
 
 
 def current(settings: Settings, batch_id: int) -> BatchRun | None:

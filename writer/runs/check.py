@@ -18,7 +18,8 @@ socket of its own (TCP, plus TLS for https). It measures:
 
 Grades (fail / pass / excellent) follow GRADES and SUCCESS_GRADES (check_grades.py). A check can be
 cancelled at any time (every open request is closed). Reports are saved in
-`provider_checks` with a timestamp, so a relay getting worse shows over time.
+`provider_checks` with a timestamp and who ran it (`author`), so a relay getting
+worse shows over time; cancelling one is for who ran it or an admin (AccessDenied).
 Prompts are data: prompts/_check.toml. Pure Python, no Streamlit.
 """
 from __future__ import annotations
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from writer import logs
+from writer.access import Actor
 from writer.config import PROJECT_ROOT, Settings
 from writer.errors import UserError
 from writer.generation.counting import estimate_message_tokens, estimate_tokens
@@ -52,11 +54,12 @@ from writer.runs.check_grades import (  # noqa: F401
     grade_success,
     grade_value,
     level_thresholds,
+    summary,
 )
-from writer.runs.registry import shared
+from writer.runs.registry import acting, shared
 from writer.storage.checks import history, latest, save  # noqa: F401  (checks.save, …)
 from writer.storage.prices import price_table
-from writer.storage.store import Store, utc_now
+from writer.storage.store import Store, require_author, utc_now
 from writer.storage.usage import require_within_budget
 
 CHECK_PROMPTS = PROJECT_ROOT / "prompts" / "_check.toml"
@@ -197,20 +200,15 @@ def connect_once(base_url: str | None, timeout_s: float = 10.0) -> float:
         sock.close()
 
 
-def summary(values: list[float], digits: int = 1) -> dict | None:
-    if not values:
-        return None
-    return {"p50": round(percentile(values, 50), digits), "p95": round(percentile(values, 95), digits),
-            "max": round(max(values), digits), "n": len(values)}
-
-
 class Check:
     """One check of one provider: `run()` in the foreground (CLI), or `start()` below
     on a thread (the Providers page). `done` / `total` steps and `phase` tell the
     progress; `cancel()` closes every open request."""
 
-    def __init__(self, settings: Settings, provider: Provider, plan: Plan = Plan()):
-        require_within_budget(None, settings, provider)  # a hard cap reached: refused
+    def __init__(self, settings: Settings, provider: Provider, plan: Plan = Plan(), *,
+                 actor: Actor | None = None):
+        self.actor = acting(settings, actor)  # who runs it (registry.acting)
+        require_within_budget(None, settings, provider, actor=self.actor)  # a hard cap: refused
         self.settings, self.provider, self.plan = settings, provider, plan
         self.total = plan.steps
         self.done = 0
@@ -226,7 +224,8 @@ class Check:
         self.started_at = time.monotonic()
 
     # -- control --------------------------------------------------------------
-    def cancel(self) -> None:
+    def cancel(self, *, actor: Actor) -> None:
+        require_author(actor, self.actor.name, "cancel the provider check")
         self.cancelled = True
         with self._lock:
             live = list(self._live)
@@ -439,7 +438,7 @@ def _why(finished: Finished | None) -> str:
 
 # -- one click: can we reach it at all? -------------------------------------------------
 
-def connection_test(settings: Settings, provider: Provider) -> dict:
+def connection_test(settings: Settings, provider: Provider, *, actor: Actor | None = None) -> dict:
     """Connection set-up and one tiny answer: ok, connect_ms, ttft_ms, error (English
     detail) and error_kind (kinds.ErrorKind, for a message in the UI language)."""
     result: dict = {"provider": provider.name, "ok": False, "connect_ms": None, "ttft_ms": None,
@@ -453,7 +452,7 @@ def connection_test(settings: Settings, provider: Provider) -> dict:
                                           f"{exc.strerror or exc}")
             result["error_kind"] = ErrorKind.CONNECT
             return result
-    check = Check(settings, provider, Plan(runs=1, levels=(), long_answer=False))
+    check = Check(settings, provider, Plan(runs=1, levels=(), long_answer=False), actor=actor)
     generation, finished = check._generate(_messages("Reply with the single word OK."), 5)
     result["ok"] = _succeeded(finished)
     result["ttft_ms"] = generation.metrics.ttft_ms
@@ -466,10 +465,11 @@ def connection_test(settings: Settings, provider: Provider) -> dict:
 
 # -- the page's background check ---------------------------------------------------------
 
-def start(settings: Settings, provider: Provider, plan: Plan, *, on_end=None) -> Check:
+def start(settings: Settings, provider: Provider, plan: Plan, *, on_end=None,
+          actor: Actor | None = None) -> Check:
     """Run a check on a thread of the server (one at a time per database: two checks
     at once would measure each other). Saved when it ends (completed or cancelled)."""
-    check = Check(settings, provider, plan)
+    check = Check(settings, provider, plan, actor=actor)
     if shared(settings.db_path).begin("check", None, check, check.finished) is not None:
         raise CheckError("a provider check is already running; wait for it or cancel it")
 
@@ -478,7 +478,7 @@ def start(settings: Settings, provider: Provider, plan: Plan, *, on_end=None) ->
             report = check.run()
             store = Store(settings.db_path)
             try:
-                check.saved_id = save(store, report)
+                check.saved_id = save(store, report, author=check.actor.name)
             finally:
                 store.close()
         except Exception as exc:

@@ -2,6 +2,8 @@
 thresholds (writer/runs/check.py measures; the Providers page and the CLI show these)."""
 from __future__ import annotations
 
+from writer.generation.metrics import percentile
+
 # metric → (pass below, excellent below); lower is better.
 GRADES = {
     "connect_ms": (2000.0, 1000.0),
@@ -50,3 +52,11 @@ def grade(report: dict) -> dict:
         if result.get("complete", True):
             grades[f"concurrency_{level}"] = grade_success(int(level), result["success_rate"])
     return grades
+
+
+def summary(values: list[float], digits: int = 1) -> dict | None:
+    """p50, p95, max and n of a measurement (None when there is none)."""
+    if not values:
+        return None
+    return {"p50": round(percentile(values, 50), digits), "p95": round(percentile(values, 95), digits),
+            "max": round(max(values), digits), "n": len(values)}

@@ -14,6 +14,10 @@ broken providers file, a bug), the row ends with a final status and leaves the
 registry. If the
 database refuses the final save, the text is written to a file next to it and the
 caller gets one `StorageError` line saying where: an article is never lost.
+
+A job acts for a person (`actor`, writer/access.py): a new article is theirs (its
+`author`); going on with an existing one (Continue, a batch row resumed) and deleting
+one is for its author or an admin (AccessDenied, before anything is sent).
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from pathlib import Path
 from typing import Iterator
 
 from writer import logs
+from writer.access import Actor
 from writer.brief import Brief, stored_keywords
 from writer.config import Settings
 from writer.errors import UserError
@@ -39,10 +44,10 @@ from writer.kinds import CONTINUABLE, ErrorKind, Status
 from writer.providers.base import Provider
 from writer.providers.choice import choose_provider, failover_chain, for_language, prompts_dir, resolve_model
 from writer.providers.failures import Failure
-from writer.runs.registry import JobError, shared
+from writer.runs.registry import JobError, acting, shared
 from writer.storage import brands, versions
 from writer.storage.prices import price_table
-from writer.storage.store import StorageError, Store
+from writer.storage.store import StorageError, Store, require_author
 from writer.storage.usage import require_within_budget
 
 DRAFT_INTERVAL_S = 2.0
@@ -57,12 +62,18 @@ class Job:
                  length_control: bool = True,
                  prompts: PromptSet | None = None, draft_interval_s: float = DRAFT_INTERVAL_S,
                  article: dict | None = None, batch: tuple[int, int] | None = None,
-                 backoff=None):
+                 backoff=None, actor: Actor | None = None):
         logs.configure(settings.db_path, settings.secret_values())
+        self.actor = acting(settings, actor)  # who acts (registry.acting)
+        if article is not None:  # going on with an article: its author's or an admin's
+            require_author(self.actor, article.get("author"), f"continue article #{article['id']}")
+        # whose article it is: the sidebar's running list, Stop (registry.Handle.author)
+        self.author = article.get("author") if article else self.actor.name
         warm_up()  # token estimates are needed when it ends, stopped or not
         self.provider = for_language(resolve_model(provider or choose_provider(settings)),
                                      brief.language)  # local: that language's model
-        require_within_budget(None, settings, self.provider)  # a hard cap reached: refused
+        # a hard cap reached (the team's, or the actor's own): refused
+        require_within_budget(None, settings, self.provider, actor=self.actor)
         self.requested_language = brief.language
         languages = self.provider.languages
         if languages and brief.language not in languages:
@@ -98,9 +109,10 @@ class Job:
         self.version_kind = "draft"  # what its text is as a version (writer/storage/versions.py)
 
     @classmethod
-    def continuing(cls, article_id: int, settings: Settings, *,
+    def continuing(cls, article_id: int, settings: Settings, *, actor: Actor,
                    provider: Provider | None = None, **kwargs) -> "Job":
-        """A job that appends to a stopped, truncated or failed article."""
+        """A job that appends to a stopped, truncated or failed article (the actor's own,
+        or any for an admin: AccessDenied otherwise)."""
         store = Store(settings.db_path)
         try:
             row = store.get(article_id)
@@ -109,6 +121,7 @@ class Job:
             store.close()
         if row is None:
             raise JobError(f"there is no article #{article_id}")
+        require_author(actor, row.get("author"), f"continue article #{article_id}")
         if can_continue(row) is False and row["status"] in CONTINUABLE and row["content"]:
             raise JobError(f"article #{article_id} already has {row['words']} of its "
                            f"{row['target_words']} words; write a new one instead")
@@ -120,7 +133,7 @@ class Job:
                       audience=row["audience"] or "", keywords=stored_keywords(row["keywords"]),
                       brand=kit)
         kwargs.setdefault("length_control", row.get("length_control") != 0)
-        return cls(brief, settings, provider=provider, article=row, **kwargs)
+        return cls(brief, settings, provider=provider, article=row, actor=actor, **kwargs)
 
     @property
     def words(self) -> int:
@@ -161,7 +174,7 @@ class Job:
             self.article_id = store.create_article(self.brief, provider=self.provider.name,
                                                    model=self.provider.model,
                                                    max_tokens=self.max_tokens, status=status,
-                                                   batch=self.batch)
+                                                   batch=self.batch, author=self.author)
         elif not store.reopen(self.article_id, provider=self.provider.name,
                               model=self.provider.model, status=status):
             raise JobError(f"there is no article #{self.article_id} (it was deleted)")
@@ -337,7 +350,8 @@ class Job:
         return versions.save_run(
             store, self.article_id, number, kind=self.version_kind, status=status,
             text=self.text if self.text.strip() else None, words=self.words,
-            provider=served.name, model=served.model, charge=charge, fields=fields)
+            provider=served.name, model=served.model, charge=charge, fields=fields,
+            author=self.actor.name)
 
     def _write_recovery_file(self) -> Path:
         """The text, where a person can find it, when the database refuses it."""
@@ -374,15 +388,21 @@ def running_job(settings: Settings, article_id: int) -> Job | None:
     return shared(settings.db_path).job(article_id)
 
 
-def delete_article(settings: Settings, article_id: int, wait_s: float = 5.0) -> bool:
+def delete_article(settings: Settings, article_id: int, wait_s: float = 5.0, *,
+                   actor: Actor) -> bool:
     """Delete an article (its spend stays in Usage); a job still writing it in this
-    process is stopped and its partial text saved first."""
-    job = running_job(settings, article_id)
-    if job is not None:
-        job.deleted = True
-        job.cancel(wait_s=wait_s)
+    process is stopped and its partial text saved first. Only its author or an admin
+    may (AccessDenied, before anything is stopped). False when there is no such article."""
     store = Store(settings.db_path)
     try:
-        return store.delete(article_id)
+        row = store.get(article_id)
+        if row is None:
+            return False
+        require_author(actor, row.get("author"), f"delete article #{article_id}")
+        job = running_job(settings, article_id)
+        if job is not None:
+            job.deleted = True
+            job.cancel(wait_s=wait_s)
+        return store.delete(article_id, actor=actor)
     finally:
         store.close()

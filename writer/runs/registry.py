@@ -21,7 +21,9 @@ the sidebar, History, the batch, the provider check and the CLI ask the same one
   (one per database): one live run per key.
 
 Ended jobs and runs stay readable for `KEEP_FINISHED_S` (a page attaches after the end
-and reads how it finished), then they are pruned. Pure Python, no Streamlit.
+and reads how it finished), then they are pruned. Every job has an author (`Handle.author`,
+whose article it is: the sidebar lists a writer's own); stopping one (`cancel`) is for
+its author or an admin (writer/access.py, AccessDenied). Pure Python, no Streamlit.
 """
 from __future__ import annotations
 
@@ -37,12 +39,14 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from writer import logs
+from writer.access import ADMIN, Actor
 from writer.errors import UserError
 from writer.generation.events import Delta, Finished
 from writer.kinds import Status
 from writer.runs.feed import Feed, Update
 from writer.runs.pacing import Pacer
 from writer.storage import liveness
+from writer.storage.store import require_author
 
 KEEP_FINISHED_S = 900.0  # a finished job or run stays readable this long (then: its row)
 KEEP_FINISHED_MAX = 200
@@ -55,6 +59,18 @@ class JobError(UserError, ValueError):
     """The job cannot start (or is not accepted); the message is one line that says why."""
 
     key = "user_errors.job"
+
+
+def acting(settings, actor: Actor | None) -> Actor:
+    """Who runs a job, a batch or a check: `actor`; with none given, the machine's one
+    user (WRITER_USER, an admin) — only with no sign-in (WRITER_AUTH=none): with
+    accounts or OIDC a run that does not say who acts is a bug, refused loudly."""
+    if actor is not None:
+        return actor
+    if getattr(settings, "auth", "none") != "none":
+        raise ValueError("a run needs its actor when people sign in (WRITER_AUTH="
+                         f"{settings.auth}); pass actor=")
+    return Actor(getattr(settings, "user", None) or "local", ADMIN)
 
 
 class State(StrEnum):
@@ -99,6 +115,11 @@ class Handle:
     @property
     def provider_name(self) -> str:
         return self.job.provider.name
+
+    @property
+    def author(self) -> str | None:
+        """Whose article it writes (runs.job.Job.author)."""
+        return getattr(self.job, "author", None)
 
     @property
     def words(self) -> int:
@@ -233,9 +254,12 @@ class Registry:
             self._pump(handle.provider_name)
         return handle
 
-    def cancel(self, article_id: int, wait_s: float = 0.0) -> bool:
-        """Stop a queued or running job; True once its row is saved (within wait_s)."""
+    def cancel(self, article_id: int, wait_s: float = 0.0, *, actor: Actor) -> bool:
+        """Stop a queued or running job; True once its row is saved (within wait_s).
+        Only its author or an admin may (AccessDenied)."""
         handle = self.get(article_id)
+        if handle is not None:
+            require_author(actor, handle.author, f"stop article #{article_id}")
         if handle is None or handle.state == State.DONE:
             return handle is not None
         handle.job.cancel(wait_s=0)

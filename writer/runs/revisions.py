@@ -6,13 +6,16 @@ A `RevisionJob` is a `Job` whose text goes into a `versions` row instead of the
 article's: while it streams, the article keeps its current text; when it completes,
 the new version becomes current. Its tokens and cost are added to the article's, so
 Usage and budgets count them. A stopped or failed revision stays a version (with its
-partial text) that can be made current by hand (`versions.choose`).
+partial text) that can be made current by hand (`versions.choose`). Revising an
+article is for its author or an admin (AccessDenied, before anything is sent); the
+version records who made it.
 """
 from __future__ import annotations
 
 import tomllib
 from functools import lru_cache
 
+from writer.access import Actor
 from writer.brands import BrandError, BrandKit
 from writer.brief import MAX_WORDS, MIN_WORDS, Brief, stored_keywords
 from writer.config import Settings
@@ -26,7 +29,7 @@ from writer.runs.job import Job, JobError, running_job
 from writer.storage import brands as brand_store
 from writer.storage import versions
 from writer.storage.prices import price_table
-from writer.storage.store import StorageError, Store
+from writer.storage.store import StorageError, Store, require_author
 
 PRESETS = ("shorter", "longer", "casual", "formal", "cta", "translate")
 MIN_SECTION_WORDS = 20  # a one-line section is still revised to a sensible length
@@ -74,7 +77,8 @@ def target_for(words: int, preset: str | None, source: str, out: str) -> int:
 class RevisionJob(Job):
     """One revision of article `article_id`, written into a new `versions` row."""
 
-    def __init__(self, article_id: int, settings: Settings, *, instruction: str | None = None,
+    def __init__(self, article_id: int, settings: Settings, *, actor: Actor,
+                 instruction: str | None = None,
                  preset: str | None = None, section: int | None = None,
                  provider: Provider | None = None, length_control: bool = True,
                  brand: BrandKit | None = None, draft_interval_s: float | None = None):
@@ -83,6 +87,7 @@ class RevisionJob(Job):
             row = store.get(article_id)
             if row is None:
                 raise JobError(f"there is no article #{article_id}")
+            require_author(actor, row.get("author"), f"revise article #{article_id}")
             if row["status"] in ACTIVE or running_job(settings, article_id) is not None:
                 raise JobError(f"article #{article_id} is still being written; revise it "
                                "when it has ended")
@@ -109,7 +114,8 @@ class RevisionJob(Job):
                       brand=brand)
         extra = {} if draft_interval_s is None else {"draft_interval_s": draft_interval_s}
         super().__init__(brief, settings, provider=provider, length_control=length_control,
-                         **extra)
+                         actor=actor, **extra)
+        self.author = row.get("author")  # whose article it is (registry.Handle.author)
         self.instruction = instruction_for(preset, instruction, row["language"])  # as sent
         # as kept and shown: "[shorter] 提到早鸟价" (the pages show the preset's label)
         self.label = " ".join(part for part in (f"[{preset}]" if preset else "",
@@ -148,7 +154,7 @@ class RevisionJob(Job):
             self.version_number = versions.open_version(
                 store, self.article_id, kind="revision", status=status,
                 instruction=self.label, section=self.section, provider=self.provider.name,
-                model=self.provider.model)
+                model=self.provider.model, actor=self.actor)
         except versions.VersionError as exc:
             raise JobError(str(exc)) from None
         self._register(status)

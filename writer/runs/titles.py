@@ -1,10 +1,12 @@
 """Title suggestions for an article: one request through the one engine (retries,
 failover, cost), five titles, its tokens and cost added to the article's. Using one
-makes a new version with that title as its level-1 heading."""
+makes a new version with that title as its level-1 heading. Both are for the article's
+author or an admin (AccessDenied): the request is charged to the article."""
 from __future__ import annotations
 
 import re
 
+from writer.access import Actor
 from writer.config import Settings
 from writer.generation.counting import count_words
 from writer.generation.engine import Generation, Request
@@ -18,7 +20,7 @@ from writer.runs.job import JobError
 from writer.runs.revisions import _kit, revise_prompts
 from writer.storage import versions
 from writer.storage.prices import price_table
-from writer.storage.store import Store
+from writer.storage.store import Store, require_author
 from writer.storage.usage import require_within_budget
 
 COUNT = 5
@@ -26,7 +28,8 @@ QUOTES = {('"', '"'), ("'", "'"), ("“", "”"), ("‘", "’"), ("「", "」")
 MAX_TOKENS = 400
 
 
-def suggest(article_id: int, settings: Settings, provider: Provider | None = None) -> list[str]:
+def suggest(article_id: int, settings: Settings, provider: Provider | None = None, *,
+            actor: Actor) -> list[str]:
     """Five titles for the article, in its language."""
     from writer.generation.prompts import default_prompts
 
@@ -35,6 +38,7 @@ def suggest(article_id: int, settings: Settings, provider: Provider | None = Non
         row = store.get(article_id)
         if row is None or not (row["content"] or "").strip():
             raise JobError(f"article #{article_id} has no text to suggest titles for")
+        require_author(actor, row.get("author"), f"suggest titles for article #{article_id}")
         kit = _kit(store, row["brand"]) if row.get("brand") else None
         prompts = default_prompts()
         part = revise_prompts()["headlines"]
@@ -44,7 +48,7 @@ def suggest(article_id: int, settings: Settings, provider: Provider | None = Non
         messages = [{"role": "system", "content": part["system"].format(**values).strip()},
                     {"role": "user", "content": part["user"].format(**values).strip()}]
         provider = resolve_model(provider or choose_provider(settings))
-        require_within_budget(store, settings, provider)  # a hard cap reached: refused
+        require_within_budget(store, settings, provider, actor=actor)  # a hard cap: refused
         generation = Generation(Request(PromptPlan(messages, MAX_TOKENS), provider,
                                         RetryPolicy.from_settings(settings),
                                         failover=failover_chain(settings, provider)[1:]))
@@ -81,7 +85,7 @@ def parse(text: str) -> list[str]:
     return titles
 
 
-def use_title(store: Store, article_id: int, title: str) -> int:
+def use_title(store: Store, article_id: int, title: str, *, actor: Actor) -> int:
     """A new version whose level-1 heading is `title` (added when there is none); current."""
     row = store.get(article_id)
     if row is None:
@@ -93,8 +97,8 @@ def use_title(store: Store, article_id: int, title: str) -> int:
         content = f"# {title}\n\n{content}"
     number = versions.open_version(store, article_id, kind="revision", status=Status.COMPLETED,
                                    instruction=f"# {title}", content=content,
-                                   words=count_words(content))
+                                   words=count_words(content), actor=actor)
     versions.update_version(store, article_id, number, input_tokens=0, output_tokens=0,
                             cost=0.0, currency=row["currency"])  # no request: free
-    versions.choose(store, article_id, number)
+    versions.choose(store, article_id, number, actor=actor)
     return number

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 
+from writer.access import Actor
 from writer.brief import Brief
 from writer.config import Settings
 from writer.providers.base import Provider
@@ -29,11 +30,12 @@ def default_count(content_type: str) -> int:
 
 
 def jobs_for(brief: Brief, settings: Settings, count: int, *, provider: Provider | None = None,
-             length_control: bool = True) -> list[Job]:
-    """`count` jobs for the same brief; their rows are tagged when they are queued."""
+             length_control: bool = True, actor: Actor | None = None) -> list[Job]:
+    """`count` jobs for the same brief, by `actor` (runs.registry.acting); their rows are
+    tagged when they are queued."""
     if not 1 <= count <= MAX_VARIANTS:
         raise ValueError(f"variants must be 1 to {MAX_VARIANTS}, not {count}")
-    jobs = [Job(brief, settings, provider=provider, length_control=length_control)
+    jobs = [Job(brief, settings, provider=provider, length_control=length_control, actor=actor)
             for _ in range(count)]
     for job in jobs:
         job.version_kind = "variant" if count > 1 else "draft"

@@ -1,7 +1,8 @@
 """Batches in the database (tables `batches` and `batch_rows`, m009): a batch and its
 rows as read from the spreadsheet, each row's state joined from its article, the
 counts, the claim of a running batch and the recovery of one whose runner died.
-Running a batch is writer/runs/batch.py.
+Each batch records its `author` (m016), who made it. Running a batch (and who may
+stop or resume one) is writer/runs/batch.py.
 """
 from __future__ import annotations
 
@@ -11,19 +12,21 @@ import os
 from writer.io.sheet import Row, dumps
 from writer.kinds import BatchStatus, RowState, Status
 from writer.storage import liveness
-from writer.storage.store import Store, utc_now
+from writer.storage.store import Store, author_name, utc_now
 
 
 def create(store: Store, *, file_name: str, settings: dict, columns: list[str],
-           rows: list[Row]) -> int:
-    """Save a new batch and its rows (status paused until a run starts); its id."""
+           rows: list[Row], author: str | None = None) -> int:
+    """Save a new batch and its rows (status paused until a run starts), made by
+    `author`; its id."""
     now = utc_now()
     with store.transaction("save a batch in") as conn:
         cursor = conn.execute(
             "INSERT INTO batches (created_at, updated_at, file_name, status, settings, columns, "
-            "total_rows, valid_rows, completed_rows, failed_rows) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
-            "0, 0)", [now, now, file_name, BatchStatus.PAUSED.value, dumps(settings),
-                      dumps(columns), len(rows), sum(row.ok for row in rows)])
+            "total_rows, valid_rows, completed_rows, failed_rows, author) VALUES (?, ?, ?, ?, ?, "
+            "?, ?, ?, 0, 0, ?)", [now, now, file_name, BatchStatus.PAUSED.value, dumps(settings),
+                                  dumps(columns), len(rows), sum(row.ok for row in rows),
+                                  author_name(conn, author)])
         batch_id = cursor.lastrowid
         conn.executemany(
             "INSERT INTO batch_rows (batch_id, row_no, input, brief, error) VALUES (?, ?, ?, ?, ?)",
@@ -40,11 +43,13 @@ def get(store: Store, batch_id: int) -> dict | None:
     return _decode(found[0]) if found else None
 
 
-def listing(store: Store, limit: int = 50) -> list[dict]:
-    """Batches, newest first, with their counts."""
+def listing(store: Store, limit: int = 50, *, author: str | None = None) -> list[dict]:
+    """Batches, newest first, with their counts; only `author`'s when given (the
+    `idx_batches_author` index: a writer's own, WRITER_HISTORY_SCOPE=own)."""
     recover(store)
-    return [_decode(r) for r in store.rows("SELECT * FROM batches ORDER BY id DESC LIMIT ?",
-                                           [limit])]
+    where, params = ("WHERE author = ?", [author]) if author else ("", [])
+    return [_decode(r) for r in store.rows(f"SELECT * FROM batches {where} ORDER BY id DESC "
+                                           "LIMIT ?", [*params, limit])]
 
 
 def _decode(row: dict) -> dict:

@@ -1,12 +1,15 @@
 """Brand kits in the database (table `brands`, m011): save, get, list and delete
 them. The kit itself — its fields, validation, checks and TOML — is writer/brands.py.
+Every kit records its `author` (m016), who made it; anyone may write with any kit,
+but only its author or an admin may save over it or delete it (AccessDenied).
 """
 from __future__ import annotations
 
 import json
 
+from writer.access import Actor
 from writer.brands import FIELDS, BrandError, BrandKit
-from writer.storage.store import Store, utc_now
+from writer.storage.store import Store, author_name, require_author, utc_now
 
 
 def _from_row(row: dict) -> BrandKit:
@@ -24,12 +27,13 @@ def _kit_json(kit: BrandKit) -> str:
     return json.dumps(data, ensure_ascii=False)
 
 
-def save(store: Store, kit: BrandKit, *, replace: bool = True) -> int:
+def save(store: Store, kit: BrandKit, *, replace: bool = True, actor: Actor) -> int:
     """Insert the kit, or update the one with its name; its id. A kit read from the
     database (with an `id`) is updated by id, so a rename keeps it one kit; renaming
     it to the name of another kit is refused (BrandError `name_taken`). With
     `replace=False` (an import not confirmed, a new kit) a new kit whose name is taken
-    is refused the same way instead of replacing the saved one."""
+    is refused the same way instead of replacing the saved one. A new kit is `actor`'s;
+    saving over one is for its author or an admin (AccessDenied)."""
     now = utc_now()
     with store.transaction(f"save brand kit «{kit.name}» in") as conn:
         same_name = conn.execute("SELECT id FROM brands WHERE name = ?", [kit.name]).fetchone()
@@ -46,9 +50,12 @@ def save(store: Store, kit: BrandKit, *, replace: bool = True) -> int:
                                  code="name_taken", field="name", name=kit.name)
             target = same_name[0]
         if target is None:
-            cursor = conn.execute("INSERT INTO brands (name, created_at, updated_at, kit) "
-                                  "VALUES (?, ?, ?, ?)", [kit.name, now, now, _kit_json(kit)])
+            cursor = conn.execute("INSERT INTO brands (name, created_at, updated_at, kit, author) "
+                                  "VALUES (?, ?, ?, ?, ?)", [kit.name, now, now, _kit_json(kit),
+                                                             author_name(conn, actor.name)])
             return cursor.lastrowid
+        (author,) = conn.execute("SELECT author FROM brands WHERE id = ?", [target]).fetchone()
+        require_author(actor, author, f"change brand kit «{kit.name}»")
         conn.execute("UPDATE brands SET name = ?, kit = ?, updated_at = ? WHERE id = ?",
                      [kit.name, _kit_json(kit), now, target])
         return target
@@ -86,8 +93,19 @@ def names(store: Store) -> list[str]:
             store.rows("SELECT name FROM brands ORDER BY name COLLATE NOCASE, id")]
 
 
-def delete(store: Store, name: str) -> bool:
-    """Delete the kit with this name; whether there was one. Articles written with it
-    keep its name (`articles.brand`) and their checks."""
+def authors(store: Store) -> dict[str, str | None]:
+    """{kit name: who made it} (the pages say whose a kit is, and offer its changes
+    only to its author and admins)."""
+    return {row["name"]: row["author"] for row in store.rows("SELECT name, author FROM brands")}
+
+
+def delete(store: Store, name: str, *, actor: Actor) -> bool:
+    """Delete the kit with this name; whether there was one. Only its author or an
+    admin may (AccessDenied). Articles written with it keep its name (`articles.brand`)
+    and their checks."""
     with store.transaction(f"delete brand kit «{name}» from") as conn:
+        found = conn.execute("SELECT author FROM brands WHERE name = ?", [name]).fetchone()
+        if found is None:
+            return False
+        require_author(actor, found[0], f"delete brand kit «{name}»")
         return conn.execute("DELETE FROM brands WHERE name = ?", [name]).rowcount > 0

@@ -1,19 +1,21 @@
 """Provider checks in the database (table `provider_checks`, m010): one row per run,
 the whole report as JSON plus its headline figures as columns for charts over time.
-Measuring is writer/runs/check.py.
+Each check records its `author` (m016), who ran it; deleting one is for its author or
+an admin. Measuring is writer/runs/check.py.
 """
 from __future__ import annotations
 
 import json
 
 from writer import logs
+from writer.access import Actor
 from writer.kinds import CheckStatus
-from writer.storage.store import Store, utc_now
+from writer.storage.store import Store, author_name, require_author, utc_now
 
 
-def save(store: Store, report: dict) -> int:
+def save(store: Store, report: dict, *, author: str | None = None) -> int:
     """Save a check's report, redacted (`logs.redact_data`): its base URL without its
-    credentials, its errors without a key a provider echoed. Its id."""
+    credentials, its errors without a key a provider echoed; run by `author`. Its id."""
     report = logs.redact_data(report)
     ttft = report.get("ttft_ms") or {}
     usage = report.get("usage") or {}
@@ -33,10 +35,23 @@ def save(store: Store, report: dict) -> int:
         "currency": usage.get("currency"),
     }
     with store.transaction("save a provider check in") as conn:
+        row["author"] = author_name(conn, author)
         cursor = conn.execute(
             f"INSERT INTO provider_checks ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
             list(row.values()))
         return cursor.lastrowid
+
+
+def delete(store: Store, check_id: int, *, actor: Actor) -> bool:
+    """Delete a saved check; only the person who ran it or an admin may (AccessDenied).
+    Whether there was one."""
+    with store.transaction(f"delete provider check #{check_id} from") as conn:
+        found = conn.execute("SELECT author FROM provider_checks WHERE id = ?",
+                             [check_id]).fetchone()
+        if found is None:
+            return False
+        require_author(actor, found[0], f"delete provider check #{check_id}")
+        return conn.execute("DELETE FROM provider_checks WHERE id = ?", [check_id]).rowcount > 0
 
 
 def history(store: Store, provider: str | None = None, limit: int = 500) -> list[dict]:

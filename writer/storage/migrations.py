@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Callable
 if TYPE_CHECKING:  # sqlite-utils is imported only when a migration is pending
     import sqlite_utils
 
+from writer.storage import grams
 from writer.storage.connection import immediate, utc_now
+from writer.storage.grams import CJK_RANGES, GRAMS_TABLE, article_grams_sql
 
 MIGRATIONS_TABLE = "_migrations"
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = []
@@ -320,44 +322,7 @@ def m013_budget_hard_cap(db: sqlite_utils.Database) -> None:
 # m014: 1- and 2-character CJK terms. The trigram index cannot serve them, so a second
 # FTS5 index (`articles_grams`, contentless, detail=none) holds every CJK character of an
 # article's topic and content as a token, and every pair of adjacent CJK characters as one
-# more: a term of 1–2 such characters is in the text exactly when its token is in the index.
-# The tokens are computed in plain SQL (no function to register), so the triggers work on
-# any connection; writer/storage/search.py `reindex` rebuilds the index with the same SQL.
-# Frozen with m014: a change of ranges or tokens is a new migration (and a reindex).
-CJK_RANGES = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x3041, 0x3096), (0x30A1, 0x30FA),
-              (0xAC00, 0xD7A3), (0xF900, 0xFAFF), (0x20000, 0x2FFFF))
-GRAMS_TABLE = "articles_grams"
-
-
-def _is_cjk_sql(code: str) -> str:
-    ranges = " OR ".join(f"{code} BETWEEN {low} AND {high}" for low, high in CJK_RANGES)
-    return f"({code} >= {min(low for low, _ in CJK_RANGES)} AND ({ranges}))"
-
-
-def _series(count: str) -> str:
-    """0 .. count-1 as json_each(...).key (no recursive CTE: triggers cannot use one)."""
-    return f"json_each('[' || substr(replace(hex(zeroblob({count})), '00', ',0'), 2) || ']')"
-
-
-def grams_sql(text: str, width: int = 64) -> str:
-    """SQL for the CJK tokens of `text` (an expression): each CJK character, followed by
-    it and the next character when that one is CJK too; NULL when there are none. The
-    text is cut into pieces of `width` (+1) characters first: substr() walks a string
-    from its start, so cutting it keeps the work linear."""
-    pieces = (f"SELECT substr({text}, o.key * {width} + 1, {width + 1}) AS s "
-              f"FROM {_series(f'({width - 1} + length({text})) / {width}')} o LIMIT -1")
-    pairs = (f"SELECT substr(k.s, i.key + 1, 2) AS p FROM ({pieces}) k, "
-             f"{_series(f'min({width}, length(k.s))')} i LIMIT -1")
-    return ("(SELECT group_concat(CASE WHEN " + _is_cjk_sql("u2") + " THEN substr(p, 1, 1) || ' ' || p "
-            "ELSE substr(p, 1, 1) END, ' ') "
-            f"FROM (SELECT p, unicode(p) AS u1, unicode(substr(p, 2)) AS u2 FROM ({pairs}) LIMIT -1) "
-            f"WHERE {_is_cjk_sql('u1')})")
-
-
-def article_grams_sql(row: str) -> str:
-    """The tokens of an article row (`new`, `old`, or a table alias): topic, then content."""
-    return (f"coalesce({grams_sql(f'{row}.topic')}, '') || ' ' || "
-            f"coalesce({grams_sql(f'{row}.content')}, '')")
+# more (writer/storage/grams.py, its token characters then: CJK_RANGES). Replaced by m015.
 
 
 @migration
@@ -367,21 +332,85 @@ def m014_short_cjk_search(db: sqlite_utils.Database) -> None:
                  "detail='none', columnsize=0, tokenize='unicode61 remove_diacritics 0')")
     conn.execute(f"""
         CREATE TRIGGER articles_grams_ai AFTER INSERT ON articles BEGIN
-          INSERT INTO {GRAMS_TABLE} (rowid, grams) VALUES (new.id, {article_grams_sql('new')});
+          INSERT INTO {GRAMS_TABLE} (rowid, grams) VALUES (new.id, {article_grams_sql('new', CJK_RANGES)});
         END""")
     conn.execute(f"""
         CREATE TRIGGER articles_grams_ad AFTER DELETE ON articles BEGIN
           INSERT INTO {GRAMS_TABLE} ({GRAMS_TABLE}, rowid, grams)
-            VALUES ('delete', old.id, {article_grams_sql('old')});
+            VALUES ('delete', old.id, {article_grams_sql('old', CJK_RANGES)});
         END""")
     conn.execute(f"""
         CREATE TRIGGER articles_grams_au AFTER UPDATE OF topic, content ON articles BEGIN
           INSERT INTO {GRAMS_TABLE} ({GRAMS_TABLE}, rowid, grams)
-            VALUES ('delete', old.id, {article_grams_sql('old')});
-          INSERT INTO {GRAMS_TABLE} (rowid, grams) VALUES (new.id, {article_grams_sql('new')});
+            VALUES ('delete', old.id, {article_grams_sql('old', CJK_RANGES)});
+          INSERT INTO {GRAMS_TABLE} (rowid, grams) VALUES (new.id, {article_grams_sql('new', CJK_RANGES)});
         END""")
     conn.execute(f"INSERT INTO {GRAMS_TABLE} (rowid, grams) "
-                 f"SELECT a.id, {article_grams_sql('a')} FROM articles a ORDER BY a.id")
+                 f"SELECT a.id, {article_grams_sql('a', CJK_RANGES)} FROM articles a ORDER BY a.id")
+
+
+@migration
+def m015_short_latin_search_and_no_drafts_in_grams(db: sqlite_utils.Database) -> None:
+    # 1- and 2-character Latin and digit terms ("AI", "5G") through `articles_grams` too,
+    # and no tokens computed for a draft being written (writer/storage/grams.py).
+    conn = db.conn
+    for trigger in ("articles_grams_ai", "articles_grams_ad", "articles_grams_au"):
+        conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    conn.execute(f"DROP TABLE IF EXISTS [{GRAMS_TABLE}]")
+    grams.create_v2(conn)
+
+
+# m016: a team on one server (issue 23). Every row a person makes records who made it
+# (`author`: the account's name, or the CLI's WRITER_USER); rows made before this get
+# LEGACY_AUTHOR, which no account can be named (writer/access.py NAME_PATTERN).
+LEGACY_AUTHOR = "(before sign-in)"
+
+
+@migration
+def m016_people_and_authors(db: sqlite_utils.Database) -> None:
+    conn = db.conn
+    for table in ("articles", "versions", "batches", "provider_checks", "brands"):
+        conn.execute(f"ALTER TABLE [{table}] ADD COLUMN [author] TEXT")
+        conn.execute(f"UPDATE [{table}] SET author = ?", [LEGACY_AUTHOR])
+    # History's "own" scope and the author filter walk this index newest first.
+    conn.execute("CREATE INDEX [idx_articles_author] ON [articles] ([author], [id])")
+    conn.execute("CREATE INDEX [idx_batches_author] ON [batches] ([author], [id])")
+    # Usage of one person (a writer's own page, a person's budget) and `usage --by author`
+    # read only this covering index, as the team's read idx_articles_usage (m003).
+    conn.execute("CREATE INDEX [idx_articles_usage_author] ON [articles] ([author], "
+                 "[created_at], [status], [provider], [model], [content_type], [language], "
+                 "[usage_source], [currency], [input_tokens], [output_tokens], [cost])")
+    # Accounts (WRITER_AUTH=accounts; an OIDC person may have a row for its role).
+    conn.execute("""
+        CREATE TABLE [users] (
+          [name] TEXT PRIMARY KEY COLLATE NOCASE,
+          [role] TEXT NOT NULL,             -- admin | writer
+          [password_hash] TEXT,             -- scrypt$… (writer/access.py); NULL: no password
+          [created_at] TEXT NOT NULL,
+          [updated_at] TEXT,
+          [failed_attempts] INTEGER NOT NULL DEFAULT 0,  -- wrong passwords in a row
+          [locked_until] TEXT               -- no sign-in before this (UTC ISO) after failures
+        )""")
+    # Signed-in browsers: the SHA-256 of the cookie's random token, never the token.
+    conn.execute("""
+        CREATE TABLE [sessions] (
+          [token_hash] TEXT PRIMARY KEY,
+          [user_name] TEXT NOT NULL COLLATE NOCASE,
+          [created_at] TEXT NOT NULL,
+          [expires_at] TEXT NOT NULL,
+          [last_seen_at] TEXT
+        )""")
+    conn.execute("CREATE INDEX [idx_sessions_user] ON [sessions] ([user_name])")
+    # A monthly budget for one person (over the team's `budgets`), per currency.
+    conn.execute("""
+        CREATE TABLE [person_budgets] (
+          [author] TEXT NOT NULL COLLATE NOCASE,
+          [currency] TEXT NOT NULL,
+          [monthly_amount] REAL NOT NULL,
+          [hard_cap] INTEGER NOT NULL DEFAULT 0,
+          [updated_at] TEXT,
+          PRIMARY KEY ([author], [currency])
+        )""")
 
 
 def migrate(db: sqlite_utils.Database) -> list[str]:

@@ -2,18 +2,24 @@
 
 Terms of 3+ characters go through the FTS5 trigram index (`articles_fts`, kept in
 sync by triggers), which matches any substring, Chinese included. Terms of 1–2 CJK
-characters (most Chinese words) go through `articles_grams` (m014): every CJK
-character and every pair of adjacent ones as a token, so such a term is in the text
-exactly when its token is in the index. Only other 1–2 character terms ("ab", "5%")
-fall back to a plain substring scan, newest first, which stops as soon as a page is
-full. Several terms must all match. Deleted articles (`deleted_at` set, m007) are
-never listed or counted; their topic is still in the full-text indexes, so every
-query filters them out. `reindex` rebuilds both indexes from the articles.
+characters (most Chinese words), ASCII letters or digits ("AI", "5G") go through
+`articles_grams` (writer/storage/grams.py): every such character and every pair of
+adjacent ones as a token, so such a term is in the text exactly when its token is in
+the index; articles being written are left out of it and checked directly. Only other
+1–2 character terms ("5%", "é") fall back to a plain substring scan, newest first,
+which stops as soon as a page is full. Several terms must all match. Deleted articles
+(`deleted_at` set, m007) are never listed or counted; their topic is still in the
+full-text indexes, so every query filters them out. `reindex` rebuilds both indexes from the articles.
 
 A query is refused (SearchError) past MAX_QUERY_CHARS characters or MAX_QUERY_TERMS
 terms: each term is one more clause of the SQL (or of the FTS5 expression), and SQLite
 refuses an expression tree deeper than 1,000 ("Expression tree is too large").
 Snippets are safe to place inside Markdown as well as HTML (`writer.io.markup.plain`).
+
+`Filters.author` lists one person's articles (a writer's own History, the author
+filter): an exact match on `articles.author` as stored — the account's spelling in
+`users` (`store.author_name`), which the filter's name is turned into too, so "Alice"
+finds alice's articles — read newest first from the `idx_articles_author` index.
 """
 from __future__ import annotations
 
@@ -25,11 +31,13 @@ from typing import Callable
 from writer.errors import UserError
 from writer.io import timezones
 from writer.io.markup import plain
-from writer.storage.migrations import CJK_RANGES, GRAMS_TABLE, article_grams_sql
-from writer.storage.store import Store
+from writer.storage import grams
+from writer.storage.grams import GRAMS_TABLE, TOKEN_RANGES, WRITING
+from writer.storage.store import Store, author_name
 
 LIST_COLUMNS = ("id, created_at, topic, content_type, language, status, words, target_words, "
-                "provider, model, input_tokens, output_tokens, usage_source, cost, currency")
+                "provider, model, input_tokens, output_tokens, usage_source, cost, currency, "
+                "author")
 LIVE = "a.deleted_at IS NULL"  # not deleted (m007)
 COUNT_CAP = 1000  # counts stop here ("1000+"): an exact count of a common term costs a scan
 MAX_QUERY_CHARS = 200  # a search box's text
@@ -55,6 +63,7 @@ class Filters:
     batch_id: int | None = None  # the articles of one batch (writer/runs/batch.py)
     brand: str | None = None  # written with this brand kit (articles.brand, m011)
     check_failed: bool = False  # only articles whose brand / keyword check failed (m011)
+    author: str | None = None  # only this person's articles (articles.author, m016)
     tz: dt.tzinfo = timezones.UTC  # the zone `since` and `until` are dates of (the reader's)
 
     def terms(self) -> list[str]:
@@ -108,8 +117,9 @@ def _fts_phrase(term: str) -> str:
 
 
 def is_indexed_short(term: str) -> bool:
-    """Whether a 1–2 character term is served by `articles_grams` (all CJK characters)."""
-    return 0 < len(term) <= 2 and all(any(low <= ord(ch) <= high for low, high in CJK_RANGES)
+    """Whether a 1–2 character term is served by `articles_grams` (all its characters
+    CJK or ASCII letters and digits: writer/storage/grams.py)."""
+    return 0 < len(term) <= 2 and all(any(low <= ord(ch) <= high for low, high in TOKEN_RANGES)
                                       for ch in term)
 
 
@@ -117,14 +127,33 @@ def _like(term: str) -> str:
     return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def _column_clauses(filters: Filters) -> tuple[list[str], list]:
+INDEXED_FILTERS = ("author", "content_type", "status", "model", "provider", "language",
+                   "batch_id")  # each has an index on (column, id): articles' indexes (m001…)
+
+
+def _equalities(filters: Filters, store: Store) -> list[tuple[str, object]]:
+    """(column, value) of each equality filter that is set; the author as stored."""
+    pairs = [(name, getattr(filters, name)) for name in (*INDEXED_FILTERS, "brand")]
+    pairs = [(name, value) for name, value in pairs if value]
+    if filters.author:  # first: the planner walks idx_articles_author (author, id)
+        with store.read() as conn:
+            pairs[0] = ("author", author_name(conn, filters.author.strip()))
+    return pairs
+
+
+def _text_clause(term: str) -> tuple[str, list]:
+    """`term` in the topic or the content, as a substring (ASCII case folded)."""
+    return "(a.topic LIKE ? ESCAPE '\\' OR a.content LIKE ? ESCAPE '\\')", [_like(term)] * 2
+
+
+def _column_clauses(filters: Filters, equalities: list[tuple[str, object]],
+                    like_terms: list[str]) -> tuple[list[str], list]:
+    """The filters as WHERE clauses on `articles a`: `equalities` (column = value, from
+    `_equalities`), the date range, the failed check and each of `like_terms`."""
     clauses, params = [], []
-    for name in ("content_type", "status", "model", "provider", "language", "batch_id",
-                 "brand"):
-        value = getattr(filters, name)
-        if value:
-            clauses.append(f"a.{name} = ?")
-            params.append(value)
+    for name, value in equalities:
+        clauses.append(f"a.{name} = ?")
+        params.append(value)
     if filters.check_failed:  # articles.checks: writer/brands.py CheckResult.as_dict()
         clauses.append("json_extract(a.checks, '$.passed') = 0")
     start, end = filters.bounds()
@@ -134,34 +163,66 @@ def _column_clauses(filters: Filters) -> tuple[list[str], list]:
     if end:
         clauses.append("a.created_at < ?")
         params.append(end)
+    for term in like_terms:
+        clause, values = _text_clause(term)
+        clauses.append(clause)
+        params += values
     return clauses, params
 
 
-def _fts_rowid_bounds(filters: Filters) -> tuple[list[str], list]:
+def _fts_rowid_bounds(filters: Filters, column: str = "f.rowid") -> tuple[list[str], list]:
     """Ids rise with created_at, so a date range is also an id range that FTS5 can
     use to skip matches outside it (the created_at clauses stay as the truth). The
     same UTC bounds as the created_at clauses: the reader's local days."""
     clauses, params = [], []
     start, end = filters.bounds()
     if start:
-        clauses.append("f.rowid >= coalesce((SELECT id FROM articles WHERE created_at >= ? "
+        clauses.append(f"{column} >= coalesce((SELECT id FROM articles WHERE created_at >= ? "
                        "ORDER BY created_at LIMIT 1), 0)")
         params.append(start)
     if end:
-        clauses.append("f.rowid <= coalesce((SELECT id FROM articles WHERE created_at < ? "
+        clauses.append(f"{column} <= coalesce((SELECT id FROM articles WHERE created_at < ? "
                        "ORDER BY created_at DESC LIMIT 1), 0)")
         params.append(end)
     return clauses, params
 
 
 RARITY_CAP = 2000  # matches counted to tell which index of a mixed query is rarer
+# A column filter matching at most this many articles is checked against the list of
+# their ids, read once from its index (≈ 0.25 µs an id: 5 ms at the cap), instead of on
+# each candidate's row: the filtered columns lie after `content`, so reading one walks
+# the row's overflow pages (20 µs a candidate; a 3 % filter reads ~30 candidates a hit).
+# Past the cap the filter keeps most candidates: the row check stops soon.
+SELECTIVE_CAP = 20_000
+USAGE_COLUMNS = {"status", "provider", "model", "content_type", "language"}  # idx_articles_usage
 
 
-def _matches_up_to(store: Store, table: str, match: str) -> int:
-    """How many articles `match` finds in `table`, counted up to RARITY_CAP (a bounded
-    walk of the index, a millisecond or two): which index should drive a mixed query."""
+def _matches_up_to(store: Store, table: str, match: str, cap: int) -> int:
+    """How many articles `match` finds in `table`, counted up to `cap` (a bounded walk
+    of the index): which index should drive a mixed query."""
     return store.conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {table} "
-                              "MATCH ? LIMIT ?)", [match, RARITY_CAP]).fetchone()[0]
+                              "MATCH ? LIMIT ?)", [match, cap]).fetchone()[0]
+
+
+def _grams_drive(store: Store, long_match: str, gram_match: str) -> bool:
+    """Whether the grams index has fewer matches (both counted up to RARITY_CAP; a tie
+    keeps the trigram index). The grams are counted first (a tenth of a millisecond:
+    no positions); the trigram index (a phrase costs ~10 µs a match) only one past them."""
+    grams_count = _matches_up_to(store, GRAMS_TABLE, gram_match, RARITY_CAP)
+    return grams_count < RARITY_CAP and _matches_up_to(
+        store, "articles_fts", long_match, grams_count + 1) > grams_count
+
+
+def _selective(store: Store, equalities: list[tuple[str, object]]) -> tuple[list, list]:
+    """Split the equality filters into (selective, the rest): a selective one matches at
+    most SELECTIVE_CAP articles, counted through its index (a millisecond at most)."""
+    selective, rest = [], []
+    for name, value in equalities:
+        count = (store.conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM articles WHERE {name} = ? "
+                                    "LIMIT ?)", [value, SELECTIVE_CAP + 1]).fetchone()[0]
+                 if name in INDEXED_FILTERS else SELECTIVE_CAP + 1)
+        (selective if count <= SELECTIVE_CAP else rest).append((name, value))
+    return selective, rest
 
 
 def search(store: Store, filters: Filters = Filters(), *, limit: int = 50, offset: int = 0) -> Page:
@@ -170,56 +231,111 @@ def search(store: Store, filters: Filters = Filters(), *, limit: int = 50, offse
     A full-text index drives the query (with both kinds of terms, the one with fewer
     matches, counted up to RARITY_CAP; else the only one used): FTS5 walks its matches
     newest first and stops when the page is full (CROSS JOIN keeps the planner from
-    scanning `articles` first); the other index checks each candidate by rowid.
-    Counts are exact when cheap (no text query, or one index's query without other
-    filters); otherwise the page says "N+" when there is more."""
+    scanning `articles` first). The other index's terms are checked on each candidate:
+    short terms by LIKE on its text (what `articles_grams` holds, exactly; 0.5 ms → 5 µs
+    a candidate: an FTS5 lookup by rowid sets up a whole query), long terms by rowid in
+    `articles_fts` (case folding beyond ASCII: only FTS5 knows it). A selective column
+    filter (`_selective`) is checked against its ids, read once from its index, before
+    the candidate's row is read. Counts are exact when cheap (no text query, or one
+    index's query without other filters); otherwise the page says "N+" when there is more."""
     terms = filters.terms()
     long_terms = list(dict.fromkeys(t for t in terms if len(t) >= 3))
     gram_terms = list(dict.fromkeys(t for t in terms if is_indexed_short(t)))
     like_terms = [t for t in terms if len(t) < 3 and not is_indexed_short(t)]
-    clauses, params = _column_clauses(filters)
-    for term in like_terms:
-        clauses.append("(a.topic LIKE ? ESCAPE '\\' OR a.content LIKE ? ESCAPE '\\')")
-        params += [_like(term), _like(term)]
+    equalities = _equalities(filters, store)
+    clauses, params = _column_clauses(filters, equalities, like_terms)
     columns = ", ".join(f"a.{c.strip()}" for c in LIST_COLUMNS.split(","))
-    indexes = []  # (table, match) of each index the query uses; the first drives
-    if long_terms:
-        indexes.append(("articles_fts", " AND ".join(_fts_phrase(t) for t in long_terms)))
-    if gram_terms:
-        indexes.append((GRAMS_TABLE, " AND ".join(_fts_phrase(t) for t in gram_terms)))
-    if len(indexes) > 1:  # the rarer index drives; the other checks its few candidates
-        indexes.sort(key=lambda index: _matches_up_to(store, *index))
-    if indexes:
-        (table, match), checks = indexes[0], indexes[1:]
-        for other, other_match in checks:
-            clauses.append(f"EXISTS (SELECT 1 FROM {other} x WHERE {other} MATCH ? AND x.rowid = a.id)")
-            params.append(other_match)
+    long_match = " AND ".join(_fts_phrase(t) for t in long_terms)
+    gram_match = " AND ".join(_fts_phrase(t) for t in gram_terms)
+    live_rows = _writing_matches(store, columns, [*long_terms, *gram_terms], clauses, params,
+                                 offset + limit + 1) if gram_terms else []
+    if long_terms or gram_terms:
+        grams_drive = not long_terms or bool(gram_terms and _grams_drive(store, long_match, gram_match))
+        table, match = (GRAMS_TABLE, gram_match) if grams_drive else ("articles_fts", long_match)
+        cheap_count = not clauses and not (long_terms and gram_terms)
+        selective, rest = _selective(store, equalities)
+        row_clauses, row_params = _column_clauses(filters, rest, like_terms)
+        checks, check_params = [], []  # on f.rowid: before the candidate's row is read
+        for name, value in selective:
+            checks.append(f"+f.rowid IN (SELECT id FROM articles WHERE {name} = ?)")
+            check_params.append(value)
+        if grams_drive and long_terms:  # last: a lookup costs more than a row's columns
+            row_clauses.append("EXISTS (SELECT 1 FROM articles_fts x WHERE articles_fts MATCH ? "
+                               "AND x.rowid = a.id)")
+            row_params.append(long_match)
+        elif gram_terms and not grams_drive:
+            for term in gram_terms:
+                clause, values = _text_clause(term)
+                row_clauses.append(clause)
+                row_params += values
         bounds, bound_params = _fts_rowid_bounds(filters)
-        where = " AND ".join([f"{table} MATCH ?", *bounds, LIVE, *clauses])
+        where = " AND ".join([f"{table} MATCH ?", *bounds, *checks, LIVE, *row_clauses])
+        page_params = [match, *bound_params, *check_params, *row_params]
         sql = (f"SELECT {columns} FROM {table} f CROSS JOIN articles a ON a.id = f.rowid "
                f"WHERE {where} ORDER BY f.rowid DESC LIMIT ? OFFSET ?")
-        rows = store.rows(sql, [match, *bound_params, *params, limit + 1, offset])
-        cheap_count = not clauses
-        count_sql = (f"SELECT count(*) FROM (SELECT 1 FROM {table} f CROSS JOIN articles a "
-                     f"ON a.id = f.rowid WHERE {table} MATCH ? AND {LIVE} LIMIT ?)")
+        if live_rows:  # articles being written are not in `articles_grams`: merged in
+            rows = store.rows(sql, [*page_params, offset + limit + 1, 0])
+            merged = {row["id"]: row for row in [*rows, *live_rows]}
+            rows = [merged[i] for i in sorted(merged, reverse=True)][offset:offset + limit + 1]
+        else:
+            rows = store.rows(sql, [*page_params, limit + 1, offset])
+        # Live (not deleted) through idx_articles_deleted_at: no row read per match.
+        count_sql = (f"SELECT count(*) FROM (SELECT 1 FROM {table} f WHERE {table} MATCH ? "
+                     "AND EXISTS (SELECT 1 FROM articles x INDEXED BY idx_articles_deleted_at "
+                     "WHERE x.deleted_at IS NULL AND x.id = f.rowid) LIMIT ?)")
         count_params = [match]
     else:
-        where = " AND ".join([LIVE, *clauses])
+        # A date range as an id range too: the walk newest first starts at its end
+        # instead of reading every newer article (262 → 2 ms at 100,000 articles).
+        bounds, bound_params = _fts_rowid_bounds(filters, "a.id")
+        where = " AND ".join([LIVE, *bounds, *clauses])
         rows = store.rows(f"SELECT {columns} FROM articles a WHERE {where} "
                                    "ORDER BY a.id DESC LIMIT ? OFFSET ?",
-                                   [*params, limit + 1, offset])
+                                   [*bound_params, *params, limit + 1, offset])
         cheap_count = not like_terms
         count_sql = f"SELECT count(*) FROM (SELECT 1 FROM articles a WHERE {where} LIMIT ?)"
-        count_params = params
+        count_params = [*bound_params, *params]
+        if len(equalities) > 1 and {n for n, _ in equalities} <= USAGE_COLUMNS \
+                and not filters.check_failed:
+            # Two or more filters: no one index holds the matches, and reading rows to
+            # check the others reads a whole row each (qwen + social_post + zh: 20 ms);
+            # the covering usage index (created_at, status, provider, model, type,
+            # language, …) holds them all: a scan of it is bounded (≤ 8 ms at 100,000).
+            usage_where = " AND ".join([*clauses, "NOT EXISTS (SELECT 1 FROM articles x INDEXED BY "
+                                        "idx_articles_deleted_at WHERE x.deleted_at IS NOT NULL "
+                                        "AND x.id = a.id)"])
+            count_sql = ("SELECT count(*) FROM (SELECT 1 FROM articles a INDEXED BY "
+                         f"idx_articles_usage WHERE {usage_where} LIMIT ?)")
+            count_params = params
     has_more = len(rows) > limit
     rows = rows[:limit]
     if not has_more:
         total = offset + len(rows)
     elif cheap_count:
         total = store.conn.execute(count_sql, [*count_params, COUNT_CAP + 1]).fetchone()[0]
+        if len(live_rows) == offset + limit + 1:  # more being written than fetched
+            live_rows = _writing_matches(store, columns, [*long_terms, *gram_terms], clauses,
+                                         params, COUNT_CAP + 1)
+        total = min(total + len(live_rows), COUNT_CAP + 1)
     else:
         total = None
     return Page(rows, total, bool(like_terms), has_more, offset)
+
+
+def _writing_matches(store: Store, columns: str, terms: list[str], clauses: list[str],
+                     params: list, limit: int) -> list[dict]:
+    """Articles being written that match: `articles_grams` leaves them out until they
+    end (writer/storage/grams.py), so a short term checks their few rows directly (the
+    status index finds them). `clauses` are the filters, before any index's."""
+    checks = [_text_clause(t)[0] for t in terms]
+    where = " AND ".join([f"a.status IN ({', '.join('?' for _ in WRITING)})", LIVE, *clauses,
+                          *checks])
+    # INDEXED BY: else the planner may take idx_articles_deleted_at (NULL on nearly every
+    # row) and read the whole table (1.1 s at 100,000 articles; 0.3 ms this way).
+    return store.rows(f"SELECT {columns} FROM articles a INDEXED BY idx_articles_status "
+                      f"WHERE {where} ORDER BY a.id DESC "
+                      "LIMIT ?", [*WRITING, *params, *[_like(t) for t in terms for _ in (0, 1)],
+                                  limit])
 
 
 REINDEX_BATCH = 500  # articles per write transaction: a writer waits at most one batch
@@ -237,9 +353,10 @@ def reindex(store: Store, progress: Callable[[str, int, int], None] | None = Non
     total = store.conn.execute("SELECT count(*) FROM articles").fetchone()[0]
     fills = {
         "articles_fts": "INSERT INTO articles_fts (rowid, topic, content) "
-                        "SELECT id, topic, content FROM articles a",
+                        "SELECT id, topic, content FROM articles a WHERE 1",
         GRAMS_TABLE: f"INSERT INTO {GRAMS_TABLE} (rowid, grams) "
-                     f"SELECT a.id, {article_grams_sql('a')} FROM articles a",
+                     f"SELECT a.id, {grams.register(store.conn)} FROM articles a "
+                     f"WHERE {grams.indexed_sql('a')}",
     }
     for table, fill in fills.items():
         with store.transaction("rebuild the search index of") as conn:
@@ -253,7 +370,7 @@ def reindex(store: Store, progress: Callable[[str, int, int], None] | None = Non
                     [after, last, batch])]
                 if not ids:
                     break
-                conn.execute(f"{fill} WHERE a.id >= ? AND a.id <= ?", [ids[0], ids[-1]])
+                conn.execute(f"{fill} AND a.id >= ? AND a.id <= ?", [ids[0], ids[-1]])
             done, after = done + len(ids), ids[-1]
             if progress:
                 progress(table, done, total)
@@ -267,7 +384,7 @@ def distinct(store: Store, column: str) -> list[str]:
 
     The distinct values come from the column's index; each is then kept if one live
     article has it (an index lookup that usually stops at the first row)."""
-    if column not in {"content_type", "status", "model", "provider", "language"}:
+    if column not in {"content_type", "status", "model", "provider", "language", "author"}:
         raise ValueError(f"cannot list values of {column!r}")
     return [r[0] for r in store.conn.execute(
         f"SELECT value FROM (SELECT DISTINCT {column} AS value FROM articles "

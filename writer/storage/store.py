@@ -11,6 +11,13 @@ index when there are none). The schema is documented in docs/schema.md.
 Every write is one `transaction()` (`BEGIN IMMEDIATE`); whatever goes wrong surfaces
 as a one-line `StorageError`, never a raw sqlite3 exception. Only the storage package
 runs SQL: other packages call the methods here and in the modules beside it.
+
+Who may change what is checked here, where the change is made (writer/access.py), so a
+forged request is refused whatever a page showed: prices and budgets (the team's and
+a person's) only by an admin; deleting an article only by its author or an admin.
+Every row a person makes records its `author` (m016): the account's name, spelled as
+in `users` when there is such an account (`author_name`), so an author filter is an
+exact match on the `idx_articles_author` index.
 """
 from __future__ import annotations
 
@@ -24,14 +31,22 @@ from pathlib import Path
 from typing import Iterator
 
 from writer import logs
+from writer.access import AccessDenied, Actor, require_admin, require_owner
 from writer.kinds import Status
 from writer.storage import ledger, liveness
 from writer.storage.connection import BUSY_TIMEOUT_S, StorageError, connect, immediate, storage_error, utc_now
-from writer.storage.migrations import MIGRATIONS, MIGRATIONS_TABLE, migrate, migration, pending
+from writer.storage.migrations import (
+    LEGACY_AUTHOR,
+    MIGRATIONS,
+    MIGRATIONS_TABLE,
+    migrate,
+    migration,
+    pending,
+)
 
-__all__ = ["BUSY_TIMEOUT_S", "FAILED_REQUEST_SQL", "MIGRATIONS", "MIGRATIONS_TABLE", "STATUSES",
-           "StorageError", "Store", "is_failed_request", "migrate", "migration",
-           "storage_error", "utc_now"]
+__all__ = ["BUSY_TIMEOUT_S", "FAILED_REQUEST_SQL", "LEGACY_AUTHOR", "MIGRATIONS",
+           "MIGRATIONS_TABLE", "STATUSES", "StorageError", "Store", "author_name",
+           "is_failed_request", "migrate", "migration", "storage_error", "utc_now"]
 
 STATUSES: tuple[str, ...] = tuple(status.value for status in Status)
 # A failed request: the provider refused or never answered, so no text was written
@@ -46,6 +61,25 @@ TEXT_FIELDS = ("content", "words", "topic", "outline", "checks")
 def is_failed_request(row: dict) -> bool:
     return row.get("status") == Status.FAILED and not (row.get("words") or 0) \
         and not (row.get("content") or "").strip()
+
+
+def require_author(actor: Actor | None, author: str | None, action: str) -> None:
+    """Refuse `action` on a row made by `author` unless it is `actor`'s own or `actor` is
+    an admin (writer/access.py `require_owner`). A row from before sign-in
+    (LEGACY_AUTHOR) or with no author is an admin's to change, whatever the actor's name."""
+    if author in (None, LEGACY_AUTHOR) and not (actor is not None and actor.is_admin):
+        raise AccessDenied(f"only an admin may {action} (it was made before sign-in)",
+                           action=action)
+    require_owner(actor, author, action)
+
+
+def author_name(conn: sqlite3.Connection, name: str | None) -> str | None:
+    """`name` spelled as its account in `users` (names compare without case there), so
+    "Alice" and "alice" are one author; as given when there is no such account."""
+    if not name:
+        return None
+    found = conn.execute("SELECT name FROM users WHERE name = ?", [name]).fetchone()
+    return found[0] if found else name
 
 
 class Store:
@@ -153,7 +187,9 @@ class Store:
 
     def create_article(self, brief, *, provider: str, model: str, max_tokens: int | None,
                        status: Status = Status.STREAMING,
-                       batch: tuple[int, int] | None = None) -> int:
+                       batch: tuple[int, int] | None = None, author: str | None = None) -> int:
+        """A new article's row; its id. `author`: who writes it (writer/runs/job.py
+        passes the actor's name; a row without one can be changed only by an admin)."""
         now = utc_now()
         row = {
             "created_at": now,
@@ -180,6 +216,7 @@ class Store:
         if batch is not None:  # (batch id, row number): writer/runs/batch.py
             row["batch_id"], row["batch_row"] = batch
         with self.transaction("save a new article in") as conn:
+            row["author"] = author_name(conn, author)
             cursor = conn.execute(
                 f"INSERT INTO articles ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                 list(row.values()))
@@ -247,15 +284,26 @@ class Store:
         with self.transaction(f"save the cost of article #{article_id} in") as conn:
             return ledger.charge(conn, article_id, **charge._asdict())
 
-    def delete(self, article_id: int) -> bool:
+    def author_of(self, article_id: int) -> str | None:
+        """Who wrote the article (deleted or not); None when there is no such row."""
+        found = self.rows("SELECT author FROM articles WHERE id = ?", [article_id])
+        return found[0]["author"] if found else None
+
+    def delete(self, article_id: int, *, actor: Actor) -> bool:
         """Soft delete: the text goes and the article leaves History and search, but
         its row stays with its topic, tokens and cost (and its versions with theirs),
         so Usage and budgets still count what it cost. None of its text is left in the
         database files: every version's text is blanked, the search index is merged
         (its old segments, which held the text, are freed and zeroed: secure_delete),
-        and the WAL is emptied. False when missing or already deleted."""
+        and the WAL is emptied. False when missing or already deleted. Only its author
+        or an admin may (AccessDenied)."""
         now = utc_now()
         with self.transaction(f"delete article #{article_id} in") as conn:
+            found = conn.execute("SELECT author FROM articles WHERE id = ? AND deleted_at IS NULL",
+                                 [article_id]).fetchone()
+            if found is None:
+                return False
+            require_author(actor, found[0], f"delete article #{article_id}")
             if conn.execute(
                     "UPDATE articles SET deleted_at = ?, content = '', words = 0, outline = NULL, "
                     "checks = NULL, updated_at = ? WHERE id = ? AND deleted_at IS NULL",
@@ -274,7 +322,8 @@ class Store:
             return self.rows("SELECT * FROM prices ORDER BY model, provider")
 
     def set_price(self, *, provider: str, model: str, input_per_1m: float, output_per_1m: float,
-                  currency: str) -> None:
+                  currency: str, actor: Actor) -> None:
+        require_admin(actor, "change a price")
         if not model.strip() or not currency.strip() or input_per_1m < 0 or output_per_1m < 0:
             raise ValueError("a price needs a model, a currency and prices of 0 or more")
         with self.transaction("save a price in") as conn:
@@ -284,7 +333,8 @@ class Store:
                 [provider.strip() or "*", model.strip().lower(), float(input_per_1m),
                  float(output_per_1m), currency.strip(), utc_now()])
 
-    def delete_price(self, *, provider: str, model: str) -> None:
+    def delete_price(self, *, provider: str, model: str, actor: Actor) -> None:
+        require_admin(actor, "delete a price")
         with self.transaction("delete a price in") as conn:
             conn.execute("DELETE FROM prices WHERE provider = ? AND model = ?", [provider, model])
 
@@ -301,9 +351,10 @@ class Store:
                 "SELECT currency FROM budgets WHERE hard_cap != 0")}
 
     def set_budget(self, currency: str, monthly_amount: float | None,
-                   hard_cap: bool = False) -> None:
+                   hard_cap: bool = False, *, actor: Actor) -> None:
         """Save (or, with no amount, remove) the monthly budget in `currency`; `hard_cap`:
-        refuse to send past it instead of asking first."""
+        refuse to send past it instead of asking first. Admins only (AccessDenied)."""
+        require_admin(actor, "change a budget")
         with self.transaction("save a budget in") as conn:
             if not monthly_amount:
                 conn.execute("DELETE FROM budgets WHERE currency = ?", [currency])
@@ -311,6 +362,42 @@ class Store:
                 conn.execute("INSERT OR REPLACE INTO budgets (currency, monthly_amount, "
                              "hard_cap, updated_at) VALUES (?, ?, ?, ?)",
                              [currency, monthly_amount, int(bool(hard_cap)), utc_now()])
+
+    # -- a person's monthly budget (m016), over the team's -------------------
+    def person_budgets(self, author: str | None = None) -> list[dict]:
+        """Every person's budgets (author, currency, monthly_amount, hard_cap), or only
+        `author`'s (names compare without case), by author and currency."""
+        where, params = ("WHERE author = ?", [author]) if author else ("", [])
+        rows = self.rows(f"SELECT author, currency, monthly_amount, hard_cap, updated_at FROM "
+                         f"person_budgets {where} ORDER BY author COLLATE NOCASE, currency", params)
+        for row in rows:
+            row["hard_cap"] = bool(row["hard_cap"])
+        return rows
+
+    def person_budget(self, author: str | None, currency: str | None) -> dict | None:
+        """`author`'s monthly budget in `currency`, or None when there is none."""
+        if not author or not currency:
+            return None
+        found = [r for r in self.person_budgets(author) if r["currency"] == currency]
+        return found[0] if found else None
+
+    def set_person_budget(self, author: str, currency: str, monthly_amount: float | None,
+                          hard_cap: bool = False, *, actor: Actor) -> None:
+        """Save (or, with no amount, remove) `author`'s monthly budget in `currency`;
+        `hard_cap`: refuse their requests past it. Admins only (AccessDenied)."""
+        require_admin(actor, "change a budget")
+        author, currency = (author or "").strip(), (currency or "").strip()
+        if not author or not currency or (monthly_amount or 0) < 0:
+            raise ValueError("a person's budget needs a name, a currency and an amount of 0 or more")
+        with self.transaction("save a budget in") as conn:
+            if not monthly_amount:
+                conn.execute("DELETE FROM person_budgets WHERE author = ? AND currency = ?",
+                             [author, currency])
+            else:
+                conn.execute("INSERT OR REPLACE INTO person_budgets (author, currency, "
+                             "monthly_amount, hard_cap, updated_at) VALUES (?, ?, ?, ?, ?)",
+                             [author_name(conn, author), currency, float(monthly_amount),
+                              int(bool(hard_cap)), utc_now()])
 
     # -- reads ----------------------------------------------------------------
     def get(self, article_id: int, *, include_deleted: bool = False) -> dict | None:
@@ -323,7 +410,7 @@ class Store:
 
     def recent(self, limit: int = 50, offset: int = 0) -> list[dict]:
         sql = ("SELECT id, created_at, topic, content_type, language, status, words, target_words, "
-               "provider, model, input_tokens, output_tokens, usage_source, cost, currency "
+               "provider, model, input_tokens, output_tokens, usage_source, cost, currency, author "
                "FROM articles WHERE deleted_at IS NULL ORDER BY id DESC LIMIT ? OFFSET ?")
         with self.read():
             return self.rows(sql, [limit, offset])

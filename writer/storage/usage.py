@@ -13,6 +13,13 @@ Periods are local dates in a time zone `tz` (the reader's on the pages; UTC, the
 default, for the CLI): `since`..`until` inclusive become UTC bounds [start, end)
 (`timezones.utc_range`), and grouping by day groups by the local date, exact across
 daylight-saving changes.
+
+Every report can be limited to one person (`author=`: a writer's own Usage, a
+person's budget), read from the covering index `idx_articles_usage_author` (m016) as
+the team's is from `idx_articles_usage`, and grouped by author (`by="author"`). A
+person may have a monthly budget of their own (`person_budgets`, Store.person_budgets)
+over the team's: `budget_status(author=…)`, and `require_within_budget` refuses an
+actor whose own budget is a hard cap that is reached.
 """
 from __future__ import annotations
 
@@ -28,10 +35,10 @@ from writer.io import timezones
 from writer.io.sheet import safe_cell
 from writer.kinds import ACTIVE
 from writer.storage.prices import PriceTable, price_table
-from writer.storage.store import FAILED_REQUEST_SQL, Store
+from writer.storage.store import FAILED_REQUEST_SQL, Store, author_name
 
 GROUPS = {"day": "substr(created_at, 1, 10)", "model": "model", "provider": "provider",
-          "type": "content_type"}
+          "type": "content_type", "author": "author"}
 BUDGET_WARN = 0.8
 UTC = timezones.UTC
 LOCAL_DAY_FUNCTION = "writer_local_day"  # registered on the store's connection (by_group)
@@ -45,10 +52,16 @@ def _is_utc(tz: dt.tzinfo | None) -> bool:
     return tz is None or tz is dt.timezone.utc or getattr(tz, "key", None) in _UTC_NAMES
 
 
-def _period(since, until, tz: dt.tzinfo | None = None) -> tuple[str, list]:
-    """The WHERE clause for local dates `since`..`until` (inclusive) in `tz`."""
+def _period(since, until, tz: dt.tzinfo | None = None, store: Store | None = None,
+            author: str | None = None) -> tuple[str, list]:
+    """The WHERE clause for local dates `since`..`until` (inclusive) in `tz`, of
+    `author`'s articles only when given (its spelling in `users`: store.author_name)."""
     start, end = timezones.utc_range(since, until, tz or UTC)
     clauses, params = [], []
+    if author:
+        clauses.append("author = ?")
+        with store.read() as conn:
+            params.append(author_name(conn, author.strip()))
     if start:
         clauses.append("created_at >= ?")
         params.append(start)
@@ -92,15 +105,17 @@ def _group_sql(store: Store, by: str, tz: dt.tzinfo | None, since, until) -> str
 
 
 def by_group(store: Store, by: str = "day", since: str | dt.date | None = None,
-             until: str | dt.date | None = None, tz: dt.tzinfo | None = None) -> list[dict]:
+             until: str | dt.date | None = None, tz: dt.tzinfo | None = None, *,
+             author: str | None = None) -> list[dict]:
     """One row per (group, currency): articles, failed requests, tokens, cost, and the
-    estimated and unpriced articles. `since`/`until` are local dates in `tz` (UTC by
-    default), and so is the day of "day"."""
+    estimated and unpriced articles; `author`'s only when given. `since`/`until` are
+    local dates in `tz` (UTC by default), and so is the day of "day"."""
     if by not in GROUPS:
         raise ValueError(f"unknown grouping {by!r}; use one of: {', '.join(GROUPS)}")
-    where, params = _period(since, until, tz)
+    where, params = _period(since, until, tz, store, author)
     group = _group_sql(store, by, tz, since, until)
-    # Two queries: the sums read only the covering index `idx_articles_usage`; the
+    # Two queries: the sums read only a covering index (`idx_articles_usage`, or with an
+    # author or by author `idx_articles_usage_author`); the
     # failed requests need `words`, so only rows with status 'failed' are looked up.
     rows = store.rows(
         f"""SELECT {group} AS "group", currency, count(*) AS articles,
@@ -129,10 +144,10 @@ def by_group(store: Store, by: str = "day", since: str | dt.date | None = None,
 
 
 def totals(store: Store, since: str | dt.date | None = None, until: str | dt.date | None = None,
-           tz: dt.tzinfo | None = None) -> dict:
+           tz: dt.tzinfo | None = None, *, author: str | None = None) -> dict:
     """{"articles", "failed_requests", "input_tokens", "output_tokens", "unpriced",
-    "estimated", "cost": {currency: amount}} for the period."""
-    rows = by_group(store, "type", since, until, tz)
+    "estimated", "cost": {currency: amount}} for the period (`author`'s only)."""
+    rows = by_group(store, "type", since, until, tz, author=author)
     cost: dict[str, float] = {}
     for row in rows:
         if row["currency"] and row["cost"] is not None:
@@ -150,17 +165,19 @@ def totals(store: Store, since: str | dt.date | None = None, until: str | dt.dat
 
 def articles(store: Store, since: str | dt.date | None = None,
              until: str | dt.date | None = None, *, unpriced_only: bool = False,
-             limit: int = 500, tz: dt.tzinfo | None = None) -> list[dict]:
-    """Cost per article, newest first; `deleted` is 1 for an article deleted from
-    History (its spend still counts), `failed_request` 1 for a request refused with
-    no text (not an article; `unpriced_only` leaves those out, as the counts do)."""
-    where, params = _period(since, until, tz)
+             limit: int = 500, tz: dt.tzinfo | None = None,
+             author: str | None = None) -> list[dict]:
+    """Cost per article, newest first (`author`'s only when given); `deleted` is 1 for
+    an article deleted from History (its spend still counts), `failed_request` 1 for a
+    request refused with no text (not an article; `unpriced_only` leaves those out, as
+    the counts do)."""
+    where, params = _period(since, until, tz, store, author)
     if unpriced_only:
         where += f" AND cost IS NULL AND status NOT IN ({ACTIVE_SQL}) AND NOT {FAILED_REQUEST_SQL}"
     return store.rows(
         f"""SELECT id, created_at, topic, provider, model, content_type, status, input_tokens,
                output_tokens, usage_source, cost, currency, price_input_per_1m, price_output_per_1m,
-               deleted_at IS NOT NULL AS deleted, {FAILED_REQUEST_SQL} AS failed_request
+               deleted_at IS NOT NULL AS deleted, {FAILED_REQUEST_SQL} AS failed_request, author
             FROM articles WHERE {where} ORDER BY created_at DESC, id DESC LIMIT ?""",
         [*params, limit])  # created_at order comes from its index: no sort of the period
 
@@ -206,36 +223,47 @@ def month_bounds(day: dt.date) -> tuple[str, str]:
     return day.replace(day=1).isoformat(), day.replace(day=last).isoformat()
 
 
-def month_spend(store: Store, day: dt.date | None = None,
-                tz: dt.tzinfo | None = None) -> dict[str, float]:
-    """Spend per currency in the month of `day` (today in `tz`), a month of local dates."""
+def month_spend(store: Store, day: dt.date | None = None, tz: dt.tzinfo | None = None, *,
+                author: str | None = None) -> dict[str, float]:
+    """Spend per currency in the month of `day` (today in `tz`), a month of local dates
+    (`author`'s only when given)."""
     day = day or timezones.today(tz or UTC)
-    return totals(store, *month_bounds(day), tz=tz)["cost"]
+    return totals(store, *month_bounds(day), tz=tz, author=author)["cost"]
+
+
+def _budget(store: Store, currency: str | None, author: str | None) -> tuple[float, bool]:
+    """(monthly amount, hard cap) of the team's budget, or of `author`'s own."""
+    if author:
+        found = store.person_budget(author, currency)
+        return (found["monthly_amount"], found["hard_cap"]) if found else (0.0, False)
+    return store.budgets().get(currency or "") or 0.0, currency in store.hard_caps()
 
 
 def budget_status(store: Store, currency: str | None, day: dt.date | None = None,
-                  tz: dt.tzinfo | None = None) -> dict | None:
-    """Spend against the monthly budget in `currency`, or None when there is none.
-    `level` is "ok", "warn" (≥ 80 %) or "over" (≥ 100 %). The month is the one of
-    `day` (default: today in `tz`, UTC by default), in `tz`."""
-    budget = store.budgets().get(currency or "")
+                  tz: dt.tzinfo | None = None, *, author: str | None = None) -> dict | None:
+    """Spend against the team's monthly budget in `currency` — or, with `author`, that
+    person's spend against their own budget — or None when there is none. `level` is
+    "ok", "warn" (≥ 80 %) or "over" (≥ 100 %). The month is the one of `day` (default:
+    today in `tz`, UTC by default), in `tz`."""
+    budget, hard_cap = _budget(store, currency, author)
     if not budget:
         return None
-    spent = month_spend(store, day, tz).get(currency, 0.0)
+    spent = month_spend(store, day, tz, author=author).get(currency, 0.0)
     ratio = spent / budget
     level = "over" if ratio >= 1 else "warn" if ratio >= BUDGET_WARN else "ok"
     return {"currency": currency, "budget": budget, "spent": spent, "ratio": ratio, "level": level,
-            "hard_cap": currency in store.hard_caps()}
+            "hard_cap": hard_cap, "author": author}
 
 
-def budget_status_for(store: Store, settings, provider,
-                      tz: dt.tzinfo | None = None) -> dict | None:
-    """Budget status in the currency the provider's model is priced in (this month in `tz`)."""
+def budget_status_for(store: Store, settings, provider, tz: dt.tzinfo | None = None, *,
+                      author: str | None = None) -> dict | None:
+    """Budget status in the currency the provider's model is priced in (this month in
+    `tz`): the team's, or `author`'s own."""
     price = price_table(settings.prices_file, store.price_edits()).lookup(provider.model,
                                                                           provider.name)
     if price is None or price.currency == "local":
         return None
-    return budget_status(store, price.currency, tz=tz)
+    return budget_status(store, price.currency, tz=tz, author=author)
 
 
 class BudgetExceeded(UserError):
@@ -246,41 +274,53 @@ class BudgetExceeded(UserError):
 
 
 def require_within_budget(store: Store | None, settings, provider,
-                          tz: dt.tzinfo | None = None) -> None:
+                          tz: dt.tzinfo | None = None, *, actor=None) -> None:
     """The one check every run makes before its first request (an article, a variant, a
     batch and each of its rows, a provider check): refuse (BudgetExceeded, exit 2) when
-    the provider's currency has a hard-capped budget that this month's spend has reached.
-    Without a hard cap nothing is refused here (the pages ask first, as before). The
-    month is the one of today in `tz` (default: WRITER_TIMEZONE, else UTC). No `store`:
-    the settings' database is opened for the check."""
+    the provider's currency has a hard-capped budget that this month's spend has reached:
+    the team's, or the `actor`'s own (person_budgets) when they have one. Without a hard
+    cap nothing is refused here (the pages ask first, as before). The month is the one
+    of today in `tz` (default: WRITER_TIMEZONE, else UTC). No `store`: the settings'
+    database is opened for the check."""
     if store is None:
         store = Store(settings.db_path)
         try:
-            return require_within_budget(store, settings, provider, tz)
+            return require_within_budget(store, settings, provider, tz, actor=actor)
         finally:
             store.close()
-    caps = store.hard_caps()
-    if not caps:
+    author = getattr(actor, "name", None)
+    mine = any(r["hard_cap"] for r in store.person_budgets(author)) if author else False
+    if not store.hard_caps() and not mine:
         return
     tz = tz or timezones.choose(getattr(settings, "timezone", None))
-    status = budget_status_for(store, settings, provider, tz=tz)
-    if status is None or status["currency"] not in caps or status["spent"] < status["budget"]:
-        return
-    spent, budget, currency = (f"{status['spent']:.2f}", f"{status['budget']:.2f}",
-                               status["currency"])
-    raise BudgetExceeded(f"this month's {currency} budget is a hard cap and it is reached: "
-                         f"{spent} spent of {budget} {currency}; raise the budget or lift the "
-                         "cap in Settings", spent=spent, budget=budget, currency=currency)
+    for whose in (None, author) if mine else (None,):
+        status = budget_status_for(store, settings, provider, tz=tz, author=whose)
+        if status is None or not status["hard_cap"] or status["spent"] < status["budget"]:
+            continue
+        spent, budget, currency = (f"{status['spent']:.2f}", f"{status['budget']:.2f}",
+                                   status["currency"])
+        if whose is None:
+            raise BudgetExceeded(f"this month's {currency} budget is a hard cap and it is "
+                                 f"reached: {spent} spent of {budget} {currency}; raise the "
+                                 "budget or lift the cap in Settings", spent=spent,
+                                 budget=budget, currency=currency)
+        raise BudgetExceeded(f"{whose}'s own {currency} budget this month is a hard cap and it "
+                             f"is reached: {spent} spent of {budget} {currency}; an admin can "
+                             "raise it or lift the cap in Settings",
+                             key="user_errors.person_budget_exceeded", name=whose, spent=spent,
+                             budget=budget, currency=currency)
 
 
 def burn_down(store: Store, currency: str, day: dt.date | None = None,
-              tz: dt.tzinfo | None = None) -> list[dict]:
-    """Per day of the month: cumulative spend, the budget left, and an even-pace line.
-    Days are local days in `tz` (UTC by default); `day` defaults to today there."""
+              tz: dt.tzinfo | None = None, *, author: str | None = None) -> list[dict]:
+    """Per day of the month: cumulative spend, the budget left, and an even-pace line
+    (the team's, or `author`'s spend against their own budget). Days are local days in
+    `tz` (UTC by default); `day` defaults to today there."""
     day = day or timezones.today(tz or UTC)
     first, last = month_bounds(day)
-    budget = store.budgets().get(currency)
-    per_day = {r["group"]: r["cost"] or 0.0 for r in by_group(store, "day", first, last, tz)
+    budget = _budget(store, currency, author)[0] or None
+    per_day = {r["group"]: r["cost"] or 0.0
+               for r in by_group(store, "day", first, last, tz, author=author)
                if r["currency"] == currency}
     days = calendar.monthrange(day.year, day.month)[1]
     rows, spent = [], 0.0
@@ -297,9 +337,9 @@ def burn_down(store: Store, currency: str, day: dt.date | None = None,
 # -- what the period would cost at today's prices (never written back) -------------
 def recalculate(store: Store, table: PriceTable, since: str | dt.date | None = None,
                 until: str | dt.date | None = None, limit: int = 5000,
-                tz: dt.tzinfo | None = None) -> list[dict]:
+                tz: dt.tzinfo | None = None, *, author: str | None = None) -> list[dict]:
     rows = []
-    for row in articles(store, since, until, limit=limit, tz=tz):
+    for row in articles(store, since, until, limit=limit, tz=tz, author=author):
         price = table.lookup(row["model"], row["provider"])
         today = price.cost(row["input_tokens"], row["output_tokens"]) if price else None
         rows.append({"id": row["id"], "model": row["model"], "charged": row["cost"],

@@ -9,6 +9,11 @@ Any version can be made current again (`choose`).
 Two rules hold whatever the caller: a text is never replaced unless it is kept as a
 version (`keep_current`, in the transaction that replaces it), and nothing writes
 text to a deleted article or its versions.
+
+Every version records its `author` (m016), who made it: an admin's revision of a
+writer's article is the admin's version of the writer's article. Adding a version to
+an article (`open_version`) and choosing one (`choose`) is for its author or an admin
+(store.require_author: AccessDenied).
 """
 from __future__ import annotations
 
@@ -16,12 +21,13 @@ import json
 import sqlite3
 
 from writer import logs
+from writer.access import Actor
 from writer.brands import BrandKit, check
 from writer.errors import UserError
 from writer.kinds import ACTIVE, Status
 from writer.storage import ledger
 from writer.storage.ledger import Charge, add_costs  # noqa: F401  (callers use versions.*)
-from writer.storage.store import Store, utc_now
+from writer.storage.store import Store, author_name, require_author, utc_now
 
 KINDS = ("draft", "variant", "revision")
 VERSION_TEXT = ("content", "words", "instruction")  # never written on a deleted article
@@ -55,6 +61,12 @@ def _next_number(conn: sqlite3.Connection, article_id: int) -> int:
     return top + 1
 
 
+def _require_owner(conn: sqlite3.Connection, actor: Actor, article_id: int, action: str) -> None:
+    """Refuse (AccessDenied) unless `actor` wrote the article or is an admin."""
+    found = conn.execute("SELECT author FROM articles WHERE id = ?", [article_id]).fetchone()
+    require_author(actor, found[0] if found else None, action)
+
+
 def _live(conn: sqlite3.Connection, article_id: int) -> bool | None:
     """True: the article exists; False: it was deleted; None: there is no such row."""
     found = conn.execute("SELECT deleted_at FROM articles WHERE id = ?", [article_id]).fetchone()
@@ -65,6 +77,7 @@ def _insert(conn: sqlite3.Connection, article_id: int, number: int, **fields) ->
     now = utc_now()
     row = {"article_id": article_id, "number": number, "created_at": now, "updated_at": now,
            **fields}
+    row["author"] = author_name(conn, row.get("author"))
     if isinstance(row.get("error"), str):
         row["error"] = logs.redact(row["error"])
     conn.execute(f"INSERT INTO versions ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
@@ -89,11 +102,11 @@ def keep_current(conn: sqlite3.Connection, article_id: int) -> int | None:
     that replaces the text."""
     found = conn.execute(
         "SELECT content, words, status, provider, model, current_version, input_tokens, "
-        "output_tokens, cost, currency, created_at FROM articles "
+        "output_tokens, cost, currency, created_at, author FROM articles "
         "WHERE id = ? AND deleted_at IS NULL", [article_id]).fetchone()
     if found is None or not (found[0] or "").strip():
         return None
-    content, words, status, provider, model, current, *spent, created_at = found
+    content, words, status, provider, model, current, *spent, created_at, author = found
     same = conn.execute("SELECT number FROM versions WHERE article_id = ? AND content = ? "
                         "ORDER BY number = ? DESC, number DESC LIMIT 1",
                         [article_id, content, current]).fetchone()
@@ -115,29 +128,31 @@ def keep_current(conn: sqlite3.Connection, article_id: int) -> int | None:
                 words=words, provider=provider, model=model,
                 input_tokens=max(0, (input_tokens or 0) - kept_in),
                 output_tokens=max(0, (output_tokens or 0) - kept_out), cost=cost,
-                currency=currency, created_at=created_at)
+                currency=currency, created_at=created_at, author=author)
     if number != current:
         conn.execute("UPDATE articles SET current_version = ? WHERE id = ?", [number, article_id])
     return number
 
 
-def open_version(store: Store, article_id: int, *, kind: str, status: Status,
+def open_version(store: Store, article_id: int, *, kind: str, status: Status, actor: Actor,
                  instruction: str | None = None, section: int | None = None,
                  provider: str | None = None, model: str | None = None,
                  content: str = "", words: int = 0) -> int:
-    """A new version row (being written, or already written); its number. A revision
-    keeps the text it will replace as a version first."""
+    """A new version row (being written, or already written) made by `actor`, who must
+    be the article's author or an admin (AccessDenied); its number. A revision keeps
+    the text it will replace as a version first."""
     if kind not in KINDS:
         raise VersionError(f"unknown version kind {kind!r}; use one of: {', '.join(KINDS)}")
     with store.transaction(f"add a version to article #{article_id} in") as conn:
         if not _live(conn, article_id):
             raise VersionError(f"there is no article #{article_id}")
+        _require_owner(conn, actor, article_id, f"revise article #{article_id}")
         if kind == "revision":
             keep_current(conn, article_id)
         number = _next_number(conn, article_id)
         _insert(conn, article_id, number, kind=kind, instruction=instruction, section=section,
                 status=Status(status).value, content=content, words=words, provider=provider,
-                model=model)
+                model=model, author=actor.name)
     return number
 
 
@@ -152,11 +167,11 @@ def update_version(store: Store, article_id: int, number: int, **fields) -> None
 
 def save_run(store: Store, article_id: int, number: int | None, *, kind: str, status: Status,
              text: str | None, words: int, provider: str, model: str, charge: Charge,
-             fields: dict) -> dict | None:
+             fields: dict, author: str | None = None) -> dict | None:
     """The final save of a run that wrote the article's text (a draft, a variant, a
     Continue), in one transaction: the article's `fields` (`Store.update`: no text on
-    a deleted article), its text as version `number` (created when missing; none
-    when `text` is None) and the run's charge on both. The article's totals after it
+    a deleted article), its text as version `number` (created when missing, made by
+    `author`; none when `text` is None) and the run's charge on both. The article's totals after it
     (`current_version` among them), or None when the row is gone."""
     with store.transaction(f"save article #{article_id} in") as conn:
         live = _live(conn, article_id)
@@ -168,7 +183,7 @@ def save_run(store: Store, article_id: int, number: int | None, *, kind: str, st
                     [article_id, number]).fetchone() is None:
                 number = _next_number(conn, article_id)
                 _insert(conn, article_id, number, kind=kind, status=Status(status).value,
-                        content="", words=0, provider=provider, model=model)
+                        content="", words=0, provider=provider, model=model, author=author)
             _set(conn, article_id, number, {"status": Status(status).value, "content": text,
                                             "words": words, "provider": provider,
                                             "model": model})
@@ -232,7 +247,7 @@ def gather_variants(store: Store, group: int) -> int | None:
                         input_tokens=row["input_tokens"], output_tokens=row["output_tokens"],
                         cost=row["cost"], currency=row["currency"], provider=row["provider"],
                         model=row["model"], error=row["error"], error_kind=row["error_kind"],
-                        created_at=row["created_at"])
+                        created_at=row["created_at"], author=row.get("author"))
             conn.execute("DELETE FROM versions WHERE article_id = ?", [row["id"]])
             conn.execute("DELETE FROM articles WHERE id = ?", [row["id"]])
             ledger.charge(conn, group, **spent._asdict())
@@ -252,12 +267,15 @@ def checks_for(content: str, kit: BrandKit | None, keywords) -> str:
     return json.dumps(check(content, kit, tuple(keywords or ())).as_dict(), ensure_ascii=False)
 
 
-def choose(store: Store, article_id: int, number: int, kit: BrandKit | None = None) -> dict:
-    """Make version `number` the article's current text (its checks run again)."""
+def choose(store: Store, article_id: int, number: int, kit: BrandKit | None = None, *,
+           actor: Actor) -> dict:
+    """Make version `number` the article's current text (its checks run again); only
+    its author or an admin may (AccessDenied)."""
     with store.transaction(f"choose version {number} of article #{article_id} in"):
         article = store.get(article_id)
         if article is None:
             raise VersionError(f"there is no article #{article_id}")
+        require_author(actor, article.get("author"), f"change article #{article_id}")
         version = get(store, article_id, number)
         if version is None:
             numbers = [v["number"] for v in listing(store, article_id)]
