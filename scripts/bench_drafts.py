@@ -30,8 +30,10 @@ from writer.storage.store import Store  # noqa: E402
 
 def run(fake, reply, settings, interval_s):
     fake.queue(reply)
+    # Free-form: with length control a 20,000-word target is planned from an outline
+    # first, and the queued reply would be taken as the outline (a 12-character article).
     job = Job(Brief(topic="draft overhead", language="zh", target_words=20000), settings,
-              draft_interval_s=interval_s)
+              draft_interval_s=interval_s, length_control=False)
     spent = []
     original = Store.save_draft
 

@@ -268,13 +268,14 @@ KITS = {
 
 def save_kit(db_path: Path, language: str) -> None:
     """A brand kit in the server's database (as the Brands page or `brand import` would)."""
+    from writer.access import ADMIN, Actor
     from writer.brands import BrandKit
     from writer.storage.brands import save
     from writer.storage.store import Store
 
     store = Store(db_path)
     try:
-        save(store, BrandKit(**KITS[language]))
+        save(store, BrandKit(**KITS[language]), actor=Actor("screenshots", ADMIN))
     finally:
         store.close()
 

@@ -53,6 +53,16 @@ def test_no_end_inside_a_decimal_or_after_a_heading():
     assert all(not text[:end].rstrip().endswith("part") for end in sentence_ends(text))
 
 
+def test_a_blank_line_after_a_short_unpunctuated_line_is_a_heading_not_an_end():
+    """Gemma ended a post on "2.用“小”号相机拍" (a blank line after it): a short line
+    without an end mark is a heading; a long paragraph without one still ends."""
+    text = "第一段。\n\n2.用“小”号相机拍\n\n拍的时候"
+    assert [text[:end] for end in sentence_ends(text)] == ["第一段。"]
+    paragraph = "这是一段很长的文字但是作者没有写句号所以只能靠空行来判断它已经结束"
+    assert sentence_ends(paragraph + "\n\n下一段") == [len(paragraph)]
+    assert sentence_ends("Why it matters\n\nBecause") == []
+
+
 def test_a_latin_end_needs_the_next_character_unless_final():
     assert sentence_end("The end.") is None  # "The end.5" could still follow
     assert sentence_end("The end.", final=True) == len("The end.")

@@ -80,6 +80,15 @@ _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,3}[.)])\s+\S")
 _TERMINAL = tuple("。！？；….!?:：") + tuple(_CLOSERS)
 
 
+HEADING_WORDS = 15  # an unpunctuated line this short before a blank line is a heading
+
+
+def _heading_like(line: str) -> bool:
+    """A short line without an end mark ("2.用小号相机拍", "Why it matters"): what
+    follows it belongs to it, so a blank line after it does not end anything."""
+    return count_words(line) <= HEADING_WORDS
+
+
 def _line_at(text: str, end: int) -> str:
     start = text.rfind("\n", 0, end) + 1
     return text[start:end]
@@ -109,13 +118,13 @@ def sentence_ends(text: str, start: int = 0, final: bool = False) -> list[int]:
     if final and text[start:].rstrip() and text.rstrip()[-1:] in _TERMINAL:
         found.add(len(text.rstrip()))
     # A Markdown line that is complete on its own: a list item, or a paragraph line
-    # ending in punctuation; a blank line closes whatever came before it.
+    # ending in punctuation; a blank line closes whatever came before it, but a heading.
     position = text.find("\n", max(0, start - 1))
     while position != -1:
         if position >= start:
             line = _line_at(text, position).rstrip()
             if line and (_LIST_ITEM.match(line) or line.endswith(_TERMINAL)
-                         or text.startswith("\n\n", position)):
+                         or (text.startswith("\n\n", position) and not _heading_like(line))):
                 found.add(position)
         position = text.find("\n", position + 1)
     return sorted(p for p in found if p >= start and _ends_well(text, p))
