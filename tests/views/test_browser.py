@@ -119,6 +119,11 @@ class AppServer:
     def log(self) -> str:
         return self.log_path.read_bytes().decode("utf-8", "replace")
 
+    def check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            pytest.fail(f"streamlit died (code {self.proc.returncode}):\n{self.log()}",
+                        pytrace=False)
+
 
 @contextlib.contextmanager
 def streamlit_server(tmp: Path, env: dict, extra_pythonpath: str | None = None):

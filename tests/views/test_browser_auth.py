@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -37,7 +36,7 @@ import pytest
 from fake_openai import FakeOpenAI
 from oidc_mock import MockOIDC, Person
 from serving import GRID_JS, NotServing, stop, wait_until_serving
-from test_browser import browser, chromium_path  # noqa: F401 (fixtures)
+from test_browser import AppServer, _free_port, browser, chromium_path  # noqa: F401 (fixtures)
 from test_browser_jobs import held, start_article
 from writer.storage import accounts
 from writer.storage.migrations import LEGACY_AUTHOR
@@ -66,25 +65,6 @@ TOPICS = [topic for topic, _ in ARTICLES]
 
 # ---- servers ----------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    def __init__(self, proc: subprocess.Popen, url: str, log_path: Path, db_path: Path):
-        self.proc, self.url, self.log_path, self.db_path = proc, url, log_path, db_path
-
-    def log(self) -> str:
-        return self.log_path.read_bytes().decode("utf-8", "replace")
-
-    def check_alive(self) -> None:
-        if self.proc.poll() is not None:
-            pytest.fail(f"streamlit died (code {self.proc.returncode}):\n{self.log()}",
-                        pytrace=False)
-
-
 def app_env(tmp: Path, fake: FakeOpenAI, **extra: str) -> dict:
     """The environment of a server (and of the CLI on its database): no developer's
     WRITER_*/OPENAI_* variables, the fake provider, a scratch database."""
@@ -107,7 +87,7 @@ def app_server(tmp: Path, env: dict, *, address: str = "127.0.0.1", port: int | 
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
                                 stdout=log, stderr=subprocess.STDOUT)
-    server = Server(proc, f"http://127.0.0.1:{port}", log_path, Path(env["WRITER_DB"]))
+    server = AppServer(proc, f"http://127.0.0.1:{port}", log_path, Path(env["WRITER_DB"]))
     try:
         try:
             wait_until_serving(proc, f"{server.url}/_stcore/health", timeout_s=STARTUP_TIMEOUT_S,
@@ -329,7 +309,7 @@ def test_no_sign_in_bound_beyond_loopback_serves_only_what_to_configure(
 
 # ---- accounts ----------------------------------------------------------------------------------
 
-def failed_attempts(server: Server, name: str) -> int:
+def failed_attempts(server: AppServer, name: str) -> int:
     store = Store(server.db_path)
     try:
         return accounts.get_user(store, name)["failed_attempts"]
