@@ -26,6 +26,7 @@ from writer.io.markup import images_as_links, plain
 from writer.kinds import Status
 from writer.runs.pacing import progress_fraction
 from writer.runs.registry import Handle, Registry, State, shared
+from writer.runs.remote import Elsewhere, elsewhere
 from writer.storage import accounts
 from writer.storage.migrations import LEGACY_AUTHOR
 from writer.storage.store import Store, is_failed_request
@@ -199,7 +200,8 @@ SIDEBAR_MAX_JOBS = 5  # more running articles: "+ N more" (History lists them al
 
 
 def running_panel(t: Translator, actor: Actor, scope: str | None) -> None:
-    """Sidebar: the articles being written by this server that `actor` may see (their
+    """Sidebar: the articles being written by this server (and, as `Elsewhere` rows read
+    from the database, by other processes on it) that `actor` may see (their
     own, or everyone's: `scope`, reader_scope), with progress, a link to watch each and
     Stop (on what they may stop; someone else's shows its author). It redraws itself
     every second while any runs (only itself, not the page); while the Write page
@@ -209,7 +211,7 @@ def running_panel(t: Translator, actor: Actor, scope: str | None) -> None:
     reg = registry()
 
     def visible() -> list[Handle]:
-        return [h for h in reg.active() if may_see(h, actor, scope)]
+        return [h for h in [*reg.active(), *elsewhere(reg)] if may_see(h, actor, scope)]
 
     @st.fragment(run_every=1.0 if visible() else None)
     @guarded
@@ -284,10 +286,12 @@ def running_label(handle: Handle, t: Translator) -> str:
     """A running article's one-line state: stopping, its place in line, or its words."""
     if handle.stopping:
         return t("app.running_stopping")
+    remote = isinstance(handle, Elsewhere)  # written by another process: no place in line
     if handle.state == State.QUEUED:
-        return t("app.running_queued", position=registry().position(handle) or 1)
+        return t("statuses.queued") if remote else \
+            t("app.running_queued", position=registry().position(handle) or 1)
     return t("write.progress", words=handle.words, target=handle.target_words,
-             unit=unit(t, handle.job.brief.language))
+             unit=unit(t, handle.language if remote else handle.job.brief.language))
 
 
 def format_cost(cost, currency, t: Translator) -> str:

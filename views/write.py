@@ -23,6 +23,7 @@ from views.common import (
     stop_job,
     unit,
 )
+from views.following import follow_elsewhere
 from views.versions_view import headlines_panel, revise_panel, versions_panel
 from writer.brief import (
     CONTENT_TYPES,
@@ -475,10 +476,9 @@ with out_col:
             st.info(t("write.deleted", id=article_id))
         st.session_state.pop("article_id", None)
         st.query_params.pop("article", None)
-    elif row is not None and row["status"] in ACTIVE:  # another process writes it (the CLI)
+    elif row is not None and row["status"] in ACTIVE:  # another process writes it
         st.subheader(t("write.last_article"))
-        st.caption(t(f"statuses.{row['status']}"))
-        st.markdown(images_as_links(row["content"]))
+        follow_elsewhere(article_id, ctx.store, actor, t)
     elif row is not None:
         if not streamed:
             st.subheader(t("write.last_article"))

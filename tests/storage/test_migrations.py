@@ -82,7 +82,8 @@ def test_m007_keeps_rows_ids_indexes_triggers_and_search(tmp_path, monkeypatch):
     new_rows = [dict(r) for r in store.db.query("SELECT * FROM articles ORDER BY id")]
     added_later = {"deleted_at", "length_control", "length_outcome", "length_rounds", "outline",
                    "batch_id", "batch_row", "itl_mean_ms", "itl_p95_ms", "itl_cv", "max_gap_ms",
-                   "brand", "checks", "current_version", "variant_group", "variant_no", "author"}
+                   "brand", "checks", "current_version", "variant_group", "variant_no", "author",
+                   "stop_requested_at", "stop_requested_by"}  # m017
     assert [{k: v for k, v in r.items() if k not in added_later} for r in new_rows] == old_rows
     assert all(r["deleted_at"] is None for r in new_rows)
     schema = store.db["articles"].schema

@@ -185,6 +185,9 @@ def _report(job, finished: Finished) -> int:
         if job.deleted:
             say(f"article #{job.article_id} was deleted while it was being written; stopped "
                 "(its tokens and cost still count in usage)")
+        elif getattr(job, "stopped_elsewhere", False):  # Stop in the app (writer/runs/remote.py)
+            say(f"stopped from another process: partial article saved as #{job.article_id}; "
+                f"resume it with: python -m writer continue {job.article_id}")
         return EXIT_INTERRUPTED
     say(f"error: {finished.error}")
     if finished.status == Status.TRUNCATED:

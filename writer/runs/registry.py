@@ -19,6 +19,7 @@ the sidebar, History, the batch, the provider check and the CLI ask the same one
   same `Job.run()` path as any other Stop, without a request to the provider.
 - **other runs** (`begin`, `run`, `runs`): a batch run (per batch), the provider check
   (one per database): one live run per key.
+Rows another process writes (listed; a Stop is a request it polls for): remote.py.
 
 Ended jobs and runs stay readable for `KEEP_FINISHED_S` (a page attaches after the end
 and reads how it finished), then they are pruned. Every job has an author (`Handle.author`,
@@ -43,6 +44,7 @@ from writer.access import ADMIN, Actor
 from writer.errors import UserError
 from writer.generation.events import Delta, Finished
 from writer.kinds import Status
+from writer.runs import remote
 from writer.runs.feed import Feed, Update
 from writer.runs.pacing import Pacer
 from writer.storage import liveness
@@ -157,6 +159,7 @@ class _Row:
     on_deleted: Callable[[], None] | None
     job: object | None
     notified: bool = False
+    since: str = field(default_factory=liveness.utc_iso)  # older Stop requests: ignored
 
 
 @dataclass
@@ -208,6 +211,10 @@ class Registry:
         with self._lock:
             return sorted(self._rows)
 
+    def starts(self) -> dict[int, tuple[str, object | None]]:  # {id: (since, job)}
+        with self._lock:
+            return {i: (row.since, row.job) for i, row in self._rows.items()}
+
     def job(self, article_id: int | None):
         """The job writing `article_id` in this process (worker or foreground), if any."""
         with self._lock:
@@ -256,8 +263,10 @@ class Registry:
 
     def cancel(self, article_id: int, wait_s: float = 0.0, *, actor: Actor) -> bool:
         """Stop a queued or running job; True once its row is saved (within wait_s).
-        Only its author or an admin may (AccessDenied)."""
+        Only its author or an admin may (AccessDenied). Another process's: remote.py."""
         handle = self.get(article_id)
+        if handle is None and self.db_path is not None and self.job(article_id) is None:
+            return remote.stop_elsewhere(self, article_id, wait_s, actor=actor)
         if handle is not None:
             require_author(actor, handle.author, f"stop article #{article_id}")
         if handle is None or handle.state == State.DONE:
@@ -276,8 +285,7 @@ class Registry:
         deadline = time.monotonic() + wait_s
         for handle in active:
             if not handle.done.wait(max(0.0, deadline - time.monotonic())):
-                logs.logger.error("article #%s was still running at shutdown",
-                                  handle.article_id)
+                logs.logger.error("article #%s was still running at shutdown", handle.article_id)
         return [h.article_id for h in active]
 
     # -- worker jobs: what viewers read ---------------------------------------------------
@@ -437,16 +445,12 @@ def shared(db_path: str | os.PathLike) -> Registry:
 
 def tracked() -> dict[str, list[int]]:
     """What this process is beating for: {resolved db path: [article ids]}."""
-    with _shared_lock:
-        registries = list(_shared.values())
-    return {r.db_path: ids for r in registries if (ids := r.tracked())}
+    return {r.db_path: ids for r in registries() if (ids := r.tracked())}
 
 
 def beat() -> None:
     """One beat of every registry's rows, now, in the calling thread; never raises."""
-    with _shared_lock:
-        registries = list(_shared.values())
-    for registry in registries:
+    for registry in registries():
         registry.beat()
 
 
@@ -458,6 +462,12 @@ def _keep_beating() -> None:
                                             daemon=True)
             _beat_thread.start()
     _wake.set()
+    remote.watch(registries)
+
+
+def registries() -> list[Registry]:  # the process's registries, one per database
+    with _shared_lock:
+        return list(_shared.values())
 
 
 def _period_s() -> float:

@@ -79,4 +79,88 @@ def beat_rows(db_path: str | os.PathLike, ids: list[int]) -> list[int]:
     return [i for i in ids if i not in found or found[i] is not None]
 
 
+def _connect(db_path: str | os.PathLike) -> sqlite3.Connection:
+    timeout = max(1.0, heartbeat_s())
+    conn = sqlite3.connect(Path(db_path).resolve().as_uri() + "?mode=rw", uri=True,
+                           timeout=timeout, isolation_level=None)
+    conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+# -- running elsewhere: the rows another process writes, and a Stop for them (m017) ------
+RUNNING_COLUMNS = ("id", "topic", "author", "words", "target_words", "provider", "status",
+                   "language", "stop_requested_at")
+
+
+def running_rows(db_path: str | os.PathLike, exclude: list[int] | tuple = (),
+                 article_id: int | None = None) -> list[dict]:
+    """The `queued` / `streaming` rows with a fresh heartbeat (their writer is alive), not
+    deleted, oldest first, except `exclude` (what this process writes); only
+    `article_id`'s when given. No database file yet, or one that cannot be read now
+    (not migrated yet, locked by another program): none (the sidebar lists what it can;
+    the page itself says what is wrong with the database)."""
+    if not Path(db_path).exists():
+        return []
+    where = ["status IN ('queued', 'streaming')", "deleted_at IS NULL", "heartbeat_at >= ?"]
+    args: list = [stale_cutoff()]
+    if exclude:
+        where.append(f"id NOT IN ({', '.join('?' * len(exclude))})")
+        args += [int(i) for i in exclude]
+    if article_id is not None:
+        where.append("id = ?")
+        args.append(int(article_id))
+    try:
+        conn = _connect(db_path)
+        try:
+            rows = conn.execute(f"SELECT {', '.join(RUNNING_COLUMNS)} FROM articles WHERE "
+                                f"{' AND '.join(where)} ORDER BY id", args).fetchall()
+        finally:
+            conn.close()
+    except sqlite3.OperationalError as exc:  # not migrated yet, locked: a list can wait
+        log.debug("running rows of %s not read: %s", db_path, exc)
+        return []
+    return [dict(r) for r in rows]
+
+
+def request_stop(db_path: str | os.PathLike, article_id: int, by: str | None) -> bool:
+    """Ask the process writing `article_id` to stop it: stamps `stop_requested_at` (and
+    who asked) while the row is still `queued` / `streaming`. True if it was."""
+    conn = _connect(db_path)
+    try:
+        cur = conn.execute("UPDATE articles SET stop_requested_at = ?, stop_requested_by = ? "
+                           "WHERE id = ? AND status IN ('queued', 'streaming')",
+                           [utc_iso(), by, int(article_id)])
+        return cur.rowcount == 1
+    finally:
+        conn.close()
+
+
+def stop_requests(db_path: str | os.PathLike, since: dict[int, str]) -> list[int]:
+    """Of `since` ({article id: when this process started writing it}), the ids with a
+    Stop requested at or after that moment (an older request was for an earlier run of
+    the row and is ignored). One query over the primary key."""
+    if not since:
+        return []
+    ids = sorted(since)
+    conn = _connect(db_path)
+    try:
+        found = conn.execute(
+            f"SELECT id, stop_requested_at FROM articles WHERE id IN "
+            f"({', '.join('?' * len(ids))}) AND stop_requested_at IS NOT NULL", ids).fetchall()
+    finally:
+        conn.close()
+    return [r["id"] for r in found if r["stop_requested_at"] >= since[r["id"]]]
+
+
+def row_status(db_path: str | os.PathLike, article_id: int) -> str | None:
+    """A row's status (None: no such row)."""
+    conn = _connect(db_path)
+    try:
+        row = conn.execute("SELECT status FROM articles WHERE id = ?", [int(article_id)]).fetchone()
+    finally:
+        conn.close()
+    return row["status"] if row is not None else None
+
+
 log = logging.getLogger("writer")  # where a failed beat or recovery is reported

@@ -442,3 +442,12 @@ def pending(conn: sqlite3.Connection) -> list[Callable]:
             raise
         done = set()
     return [fn for fn in MIGRATIONS if fn.__name__ not in done]
+
+
+@migration
+def m017_stop_requests(db: sqlite_utils.Database) -> None:
+    """A Stop from another process (issue 24): the writing process polls its rows for a
+    request newer than when it started them (writer/storage/liveness.py)."""
+    conn = db.conn
+    conn.execute("ALTER TABLE [articles] ADD COLUMN [stop_requested_at] TEXT")
+    conn.execute("ALTER TABLE [articles] ADD COLUMN [stop_requested_by] TEXT")
