@@ -20,6 +20,7 @@ from views.common import (
     stop_job,
     unit,
 )
+from views.following import follow_elsewhere
 from views.versions_view import revise_panel, versions_panel
 from writer.brief import CONTENT_TYPES, LANGUAGES, STYLE_PRESETS
 from writer.io import timezones
@@ -29,6 +30,7 @@ from writer.runs.batch import listing as batch_listing
 from writer.runs.job import can_continue, delete_article
 from writer.runs.pacing import progress_fraction
 from writer.runs.registry import State
+from writer.runs.remote import elsewhere
 from writer.storage.brands import names as brand_names
 from writer.storage.search import (
     COUNT_CAP,
@@ -294,6 +296,9 @@ if running is not None and running.state != State.DONE:
         st.markdown(images_as_links(running.feed.text))
 
     live_article()
+    st.stop()
+if running is None and row["status"] in ("queued", "streaming") and elsewhere(registry(), chosen):
+    follow_elsewhere(chosen, store, actor, t)  # another process writes it: its drafts, Stop
     st.stop()
 
 if refused:  # nothing to read or download

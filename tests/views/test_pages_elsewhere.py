@@ -92,3 +92,19 @@ def test_write_page_follows_the_saved_drafts_of_an_article_written_elsewhere(env
     assert not at.exception
     assert "The end." in markdown_text(at)
     assert not [b for b in at.button if b.key == f"elsewhere-stop-{article_id}"]
+
+
+def test_history_follows_an_article_written_elsewhere_and_stops_it_by_request(env):
+    """History opens an article another process is writing: its saved text and progress
+    (not the download and version panels of a finished one), and Stop as a request."""
+    article_id = row_elsewhere(env, "Words the other process saved.")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30).run()
+    at.switch_page("views/history.py").run()
+    assert not at.exception
+    assert at.selectbox(key="open_article").value == article_id
+    assert "Words the other process saved." in markdown_text(at)
+    assert any("5 / 300 words" in p.proto.text for p in at.main.get("progress"))
+    assert not [b for b in at.get("download_button")]  # still being written
+    at.button(key=f"elsewhere-stop-{article_id}").click().run()
+    assert requested(env, article_id) == load_settings().user
+    assert not at.exception
