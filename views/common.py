@@ -210,13 +210,15 @@ def running_panel(t: Translator, actor: Actor, scope: str | None) -> None:
     (`plain_stop`)."""
     reg = registry()
 
-    def visible() -> list[Handle]:
+    def visible() -> list[Handle]:  # other processes' rows cost a query: read once a run
         return [h for h in [*reg.active(), *elsewhere(reg)] if may_see(h, actor, scope)]
 
-    @st.fragment(run_every=1.0 if visible() else None)
+    now = [visible()]  # this run's list, for the first draw; the refreshes read anew
+
+    @st.fragment(run_every=1.0 if now[0] else None)
     @guarded
     def panel() -> None:
-        active = visible()
+        active = now.pop() if now else visible()
         _run.slots = {}
         if not active:
             return

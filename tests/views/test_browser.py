@@ -128,20 +128,29 @@ class AppServer:
 @contextlib.contextmanager
 def streamlit_server(tmp: Path, env: dict, extra_pythonpath: str | None = None):
     """`streamlit run app.py` on a free loopback port with `env` and a scratch DB."""
-    port = _free_port()
     env = {**{k: v for k, v in os.environ.items() if not k.startswith(("WRITER_", "OPENAI_"))},
            "WRITER_DB": str(tmp / "writer.db"), "WRITER_UI_LANGUAGE": "en",
            "WRITER_NO_DOTENV": "1", **env}
     if extra_pythonpath:
         env["PYTHONPATH"] = os.pathsep.join([extra_pythonpath, str(ROOT)])
+    with serve_app(tmp, env, log_name="streamlit.log") as server:
+        yield server
+
+
+@contextlib.contextmanager
+def serve_app(tmp: Path, env: dict, *, address: str = "127.0.0.1", port: int | None = None,
+              args: tuple[str, ...] = (), log_name: str | None = None):
+    """`streamlit run app.py` in the repository's folder (so its .streamlit/config.toml)
+    with exactly `env`, bound to `address`, reached on 127.0.0.1; stopped at the end."""
+    port = port or _free_port()
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-           "--server.headless", "true", "--server.address", "127.0.0.1",
-           "--browser.gatherUsageStats", "false"]
-    log_path = tmp / "streamlit.log"
+           "--server.headless", "true", "--server.address", address,
+           "--browser.gatherUsageStats", "false", *args]
+    log_path = tmp / (log_name or f"streamlit-{port}.log")
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
                                 stdout=log, stderr=subprocess.STDOUT)
-    server = AppServer(proc, f"http://127.0.0.1:{port}", log_path, tmp / "writer.db")
+    server = AppServer(proc, f"http://127.0.0.1:{port}", log_path, Path(env["WRITER_DB"]))
     try:
         try:
             wait_until_serving(proc, f"{server.url}/_stcore/health", timeout_s=STARTUP_TIMEOUT_S,

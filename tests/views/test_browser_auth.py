@@ -35,8 +35,8 @@ import pytest
 
 from fake_openai import FakeOpenAI
 from oidc_mock import MockOIDC, Person
-from serving import GRID_JS, NotServing, stop, wait_until_serving
-from test_browser import AppServer, _free_port, browser, chromium_path  # noqa: F401 (fixtures)
+from serving import GRID_JS
+from test_browser import AppServer, _free_port, browser, chromium_path, serve_app  # noqa: F401
 from test_browser_jobs import held, start_article
 from writer.storage import accounts
 from writer.storage.migrations import LEGACY_AUTHOR
@@ -77,29 +77,14 @@ def app_env(tmp: Path, fake: FakeOpenAI, **extra: str) -> dict:
 @contextlib.contextmanager
 def app_server(tmp: Path, env: dict, *, address: str = "127.0.0.1", port: int | None = None,
                args: tuple[str, ...] = ()):
-    """`streamlit run app.py` (the repository's folder, so its .streamlit/config.toml)
-    bound to `address`, reached on 127.0.0.1."""
-    port = port or _free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-           "--server.headless", "true", "--server.address", address,
-           "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false", *args]
-    log_path = tmp / f"streamlit-{port}.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=subprocess.STDOUT)
-    server = AppServer(proc, f"http://127.0.0.1:{port}", log_path, Path(env["WRITER_DB"]))
-    try:
+    """`streamlit run app.py` bound to `address`, reached on 127.0.0.1; its output is
+    printed at the end (a failed sign-in test shows what the server said)."""
+    with serve_app(tmp, env, address=address, port=port, args=args) as server:
         try:
-            wait_until_serving(proc, f"{server.url}/_stcore/health", timeout_s=STARTUP_TIMEOUT_S,
-                               log=server.log, name="streamlit",
-                               ok=lambda body: body.strip() == b"ok")
-        except NotServing as exc:
-            pytest.fail(str(exc), pytrace=False)
-        yield server
-    finally:
-        stop(proc)
-        print(f"--- streamlit output ({server.url}, bound to {address}) ---\n{server.log()}",
-              file=sys.stderr)
+            yield server
+        finally:
+            print(f"--- streamlit output ({server.url}, bound to {address}) ---\n{server.log()}",
+                  file=sys.stderr)
 
 
 def add_user(env: dict, name: str, role: str, password: str | None) -> None:

@@ -240,13 +240,16 @@ class _Steer:
         self.seen = 0  # tokens of input_ids already indexed
 
     def __call__(self, input_ids, scores):
-        ids = input_ids.tolist() if hasattr(input_ids, "tolist") else list(input_ids)
-        k = self.n - 1
-        for end in range(max(self.seen, k), len(ids)):
-            self.follows.setdefault(tuple(ids[end - k:end]), set()).add(ids[end])
-        self.seen = len(ids)
-        if len(ids) >= k:
-            for token in self.follows.get(tuple(ids[-k:]), ()):
+        k, count = self.n - 1, len(input_ids)
+        start = max(self.seen, k)  # only the tokens not indexed yet (not the whole context)
+        if start < count:
+            window = [int(i) for i in input_ids[start - k:count]]
+            for end in range(k, len(window)):
+                self.follows.setdefault(tuple(window[end - k:end]), set()).add(window[end])
+        self.seen = count
+        if count >= k:
+            last = tuple(int(i) for i in input_ids[count - k:count])
+            for token in self.follows.get(last, ()):
                 scores[token] = -float("inf")
         if self.latin_penalty and len(self.latin):
             scores[self.latin] -= self.latin_penalty
