@@ -9,12 +9,23 @@ targets: search p95 ≤ 50 ms, History first render ≤ 1 s, Usage ≤ 1 s.
 
     .venv/bin/python scripts/bench_history.py [--articles 100000] [--db PATH] [--keep]
                                               [--reps 3] [--page-reps 5] [--plans]
+                                              [--database-url postgresql://…]
 
 `--db PATH` reuses (and never deletes) a database: filling is skipped when it
 already holds N articles or more. Without it the database lives in a temporary
 directory that is removed at the end unless `--keep` is given. 100,000 articles
 make a database of a few GB and take minutes to fill (the FTS5 trigram index is
 built by the triggers as rows are inserted).
+
+`--database-url URL` measures PostgreSQL as well, on the very same articles: the SQLite
+database is filled (or reused) as above, then copied into that PostgreSQL database
+(emptied first unless it already holds the same number of articles); every search and
+usage call then runs on both, interleaved, and the table shows PostgreSQL's p50/p95
+beside SQLite's (ratio = PostgreSQL p50 / SQLite p50). The copy disables the grams
+trigger and fills `articles.grams` from the Python twin of its rule (writer/storage/
+grams.py `tokens`, lowercased: ~10× faster than the trigger's SQL), builds the GIN indexes
+once at the end, then checks a sample of rows against `writer_grams` and ANALYZEs.
+`--plans` prints PostgreSQL's EXPLAIN of each first query. Pages are not measured there.
 """
 from __future__ import annotations
 
@@ -39,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 import sqlite_utils  # noqa: E402
 
 from writer.generation.counting import count_words  # noqa: E402
-from writer.storage import grams, usage  # noqa: E402
+from writer.storage import grams, pg, usage  # noqa: E402
 from writer.storage.prices import PriceTable  # noqa: E402
 from writer.storage.search import Filters, distinct, search  # noqa: E402
 from writer.storage.store import Store  # noqa: E402
@@ -696,6 +707,8 @@ def main() -> None:
     parser.add_argument("--page-reps", type=int, default=5, help="fresh sessions per page render")
     parser.add_argument("--plans", action="store_true", help="print EXPLAIN QUERY PLAN of each query")
     parser.add_argument("--skip-pages", action="store_true")
+    parser.add_argument("--database-url", help="also measure this PostgreSQL database (filled from "
+                        "the SQLite one; never a database that holds anything else)")
     args = parser.parse_args()
 
     tmp = None
@@ -707,7 +720,10 @@ def main() -> None:
     free = shutil.disk_usage(path.parent if path.parent.exists() else Path.cwd()).free
     print(f"database {path} (free disk {human_bytes(free)})", file=sys.stderr)
     try:
-        run(args, path)
+        if args.database_url:
+            run_pg(args, path)
+        else:
+            run(args, path)
     finally:
         if tmp and not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -804,6 +820,217 @@ def run(args, path: Path) -> None:
                 for line in plan:
                     print("    -", line)
     store.close()
+    raw.close()
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------
+def fill_pg(url: str, sqlite_path: Path, batch: int = 1000) -> dict:
+    """Copy every article of the SQLite database into the PostgreSQL one (COPY), with
+    `grams` from the Python twin of `writer_grams` (trigger off while copying), the GIN
+    indexes built once at the end, a sample checked against the trigger's function."""
+    import psycopg
+
+    from writer.storage.search_pg import BASELINE as SEARCH_INDEXES
+    from writer.storage.search_pg import GRAMS_FUNCTION
+
+    Store(url).close()  # the schema (migrations)
+    source = sqlite3.connect(f"file:{sqlite_path}?mode=ro", uri=True)
+    wanted = source.execute("SELECT count(*) FROM articles").fetchone()[0]
+    info = {"existing": 0, "inserted": 0, "seconds": 0.0}
+    with psycopg.connect(url, autocommit=True) as pgc:
+        info["existing"] = pgc.execute("SELECT count(*) FROM articles").fetchone()[0]
+        if info["existing"] == wanted:
+            return info
+        started = time.perf_counter()
+        pg_columns = {r[0] for r in pgc.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'articles'")}
+        columns = [r[1] for r in source.execute("PRAGMA table_info(articles)") if r[1] in pg_columns]
+        pgc.execute("TRUNCATE articles CASCADE")
+        pgc.execute("DROP INDEX IF EXISTS idx_articles_trgm")
+        pgc.execute("DROP INDEX IF EXISTS idx_articles_grams")
+        pgc.execute("ALTER TABLE articles DISABLE TRIGGER articles_grams")
+        topic_at, content_at, status_at = (columns.index(c) for c in ("topic", "content", "status"))
+        done = 0
+        with pgc.cursor() as cur, cur.copy(
+                f"COPY articles ({', '.join(columns)}, grams) FROM STDIN") as copy:
+            for row in source.execute(f"SELECT {', '.join(columns)} FROM articles ORDER BY id"):
+                text = f"{row[topic_at] or ''} {row[content_at] or ''}"
+                writing = row[status_at] in grams.WRITING
+                copy.write_row([*row, None if writing else
+                                sorted(set((grams.tokens(text) or "").lower().split()))])
+                done += 1
+                if done % 20_000 == 0:
+                    print(f"  copied {done:,}/{wanted:,} in {time.perf_counter() - started:.0f} s",
+                          file=sys.stderr, flush=True)
+        pgc.execute("ALTER TABLE articles ENABLE TRIGGER articles_grams")
+        pgc.execute("SELECT setval(pg_get_serial_sequence('articles', 'id'), "
+                    "(SELECT max(id) FROM articles))")
+        pgc.execute("SET maintenance_work_mem = '512MB'")
+        for statement in SEARCH_INDEXES:
+            if statement.startswith("CREATE INDEX"):
+                t0 = time.perf_counter()
+                pgc.execute(statement)
+                print(f"  {statement.split(' ON ')[0]}: {time.perf_counter() - t0:.0f} s",
+                      file=sys.stderr, flush=True)
+        differ = pgc.execute(
+            f"SELECT count(*) FROM (SELECT grams, {GRAMS_FUNCTION}(topic || ' ' || content) AS g "
+            "FROM articles TABLESAMPLE BERNOULLI (0.3) REPEATABLE (1) WHERE grams IS NOT NULL) s "
+            "WHERE NOT (grams @> g AND g @> grams)").fetchone()[0]
+        if differ:
+            raise SystemExit(f"{differ} sampled rows have grams unlike {GRAMS_FUNCTION}: the copy is wrong")
+        pgc.execute("VACUUM ANALYZE articles")
+        info["inserted"] = done
+        info["seconds"] = time.perf_counter() - started
+    source.close()
+    return info
+
+
+def measure_both(name, calls, pg_store, sq_store, results, reps, target=None, plan=False, extra_fn=None):
+    """calls: list of (label, fn(store)). Each runs once per database to warm up, then
+    `reps` times on each, alternating; PostgreSQL's times are the row's, SQLite's its
+    'raw' columns."""
+    lib, other, per_call = [], [], []
+    for i, (label, fn) in enumerate(calls):
+        out = fn(pg_store)
+        if plan and i == 0:
+            results.plans[f"{name} · {label}"] = explain_pg(pg_store, fn)
+        fn(sq_store)
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            fn(pg_store)
+            times.append((time.perf_counter() - t0) * 1000)
+            t0 = time.perf_counter()
+            fn(sq_store)
+            other.append((time.perf_counter() - t0) * 1000)
+        lib += times
+        per_call.append((max(times), label, extra_fn(out) if extra_fn else ""))
+    results.add(name, lib, other, target)
+    return per_call
+
+
+def explain_pg(store, fn) -> list:
+    """EXPLAIN (ANALYZE) of each SELECT `fn` runs on the PostgreSQL store, under the
+    planner settings (`SET LOCAL`) it ran with."""
+    statements, execute, settings = [], store.conn.execute, []
+
+    def traced(sql, params=()):
+        word = sql.strip().upper()
+        if word in ("BEGIN", "COMMIT", "ROLLBACK"):
+            settings.clear()
+        elif word.startswith("SET LOCAL"):
+            settings.append(sql)
+        else:
+            statements.append((sql, params, list(settings)))
+        return execute(sql, params)
+    store.conn.execute = traced
+    try:
+        fn(store)
+    finally:
+        del store.conn.execute
+    plans = []
+    for sql, params, local in statements:
+        if sql.lstrip().upper().startswith("SELECT"):
+            execute("BEGIN")
+            try:
+                for setting in local:
+                    execute(setting)
+                lines = [r[0] for r in execute("EXPLAIN (ANALYZE, COSTS OFF) " + sql, params)]
+            finally:
+                execute("ROLLBACK")
+            plans.append((" ".join(local) + " " + sql if local else sql, lines))
+    return plans
+
+
+def run_pg(args, path: Path) -> None:
+    if not pg.is_url(args.database_url):
+        raise SystemExit("--database-url must be a postgresql:// URL")
+    info = fill(path, args.articles)
+    pg_info = fill_pg(args.database_url, path)
+    pg_store, sq_store = Store(args.database_url), Store(path)
+    raw = sqlite3.connect(path)
+    total = pg_store.count()
+    if total != sq_store.count():
+        raise SystemExit(f"PostgreSQL holds {total:,} articles, SQLite {sq_store.count():,}")
+    size, version, ctype = pg_store.conn.execute(
+        "SELECT pg_size_pretty(pg_database_size(current_database())), version(), "
+        "(SELECT datctype FROM pg_database WHERE datname = current_database())").fetchone()
+    index_sizes = pg_store.conn.execute(
+        "SELECT string_agg(relname || ' ' || pg_size_pretty(pg_relation_size(oid)), ', ') FROM pg_class "
+        "WHERE relname IN ('idx_articles_trgm', 'idx_articles_grams')").fetchone()[0]
+    # Warm both caches: every article read once, as a long-running app would have.
+    t0 = time.perf_counter()
+    raw.execute("SELECT sum(length(content)), sum(length(topic)) FROM articles").fetchone()
+    raw.execute("SELECT count(*) FROM articles_fts_data WHERE length(block) > 0").fetchone()
+    pg_store.conn.execute("SELECT sum(length(content)), sum(cardinality(grams)) FROM articles").fetchone()
+    warm_s = time.perf_counter() - t0
+    load_before = os.getloadavg()
+    results = Results()
+    today = dt.datetime.now(dt.timezone.utc).date()
+    hits = lambda page: page.total_label  # noqa: E731
+    per_query = []
+    for name, queries in (("search, zh, 3+ chars", ZH_QUERIES), ("search, en, 3+ chars", EN_QUERIES),
+                          ("search, 1 CJK char", ONE_CHAR_QUERIES), ("search, 2 CJK chars", TWO_CHAR_QUERIES),
+                          ("search, 1–2 Latin chars", SHORT_LATIN_QUERIES),
+                          ("search, short CJK + long term", MIXED_QUERIES)):
+        calls = [(q, lambda st, q=q: search(st, Filters(query=q))) for q in queries]
+        per_query += measure_both(f"{name} ({len(queries)} queries)", calls, pg_store, sq_store, results,
+                                  args.reps, SEARCH_TARGET_MS, args.plans, hits)
+    calls = [(label, lambda st, f=f: search(st, f)) for label, f in filtered_queries(today)]
+    per_query += measure_both(f"search with filters ({len(calls)} combinations)", calls, pg_store, sq_store,
+                              results, args.reps, SEARCH_TARGET_MS, args.plans, hits)
+    calls = [(q, lambda st, q=q: search(st, Filters(query=q), limit=25, offset=500))
+             for q in ("用户体验", "customer experience", "咖啡机")]
+    per_query += measure_both("search, page 21 (offset 500)", calls, pg_store, sq_store, results,
+                              args.reps, SEARCH_TARGET_MS, args.plans, hits)
+    calls = [(c, lambda st, c=c: distinct(st, c)) for c in ("model", "provider")]
+    measure_both("distinct model / provider (filter boxes)", calls, pg_store, sq_store, results, args.reps,
+                 None, args.plans)
+    since = (today - dt.timedelta(days=364)).isoformat()
+    for by in ("day", "model", "provider", "type"):
+        measure_both(f"usage.by_group({by}), last 365 days", [(by, lambda st, by=by: usage.by_group(
+            st, by, since, today.isoformat()))], pg_store, sq_store, results, max(5, args.reps * 3), None,
+            args.plans)
+    month = usage.month_bounds(today)
+    measure_both("usage.totals, this month", [("totals", lambda st: usage.totals(st, *month))], pg_store,
+                 sq_store, results, max(5, args.reps * 3), None, args.plans)
+    measure_both("usage.articles (500 newest), last 365 days",
+                 [("articles", lambda st: usage.articles(st, since, today.isoformat()))], pg_store, sq_store,
+                 results, max(5, args.reps * 3), None, args.plans)
+    load_after = os.getloadavg()
+
+    print()
+    print(f"$ .venv/bin/python scripts/bench_history.py {' '.join(sys.argv[1:])}")
+    print(f"articles {total:,} on both databases; PostgreSQL database {size} (LC_CTYPE {ctype}; "
+          f"{index_sizes})")
+    if pg_info["inserted"]:
+        print(f"copy into PostgreSQL: {pg_info['inserted']:,} articles in {pg_info['seconds']:.0f} s "
+              "(COPY, grams from Python, GIN indexes built after, VACUUM ANALYZE)")
+    else:
+        print(f"copy into PostgreSQL: skipped, it already had {pg_info['existing']:,} articles")
+    if info["inserted"]:
+        print(f"SQLite fill: {info['inserted']:,} articles in {info['seconds']:.0f} s")
+    print(f"{version.split(',')[0]} · SQLite {sqlite3.sqlite_version} · Python {platform.python_version()} · "
+          f"{os.cpu_count()} CPUs · load average {load_before[0]:.1f} before, {load_after[0]:.1f} after · "
+          f"caches warmed in {warm_s:.1f} s · {args.reps} timed runs per search query on each database")
+    print()
+    print_table(results)
+    print()
+    print("p50/p95 = PostgreSQL (library call through Store, on loopback); 'raw SQL' columns = SQLite, the "
+          "same call on the same articles, alternating; ratio = PostgreSQL p50 / SQLite p50.")
+    slow = sorted(per_query, reverse=True)[:10]
+    print("slowest PostgreSQL searches (worst of runs, ms · query · hits): " +
+          "; ".join(f"{ms:.0f} · {label} · {extra}" for ms, label, extra in slow))
+    if args.plans:
+        print()
+        for name, plans in results.plans.items():
+            print(f"## {name}")
+            for sql, plan in plans:
+                print("  " + " ".join(sql.split())[:400])
+                for line in plan:
+                    print("    ", line)
+    pg_store.close()
+    sq_store.close()
     raw.close()
 
 

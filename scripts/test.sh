@@ -15,6 +15,18 @@ if ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi "no
   fi
 fi
 
+# The PostgreSQL backend's tests start a throwaway server (tests/pg_server.py) with Debian's
+# initdb/pg_ctl; the tests need pg_trgm and citext (postgresql-contrib: on Debian 12 a pointer
+# to postgresql-15, which holds them; a separate package on older releases).
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql postgresql-contrib >/dev/null
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql postgresql-contrib
+  fi
+fi
+
 bash scripts/setup.sh --dev
 
 # Lint and the import contracts first: a failure here fails the run (set -e).

@@ -72,3 +72,24 @@ def downloads(monkeypatch) -> list[tuple[str | None, bytes]]:
 
     monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", load_and_get_id)
     return found
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """One throwaway PostgreSQL (tests/pg_server.py) for the session, started at the first
+    test that asks for it (a session without such a test starts none) and removed, data
+    directory included, when the session ends, also after failures or Ctrl-C."""
+    from pg_server import PgServer
+
+    with PgServer() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_url(pg_server):
+    """URL of a fresh, empty database on the session's PostgreSQL, dropped after the test."""
+    url = pg_server.new_database()
+    try:
+        yield url
+    finally:
+        pg_server.drop_database(url)

@@ -248,6 +248,8 @@ def stop(batch_id: int) -> None:
     run = batches.current(now.settings, batch_id)
     if run is not None:
         run.stop(wait_s=5, actor=current_actor(now))
+    else:  # written by another process or server: every runner pauses at its next beat
+        batches.request_stop(now.settings, batch_id, actor=current_actor(now))
 
 
 def eta_text(seconds) -> str:
@@ -317,10 +319,13 @@ def show_batch(batch_id: int) -> None:
         buttons = st.container(horizontal=True, vertical_alignment="center")
         if not mine:  # a colleague's batch (scope team): followed, not run
             pass
-        elif live:
+        elif live or status == BatchStatus.RUNNING:  # here, or elsewhere (a request)
             buttons.button(t("batch.stop"), icon=":material/pause_circle:", on_click=stop,
                               args=(batch_id,), key=f"batch-stop-{batch_id}",
-                              disabled=run_now.stopping)
+                              disabled=live and run_now.stopping)
+            if not live:  # help: this server claims the rows nobody has claimed yet
+                buttons.button(t("batch.join"), icon=":material/group_add:", on_click=resume,
+                               args=(batch_id,), key=f"batch-join-{batch_id}")
         else:
             left = [r for r in rows if r["state"] != Status.FAILED and batches.needs_writing(r)]
             failed = [r["row_no"] for r in rows if r["state"] == Status.FAILED]

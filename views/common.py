@@ -53,7 +53,7 @@ class PageContext:
     def store(self) -> Store:
         # One connection per script run: Streamlit sessions are threads and a
         # sqlite connection must not be shared across them.
-        return Store(self.settings.db_path)
+        return Store(self.settings.database)
 
 
 LANGUAGE_COOKIE = "writer_ui_language"  # the UI language, remembered by the browser
@@ -186,7 +186,7 @@ def registry() -> Registry:
     """The server's job registry (one per database): articles run there, not in a
     script run, so leaving the page, reloading or clicking anything never stops one
     (writer/runs/registry.py)."""
-    return shared(load_settings().db_path)
+    return shared(load_settings().database)
 
 
 @guarded

@@ -247,7 +247,7 @@ zone_source = ("tz_browser" if timezones.zone(browser_zone) is not None
                else "tz_setting" if timezones.zone(settings.timezone) is not None
                else "tz_default")
 st.markdown("  \n".join(t("settings.about_item", label=label, value=value) for label, value in [
-    (t("settings.about_db"), f"`{settings.db_path}`"),
+    (t("settings.about_db"), f"`{settings.database_shown}`"),
     (t("settings.about_provider"), provider_line),
     (t("settings.about_timezone"), t(
         "settings.tz_line", zone=getattr(tz, "key", str(tz)), source=t(f"settings.{zone_source}"),

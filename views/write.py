@@ -132,7 +132,7 @@ def start_variants(brief: Brief, now, provider, count: int, who) -> None:
     handles = [registry().submit(job) for job in jobs]
     ids = [h.article_id for h in handles]
     variants.tag(now.store, ids)
-    db_path = now.settings.db_path
+    db_path = now.settings.database
 
     def gather(_handle) -> None:  # on a worker thread, when each variant ends
         store = Store(db_path)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import load_dotenv
@@ -83,7 +84,7 @@ class Settings:
     api_key: str = field(repr=False)  # never in a repr, a log line or a row
     base_url: str | None
     model: str
-    db_path: Path
+    db_path: Path  # WRITER_DB: the SQLite file; its folder holds writer.log and unsaved/
     ui_language: str
     stream_usage: bool
     prices_file: Path | None
@@ -112,9 +113,28 @@ class Settings:
     history_scope: str = "own"  # WRITER_HISTORY_SCOPE: what a writer's History shows
     session_hours: float = 12.0  # WRITER_SESSION_HOURS: a sign-in lasts this long
     oidc_default_role: str = "writer"  # WRITER_OIDC_DEFAULT_ROLE: an OIDC person with no account
+    # WRITER_DATABASE_URL: postgresql://… puts everything there instead of WRITER_DB.
+    database_url: str = field(default="", repr=False)  # may hold a password
     # The environment as read (with `.env`), for what names a variable at run time (a
     # providers file's api_key_env). Never in a repr: it holds keys.
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def database(self) -> str | Path:
+        """Where the data is: the PostgreSQL URL (WRITER_DATABASE_URL) when set, else the
+        SQLite file (WRITER_DB). What `Store(...)` and the registry of live runs take."""
+        return self.database_url or self.db_path
+
+    @property
+    def database_shown(self) -> str:
+        """`database` as a page may show it: a URL without its password."""
+        if not self.database_url:
+            return str(self.db_path)
+        parts = urlsplit(self.database_url)
+        if parts.password is None:
+            return self.database_url
+        return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{parts.hostname}"
+                                         + (f":{parts.port}" if parts.port else "")))
 
     @property
     def has_api_key(self) -> bool:
@@ -179,6 +199,7 @@ def load_settings(dotenv_path: Path | None = None) -> Settings:
         model=_env("WRITER_MODEL", DEFAULT_MODEL),
         model_set=bool(_env("WRITER_MODEL")),
         db_path=Path(_env("WRITER_DB", "data/writer.db")),
+        database_url=_database_url(),
         ui_language=ui_language,
         stream_usage=_env_bool("WRITER_STREAM_USAGE", True),
         prices_file=Path(prices) if prices else None,
@@ -210,6 +231,15 @@ def load_settings(dotenv_path: Path | None = None) -> Settings:
     logs.remember_secrets([*settings.secret_values(), *logs.url_secrets(settings.base_url)])
     _current = settings
     return settings
+
+
+def _database_url() -> str:
+    url = _env("WRITER_DATABASE_URL")
+    if url and url.split(":", 1)[0] not in ("postgresql", "postgres"):
+        raise SettingsError("WRITER_DATABASE_URL must be a PostgreSQL URL such as "
+                            "postgresql://writer:PASSWORD@db.example.com:5432/writer; leave it "
+                            "unset to keep the data in the SQLite file WRITER_DB")
+    return url
 
 
 def _env_choice(name: str, choices: tuple[str, ...]) -> str:

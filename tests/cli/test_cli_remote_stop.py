@@ -1,35 +1,47 @@
 """A Stop from another process (issue 24): `python -m writer write` streams against the
-loopback fake, held mid-stream; this test process — another process on the same SQLite
-file — lists the row and stops it through its own registry (`shared(db).cancel`). The
-CLI polls for the request and stops the job as a local Stop does: the provider sees the
+loopback fake, held mid-stream; this test process — another process on the same
+database, a SQLite file or a PostgreSQL database (`backend`, tests/runs/test_remote.py)
+— lists the row and stops it through its own registry (`shared(db).cancel`). The CLI
+polls for the request and stops the job as a local Stop does: the provider sees the
 disconnect and the row is `stopped` with the partial text. A writer who is not its
 author is refused, and nothing is written. Figures are printed."""
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 import time
 
 import pytest
 
 from fake_openai import Reply
 from netfaults import drained
-from test_cli_stop import TEXT, Cli, stored_rows, wait_for
+from test_cli_stop import TEXT, Cli, wait_for
+from test_remote import backend, sql  # noqa: F401 (a fixture)
 from writer.access import WRITER, AccessDenied, Actor
 from writer.runs.registry import shared
 from writer.runs.remote import elsewhere
+from writer.storage import pg
 
 
 def stop_columns(db: str) -> tuple:
-    conn = sqlite3.connect(db)
+    return sql(db, "SELECT stop_requested_at, stop_requested_by FROM articles WHERE id = 1")[0]
+
+
+def kind(db: str) -> str:
+    return "PostgreSQL" if pg.is_url(db) else "SQLite"
+
+
+def stored_rows(db: str) -> list[dict]:
+    from writer.storage.store import Store
+
+    store = Store(db)
     try:
-        return conn.execute("SELECT stop_requested_at, stop_requested_by FROM articles "
-                            "WHERE id = 1").fetchone()
+        return store.rows("SELECT * FROM articles ORDER BY id")
     finally:
-        conn.close()
+        store.close()
 
 
-def test_stop_from_another_process_stops_the_cli_and_saves_the_partial_text(env, fake, capsys):
+def test_stop_from_another_process_stops_the_cli_and_saves_the_partial_text(env, backend, fake,
+                                                                            capsys):
     fake_port = int(fake.base_url.rsplit(":", 1)[1].split("/")[0])
     fake.queue(Reply(text=TEXT, chunk_chars=7, stall_after=5, stall_seconds=30))
     run_env = {**env, "WRITER_USER": "alice"}
@@ -40,7 +52,7 @@ def test_stop_from_another_process_stops_the_cli_and_saves_the_partial_text(env,
         wait_for(lambda: fake.chunks_sent and fake.chunks_sent[0] == 5 and drained(fake_port)
                  and cli.stdout() == TEXT[:35],
                  "the CLI to have printed the 5 chunks sent before the stall", proc=cli)
-        db = env["WRITER_DB"]
+        db = backend
         registry = shared(db)
 
         running = elsewhere(registry)
@@ -61,13 +73,13 @@ def test_stop_from_another_process_stops_the_cli_and_saves_the_partial_text(env,
         closed_s = fake.disconnects[0] - asked_at
         code = cli.finish()
     with capsys.disabled():
-        print(f"\n[remote stop] provider disconnect {closed_s * 1000:.0f} ms, stopped row "
-              f"saved {saved_s * 1000:.0f} ms after the request (poll every 0.5 s)")
+        print(f"\n[remote stop, {kind(backend)}] provider disconnect {closed_s * 1000:.0f} ms, "
+              f"stopped row saved {saved_s * 1000:.0f} ms after the request (poll every 0.5 s)")
     err = cli.stderr()
     assert "Traceback" not in err, err
     assert code == 130, err
     assert "stopped from another process: partial article saved as #1" in err, err
-    rows = stored_rows(run_env)
+    rows = stored_rows(backend)
     assert len(rows) == 1, rows
     row = rows[0]
     assert row["status"] == "stopped" and row["error_kind"] != "interrupted", row
@@ -87,7 +99,8 @@ print(stopped, f"{(time.monotonic() - asked) * 1000:.0f}")
 """
 
 
-def test_a_worker_job_here_is_stopped_by_a_request_from_another_process(env, fake, capsys):
+def test_a_worker_job_here_is_stopped_by_a_request_from_another_process(env, backend, fake,
+                                                                       capsys):
     import os
     import subprocess
     import sys
@@ -99,13 +112,13 @@ def test_a_worker_job_here_is_stopped_by_a_request_from_another_process(env, fak
     from writer.storage.store import Store
 
     fake.queue(Reply(text=TEXT, chunk_chars=7, stall_after=5, stall_seconds=30))
-    registry = shared(env["WRITER_DB"])
+    registry = shared(backend)
     job = Job(Brief(topic="a worker here", language="en", target_words=200), load_settings(),
               length_control=False)
     handle = registry.submit(job)
     try:
         wait_for(lambda: handle.feed.text == TEXT[:35], "the 5 chunks sent before the stall")
-        done = subprocess.run([sys.executable, "-c", STOP_FROM_ELSEWHERE, env["WRITER_DB"],
+        done = subprocess.run([sys.executable, "-c", STOP_FROM_ELSEWHERE, backend,
                                str(handle.article_id), job.author], cwd=ROOT,
                               env={**os.environ, **env},
                               capture_output=True, text=True, timeout=60)
@@ -116,8 +129,12 @@ def test_a_worker_job_here_is_stopped_by_a_request_from_another_process(env, fak
     finally:
         registry.cancel(handle.article_id, wait_s=10, actor=Actor(job.author, WRITER))
     with capsys.disabled():
-        print(f"\n[remote stop] a worker job stopped from another process: its row saved "
-              f"{took_ms} ms after the request")
+        print(f"\n[remote stop, {kind(backend)}] a worker job stopped from another process: its "
+              f"row saved {took_ms} ms after the request")
     assert fake.disconnects
-    row = Store(env["WRITER_DB"]).get(handle.article_id)
+    store = Store(backend)
+    try:
+        row = store.get(handle.article_id)
+    finally:
+        store.close()
     assert row["status"] == "stopped" and row["content"] == TEXT[:35], row

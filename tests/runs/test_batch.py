@@ -1,6 +1,8 @@
 """Batch writing (writer/runs/batch.py) in process, against the loopback provider: a batch of
 50 rows with rate limits and failing rows, Stop and Resume, Retry of one row, results,
-a refusing provider, a runner that died."""
+a refusing provider, a runner that died. The key flows run on SQLite and PostgreSQL
+(`database`), and so does a batch that two servers run at once (issue 24): every row
+written exactly once."""
 from __future__ import annotations
 
 import csv
@@ -15,13 +17,17 @@ import pytest
 
 from fake_openai import Reply
 from test_workers import wait_for as wait_until
-from writer.access import Actor
+from writer.access import AccessDenied, Actor
 from writer.config import load_settings
 from writer.io.sheet import RESULT_COLUMNS, briefs, read_table
 from writer.kinds import BatchStatus, LengthOutcome, Status
 from writer.providers.choice import choose_provider
 from writer.runs import batch
 from writer.runs.registry import Registry
+from writer.storage import batches as stored
+from writer.storage import pg
+from writer.storage.liveness import utc_iso
+from writer.storage.store import Store
 
 ADMIN = Actor("boss", "admin")  # may change anything (writer/access.py)
 
@@ -126,23 +132,39 @@ def run_batch(batch_id: int, registry: Registry, timeout: float = 45.0, **kwargs
     return run
 
 
-def articles(env, batch_id: int) -> list[dict]:
-    conn = sqlite3.connect(env["WRITER_DB"])
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute(
-            "SELECT * FROM articles WHERE batch_id = ? ORDER BY batch_row, id", [batch_id])]
-    finally:
-        conn.close()
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, env, monkeypatch):
+    """The test's database: the `env` SQLite file, or a fresh PostgreSQL database
+    (WRITER_DATABASE_URL, for this process and the processes it starts)."""
+    if request.param == "sqlite":
+        yield env["WRITER_DB"]
+        return
+    url = request.getfixturevalue("pg_url")
+    monkeypatch.setenv("WRITER_DATABASE_URL", url)
+    yield url
+    pg.close_pool()  # before the database is dropped
+
+
+@pytest.fixture
+def db_store(database):
+    """A Store on the test's database (either backend)."""
+    s = Store(database)
+    yield s
+    s.close()
+
+
+def articles(store, batch_id: int) -> list[dict]:
+    return store.rows("SELECT * FROM articles WHERE batch_id = ? ORDER BY batch_row, id",
+                      [batch_id])
 
 
 def by_row(store, batch_id: int) -> dict[int, dict]:
     return {r["row_no"]: r for r in batch.rows(store, batch_id)}
 
 
-def assert_written_once(env, batch_id: int) -> list[dict]:
+def assert_written_once(store, batch_id: int) -> list[dict]:
     """One article per batch row, never two (deleted ones included)."""
-    found = articles(env, batch_id)
+    found = articles(store, batch_id)
     numbers = [a["batch_row"] for a in found]
     assert len(numbers) == len(set(numbers)), "a row was written twice"
     return found
@@ -174,7 +196,7 @@ def test_fifty_rows_with_rate_limits_and_failing_rows(env, fake, store, registry
     assert completed == set(range(1, ROWS + 1)) - set(FAIL_ROWS)
     for n in completed:
         assert_on_target(rows[n])
-    found = assert_written_once(env, batch_id)
+    found = assert_written_once(store, batch_id)
     assert len(found) == ROWS  # one article per row written, failed ones included
     assert all(a["deleted_at"] is None for a in found)
     # Length control did its job both ways: ramblers ended at a sentence (50 words),
@@ -253,11 +275,12 @@ def test_fifty_rows_with_rate_limits_and_failing_rows(env, fake, store, registry
     asked = {n for n in before if provider.by_row.get(n, 0) != before[n]}
     assert asked == {FAIL_ROWS[0]}  # nothing else was sent
     assert {after[n]["state"] for n in FAIL_ROWS[1:]} == {Status.FAILED}
-    assert len(assert_written_once(env, batch_id)) == ROWS
+    assert len(assert_written_once(store, batch_id)) == ROWS
     assert batch.get(store, batch_id)["failed_rows"] == 2
 
 
-def test_stop_mid_way_then_resume_writes_every_row_once(env, fake, store, registry):
+def test_stop_mid_way_then_resume_writes_every_row_once(env, fake, db_store, registry):
+    store = db_store
     provider = Provider(fake, throttle=False, delay=0.03)
     batch_id = new_batch(store)
     settings = load_settings()
@@ -284,7 +307,7 @@ def test_stop_mid_way_then_resume_writes_every_row_once(env, fake, store, regist
     assert states.count("pending") >= ROWS // 2  # most never started
     saved = batch.get(store, batch_id)
     assert saved["status"] == BatchStatus.PAUSED and saved["note"] == "stopped"
-    assert_written_once(env, batch_id)
+    assert_written_once(store, batch_id)
     contents = {n: store.get(r["article_id"])["content"] for n, r in partial.items()}
 
     # Resume: a new run, fast answers this time.
@@ -294,25 +317,33 @@ def test_stop_mid_way_then_resume_writes_every_row_once(env, fake, store, regist
     rows = by_row(store, batch_id)
     sent_again = {n for n in rows if provider.by_row.get(n, 0) > seen_before.get(n, 0)}
     assert not sent_again & completed_before  # completed rows are never written again
+    # A row stopped past its target (under load Stop may land on one) is not written again
+    # (batch.needs_writing): it stays stopped, as it was.
+    past = {n for n, r in stopped_at.items() if r["state"] == Status.STOPPED
+            and r["words"] >= r["target_words"]}
+    assert not sent_again & past and all(rows[n]["state"] == Status.STOPPED for n in past)
     assert {n for n, r in rows.items() if r["state"] == Status.COMPLETED} == \
-        set(range(1, ROWS + 1)) - set(FAIL_ROWS)
+        set(range(1, ROWS + 1)) - set(FAIL_ROWS) - past
     assert {rows[n]["state"] for n in FAIL_ROWS} == {Status.FAILED}
     for n, before in partial.items():
+        if n in past:
+            continue
         # Stopped rows went on in their own article, from where they stopped.
         assert rows[n]["article_id"] == before["article_id"]
         article = store.get(rows[n]["article_id"])
         assert article["content"].startswith(contents[n].rstrip())
         assert provider.continued.get(n, 0) >= before["words"]
         assert_on_target(rows[n])
-    found = assert_written_once(env, batch_id)
+    found = assert_written_once(store, batch_id)
     assert len(found) == ROWS
     saved = batch.get(store, batch_id)
     assert saved["status"] == BatchStatus.DONE
-    assert (saved["completed_rows"], saved["failed_rows"]) == (ROWS - 3, 3)
+    assert (saved["completed_rows"], saved["failed_rows"]) == (ROWS - 3 - len(past), 3)
 
 
 def test_a_provider_that_refuses_pauses_the_batch_instead_of_failing_every_row(
-        env, fake, store, registry):
+        env, fake, db_store, registry):
+    store = db_store
     provider = Provider(fake, throttle=False, fail=False, status=401)
     batch_id = new_batch(store)
     run = run_batch(batch_id, registry)
@@ -334,33 +365,65 @@ def test_a_provider_that_refuses_pauses_the_batch_instead_of_failing_every_row(
     rows = by_row(store, batch_id)
     assert {r["state"] for r in rows.values()} == {Status.COMPLETED}
     assert all(rows[n]["article_id"] == first_articles[n] for n in failed)
-    assert len(assert_written_once(env, batch_id)) == ROWS
+    assert len(assert_written_once(store, batch_id)) == ROWS
     assert batch.get(store, batch_id)["status"] == BatchStatus.DONE
 
 
-def test_a_batch_whose_runner_died_shows_as_paused_interrupted(env, store):
+def test_a_batch_whose_runner_died_shows_as_paused_interrupted(env, fake, db_store, registry):
+    store = db_store
     stale_id = new_batch(store, sheet(3, ()))
     fresh_id = new_batch(store, sheet(3, ()))
-    conn = sqlite3.connect(env["WRITER_DB"])
-    with conn:
+    with store.transaction() as conn:
         conn.execute("UPDATE batches SET status = 'running', worker_pid = 999999, "
                      "heartbeat_at = '2020-01-01T00:00:00.000Z' WHERE id = ?", [stale_id])
         conn.execute("UPDATE batches SET status = 'running', worker_pid = 999999, "
-                     "heartbeat_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?",
-                     [fresh_id])
-    conn.close()
+                     "heartbeat_at = ? WHERE id = ?", [utc_iso(), fresh_id])
     assert batch.recover(store) == [stale_id]
     stale = batch.get(store, stale_id)
     assert (stale["status"], stale["note"]) == (BatchStatus.PAUSED, "interrupted")
     fresh = batch.get(store, fresh_id)
     assert fresh["status"] == BatchStatus.RUNNING  # its runner is alive: left alone
     assert batch.recover(store) == []
-    # Listing recovers too, and a live runner elsewhere cannot be started over.
+    # Listing recovers too; a run started here joins the live run elsewhere (issue 24)
+    # and writes the rows no live runner has claimed, each once.
     assert {b["id"]: b["status"] for b in batch.listing(store)} == {
         stale_id: "paused", fresh_id: "running"}
+    Provider(fake, throttle=False, fail=False)
+    run_batch(fresh_id, registry)
+    assert {r["state"] for r in batch.rows(store, fresh_id)} == {Status.COMPLETED}
+    assert len(assert_written_once(store, fresh_id)) == 3
+    assert batch.get(store, fresh_id)["status"] == BatchStatus.DONE
+
+
+def test_rows_a_live_runner_claimed_wait_for_it_and_a_dead_runners_are_taken_over(
+        env, fake, db_store, registry):
+    """Another runner (a server elsewhere) holds row 2 with a fresh claim and held row 3
+    until it died (its claim stale): a run here writes rows 1 and 3 and waits for row
+    2 until that runner gives it back; then writes it too. Each row once."""
+    store = db_store
+    Provider(fake, throttle=False, fail=False)
+    batch_id = new_batch(store, sheet(3, ()), concurrency=3)
+    assert stored.claim_rows(store, batch_id, "elsewhere", [2], 5) == [2]
+    assert stored.claim_rows(store, batch_id, "dead", [3], 5) == [3]
+    with store.transaction() as conn:
+        conn.execute("UPDATE batch_rows SET claimed_at = '2020-01-01T00:00:00.000Z' "
+                     "WHERE batch_id = ? AND row_no = 3", [batch_id])
+    assert stored.claim_rows(store, batch_id, "third", [1, 2, 3], 5) == [1, 3]
+    stored.release_rows(store, batch_id, "third")
     settings = load_settings()
-    with pytest.raises(batch.BatchError, match="running in another process"):
-        batch.BatchRun(settings, fresh_id, Registry(), choose_provider(settings), actor=ADMIN).start()
+    run = batch.BatchRun(settings, batch_id, registry, choose_provider(settings),
+                         actor=ADMIN).start()
+    wait_for(lambda: {n: r["state"] for n, r in by_row(store, batch_id).items()} ==
+             {1: "completed", 2: "pending", 3: "completed"}, what="rows 1 and 3 written")
+    assert not run.done.is_set() and run.todo == [2]  # row 2 waits for its runner
+    assert stored.others_running(store, batch_id, run.runner)
+    stored.release_rows(store, batch_id, "elsewhere")  # it gave row 2 back unwritten
+    assert run.done.wait(30) and run.error is None
+    assert {r["state"] for r in by_row(store, batch_id).values()} == {Status.COMPLETED}
+    assert len(assert_written_once(store, batch_id)) == 3
+    assert store.rows("SELECT claimed_by FROM batch_rows WHERE batch_id = ?", [batch_id]) == \
+        [{"claimed_by": None}] * 3  # every claim given back
+    assert batch.get(store, batch_id)["status"] == BatchStatus.DONE
 
 
 def test_a_stale_heartbeat_interrupts_a_running_batch(env, store, monkeypatch):
@@ -379,7 +442,8 @@ def test_a_stale_heartbeat_interrupts_a_running_batch(env, store, monkeypatch):
     assert batch.get(store, batch_id)["note"] == "interrupted"
 
 
-def test_invalid_rows_are_kept_and_reported_but_never_sent(env, fake, store, registry):
+def test_invalid_rows_are_kept_and_reported_but_never_sent(env, fake, db_store, registry):
+    store = db_store
     provider = Provider(fake, throttle=False)
     data = (b"topic,length,language,sku\n"
             b"Topic 01 about kettles,50,en,A\n"
@@ -446,3 +510,81 @@ def test_a_live_batch_is_never_seen_as_interrupted_with_a_short_heartbeat(
     while not run.done.wait(0.05):
         seen.add(batch.get(store, batch_id)["status"])  # get() runs recover()
     assert seen == {BatchStatus.RUNNING}
+
+
+# -- several servers on one batch (issue 24) ----------------------------------------
+
+def test_two_servers_run_one_batch_and_write_every_row_exactly_once(
+        env, fake, db_store, registry, capsys):
+    """Server A (this process) runs a batch; server B (`python -m writer batch --resume`,
+    another process on the same database) resumes it while A runs: B joins, claiming
+    the rows A has not; both end when none is left. Every row is asked of the provider
+    as often as it needs (once, twice when length control tops it up) and has exactly
+    one article, written by A or by B."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from test_concurrency import ROOT
+
+    store = db_store
+    rows_total = 24
+    provider = Provider(fake, throttle=False, fail=False, delay=0.03)
+    batch_id = new_batch(store, sheet(rows_total, ()), concurrency=2)
+    settings = load_settings()
+    run = batch.BatchRun(settings, batch_id, registry, choose_provider(settings),
+                         actor=ADMIN).start()
+    wait_for(lambda: any(r["state"] == Status.COMPLETED for r in batch.rows(store, batch_id)),
+             what="a first row written by server A")
+    started = time.monotonic()
+    server_b = subprocess.run([sys.executable, "-m", "writer", "batch", "--resume", str(batch_id),
+                               "--yes", "--quiet", "--concurrency", "4"], cwd=ROOT,
+                              env=dict(os.environ), stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=120)
+    assert run.done.wait(60) and run.error is None, run.error
+    wall = time.monotonic() - started
+    assert server_b.returncode == 0, server_b.stderr
+    assert "Traceback" not in server_b.stderr
+    found = assert_written_once(store, batch_id)
+    assert len(found) == rows_total and {a["status"] for a in found} == {"completed"}
+    by_writer = {}
+    for article in found:
+        by_writer.setdefault("A" if article["worker_pid"] == os.getpid() else "B",
+                             []).append(article["batch_row"])
+    with capsys.disabled():
+        print(f"\n[batch] two servers on one batch of {rows_total} rows: A wrote "
+              f"{len(by_writer.get('A', []))}, B wrote {len(by_writer.get('B', []))}; "
+              f"B ran {wall:.1f} s")
+    assert by_writer.get("A") and by_writer.get("B"), by_writer  # both wrote rows
+    assert provider.by_row == {n: 2 if n % 3 == 1 else 1 for n in range(1, rows_total + 1)}
+    saved = batch.get(store, batch_id)
+    assert saved["status"] == BatchStatus.DONE and saved["completed_rows"] == rows_total
+    assert store.rows("SELECT count(*) AS n FROM batch_rows WHERE batch_id = ? AND "
+                      "claimed_by IS NOT NULL", [batch_id]) == [{"n": 0}]
+
+
+def test_a_stop_asked_on_another_server_pauses_the_run_here(env, fake, db_store, registry):
+    """`batch.request_stop` (any server, the batch's author or an admin) reaches this
+    server's runner at its next beat: it pauses, its rows in flight saved as stopped;
+    a run started afterwards is not stopped by that old request."""
+    store = db_store
+    Provider(fake, throttle=False, fail=False, delay=0.05)
+    batch_id = new_batch(store, sheet(12, ()), concurrency=2)
+    settings = load_settings()
+    run = batch.BatchRun(settings, batch_id, registry, choose_provider(settings),
+                         actor=ADMIN).start()
+    wait_for(lambda: any(0 < h.words for h in list(run.in_flight.values())),
+             what="a row streaming")
+    with pytest.raises(AccessDenied):
+        batch.request_stop(settings, batch_id, actor=Actor("mallory", "writer"))
+    batch.request_stop(settings, batch_id, actor=ADMIN)
+    assert run.done.wait(20) and run.note == "stopped"
+    states = [r["state"] for r in batch.rows(store, batch_id)]
+    assert Status.STREAMING not in states and "pending" in states
+    saved = batch.get(store, batch_id)
+    assert (saved["status"], saved["note"]) == (BatchStatus.PAUSED, "stopped")
+    run = run_batch(batch_id, registry)  # Resume: the old request is not for it
+    assert run.note is None
+    assert {r["state"] for r in batch.rows(store, batch_id)} == {Status.COMPLETED}
+    assert len(assert_written_once(store, batch_id)) == 12

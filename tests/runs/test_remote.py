@@ -1,6 +1,10 @@
 """Rows another process writes on the same database (writer/runs/remote.py): which are
-listed, and how a Stop request is honoured by the process that writes the row. The
-cross-process Stop of a real CLI is tests/cli/test_cli_remote_stop.py."""
+listed, and how a Stop request is honoured by the process that writes the row. Every
+test runs on both databases (`backend`: a SQLite file, or a fresh PostgreSQL database
+with WRITER_DATABASE_URL), except the SQLite-only one about unreadable files, which has
+a PostgreSQL counterpart. The cross-process Stop of a real CLI is
+tests/cli/test_cli_remote_stop.py; two app servers on one PostgreSQL are
+tests/views/test_browser_servers.py."""
 from __future__ import annotations
 
 import sqlite3
@@ -12,7 +16,26 @@ from writer.brief import Brief
 from writer.kinds import Status
 from writer.runs import remote
 from writer.runs.registry import shared
-from writer.storage import liveness
+from writer.storage import liveness, pg
+from writer.storage.connection import connect, immediate
+from writer.storage.store import Store
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request, env, monkeypatch) -> str:
+    """The database of this run of the test, as `Store`/`shared` take it: the `env`
+    fixture's SQLite file, or a fresh PostgreSQL database (WRITER_DATABASE_URL set in
+    `env` and in this process's environment, as a server or the CLI would have it)."""
+    if request.param == "sqlite":
+        yield env["WRITER_DB"]
+        return
+    url = request.getfixturevalue("pg_url")
+    monkeypatch.setenv("WRITER_DATABASE_URL", url)
+    env["WRITER_DATABASE_URL"] = url
+    yield url
+    pg.close_pool()  # before the database is dropped: no pooled connection outlives it
 
 
 def new_row(store, topic: str, author: str = "alice", status=Status.STREAMING) -> int:
@@ -21,10 +44,12 @@ def new_row(store, topic: str, author: str = "alice", status=Status.STREAMING) -
 
 
 def sql(db: str, query: str, args=()) -> list:
-    conn = sqlite3.connect(db)
+    """`query` in a write transaction of its own on either database; its rows as tuples."""
+    conn = connect(db)
     try:
-        with conn:
-            return conn.execute(query, args).fetchall()
+        with immediate(conn):
+            cursor = conn.execute(query, args)
+            return [tuple(r) for r in cursor.fetchall()] if cursor.description else []
     finally:
         conn.close()
 
@@ -41,15 +66,22 @@ class FakeJob:
 
 
 @pytest.fixture
-def reg(env):
-    registry = shared(env["WRITER_DB"])
+def store(backend):
+    s = Store(backend)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def reg(backend):
+    registry = shared(backend)
     yield registry
     for article_id in registry.tracked():
         registry.untrack(article_id)
 
 
-def test_other_processes_running_rows_are_listed_and_stale_ones_are_not(env, store, reg):
-    db = env["WRITER_DB"]
+def test_other_processes_running_rows_are_listed_and_stale_ones_are_not(backend, store, reg):
+    db = backend
     fresh = new_row(store, "fresh elsewhere")
     queued = new_row(store, "queued elsewhere", author="bob", status=Status.QUEUED)
     stale = new_row(store, "its writer died")
@@ -87,18 +119,21 @@ def test_other_processes_running_rows_are_listed_and_stale_ones_are_not(env, sto
     assert [r.stopping for r in remote.elsewhere(reg)] == [True, True]
 
 
-def test_the_writing_process_honours_only_requests_made_since_it_started_the_row(env, store, reg):
-    db = env["WRITER_DB"]
+def test_the_writing_process_honours_only_requests_made_for_its_run(backend, store, reg):
+    db = backend
     article_id = new_row(store, "stopped by request")
-    # A request left from an earlier run of the row (e.g. before a Continue) is ignored.
+    # A request left from an earlier run of the row is ignored: Continue clears it.
     assert liveness.request_stop(db, article_id, "someone")
-    sql(db, "UPDATE articles SET stop_requested_at = ? WHERE id = ?",
-        ["2000-01-01T00:00:00.000Z", article_id])
+    assert store.reopen(article_id, provider="openai", model="gpt-4o-mini")
     job = FakeJob()
     reg.track(article_id, job=job)
     assert remote.poll(reg) == [] and job.cancels == 0
 
+    # A request from a server whose clock is far behind this one's still stops the run
+    # (no clocks are compared: servers' clocks may differ).
     assert liveness.request_stop(db, article_id, "alice")
+    sql(db, "UPDATE articles SET stop_requested_at = ? WHERE id = ?",
+        ["2000-01-01T00:00:00.000Z", article_id])
     assert remote.poll(reg) == [article_id] and job.cancels == 1
     assert remote.poll(reg) == [] and job.cancels == 1  # asked once: it is stopping
 
@@ -107,10 +142,10 @@ def test_the_writing_process_honours_only_requests_made_since_it_started_the_row
     assert not liveness.request_stop(db, article_id, "alice")
 
 
-def test_the_watcher_stops_a_tracked_job_that_another_process_asked_to_stop(env, store, reg):
+def test_the_watcher_stops_a_tracked_job_that_another_process_asked_to_stop(backend, store, reg):
     import threading
 
-    db = env["WRITER_DB"]
+    db = backend
     article_id = new_row(store, "watched")
     stopped = threading.Event()
 
@@ -127,9 +162,8 @@ def test_the_watcher_stops_a_tracked_job_that_another_process_asked_to_stop(env,
 def test_a_database_that_cannot_be_read_now_lists_nothing(tmp_path):
     """The sidebar asks on every page run: a file not migrated yet (another program made
     it) or held by an exclusive lock gives an empty list, never an error (the page
-    itself says what is wrong with the database)."""
-    from writer.storage.store import Store
-
+    itself says what is wrong with the database). SQLite only: files and locks; the
+    PostgreSQL cases are the next test."""
     path = tmp_path / "new.db"
     sqlite3.connect(path).close()  # a file with no tables
     assert liveness.running_rows(path) == []
@@ -142,3 +176,16 @@ def test_a_database_that_cannot_be_read_now_lists_nothing(tmp_path):
         holder.execute("ROLLBACK")
         holder.close()
         store.close()
+
+
+def test_a_postgresql_database_that_cannot_be_read_now_lists_nothing(pg_url):
+    """The same on PostgreSQL: a database with no tables yet (no server has started on it)
+    and a server that does not answer give an empty list, never an error."""
+    from pg_server import free_port
+
+    try:
+        assert liveness.running_rows(pg_url) == []
+        down = f"postgresql://writer@127.0.0.1:{free_port()}/nowhere"  # nothing listens there
+        assert liveness.running_rows(down) == []
+    finally:
+        pg.close_pool()

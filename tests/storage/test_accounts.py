@@ -1,5 +1,5 @@
 """writer/storage/accounts.py: accounts, sign-in with its lock, sessions, the CLI's actor.
-Real SQLite files; time is the `now=` the functions take (no sleeps)."""
+On both databases (tests/storage/conftest.py); time is the `now=` the functions take (no sleeps)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -19,8 +19,8 @@ T0 = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.timezone.utc)
 
 
 @pytest.fixture
-def store(tmp_path):
-    store = Store(tmp_path / "writer.db")
+def store(database):
+    store = Store(database)
     yield store
     store.close()
 
@@ -30,18 +30,24 @@ def hashed():
     return hash_password(PASSWORD)  # scrypt is slow on purpose: once per module
 
 
-def _file_bytes(store: Store) -> bytes:
-    return b"".join(path.read_bytes() for path in store.path.parent.glob(store.path.name + "*"))
+@pytest.fixture
+def file_bytes(stored):
+    """What a reader of the database finds: SQLite's files, or every PostgreSQL row."""
+    def read(store: Store) -> bytes:
+        raw = stored(store.path)
+        assert b"scrypt$" in raw  # it holds the accounts
+        return raw
+    return read
 
 
-def test_an_account_keeps_only_a_salted_hash_of_its_password(store):
+def test_an_account_keeps_only_a_salted_hash_of_its_password(store, file_bytes):
     accounts.add_user(store, "li.na", "admin", hash_password(PASSWORD))
     accounts.add_user(store, "wang", "writer", hash_password(PASSWORD))
     hashes = [row["password_hash"] for row in store.rows("SELECT password_hash FROM users")]
     assert len(set(hashes)) == 2 and PASSWORD not in hashes  # salted: same password, 2 hashes
     assert all(h.startswith("scrypt$") for h in hashes)
     store.checkpoint()
-    assert PASSWORD.encode() not in _file_bytes(store)
+    assert PASSWORD.encode() not in file_bytes(store)
     assert accounts.get_user(store, "LI.NA") == {
         "name": "li.na", "role": "admin", "has_password": True,
         "created_at": accounts.get_user(store, "li.na")["created_at"],
@@ -163,7 +169,7 @@ def test_attempts_during_a_lock_do_not_lengthen_it_or_check_the_password(store, 
     assert accounts.get_user(store, "wang")["failed_attempts"] == 5
 
 
-def test_a_session_stores_only_its_token_s_hash_and_expires(store, hashed):
+def test_a_session_stores_only_its_token_s_hash_and_expires(store, hashed, file_bytes):
     accounts.add_user(store, "wang", "writer", hashed)
     actor = accounts.authenticate(store, "wang", PASSWORD)
     token = accounts.open_session(store, actor, 12, now=T0)
@@ -171,7 +177,7 @@ def test_a_session_stores_only_its_token_s_hash_and_expires(store, hashed):
     (row,) = store.rows("SELECT * FROM sessions")
     assert row["token_hash"] == hashlib.sha256(token.encode()).hexdigest()
     store.checkpoint()
-    assert token.encode() not in _file_bytes(store)
+    assert token.encode() not in file_bytes(store)
     assert accounts.session_actor(store, token, now=T0 + dt.timedelta(hours=11)) == actor
     assert accounts.session_actor(store, token, now=T0 + dt.timedelta(hours=12)) is None
     assert accounts.session_actor(store, token + "x", now=T0) is None

@@ -32,8 +32,8 @@ class _Settings:
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "writer.db")
+def store(database):
+    s = Store(database)
     yield s
     s.close()
 
@@ -77,6 +77,7 @@ def test_an_author_is_spelled_as_their_account(store):
 
 def test_rows_from_before_sign_in_get_the_placeholder_and_only_admins_change_them(tmp_path,
                                                                                   monkeypatch):
+    """SQLite: upgrading a database from before m016 (PostgreSQL's start at the baseline)."""
     path = tmp_path / "old.db"
     db = sqlite_utils.Database(path)
     monkeypatch.setattr(migrations, "MIGRATIONS", [f for f in MIGRATIONS if f.__name__ < "m016"])
@@ -202,7 +203,9 @@ def test_the_author_filter_lists_only_that_person_s_articles(store):
     assert search(store, Filters(author="bob")).total == 2
 
 
-def test_an_author_filter_on_a_big_table_reads_its_index_not_the_table(store):
+def test_an_author_filter_on_a_big_table_reads_its_index_not_the_table(tmp_path):
+    """SQLite: its query plans (PostgreSQL's: tests/storage/test_search_perf_plans.py)."""
+    store = Store(tmp_path / "writer.db")
     with store.transaction() as conn:
         conn.executemany("INSERT INTO articles (created_at, topic, status, author, content) "
                          "VALUES ('2026-01-01T00:00:00.000Z', 't', 'completed', ?, '')",

@@ -1,5 +1,5 @@
-"""Brand kits (writer/brands.py): validation, TOML both ways, storage on a real SQLite
-file, the check, the prompt, and a Job against the loopback provider."""
+"""Brand kits (writer/brands.py): validation, TOML both ways, storage on both databases,
+the check, the prompt, and a Job against the loopback provider."""
 from __future__ import annotations
 
 import json
@@ -134,8 +134,8 @@ do = "短句\\n口语"
 
 # -- storage ------------------------------------------------------------------------
 
-def test_save_update_get_list_delete_on_a_real_database(tmp_path):
-    path = tmp_path / "writer.db"
+def test_save_update_get_list_delete_on_a_real_database(database):
+    path = database
     store = Store(path)
     kit_id = brand_store.save(store, KIT, actor=ADMIN)
     other = brand_store.save(store, BrandKit(name="alpha", banned_words=("x",)), actor=ADMIN)
@@ -156,7 +156,7 @@ def test_save_update_get_list_delete_on_a_real_database(tmp_path):
     with pytest.raises(BrandError) as error:
         brand_store.save(store, BrandKit(name="alpha", id=kit_id), actor=ADMIN)
     assert error.value.code == "name_taken"
-    row = store.db.execute("SELECT kit, created_at, updated_at FROM brands WHERE id = ?",
+    row = store.conn.execute("SELECT kit, created_at, updated_at FROM brands WHERE id = ?",
                            [kit_id]).fetchone()
     assert json.loads(row[0])["voice"] == "新的语气" and "name" not in json.loads(row[0])
     assert row[1] <= row[2]
@@ -226,8 +226,8 @@ def _checks(row: dict) -> dict:
     return json.loads(value) if isinstance(value, str) else value
 
 
-def test_a_job_stores_brand_and_checks_on_the_article(env, fake):
-    store = Store(env["WRITER_DB"])
+def test_a_job_stores_brand_and_checks_on_the_article(backend_env, fake):
+    store = Store(backend_env["database"])
     brand_store.save(store, KIT, actor=ADMIN)
     kit = brand_store.get(store, KIT.name)
     article = "# 新品\n\nMiniBrew 是最好的便携咖啡机。\n"

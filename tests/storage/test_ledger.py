@@ -24,7 +24,7 @@ def cost(usage) -> float:
     return (usage[0] * PRICE[0] + usage[1] * PRICE[1]) / 1e6
 
 
-def test_a_revision_ending_during_a_title_request_keeps_both_charges(env, fake):
+def test_a_revision_ending_during_a_title_request_keeps_both_charges(backend_env, fake):
     from writer.runs import titles
 
     fake.queue(Reply(text="# 咖啡机\n\n清晨的第一杯咖啡。\n\n## 研磨\n\n很安静。\n", usage=(100, 50)))
@@ -52,7 +52,7 @@ def test_a_revision_ending_during_a_title_request_keeps_both_charges(env, fake):
     revision_done.set()
     asking.join(30)
     assert len(found["titles"]) == 5
-    store = Store(env["WRITER_DB"])
+    store = Store(backend_env["database"])
     article = store.get(article_id)
     assert (article["input_tokens"], article["output_tokens"]) == (100 + 200 + 300, 50 + 20 + 40)
     assert article["cost"] == pytest.approx(cost((100, 50)) + cost((200, 20)) + cost((300, 40)))
@@ -64,8 +64,8 @@ def _article(store: Store) -> int:
     return store.create_article(Brief(topic="ledger"), provider="p", model="m", max_tokens=10)
 
 
-def test_threads_charging_one_article_at_once_lose_nothing(tmp_path):
-    path = tmp_path / "w.db"
+def test_threads_charging_one_article_at_once_lose_nothing(database):
+    path = database
     article_id = _article(Store(path))
     start = threading.Barrier(8)
     errors: list = []
@@ -92,8 +92,8 @@ def test_threads_charging_one_article_at_once_lose_nothing(tmp_path):
     assert row["cost"] == pytest.approx(8 * 25 * 0.001) and row["currency"] == "USD"
 
 
-def test_one_rule_for_currencies_and_unpriced_requests(tmp_path):
-    store = Store(tmp_path / "w.db")
+def test_one_rule_for_currencies_and_unpriced_requests(database):
+    store = Store(database)
 
     def totals(article_id: int) -> tuple:
         row = store.get(article_id, include_deleted=True)

@@ -10,7 +10,8 @@ from writer.access import Actor
 from writer.brief import Brief
 from writer.config import load_settings
 from writer.runs.revisions import RevisionJob
-from writer.storage import migrations, versions
+from writer.storage import migrations, pg, versions
+from writer.storage.connection import table_columns
 from writer.storage.migrations import MIGRATIONS, migrate
 from writer.storage.store import Store
 
@@ -23,15 +24,20 @@ REQUIRED_COLUMNS = {
 }
 
 
-def test_migrations_on_empty_db_create_articles_with_required_columns(tmp_path):
-    store = Store(tmp_path / "sub" / "new.db")  # parent folder created on first run
-    assert REQUIRED_COLUMNS <= set(store.articles.columns_dict)
-    applied = [r["name"] for r in store.db["_migrations"].rows]
+def test_migrations_on_empty_db_create_articles_with_required_columns(database):
+    if not pg.is_url(database):
+        database = database.parent / "sub" / "new.db"  # parent folder created on first run
+    store = Store(database)
+    assert REQUIRED_COLUMNS <= set(table_columns(store.conn, "articles"))
+    applied = [r["name"] for r in store.rows("SELECT name FROM _migrations ORDER BY name")]
     assert applied == [fn.__name__ for fn in MIGRATIONS]
-    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    if store.dialect == "sqlite":
+        assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    store.close()
 
 
 def test_migrate_is_idempotent_and_applies_only_new_ones(tmp_path):
+    """SQLite: sqlite-utils' migrate (PostgreSQL's twin: tests/storage/test_pg_schema.py)."""
     db = sqlite_utils.Database(tmp_path / "old.db")
     assert migrate(db) == [fn.__name__ for fn in MIGRATIONS]
     db["articles"].insert({"created_at": "2026-01-01T00:00:00Z", "topic": "kept",
@@ -58,6 +64,7 @@ def _fts_objects(conn) -> dict[str, str]:
 
 
 def test_m007_keeps_rows_ids_indexes_triggers_and_search(tmp_path, monkeypatch):
+    """SQLite: upgrading a database from before m007."""
     from writer.storage.search import Filters, search
 
     path = tmp_path / "old.db"
@@ -142,6 +149,7 @@ def old_database(env, monkeypatch):
 
 
 def test_an_old_article_gets_its_draft_version_with_its_totals(old_database):
+    """SQLite: upgrading a database from before m011."""
     store = Store(old_database)  # upgrades
     (draft,) = versions.listing(store, 1)
     article = store.get(1)
@@ -155,6 +163,7 @@ def test_an_old_article_gets_its_draft_version_with_its_totals(old_database):
 
 
 def test_revise_on_an_upgraded_database_keeps_the_original(old_database, env, fake):
+    """SQLite: upgrading a database from before m011."""
     from test_cli import cli
 
     Store(old_database).close()  # the new code opens it: migrations run
@@ -174,10 +183,10 @@ def test_revise_on_an_upgraded_database_keeps_the_original(old_database, env, fa
     assert store.get(1)["content"] == OLD_TEXT
 
 
-def test_a_revision_keeps_a_text_that_has_no_version_first(env, fake):
+def test_a_revision_keeps_a_text_that_has_no_version_first(backend_env, fake):
     """The root of it: whatever the reason a text has no version (a version save that
     failed, a row written by another tool), a revision keeps it before replacing it."""
-    store = Store(env["WRITER_DB"])
+    store = Store(backend_env["database"])
     article_id = store.create_article(Brief(topic="没有版本", target_words=60), provider="openai",
                                       model="gpt-4o-mini", max_tokens=500)
     store.update(article_id, status="completed", content=OLD_TEXT, words=40, input_tokens=50,

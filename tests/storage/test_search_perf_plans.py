@@ -6,12 +6,17 @@ checked against the ids read from its index, a common one on the row; the count 
 single index's query. Each is forced here (the caps patched) and compared, page by page
 with offsets, with a brute-force Python filter over a few hundred generated articles:
 mixed statuses (articles being written and deleted ones included), languages, models,
-authors, dates and texts. No timings are asserted."""
+authors, dates and texts. No timings are asserted.
+
+The comparison runs on PostgreSQL too, on the same articles, through its plans
+(search_pg.py `_pg_newest`: ranges of ids newest first — one range holding every article,
+or ranges of 1 or 5 ids growing 2× or 4×); the SQL of SQLite's plans is SQLite's only."""
 import datetime as dt
 import random
 
 import pytest
 
+from writer.storage import pg, search_pg
 from writer.storage import search as search_module
 from writer.storage.search import Filters, search
 from writer.storage.store import Store
@@ -27,10 +32,16 @@ AUTHORS = [None, "alice", "bob"]
 START = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def store(request, tmp_path_factory):
+    url = None
+    if request.param == "sqlite":
+        store = Store(tmp_path_factory.mktemp("plans") / "w.db")
+    else:
+        server = request.getfixturevalue("pg_server")
+        url = server.new_database()
+        store = Store(url)
     rng = random.Random(22)
-    store = Store(tmp_path_factory.mktemp("plans") / "w.db")
     rows = []
     for n in range(320):
         words = WORDS_ZH if rng.random() < 0.5 else WORDS_EN
@@ -46,9 +57,17 @@ def store(tmp_path_factory):
             "author": rng.choice(AUTHORS), "words": 1,
             "deleted_at": "2026-06-01T00:00:00.000Z" if rng.random() < 0.05 else None,
         })
-    store.articles.insert_all(rows)
+    names = list(rows[0])
+    with store.transaction() as conn:
+        conn.executemany(f"INSERT INTO articles ({', '.join(names)}) VALUES "
+                         f"({', '.join('?' for _ in names)})", [[r[n] for n in names] for r in rows])
+    if url:
+        store.conn.execute("ANALYZE articles")
     yield store
     store.close()
+    if url:
+        pg.close_pool()
+        server.drop_database(url)
 
 
 def truth(store, filters: Filters) -> list[int]:
@@ -84,6 +103,9 @@ PLANS = [(10_000, 2000), (0, 2000), (40, 3), (10_000, 0)]
 
 @pytest.mark.parametrize("selective_cap, rarity_cap", PLANS)
 def test_every_plan_equals_a_scan_page_by_page(store, monkeypatch, selective_cap, rarity_cap):
+    if store.dialect != "sqlite":  # its plans: ranges of ids, newest first, of a few sizes
+        monkeypatch.setattr(search_pg, "PG_SPAN", {10_000: 1000, 0: 1, 40: 5}[selective_cap])
+        monkeypatch.setattr(search_pg, "PG_GROWTH", 2 if rarity_cap == 3 else 8)
     monkeypatch.setattr(search_module, "SELECTIVE_CAP", selective_cap)
     monkeypatch.setattr(search_module, "RARITY_CAP", rarity_cap)
     for query in QUERIES:
@@ -109,7 +131,10 @@ def test_every_plan_equals_a_scan_page_by_page(store, monkeypatch, selective_cap
 def test_plans_check_before_reading_the_row(store, monkeypatch):
     """The SQL of the plans: a selective filter as a list of ids on f.rowid (under the
     cap), on the row past it; a short term of a mixed query by LIKE when the trigram
-    index drives; the count of two column filters on the covering usage index."""
+    index drives; the count of two column filters on the covering usage index. SQLite's
+    SQL (PostgreSQL's plans: tests/storage/test_search_pg.py)."""
+    if store.dialect != "sqlite":
+        pytest.skip("SQLite's own SQL and trace")
     statements = []
     store.conn.set_trace_callback(statements.append)
     try:

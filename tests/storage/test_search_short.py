@@ -1,6 +1,11 @@
 """1- and 2-character CJK terms through `articles_grams` (m014): the same results as a
 substring scan (no false hits, none missed), kept in step with every write, combined
-with long terms and filters, rebuilt by `reindex` (and `python -m writer reindex`)."""
+with long terms and filters, rebuilt by `reindex` (and `python -m writer reindex`).
+
+The behaviour runs on both databases (`store`: the `database` fixture; on PostgreSQL the
+index is `articles.grams`, writer/storage/search_pg.py); what reads SQLite's own SQL
+(`grams_sql`, the trace of the chosen index, the Python twin of the triggers) takes
+`sqlite_store`. tests/storage/test_search_pg.py has PostgreSQL's own."""
 import os
 import random
 import subprocess
@@ -10,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from writer.access import Actor
+from writer.storage import pg
 from writer.storage.grams import TOKEN_RANGES, article_tokens, grams_sql, tokens
 from writer.storage.search import Filters, is_indexed_short, reindex, search
 from writer.storage.store import Store
@@ -39,15 +45,62 @@ TERMS = ["量子", "量", "子", "鑫", "鑫鑫", "量\n", "子力", "子弹", "
          "ＡＢ", "见字 罕", "的"]
 
 
-@pytest.fixture
-def store(tmp_path):
-    store = Store(tmp_path / "w.db")
+def insert(store, row: dict) -> int:
+    """An article row as given (either database); its id."""
+    names = list(row)
+    with store.transaction() as conn:
+        return conn.execute(f"INSERT INTO articles ({', '.join(names)}) VALUES "
+                            f"({', '.join('?' for _ in names)}) RETURNING id",
+                            [row[name] for name in names]).fetchone()[0]
+
+
+def filled(target) -> Store:
+    store = Store(target)
     for i, (topic, content) in enumerate(CORPUS):
-        store.articles.insert({"created_at": f"2026-01-{i + 1:02d}T00:00:00.000Z", "topic": topic,
-                               "content": content, "status": "completed",
-                               "content_type": "blog" if i % 2 else "news", "words": 1})
+        insert(store, {"created_at": f"2026-01-{i + 1:02d}T00:00:00.000Z", "topic": topic,
+                       "content": content, "status": "completed",
+                       "content_type": "blog" if i % 2 else "news", "words": 1})
+    return store
+
+
+@pytest.fixture
+def store(database):
+    store = filled(database)
     yield store
     store.close()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path):
+    """SQLite only: for what reads SQLite's own SQL and FTS5 tables."""
+    store = filled(tmp_path / "w.db")
+    yield store
+    store.close()
+
+
+def in_index(store, token: str, article: int | None = None) -> int:
+    """Articles (or only `article`) whose index entry holds `token`: `articles_grams`
+    on SQLite, the `grams` column on PostgreSQL."""
+    if store.dialect == "sqlite":
+        sql, params = "SELECT count(*) FROM articles_grams WHERE articles_grams MATCH ?", [f'"{token}"']
+        column = "rowid"
+    else:
+        sql, params = "SELECT count(*) FROM articles WHERE grams @> ARRAY[?]", [token]
+        column = "id"
+    if article is not None:
+        sql, params = f"{sql} AND {column} = ?", [*params, article]
+    return store.conn.execute(sql, params).fetchone()[0]
+
+
+def forget_the_index(store) -> None:
+    """What a restore or an SQL import leaves: every text index empty."""
+    if store.dialect == "sqlite":
+        for table in ("articles_fts", "articles_grams"):
+            store.conn.execute(f"INSERT INTO {table} ({table}) VALUES ('delete-all')")
+        return
+    store.conn.execute("ALTER TABLE articles DISABLE TRIGGER articles_grams")
+    store.conn.execute("UPDATE articles SET grams = '{}'")
+    store.conn.execute("ALTER TABLE articles ENABLE TRIGGER articles_grams")
 
 
 def scanned(store, query, content_type=None):
@@ -76,7 +129,7 @@ def test_short_cjk_terms_use_the_index_and_equal_a_substring_scan(store):
     assert is_indexed_short("5G") and not is_indexed_short("5%") and not is_indexed_short("é")
 
 
-def test_the_index_holds_the_tokens_of_a_scan_on_random_texts(store):
+def test_the_index_holds_the_tokens_of_a_scan_on_random_texts(sqlite_store):
     """The SQL that makes the tokens equals a plain reading of the rule, on random text."""
     def cjk(ch):
         return any(low <= ord(ch) <= high for low, high in TOKEN_RANGES)
@@ -94,13 +147,14 @@ def test_the_index_holds_the_tokens_of_a_scan_on_random_texts(store):
     alphabet = "量子计算鑫的 \n，。aZ9ーカ한𠀀\u9fff\u4e00\u3040\u30fb😀"
     for n in [0, 1, 2, 63, 64, 65, 127, 128, 129, 300]:
         text = "".join(rng.choice(alphabet) for _ in range(n))
-        assert store.conn.execute(f"SELECT {grams_sql('?1')}", [text]).fetchone()[0] == reference(text)
+        assert sqlite_store.conn.execute(f"SELECT {grams_sql('?1')}", [text]).fetchone()[0] \
+            == reference(text)
         assert tokens(text) == reference(text)  # the Python twin the fills use
 
 
 def test_the_index_follows_inserts_updates_and_deletes(store):
-    article = store.articles.insert({"created_at": "2026-02-01T00:00:00.000Z", "topic": "新",
-                                     "content": "鹦鹉", "status": "completed"}).last_pk
+    article = insert(store, {"created_at": "2026-02-01T00:00:00.000Z", "topic": "新",
+                             "content": "鹦鹉", "status": "completed"})
     assert article in found(store, "鹦鹉")
     store.conn.execute("UPDATE articles SET content = '螺号' WHERE id = ?", [article])
     assert article not in found(store, "鹦鹉") and article in found(store, "螺号")
@@ -108,11 +162,9 @@ def test_the_index_follows_inserts_updates_and_deletes(store):
     assert found(store, "潜艇") == [article] and found(store, "新") == []
     assert store.delete(article, actor=ADMIN)
     assert found(store, "螺号") == []
-    assert store.conn.execute("SELECT count(*) FROM articles_grams WHERE articles_grams MATCH "
-                              "'\"螺号\"'").fetchone()[0] == 0
+    assert in_index(store, "螺号") == 0 and in_index(store, "潜艇") == 1
     store.conn.execute("DELETE FROM articles WHERE id = ?", [article])
-    assert store.conn.execute("SELECT count(*) FROM articles_grams WHERE articles_grams MATCH "
-                              "'\"潜艇\"'").fetchone()[0] == 0
+    assert in_index(store, "潜艇") == 0
 
 
 def test_mixed_queries_use_both_indexes_and_filters(store):
@@ -123,14 +175,15 @@ def test_mixed_queries_use_both_indexes_and_filters(store):
     assert page.rows[0]["id"] == 1 and not page.uses_fallback
 
 
-def test_the_rarer_index_drives_a_mixed_query(store):
+def test_the_rarer_index_drives_a_mixed_query(sqlite_store):
     """A rare short term with a common long one: the grams index walks its few matches
     and the trigram index checks them, not the other way round (170 ms → 11 ms at 30,000
-    articles in scripts/bench_history.py)."""
+    articles in scripts/bench_history.py). SQLite's choice (PostgreSQL's planner chooses)."""
+    store = sqlite_store
     for n in range(5):  # "量子计算" becomes common; "鑫" stays in two articles
-        store.articles.insert({"created_at": f"2026-02-{n + 1:02d}T00:00:00.000Z",
-                               "topic": f"量子计算 {n}", "content": "量子计算的应用。",
-                               "status": "completed", "content_type": "blog", "words": 1})
+        insert(store, {"created_at": f"2026-02-{n + 1:02d}T00:00:00.000Z",
+                       "topic": f"量子计算 {n}", "content": "量子计算的应用。",
+                       "status": "completed", "content_type": "blog", "words": 1})
     statements = []
     store.conn.set_trace_callback(statements.append)
     try:
@@ -145,8 +198,7 @@ def test_the_rarer_index_drives_a_mixed_query(store):
 
 def test_reindex_rebuilds_both_indexes(store):
     progress = []
-    for table in ("articles_fts", "articles_grams"):
-        store.conn.execute(f"INSERT INTO {table} ({table}) VALUES ('delete-all')")
+    forget_the_index(store)
     assert found(store, "量子") == [] and found(store, "量子计算") == []
     assert reindex(store, lambda *p: progress.append(p), batch=5) == len(CORPUS)
     assert progress[-1] == ("articles_grams", len(CORPUS), len(CORPUS))
@@ -156,12 +208,11 @@ def test_reindex_rebuilds_both_indexes(store):
     assert found(store, "量子") == scanned(store, "量子")
 
 
-def test_the_reindex_command(store, tmp_path):
-    path = store.path
-    store.conn.execute("INSERT INTO articles_grams (articles_grams) VALUES ('delete-all')")
-    store.conn.execute("INSERT INTO articles_fts (articles_fts) VALUES ('delete-all')")
+def test_the_reindex_command(store, database, tmp_path):
+    forget_the_index(store)
     assert found(store, "鑫") == []
-    env = {**os.environ, "WRITER_DB": str(path), "PYTHONPATH": str(ROOT)}
+    where = {"WRITER_DATABASE_URL": database} if pg.is_url(database) else {"WRITER_DB": str(database)}
+    env = {**os.environ, **where, "PYTHONPATH": str(ROOT)}
     result = subprocess.run([sys.executable, "-m", "writer", "reindex"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
@@ -183,8 +234,8 @@ def test_short_latin_and_digit_terms_use_the_index(store):
     ignores ASCII case (as LIKE did), inside Chinese text too ("AI营销")."""
     for i, (topic, content) in enumerate([("AI营销", "用AI写5G手机文案"), ("said", "mail again"),
                                            ("5G", "Gx 量子"), ("ai", "")]):
-        store.articles.insert({"created_at": f"2026-03-{i + 1:02d}T00:00:00.000Z", "topic": topic,
-                               "content": content, "status": "completed", "words": 1})
+        insert(store, {"created_at": f"2026-03-{i + 1:02d}T00:00:00.000Z", "topic": topic,
+                       "content": content, "status": "completed", "words": 1})
     for term in ["AI", "ai", "5G", "5g", "G", "x", "Gx", "I营", "qu", "AI 量子", "ai 营销", "z"]:
         assert found(store, term) == ci_scanned(store, term), term
         assert not search(store, Filters(query=term)).uses_fallback, term
@@ -193,46 +244,45 @@ def test_short_latin_and_digit_terms_use_the_index(store):
 def test_articles_being_written_are_found_but_not_indexed(store):
     """A draft saved every two seconds computes no tokens (m015); search still finds the
     article while it is written, and from the index once it ends."""
-    article = store.articles.insert({"created_at": "2026-04-01T00:00:00.000Z", "topic": "草稿",
-                                     "content": "", "status": "streaming", "words": 0}).last_pk
+    article = insert(store, {"created_at": "2026-04-01T00:00:00.000Z", "topic": "草稿",
+                             "content": "", "status": "streaming", "words": 0})
 
-    def in_index(token):
-        return store.conn.execute("SELECT count(*) FROM articles_grams WHERE articles_grams "
-                                  "MATCH ? AND rowid = ?", [f'"{token}"', article]).fetchone()[0]
+    def indexed(token):
+        return in_index(store, token, article)
 
     for text in ["鹦鹉", "鹦鹉学舌，AI"]:
         store.save_draft(article, text, len(text))
         assert article in found(store, "鹦鹉")
         assert (article in found(store, "AI")) == ("AI" in text)
         assert found(store, "鹦鹉") == scanned(store, "鹦鹉")
-        assert in_index("鹦鹉") == 0 and in_index("草稿") == 0
+        assert indexed("鹦鹉") == 0 and indexed("草稿") == 0
     assert found(store, "学舌 鹦鹉学舌") == [article]  # with a long term too
     store.conn.execute("UPDATE articles SET status = 'completed' WHERE id = ?", [article])
-    assert in_index("鹦鹉") == 1 and in_index("ai") == 1
+    assert indexed("鹦鹉") == 1 and indexed("ai") == 1
     assert found(store, "鹦鹉") == [article] == found(store, "AI")
     store.conn.execute("UPDATE articles SET status = 'streaming', content = '潜艇' WHERE id = ?",
                        [article])  # continued: out of the index again, still found
-    assert in_index("鹦鹉") == 0 and found(store, "鹦鹉") == [] and found(store, "潜艇") == [article]
+    assert indexed("鹦鹉") == 0 and found(store, "鹦鹉") == [] and found(store, "潜艇") == [article]
     store.conn.execute("UPDATE articles SET status = 'stopped' WHERE id = ?", [article])
-    assert in_index("潜艇") == 1 and found(store, "潜艇") == [article]
+    assert indexed("潜艇") == 1 and found(store, "潜艇") == [article]
 
 
 def test_pages_merge_written_and_indexed_articles_in_order(store):
     ids = []
     for n in range(7):
-        ids.append(store.articles.insert({
+        ids.append(insert(store, {
             "created_at": f"2026-05-{n + 1:02d}T00:00:00.000Z", "topic": f"量子 {n}",
-            "content": "", "status": "streaming" if n % 3 == 1 else "completed",
-            "words": 1}).last_pk)
+            "content": "", "status": "streaming" if n % 3 == 1 else "completed", "words": 1}))
     expected = scanned(store, "量子")
     pages = [search(store, Filters(query="量子"), limit=3, offset=o) for o in range(0, 12, 3)]
     assert [r["id"] for p in pages for r in p.rows] == expected
     assert pages[0].total == len(expected) and pages[0].has_more
 
 
-def test_the_python_fill_equals_the_triggers(store):
+def test_the_python_fill_equals_the_triggers(sqlite_store):
     """The migration and reindex fill with `article_tokens`; the triggers with SQL."""
     from writer.storage.grams import article_grams_sql
+    store = sqlite_store
     rows = store.conn.execute("SELECT topic, content FROM articles").fetchall()
     for topic, content in rows + [(None, "量子AI"), ("题", None), (None, None)]:
         sql = store.conn.execute(f"SELECT {article_grams_sql('t')} FROM (SELECT ? AS topic, "

@@ -1,4 +1,5 @@
-"""Search (Chinese full text, filters, short-query fallback) and usage reports."""
+"""Search (Chinese full text, filters, short-query fallback) and usage reports, on both
+databases (the `database` fixture: SQLite, then PostgreSQL)."""
 import datetime as dt
 import html
 from zoneinfo import ZoneInfo
@@ -38,14 +39,24 @@ ARTICLES = [
 ]
 
 
+def insert(store, row: dict) -> int:
+    """An article row as given (either database); its id."""
+    names = list(row)
+    with store.transaction() as conn:
+        return conn.execute(f"INSERT INTO articles ({', '.join(names)}) VALUES "
+                            f"({', '.join('?' for _ in names)}) RETURNING id",
+                            [row[name] for name in names]).fetchone()[0]
+
+
 @pytest.fixture
-def store(tmp_path):
-    store = Store(tmp_path / "w.db")
+def store(database):
+    store = Store(database)
     keys = ("created_at", "topic", "content", "language", "content_type", "status", "provider",
             "model", "input_tokens", "output_tokens", "cost", "currency", "usage_source")
     for values in ARTICLES:
-        store.articles.insert({**dict(zip(keys, values)), "target_words": 300, "words": 10})
-    return store
+        insert(store, {**dict(zip(keys, values)), "target_words": 300, "words": 10})
+    yield store
+    store.close()
 
 
 def ids(page):
@@ -102,7 +113,7 @@ def late_night(store):
     for stamp in ("2026-11-26T15:59:59.999Z",  # 2026-11-26 23:59:59.999 in Shanghai
                   "2026-11-26T16:00:00.000Z",  # 2026-11-27 00:00 in Shanghai
                   "2026-11-26T17:00:00.000Z"):  # 2026-11-27 01:00 in Shanghai
-        store.articles.insert({"created_at": stamp, "topic": "夜间推送文案", "language": "zh",
+        insert(store, {"created_at": stamp, "topic": "夜间推送文案", "language": "zh",
                                "content": "双十一夜间推送。", "status": "completed"})
     return store
 
@@ -272,7 +283,7 @@ def test_counts_are_exact_when_cheap_and_open_ended_otherwise(store):
     assert page.total_label == "1+"
     page = search(store, Filters(query="咖啡"), limit=1)  # the CJK index only: exact count
     assert ids(page) == [3] and page.has_more and page.total == 2
-    store.articles.insert({"created_at": "2026-11-21T00:00:00.000Z", "topic": "More streaming",
+    insert(store, {"created_at": "2026-11-21T00:00:00.000Z", "topic": "More streaming",
                            "content": "streaming again", "status": "completed"})
     page = search(store, Filters(query="streaming"), limit=1)  # full text only: exact count
     assert ids(page) == [5] and page.has_more and page.total == 2 and page.total_label == "2"
@@ -316,7 +327,7 @@ def test_a_deleted_article_leaves_history_and_search_but_keeps_its_spend(store):
 
 def test_full_text_count_skips_deleted_articles(store):
     for n in range(3):
-        store.articles.insert({"created_at": f"2026-11-2{n}T00:00:00.000Z", "topic": f"Streaming {n}",
+        insert(store, {"created_at": f"2026-11-2{n}T00:00:00.000Z", "topic": f"Streaming {n}",
                                "content": "again", "status": "completed"})
     assert search(store, Filters(query="streaming"), limit=1).total == 4
     store.delete(5, actor=ADMIN)
@@ -333,13 +344,13 @@ def _usage_row(store, created_at, **fields):
            "model": "gpt-4o-mini", "input_tokens": 10, "output_tokens": 20, "cost": 0.01,
            "currency": "USD", "usage_source": "reported", "target_words": 300, "words": 10,
            **fields}
-    store.articles.insert(row)
+    insert(store, row)
 
 
-def test_usage_days_are_local_days_exactly_across_daylight_saving(tmp_path):
+def test_usage_days_are_local_days_exactly_across_daylight_saving(database):
     from writer.io.timezones import zone
 
-    store = Store(tmp_path / "dst.db")
+    store = Store(database)
     new_york = zone("America/New_York")  # EDT (UTC-4) until 2026-11-01 02:00, then EST (UTC-5)
     _usage_row(store, "2026-11-01T03:30:00.000Z")  # 10-31 23:30 EDT
     _usage_row(store, "2026-11-01T04:30:00.000Z")  # 11-01 00:30 EDT
@@ -360,10 +371,10 @@ def test_usage_days_are_local_days_exactly_across_daylight_saving(tmp_path):
         "articles"] == 2
 
 
-def test_usage_month_and_burn_down_follow_the_local_month(tmp_path):
+def test_usage_month_and_burn_down_follow_the_local_month(database):
     from writer.io.timezones import zone
 
-    store = Store(tmp_path / "month.db")
+    store = Store(database)
     shanghai = zone("Asia/Shanghai")
     _usage_row(store, "2026-11-30T17:00:00.000Z", cost=1.0)  # 12-01 01:00 in Shanghai
     store.set_budget("USD", 10, actor=ADMIN)
@@ -374,8 +385,8 @@ def test_usage_month_and_burn_down_follow_the_local_month(tmp_path):
     assert usage.burn_down(store, "USD", december, tz=shanghai)[0]["spent"] == 1.0
 
 
-def test_failed_requests_are_not_articles_but_their_spend_counts(tmp_path):
-    store = Store(tmp_path / "failed.db")
+def test_failed_requests_are_not_articles_but_their_spend_counts(database):
+    store = Store(database)
     _usage_row(store, "2026-11-02T09:00:00.000Z")
     _usage_row(store, "2026-11-02T10:00:00.000Z", status="failed", content="", words=0,
                input_tokens=5, output_tokens=0, cost=0.002, usage_source="estimated")
@@ -413,13 +424,33 @@ def test_usage_csv_code_names_or_headings_labels_bom_and_no_formulas(store):
     assert guarded.splitlines()[1] == "'=1+1,'+x,'-2,'@f,-3,a=b"  # numbers stay numbers
 
 
-def test_usage_counts_a_row_with_no_usage_yet(tmp_path):
+def test_usage_counts_a_row_with_no_usage_yet(database):
     """A row being written has no usage_source nor cost yet (NULL): an article, not an
     unpriced one, and never a None sum."""
-    store = Store(tmp_path / "streaming.db")
+    store = Store(database)
     _usage_row(store, "2026-11-02T09:00:00.000Z", status="streaming", usage_source=None,
                input_tokens=None, output_tokens=None, cost=None, currency=None)
     totals = usage.totals(store)
     assert (totals["articles"], totals["estimated"], totals["unpriced"]) == (1, 0, 0)
     assert usage.articles(store, unpriced_only=True) == []
     assert (totals["input_tokens"], totals["output_tokens"]) == (0, 0)
+
+
+def test_usage_days_in_fixed_offsets_and_quarter_hour_zones(database):
+    """A fixed-offset tzinfo and Kathmandu (UTC+5:45) group by their own local day on
+    both databases (PostgreSQL: AT TIME ZONE the name, or the offset as an interval)."""
+    from writer.io.timezones import zone
+
+    store = Store(database)
+    for stamp in ("2026-11-01T03:30:00.000Z", "2026-11-01T18:10:00.000Z",
+                  "2026-11-01T18:20:00.000Z", "2026-11-02T05:30:00.000Z"):
+        _usage_row(store, stamp)
+    india = dt.timezone(dt.timedelta(hours=5, minutes=30))  # 18:29Z is 23:59 there
+    assert [(r["group"], r["articles"]) for r in usage.by_group(store, "day", tz=india)] == [
+        ("2026-11-01", 3), ("2026-11-02", 1)]
+    assert [(r["group"], r["articles"]) for r in usage.by_group(
+        store, "day", tz=dt.timezone(dt.timedelta(hours=-8)))] == [("2026-10-31", 1), ("2026-11-01", 3)]
+    kathmandu = zone("Asia/Kathmandu")  # 18:10Z is 23:55, 18:20Z is 00:05 the next day
+    assert [(r["group"], r["articles"]) for r in usage.by_group(
+        store, "day", "2026-11-01", "2026-11-02", tz=kathmandu)] == [("2026-11-01", 2), ("2026-11-02", 2)]
+    store.close()

@@ -14,8 +14,8 @@ from writer.storage.store import Store
 ADMIN = Actor("boss", "admin")  # may change anything (writer/access.py)
 
 
-def test_article_lifecycle(tmp_path):
-    store = Store(tmp_path / "w.db")
+def test_article_lifecycle(database):
+    store = Store(database)
     brief = Brief(topic="测试", keywords="a, b", target_words=300)
     article_id = store.create_article(brief, provider="p", model="m", max_tokens=1000)
     row = store.get(article_id)
@@ -30,8 +30,8 @@ def test_article_lifecycle(tmp_path):
     assert store.count() == 1
 
 
-def test_rejects_unknown_status(tmp_path):
-    store = Store(tmp_path / "w.db")
+def test_rejects_unknown_status(database):
+    store = Store(database)
     article_id = store.create_article(Brief(topic="x"), provider="p", model="m", max_tokens=10)
     try:
         store.update(article_id, status="done")
@@ -41,28 +41,26 @@ def test_rejects_unknown_status(tmp_path):
         raise AssertionError("status 'done' was accepted")
 
 
-def test_never_stores_the_api_key(env, fake, tmp_path):
+def test_never_stores_the_api_key(backend_env, fake, stored):
     from writer.config import load_settings
     from writer.runs.job import Job
 
     settings = load_settings()
     job = Job(Brief(topic="secret check"), settings)
     list(job.run())
-    raw = (tmp_path / "writer.db").read_bytes()
-    for suffix in ("-wal", "-shm"):
-        path = tmp_path / f"writer.db{suffix}"
-        if path.exists():
-            raw += path.read_bytes()
+    raw = stored(backend_env["database"])  # SQLite: the file, -wal and -shm; PG: every row
+    assert b"secret check" in raw  # what the test reads holds the article
     assert b"sk-test-secret" not in raw
-    assert sqlite3.connect(tmp_path / "writer.db").execute(
-        "select count(*) from articles").fetchone()[0] == 1
+    store = Store(backend_env["database"])
+    assert store.conn.execute("select count(*) from articles").fetchone()[0] == 1
+    store.close()
     assert store_mod.STATUSES == ("queued", "streaming", "completed", "stopped", "failed",
                                   "truncated")
 
 
 # -- ids never reused, soft delete, heartbeat column -----------------------------------
-def test_ids_are_never_reused(tmp_path):
-    store = Store(tmp_path / "w.db")
+def test_ids_are_never_reused(database):
+    store = Store(database)
     brief = Brief(topic="x")
     first = store.create_article(brief, provider="p", model="m", max_tokens=10)
     second = store.create_article(brief, provider="p", model="m", max_tokens=10)
@@ -73,8 +71,8 @@ def test_ids_are_never_reused(tmp_path):
     assert store.create_article(brief, provider="p", model="m", max_tokens=10) > third
 
 
-def test_delete_keeps_the_row_and_its_spend_but_not_its_text(tmp_path):
-    store = Store(tmp_path / "w.db")
+def test_delete_keeps_the_row_and_its_spend_but_not_its_text(database):
+    store = Store(database)
     article_id = store.create_article(Brief(topic="花钱的文章"), provider="p", model="m",
                                       max_tokens=10)
     store.update(article_id, status="completed", content="正文", words=2, input_tokens=100,
@@ -89,8 +87,8 @@ def test_delete_keeps_the_row_and_its_spend_but_not_its_text(tmp_path):
     assert row["topic"] == "花钱的文章" and row["cost"] == 0.25 and row["output_tokens"] == 200
 
 
-def test_a_job_finishing_after_a_delete_saves_its_spend_and_no_text(tmp_path):
-    store = Store(tmp_path / "w.db")
+def test_a_job_finishing_after_a_delete_saves_its_spend_and_no_text(database):
+    store = Store(database)
     article_id = store.create_article(Brief(topic="still streaming"), provider="p", model="m",
                                       max_tokens=10)
     store.save_draft(article_id, "draft text", 2)
@@ -108,8 +106,8 @@ def test_a_job_finishing_after_a_delete_saves_its_spend_and_no_text(tmp_path):
     assert store.get(article_id, include_deleted=True)["status"] == "stopped"
 
 
-def test_create_and_reopen_set_the_heartbeat(tmp_path):
-    store = Store(tmp_path / "w.db")
+def test_create_and_reopen_set_the_heartbeat(database):
+    store = Store(database)
     article_id = store.create_article(Brief(topic="x"), provider="p", model="m", max_tokens=10)
     row = store.get(article_id)
     assert row["heartbeat_at"] == row["created_at"]
@@ -120,8 +118,8 @@ def test_create_and_reopen_set_the_heartbeat(tmp_path):
     assert row["provider"] == "q"
 
 
-def test_rows_from_before_the_heartbeat_fall_back_to_updated_at(tmp_path):
-    store = Store(tmp_path / "w.db")
+def test_rows_from_before_the_heartbeat_fall_back_to_updated_at(database):
+    store = Store(database)
     old = store.create_article(Brief(topic="old"), provider="p", model="m", max_tokens=10)
     fresh = store.create_article(Brief(topic="fresh"), provider="p", model="m", max_tokens=10)
     store.conn.execute("UPDATE articles SET heartbeat_at = NULL, updated_at = ? WHERE id = ?",
@@ -147,6 +145,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def test_a_database_locked_by_another_program_is_a_storage_error(tmp_path, monkeypatch):
+    """SQLite: another program's lock on the file (PostgreSQL's write lock: test_pg_adapter)."""
     from writer.storage.store import StorageError
 
     monkeypatch.setattr(connection, "BUSY_TIMEOUT_S", 0.2)
@@ -184,6 +183,7 @@ def test_a_database_locked_by_another_program_is_a_storage_error(tmp_path, monke
 
 
 def test_a_file_that_cannot_be_a_database_is_a_storage_error(tmp_path):
+    """SQLite: files (PostgreSQL's unreachable server, wrong database: test_pg_adapter)."""
     from writer.storage.store import StorageError
 
     not_a_folder = tmp_path / "file"
@@ -224,6 +224,7 @@ def read_only(*paths):
 
 
 def test_a_read_only_folder_or_file_is_a_storage_error(tmp_path):
+    """SQLite: file and folder modes."""
     from writer.storage.store import StorageError
 
     folder = tmp_path / "ro"

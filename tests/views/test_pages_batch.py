@@ -503,3 +503,31 @@ def test_batch_page_in_both_languages_without_errors(env, fake, script, registry
     at.button_group(key="batch_view").set_value("open").run()
     assert not at.exception
     assert table(at, t)[2]["status"] == t("statuses.failed")
+
+
+def test_a_batch_written_by_another_server_can_be_stopped_or_helped_from_here(
+        env, fake, script, registry):
+    """Another process (a CLI, another app server) runs the batch: the page says so and
+    offers Stop (a request every runner honours at its next beat) and Help write (this
+    server claims the rows nobody has claimed)."""
+    batch_id = make_batch()
+    store = Store(load_settings().database)
+    try:
+        with store.transaction() as conn:  # as a live runner elsewhere leaves it
+            conn.execute("UPDATE batches SET status = 'running', worker_pid = 1, heartbeat_at = ? "
+                         "WHERE id = ?", [time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+                                          batch_id])
+    finally:
+        store.close()
+    at = open_page(batch=batch_id)
+    assert any("Another process" in i.value for i in at.info)
+    assert {f"batch-stop-{batch_id}", f"batch-join-{batch_id}"} <= keys(at)
+    assert batches.current(load_settings(), batch_id) is None  # nothing runs here yet
+    at.button(key=f"batch-stop-{batch_id}").click().run()
+    assert not at.exception
+    assert batch_of(batch_id)["stop_requested_at"]  # the runner elsewhere pauses at its beat
+
+    at = open_page(batch=batch_id)
+    at.button(key=f"batch-join-{batch_id}").click().run()
+    assert not at.exception
+    assert batches.current(load_settings(), batch_id) is not None  # this server helps now

@@ -125,7 +125,7 @@ def _run(store: Store, settings, batch_id: int, provider, total: int, args, acto
     if concurrency and provider.max_streams < concurrency:
         say(f"note: {provider.name} writes at most {provider.max_streams} at once")
     printer = _BatchPrinter(total, quiet=args.quiet)
-    run = batches.BatchRun(settings, batch_id, shared(settings.db_path), provider,
+    run = batches.BatchRun(settings, batch_id, shared(settings.database), provider,
                            concurrency=concurrency, length_control=args.length_control,
                            on_row=printer.row, actor=actor)
     printer.run = run

@@ -178,6 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
     brand_list = brand_sub.add_parser("list", help="the saved kits")
     brand_list.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     _user_parser(sub)
+    migrate_db = sub.add_parser("migrate-db", help="copy a SQLite database into a new, empty "
+                                                   "PostgreSQL database, counts checked")
+    migrate_db.add_argument("--from", dest="source", required=True, metavar="SQLITE",
+                            help="sqlite:///relative/path, sqlite:////absolute/path or a path")
+    migrate_db.add_argument("--to", dest="target", required=True, metavar="POSTGRESQL_URL",
+                            help="postgresql://user:password@host:5432/database (empty)")
     return parser
 
 
@@ -234,6 +240,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "batch": _command("batch", "cmd_batch"), "brand": _command("brand", "cmd_brand"),
     "check": _command("check", "cmd_check"), "reindex": _command("reindex", "cmd_reindex"),
     "user": _command("user", "cmd_user"),
+    "migrate-db": _command("migrate_db", "cmd_migrate_db"),
 }
 
 def _configure_logging() -> None:

@@ -71,7 +71,7 @@ def open_store() -> Store:
     from writer.config import load_settings
     from writer.storage.store import Store
 
-    return Store(load_settings().db_path)
+    return Store(load_settings().database)
 
 
 def get_article(store: Store, article_id: int) -> dict:

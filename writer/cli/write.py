@@ -50,6 +50,9 @@ def cmd_write(args) -> int:
     if job.brief.language != brief.language:
         say(f"note: {job.provider.name} writes {job.brief.language} only; the article will be in "
             f"{job.brief.language}")
+    job.on_wait_for_slot = lambda: say(
+        f"waiting: {job.provider.name} is writing {job.provider.max_streams} article(s) at "
+        "once already (WRITER_MAX_STREAMS); this one starts when one ends")
     control = "held to 0.8–1.2×" if job.length else "free-form"
     say(f"writing with {job.provider.label()} · target {brief.target_words} "
         f"{article_unit(job.brief.language)} ({control})")

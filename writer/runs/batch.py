@@ -17,30 +17,39 @@ the batch instead of failing every row. Stop pauses it: rows in flight are saved
 Resume (a new run) skips completed rows, continues stopped and truncated ones in their
 own article, and retries failed ones in theirs. A refresh or a server restart loses
 nothing: every finished row is in the database, and a batch whose runner died (its
-heartbeat stopped) shows as paused. A batch is its author's (m016): running, stopping,
+heartbeat stopped) shows as paused. Several servers may run one batch at once (Resume
+on B while A runs): each writes only the rows it claimed (writer/storage/batches.py
+`claim_rows`), none twice; a row whose runner died is taken over; a Stop from any of
+them pauses every runner; both end when no row is left. A batch is its author's (m016): running, stopping,
 resuming it or adding rows to its run is for its author or an admin (AccessDenied), and
 its rows' articles are the batch author's. Pure Python, no Streamlit.
 """
 from __future__ import annotations
 
 import atexit
+import os
+import socket
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from writer import logs
 from writer.access import Actor
 from writer.brief import Brief, stored_keywords
 from writer.config import Settings
-from writer.errors import UserError
-from writer.io.export import slugify, to_markdown
-from writer.io.i18n import article_unit
-from writer.io.sheet import RESULT_COLUMNS, Row, Table, to_csv, to_xlsx, to_zip
+from writer.io.sheet import Row, Table
 from writer.kinds import BatchStatus, ErrorKind, RowState, Status
 from writer.providers.backoff import SharedBackoff
 from writer.providers.base import Provider
 from writer.runs.batch_estimate import Estimate, estimate  # noqa: F401  (batch.estimate)
+from writer.runs.batch_results import (  # noqa: F401  (batch.export …)
+    EXPORTS,
+    BatchError,
+    export,
+    results,
+    words_by_unit,
+)
 from writer.runs.job import Job, JobError
 from writer.runs.registry import Handle, Registry, shared
 from writer.storage import batches as stored
@@ -56,12 +65,6 @@ FATAL = {ErrorKind.AUTH, ErrorKind.QUOTA, ErrorKind.MODEL, ErrorKind.URL, ErrorK
          ErrorKind.CONNECT, ErrorKind.LOCAL}
 # Rows a run (re)writes: never started, or ended before their target.
 REDO = (Status.STOPPED, Status.TRUNCATED, Status.FAILED)
-
-
-class BatchError(UserError, ValueError):
-    """The batch cannot start or resume; the message is one line that says why."""
-
-    key = "user_errors.batch"
 
 
 # -- storage (writer/storage/batches.py) ---------------------------------------------
@@ -132,7 +135,7 @@ class BatchRun:
         self.registry = registry
         self.provider = provider
         self.only = list(only) if only else None  # just these rows (Retry)
-        store = Store(settings.db_path)
+        store = Store(settings.database)
         try:
             batch = get(store, batch_id)
         finally:
@@ -154,6 +157,11 @@ class BatchRun:
         self.on_row = on_row  # called (row number, handle) when a row ends
         self.in_flight: dict[int, Handle] = {}
         self.todo: list[int] = []
+        # who claims rows (writer/storage/batches.py): unique per run, readable in the table
+        self.runner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.planned: dict[int, tuple] = {}  # row -> (article id, updated_at) when planned
+        self.ended_rows: list[int] = []  # rows whose claim is to be given back
+        self.since = utc_now()  # a Stop requested before this run is not for it
         self.started_at: float | None = None
         self.ended_this_run = 0
         self.stopping = False
@@ -170,7 +178,7 @@ class BatchRun:
         (a Retry while it runs adds its rows to the run under way). Refused past a budget
         that is a hard cap (each row's Job checks it again before it starts)."""
         require_within_budget(None, self.settings, self.provider, actor=self.row_actor)
-        current = shared(self.settings.db_path).begin("batch", self.batch_id, self, self.done,
+        current = shared(self.settings.database).begin("batch", self.batch_id, self, self.done,
                                                        claim=self._claim)
         if current is not None:
             if self.only:
@@ -186,6 +194,8 @@ class BatchRun:
         """Pause: no new rows; rows in flight stop and are saved. True once it ended.
         Only the batch's author or an admin may (AccessDenied)."""
         require_author(actor, self.batch.get("author"), f"stop batch #{self.batch_id}")
+        if note == Status.STOPPED:  # every other server's runner pauses too
+            request_stop(self.settings, self.batch_id, actor=actor)
         return self._pause(wait_s, note)
 
     def _pause(self, wait_s: float, note: str) -> bool:
@@ -202,6 +212,7 @@ class BatchRun:
             for number in numbers:
                 if number not in self.todo and number not in self.in_flight:
                     self.todo.append(number)
+                    self.planned.pop(number, None)  # written again, whatever it is now
         self._wake.set()
 
     def set_concurrency(self, value: int, *, actor: Actor) -> None:
@@ -233,26 +244,27 @@ class BatchRun:
 
     # -- the worker ------------------------------------------------------------
     def _claim(self) -> None:
-        """Mark the batch running by this process; refuse when another live process
-        runs it (its heartbeat is fresh)."""
-        store = Store(self.settings.db_path)
+        """Mark the batch running by this process (joining a live run elsewhere: each
+        process writes the rows it claims)."""
+        store = Store(self.settings.database)
         try:
             outcome, pid = stored.claim(store, self.batch_id)
         finally:
             store.close()
         if outcome == "missing":
             raise BatchError(f"there is no batch #{self.batch_id}")
-        if outcome == "running":
-            raise BatchError(f"batch #{self.batch_id} is running in another process "
-                             f"(pid {pid}); stop it there first")
+        if outcome == "joined":
+            logs.logger.info("batch #%s: joined the run of process %s", self.batch_id, pid)
 
     def _plan(self, store: Store) -> list[int]:
         """Rows this run writes, in order: not started, stopped, truncated, failed —
         never a completed one. Rows still being written by this process's registry are
-        followed, not written again."""
+        followed, not written again; another process's are planned (claimed only once
+        that runner gave them back or died: then, as they are then)."""
         todo = []
         for row in rows(store, self.batch_id, numbers=self.only):
             state, number = row["state"], row["row_no"]
+            self.planned[number] = (row["article_id"], row["updated_at"])
             if state in (RowState.INVALID, Status.COMPLETED):
                 continue
             if state == RowState.DELETED:  # written again only when asked by number (Retry)
@@ -263,14 +275,31 @@ class BatchRun:
                 handle = self.registry.get(row["article_id"])
                 if handle is not None:
                     self._follow(number, handle)
-                continue  # another process's row: its heartbeat decides
+                else:
+                    todo.append(number)  # another process's row: its heartbeat decides
+                continue
             if not needs_writing(row, self.length_control):
                 continue
             todo.append(number)
         return todo
 
+    def _next_rows(self, store: Store) -> list[int]:
+        """Give back the claims of rows that ended, then claim what may start now: at
+        most the free places, of the rows no other live runner holds."""
+        with self._lock:
+            ended, self.ended_rows = self.ended_rows, []
+            free = min(self.concurrency, self.backoff.limit) - len(self.in_flight)
+            wanted = list(self.todo) if free > 0 else []
+        stored.release_rows(store, self.batch_id, self.runner, ended)
+        if not wanted:
+            return []
+        claimed = stored.claim_rows(store, self.batch_id, self.runner, wanted, free)
+        with self._lock:
+            self.todo = [n for n in self.todo if n not in claimed]
+        return claimed
+
     def _run(self) -> None:
-        store = Store(self.settings.db_path)
+        store = Store(self.settings.database)
         try:
             self.todo = self._plan(store)
             self.started_at = time.monotonic()
@@ -281,11 +310,9 @@ class BatchRun:
                 with self._lock:
                     if self.stopping:
                         break
-                    free = min(self.concurrency, self.backoff.limit) - len(self.in_flight)
-                    start = self.todo[:max(0, free)]
-                    del self.todo[:len(start)]
-                for number in start:
-                    self._submit(store, number)
+                for number in self._next_rows(store):
+                    if not self._submit(store, number):
+                        stored.release_rows(store, self.batch_id, self.runner, [number])
                 with self._lock:
                     if not self.todo and not self.in_flight:
                         break
@@ -303,12 +330,16 @@ class BatchRun:
             self._stop_in_flight()
         finally:
             try:
+                stored.release_rows(store, self.batch_id, self.runner)
                 left = [r for r in rows(store, self.batch_id)
                         if r["state"] != Status.FAILED and needs_writing(r, self.length_control)]
                 final = BatchStatus.PAUSED if left or self.stopping else BatchStatus.DONE
-                stored.save_counts(store, self.batch_id, status=final,
-                             note=None if final == BatchStatus.DONE else self.note or "stopped",
-                             heartbeat_at=None)
+                if stored.others_running(store, self.batch_id, self.runner):
+                    stored.save_counts(store, self.batch_id)  # the last runner says how it ended
+                else:
+                    stored.save_counts(store, self.batch_id, status=final, heartbeat_at=None,
+                                       note=None if final == BatchStatus.DONE
+                                       else self.note or "stopped")
             except StorageError as exc:
                 self.error = self.error or str(exc)
             finally:
@@ -316,10 +347,25 @@ class BatchRun:
                 self.done.set()
                 atexit.unregister(self._at_exit)
 
-    def _submit(self, store: Store, number: int) -> None:
+    def _still_to_write(self, store: Store, number: int) -> dict | None:
+        """The row, if this run is still to write it now that it holds its claim."""
         (row,) = rows(store, self.batch_id, numbers=[number])
-        if row["state"] == Status.COMPLETED or row["invalid"]:
-            return  # written meanwhile (another run's retry): never twice
+        if row["state"] in (Status.QUEUED, Status.STREAMING):  # its writer may have died
+            store.recover_interrupted()
+            (row,) = rows(store, self.batch_id, numbers=[number])
+        if row["state"] in (Status.COMPLETED, Status.QUEUED, Status.STREAMING) or row["invalid"]:
+            return None  # written meanwhile (another run, a retry): never twice
+        planned = self.planned.get(number)
+        if planned is not None and planned != (row["article_id"], row["updated_at"]) \
+                and row["error_kind"] != ErrorKind.INTERRUPTED:
+            return None  # another runner wrote it since this run planned it
+        return row
+
+    def _submit(self, store: Store, number: int) -> bool:
+        """Start writing a claimed row; False when it is not written after all."""
+        row = self._still_to_write(store, number)
+        if row is None:
+            return False
         brief = Brief(**{**row["brief"], "keywords": stored_keywords(row["brief"]["keywords"])})
         try:
             if row["article_id"] is None:  # never started (or its article was deleted)
@@ -336,16 +382,17 @@ class BatchRun:
             with self._lock:
                 self.stopping, self.error = True, str(exc)
                 self.note = f"error: {exc}"
-            return
+            return False
         except JobError as exc:  # the server is shutting down, or the row was deleted
             with self._lock:
                 self.stopping, self.note = True, self.note or "interrupted"
             logs.logger.warning("batch #%s row %s not started: %s", self.batch_id, number, exc)
-            return
+            return False
         except StorageError as exc:  # e.g. the row got an article meanwhile (unique index)
             logs.logger.warning("batch #%s row %s not started: %s", self.batch_id, number, exc)
-            return
+            return False
         self._follow(number, handle)
+        return True
 
     def _follow(self, number: int, handle: Handle) -> None:
         with self._lock:
@@ -356,6 +403,7 @@ class BatchRun:
         finished = handle.finished
         with self._lock:
             self.in_flight.pop(number, None)
+            self.ended_rows.append(number)
             if finished is not None and finished.status in (Status.COMPLETED, Status.FAILED):
                 self.ended_this_run += 1
             kind = finished.error_kind if finished is not None else None
@@ -387,87 +435,39 @@ class BatchRun:
             handle.done.wait(max(0.0, deadline - time.monotonic()))
 
     def _beat(self, store: Store) -> None:
+        """This runner and its claims are alive; a Stop asked on any server since this
+        run started pauses it."""
+        if self.stopping:
+            return
         try:
-            stored.save_counts(store, self.batch_id, heartbeat_at=utc_now())
+            asked = stored.beat(store, self.batch_id, self.runner)
         except StorageError as exc:
             logs.logger.warning("batch #%s heartbeat not saved: %s", self.batch_id, exc)
+            return
+        if asked is not None and asked >= self.since:
+            with self._lock:
+                if not self.stopping:
+                    self.stopping, self.note = True, "stopped"
 
     def _at_exit(self) -> None:  # the process exits: pause, saving the rows in flight
         self._pause(15, "interrupted")
 
 
+def request_stop(settings: Settings, batch_id: int, *, actor: Actor) -> None:
+    """Pause the batch wherever it runs (its author or an admin): every runner, on any
+    server, stops at its next beat, its rows in flight saved as stopped."""
+    store = Store(settings.database)
+    try:
+        found = get(store, batch_id)
+        if found is None:
+            raise BatchError(f"there is no batch #{batch_id}")
+        require_author(actor, found.get("author"), f"stop batch #{batch_id}")
+        stored.request_stop(store, batch_id)
+    finally:
+        store.close()
+
+
 def current(settings: Settings, batch_id: int) -> BatchRun | None:
     """This process's run of the batch, while it runs (or just ended), from the
     registry of live runs."""
-    return shared(settings.db_path).run("batch", batch_id)
-
-
-# -- results ------------------------------------------------------------------------
-
-def words_by_unit(batch_rows: list[dict], live: dict | None = None) -> dict[str, int]:
-    """Words written, totalled by the unit each row counts in ({"字": 5200, "words": 800}):
-    a Chinese row's characters are never added to an English row's words. `live`: the
-    handles of rows in flight by row number (their live count, not the last draft's)."""
-    totals: dict[str, int] = {}
-    for row in batch_rows:
-        handle = (live or {}).get(row["row_no"])
-        count = handle.words if handle is not None else row.get("words") or 0
-        if count and row.get("brief"):
-            counted = article_unit(row["brief"].get("language"))
-            totals[counted] = totals.get(counted, 0) + count
-    return totals
-
-
-def results(store: Store, batch_id: int, labels: dict | None = None) -> tuple[list[str], list]:
-    """The input's columns, then the results (RESULT_COLUMNS, renamed by `labels`). A
-    row's `unit` is `labels["unit.<language>"]`, else its article's own (字 / words)."""
-    batch = get(store, batch_id)
-    if batch is None:
-        raise BatchError(f"there is no batch #{batch_id}")
-    columns = batch["columns"]
-    labels = labels or {}
-    header = [*columns, *(labels.get(name, name) for name in RESULT_COLUMNS)]
-    table = []
-    for row in rows(store, batch_id, content=True):
-        error = row["error"]
-        if row["invalid"]:
-            code, detail = row["invalid"]["code"], row["invalid"]["detail"]
-            error = f"{code}: {detail}" if detail else code
-        state = labels.get(f"state.{row['state']}", row["state"])
-        language = (row["brief"] or {}).get("language")
-        counted = labels.get(f"unit.{language}", article_unit(language)) if row["brief"] else ""
-        values = {"row": row["row_no"], "article_id": row["article_id"], "status": state,
-                  "words": row["words"], "target_words": row["target_words"],
-                  "unit": counted, "input_tokens": row["input_tokens"], "output_tokens": row["output_tokens"],
-                  "cost": row["cost"], "currency": row["currency"], "error": error,
-                  "article": row.get("content") or ""}
-        table.append([row["input"].get(c, "") for c in columns]
-                     + [values[name] for name in RESULT_COLUMNS])
-    return header, table
-
-
-EXPORTS = {"csv": "text/csv", "xlsx": "application/vnd.openxmlformats-officedocument."
-           "spreadsheetml.sheet", "zip": "application/zip"}
-
-
-def export(store: Store, batch_id: int, fmt: str, labels: dict | None = None) -> tuple[bytes, str, str]:
-    """(data, mime type, file name): the results as CSV (UTF-8 with BOM), Excel, or a
-    zip with one Markdown file per written row."""
-    if fmt not in EXPORTS:
-        raise BatchError(f"unknown results format {fmt!r}; use csv, xlsx or zip")
-    batch = get(store, batch_id)
-    if batch is None:
-        raise BatchError(f"there is no batch #{batch_id}")
-    stem = f"batch-{batch_id}-{slugify(Path(batch['file_name'] or 'batch').stem, 30)}"
-    if fmt == "zip":
-        files = []
-        for row in rows(store, batch_id, content=True):
-            if row.get("content"):
-                article = store.get(row["article_id"]) or {}
-                name = f"{row['row_no']:04d}-{slugify(row['topic'] or '', 40)}.md"
-                files.append((name, to_markdown(article) if article else row["content"]))
-        return to_zip(files), EXPORTS[fmt], f"{stem}.zip"
-    header, table = results(store, batch_id, labels)
-    data = to_csv(header, table) if fmt == "csv" else to_xlsx(header, table)
-    return data, EXPORTS[fmt], f"{stem}.{fmt}"
-
+    return shared(settings.database).run("batch", batch_id)

@@ -403,7 +403,7 @@ class Check:
         return generation, finished
 
     def _price_info(self) -> dict | None:
-        store = Store(self.settings.db_path)
+        store = Store(self.settings.database)
         try:
             price = _price(self.provider, self.settings, store)
         finally:
@@ -470,13 +470,13 @@ def start(settings: Settings, provider: Provider, plan: Plan, *, on_end=None,
     """Run a check on a thread of the server (one at a time per database: two checks
     at once would measure each other). Saved when it ends (completed or cancelled)."""
     check = Check(settings, provider, plan, actor=actor)
-    if shared(settings.db_path).begin("check", None, check, check.finished) is not None:
+    if shared(settings.database).begin("check", None, check, check.finished) is not None:
         raise CheckError("a provider check is already running; wait for it or cancel it")
 
     def run() -> None:
         try:
             report = check.run()
-            store = Store(settings.db_path)
+            store = Store(settings.database)
             try:
                 check.saved_id = save(store, report, author=check.actor.name)
             finally:
@@ -495,4 +495,4 @@ def start(settings: Settings, provider: Provider, plan: Plan, *, on_end=None,
 def current(settings: Settings) -> Check | None:
     """This process's check of the database, while it runs (or just ended), from the
     registry of live runs."""
-    return shared(settings.db_path).run("check")
+    return shared(settings.database).run("check")

@@ -44,6 +44,7 @@ from writer.kinds import CONTINUABLE, ErrorKind, Status
 from writer.providers.base import Provider
 from writer.providers.choice import choose_provider, failover_chain, for_language, prompts_dir, resolve_model
 from writer.providers.failures import Failure
+from writer.runs import streams
 from writer.runs.registry import JobError, acting, shared
 from writer.storage import brands, versions
 from writer.storage.prices import price_table
@@ -107,13 +108,15 @@ class Job:
         self.batch = batch  # (batch id, row number) of a batch row (writer/runs/batch.py)
         self.backoff = backoff  # a backoff.SharedBackoff shared with the rest of its batch
         self.version_kind = "draft"  # what its text is as a version (writer/storage/versions.py)
+        self.slot_taken = False  # its provider's slot is taken (writer/runs/streams.py)
+        self.on_wait_for_slot = None  # called once if it waits for a slot (the CLI says so)
 
     @classmethod
     def continuing(cls, article_id: int, settings: Settings, *, actor: Actor,
                    provider: Provider | None = None, **kwargs) -> "Job":
         """A job that appends to a stopped, truncated or failed article (the actor's own,
         or any for an admin: AccessDenied otherwise)."""
-        store = Store(settings.db_path)
+        store = Store(settings.database)
         try:
             row = store.get(article_id)
             kit = brands.get(store, row["brand"]) if row and row.get("brand") else None
@@ -162,7 +165,7 @@ class Job:
     def queue(self) -> int:
         """Create the article's row as `queued` (a worker starts it later,
         writer/runs/registry.py): from now on it has an id, a heartbeat and a Stop."""
-        store = Store(self.settings.db_path)
+        store = Store(self.settings.database)
         try:
             self._open_row(store, Status.QUEUED)
         finally:
@@ -182,26 +185,29 @@ class Job:
 
     def _register(self, status: Status) -> None:
         """Its row exists: the registry knows it is being written, and it beats."""
-        shared(self.settings.db_path).track(self.article_id, self._on_deleted, job=self)
+        shared(self.settings.database).track(self.article_id, self._on_deleted, job=self)
         self.queued = status == Status.QUEUED
 
     def _begin(self, store: Store) -> None:
-        """Its row starts streaming: a queued one (unless deleted meanwhile), or a new one."""
-        if self.queued:
-            self.queued = False
-            if not store.start(self.article_id):
-                self.deleted = True
-                self._forget()
-                raise JobError(f"article #{self.article_id} was deleted before it started")
-        else:
-            self._open_row(store, Status.STREAMING)
+        """Its row starts streaming once its provider has a free slot across every process
+        (writer/runs/streams.py; a worker job's registry took it already): a queued row
+        (unless deleted meanwhile), or a new one, saved `queued` while it waits."""
+        if not self.queued:
+            self._open_row(store, Status.QUEUED)
+        if not self.slot_taken:
+            streams.wait_for_slot(self, on_wait=self.on_wait_for_slot)
+        self.queued = False
+        if not store.start(self.article_id):
+            self.deleted = True
+            self._forget()
+            raise JobError(f"article #{self.article_id} was deleted before it started")
 
     def _forget(self) -> None:
-        shared(self.settings.db_path).untrack(self.article_id)
+        shared(self.settings.database).untrack(self.article_id)
 
     def run(self) -> Iterator:
         """Yield the engine's events while keeping the `articles` row up to date."""
-        store = Store(self.settings.db_path)
+        store = Store(self.settings.database)
         try:
             self._begin(store)
         except BaseException:
@@ -385,7 +391,7 @@ def running_job(settings: Settings, article_id: int) -> Job | None:
     """The job writing `article_id` in this process (the registry of live runs): a
     delete from this process stops it first; other processes learn of a delete
     through the heartbeat."""
-    return shared(settings.db_path).job(article_id)
+    return shared(settings.database).job(article_id)
 
 
 def delete_article(settings: Settings, article_id: int, wait_s: float = 5.0, *,
@@ -393,7 +399,7 @@ def delete_article(settings: Settings, article_id: int, wait_s: float = 5.0, *,
     """Delete an article (its spend stays in Usage); a job still writing it in this
     process is stopped and its partial text saved first. Only its author or an admin
     may (AccessDenied, before anything is stopped). False when there is no such article."""
-    store = Store(settings.db_path)
+    store = Store(settings.database)
     try:
         row = store.get(article_id)
         if row is None:

@@ -12,13 +12,13 @@ the sidebar, History, the batch, the provider check and the CLI ask the same one
   process finds the job here first (`job(article_id)`) and stops it before deleting.
 - **worker jobs** (`submit`, `cancel`, `get`, `active`, `position`, `shutdown`): each
   runs on a thread of its own and records what it produces in a `Feed` (feed.py) that
-  any number of viewers follow. Jobs are bounded per provider (`Provider.max_streams`,
-  from WRITER_MAX_STREAMS or the providers file; the bundled local model runs one at a
-  time): the others wait in submission order, each with its row saved `queued` and a
-  position in line. A queued job that is stopped ends at once as `stopped`, through the
-  same `Job.run()` path as any other Stop, without a request to the provider.
-- **other runs** (`begin`, `run`, `runs`): a batch run (per batch), the provider check
-  (one per database): one live run per key.
+  any number of viewers follow. Jobs are bounded per provider across every process on
+  the database (`Provider.max_streams`; the queue and the slots: streams.py): the others
+  wait in submission order, each with its row saved `queued` and a position in line. A
+  queued job that is stopped ends at once as `stopped`, through the same `Job.run()`
+  path as any other Stop, without a request to the provider.
+- **other runs** (`begin`, `run`, `runs`: keyed.py): a batch run (per batch), the
+  provider check (one per database): one live run per key.
 Rows another process writes (listed; a Stop is a request it polls for): remote.py.
 
 Ended jobs and runs stay readable for `KEEP_FINISHED_S` (a page attaches after the end
@@ -33,7 +33,7 @@ import logging
 import os
 import threading
 import time
-from collections import deque
+import weakref
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -46,12 +46,12 @@ from writer.generation.events import Delta, Finished
 from writer.kinds import Status
 from writer.runs import remote
 from writer.runs.feed import Feed, Update
+from writer.runs.keyed import KEEP_FINISHED_MAX, KEEP_FINISHED_S, KeyedRuns
 from writer.runs.pacing import Pacer
-from writer.storage import liveness
+from writer.runs.streams import Lanes
+from writer.storage import liveness, pg
 from writer.storage.store import require_author
 
-KEEP_FINISHED_S = 900.0  # a finished job or run stays readable this long (then: its row)
-KEEP_FINISHED_MAX = 200
 SHUTDOWN_WAIT_S = 10.0
 
 log = logging.getLogger("writer")
@@ -162,14 +162,7 @@ class _Row:
     since: str = field(default_factory=liveness.utc_iso)  # older Stop requests: ignored
 
 
-@dataclass
-class _Run:
-    run: object
-    done: threading.Event
-    ended_at: float | None = None
-
-
-class Registry:
+class Registry(KeyedRuns):
     """The live runs of one database in this process; see the module doc. `shared()`
     gives the process's one registry per database (tests may build their own, for
     worker jobs only)."""
@@ -181,13 +174,12 @@ class Registry:
         self._lock = threading.RLock()
         self._rows: dict[int, _Row] = {}  # rows being written, by article id
         self._handles: dict[int, Handle] = {}  # worker jobs by article id, in submission order
-        self._queues: dict[str, deque[Handle]] = {}  # waiting jobs per provider
-        self._busy: dict[str, int] = {}  # slots in use per provider
-        self._runs: dict[tuple[str, object], _Run] = {}  # (kind, key) -> batch run, check
-        self._runs_lock = threading.Lock()
+        self._lanes = Lanes()  # waiting jobs and slots in use, per provider
+        KeyedRuns.__init__(self)
         self._closed = False
         self._keep_finished_s = keep_finished_s
         self._clock = clock
+        _every.add(self)
         atexit.register(self.shutdown)
 
     # -- rows being written: heartbeats and deletes --------------------------------------
@@ -257,8 +249,8 @@ class Registry:
         job.on_cancel = lambda: self._promote(handle)
         with self._lock:
             self._handles[job.article_id] = handle
-            self._queues.setdefault(handle.provider_name, deque()).append(handle)
-            self._pump(handle.provider_name)
+        self._lanes.enqueue(handle)
+        self._lanes.pump(handle.provider_name, self._start)
         return handle
 
     def cancel(self, article_id: int, wait_s: float = 0.0, *, actor: Actor) -> bool:
@@ -300,37 +292,28 @@ class Registry:
 
     def position(self, handle: Handle) -> int | None:
         """1 = next in line for its provider; None when not queued."""
-        with self._lock:
-            queue = self._queues.get(handle.provider_name) or ()
-            for number, queued in enumerate(queue, 1):
-                if queued is handle:
-                    return number
-        return None
+        return self._lanes.position(handle)
 
     # -- worker jobs: the workers ---------------------------------------------------------
-    def _pump(self, provider: str) -> None:
-        """Start queued jobs while the provider has free slots (lock held)."""
-        queue = self._queues.get(provider)
-        while queue:
-            limit = max(1, queue[0].job.provider.max_streams)
-            if self._busy.get(provider, 0) >= limit:
-                return
-            handle = queue.popleft()
-            self._busy[provider] = self._busy.get(provider, 0) + 1
-            handle.counted = True
-            self._start(handle)
+    def retry_waiting(self) -> None:
+        """Start what waits for a slot another process held (the watcher thread calls
+        it every remote.POLL_S); never raises."""
+        for provider in self._lanes.waiting():
+            try:
+                self._lanes.pump(provider, self._start)
+            except Exception:  # noqa: BLE001 - the next poll tries again
+                log.warning("could not start queued %s jobs", provider, exc_info=True)
 
     def _promote(self, handle: Handle) -> None:
         """A queued job was stopped: run it now (it ends at once, saved as stopped)."""
-        with self._lock:
-            queue = self._queues.get(handle.provider_name)
-            if handle.state != State.QUEUED or not queue or handle not in queue:
-                return
-            queue.remove(handle)
+        if handle.state == State.QUEUED and self._lanes.remove(handle):
             self._start(handle)
 
     def _start(self, handle: Handle) -> None:
-        handle.state = State.RUNNING
+        with self._lock:
+            if handle.state != State.QUEUED:
+                return
+            handle.state = State.RUNNING
         handle.started_at = self._clock()
         handle.thread = threading.Thread(target=self._work, args=(handle,), daemon=True,
                                          name=f"writer-job-{handle.article_id}")
@@ -352,13 +335,11 @@ class Registry:
             handle.error = logs.log_exception(f"article #{handle.article_id} worker", exc)
         finally:
             handle.ended_at = self._clock()
+            self._lanes.release(handle)
             with self._lock:
                 handle.state = State.DONE
-                if handle.counted:
-                    handle.counted = False
-                    self._busy[handle.provider_name] -= 1
-                self._pump(handle.provider_name)
                 self._prune_handles()
+            self._lanes.pump(handle.provider_name, self._start)
             feed.close()
             with _callbacks_lock:
                 handle.done.set()
@@ -376,59 +357,18 @@ class Registry:
             if number >= KEEP_FINISHED_MAX or now - handle.ended_at > self._keep_finished_s:
                 self._handles.pop(handle.article_id, None)
 
-    # -- other runs: a batch run, the provider check --------------------------------------
-    def begin(self, kind: str, key, run, done: threading.Event,
-              claim: Callable[[], None] | None = None):
-        """Make `run` the live run of (`kind`, `key`), ended once `done` is set. When
-        another is live, returns that one and registers nothing; else calls `claim()`
-        (which may refuse by raising), registers `run` and returns None."""
-        with self._runs_lock:
-            self._prune_runs()
-            current = self._runs.get((kind, key))
-            if current is not None and not current.done.is_set():
-                return current.run
-            if claim is not None:
-                claim()
-            self._runs[(kind, key)] = _Run(run, done)
-        return None
-
-    def run(self, kind: str, key=None):
-        """The live (or recently ended) run of (`kind`, `key`), or None."""
-        with self._runs_lock:
-            self._prune_runs()
-            found = self._runs.get((kind, key))
-        return found.run if found is not None else None
-
-    def runs(self, kind: str) -> list:
-        """Live and recently ended runs of a kind, oldest first."""
-        with self._runs_lock:
-            self._prune_runs()
-            return [r.run for (k, _), r in self._runs.items() if k == kind]
-
-    def _prune_runs(self) -> None:
-        """Forget runs ended more than keep_finished_s ago (lock held)."""
-        now = self._clock()
-        ended = []
-        for key, entry in self._runs.items():
-            if entry.done.is_set():
-                entry.ended_at = entry.ended_at if entry.ended_at is not None else now
-                ended.append(key)
-        for number, key in enumerate(reversed(ended)):
-            if number >= KEEP_FINISHED_MAX or \
-                    now - self._runs[key].ended_at > self._keep_finished_s:
-                del self._runs[key]
-
 
 # -- the process's registries and their heartbeat thread ---------------------------------
 
 _shared: dict[str, Registry] = {}
+_every: "weakref.WeakSet[Registry]" = weakref.WeakSet()  # shared ones and tests' own
 _shared_lock = threading.Lock()
 _beat_thread: threading.Thread | None = None
 _wake = threading.Event()  # set by track(): a shorter heartbeat takes effect at once
 
 
-def _key(db_path: str | os.PathLike) -> str:
-    return str(Path(db_path).resolve())
+def _key(db_path: str | os.PathLike) -> str:  # a SQLite file's resolved path, or the URL
+    return db_path if pg.is_url(db_path) else str(Path(db_path).resolve())
 
 
 def shared(db_path: str | os.PathLike) -> Registry:
@@ -462,7 +402,12 @@ def _keep_beating() -> None:
                                             daemon=True)
             _beat_thread.start()
     _wake.set()
-    remote.watch(registries)
+    remote.watch(registries, retry=_retry_waiting)
+
+
+def _retry_waiting() -> None:  # every registry's jobs waiting for another process's slot
+    for registry in list(_every):
+        registry.retry_waiting()
 
 
 def registries() -> list[Registry]:  # the process's registries, one per database

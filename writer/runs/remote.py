@@ -12,8 +12,12 @@ as one app for running articles (issue 24):
 - **honouring** (`poll`, on the `writer-stop-requests` thread): every `POLL_S` seconds,
   while this process writes rows, one query over their ids finds requests made since it
   started each row, and stops those jobs locally — the same path as a local Stop (the
-  partial text saved as `stopped`). An older request (for an earlier run of the row,
-  e.g. before a Continue) is ignored.
+  partial text saved as `stopped`). A request for an earlier run of the row is cleared
+  when the row is reopened (Continue: `Store.reopen`); no clocks are compared, so
+  servers whose clocks differ still stop each other's rows.
+- **waiting for a slot** (the same thread): a queued job refused a slot because other
+  processes hold its provider's streams (writer/runs/streams.py) is tried again every
+  `POLL_S` seconds (`watch(..., retry=)`).
 
 Pure Python, no Streamlit.
 """
@@ -119,18 +123,24 @@ _thread_lock = threading.Lock()
 _wake = threading.Event()
 
 
-def watch(registries: Callable[[], list]) -> None:
-    """Make sure the process's watcher runs (started on first use); wake it."""
+def watch(registries: Callable[[], list], retry: Callable[[], None] | None = None) -> None:
+    """Make sure the process's watcher runs (started on first use); wake it. `retry()`
+    is called on every round: queued jobs waiting for another process's slot."""
     global _thread
     with _thread_lock:
         if _thread is None or not _thread.is_alive():
-            _thread = threading.Thread(target=_watch_forever, args=(registries,),
+            _thread = threading.Thread(target=_watch_forever, args=(registries, retry),
                                        name="writer-stop-requests", daemon=True)
             _thread.start()
     _wake.set()
 
 
-def _watch_forever(registries: Callable[[], list]) -> None:
+def wake() -> None:
+    """Make the watcher look now (e.g. a queued job was refused a slot)."""
+    _wake.set()
+
+
+def _watch_forever(registries: Callable[[], list], retry: Callable[[], None] | None) -> None:
     while True:  # a daemon thread: it lives as long as the process
         busy = [r for r in registries() if r.tracked()]
         if not busy:  # nothing written here: sleep until a row is tracked
@@ -140,6 +150,11 @@ def _watch_forever(registries: Callable[[], list]) -> None:
             continue
         for registry in busy:
             poll(registry)
+        if retry is not None:
+            try:
+                retry()
+            except Exception:  # noqa: BLE001 - the watcher must never die
+                log.warning("queued jobs: retry failed", exc_info=True)
         time.sleep(POLL_S)
 
 

@@ -82,7 +82,7 @@ class RevisionJob(Job):
                  preset: str | None = None, section: int | None = None,
                  provider: Provider | None = None, length_control: bool = True,
                  brand: BrandKit | None = None, draft_interval_s: float | None = None):
-        store = Store(settings.db_path)
+        store = Store(settings.database)
         try:
             row = store.get(article_id)
             if row is None:

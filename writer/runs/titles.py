@@ -33,7 +33,7 @@ def suggest(article_id: int, settings: Settings, provider: Provider | None = Non
     """Five titles for the article, in its language."""
     from writer.generation.prompts import default_prompts
 
-    store = Store(settings.db_path)
+    store = Store(settings.database)
     try:
         row = store.get(article_id)
         if row is None or not (row["content"] or "").strip():

@@ -1,8 +1,15 @@
 """Batches in the database (tables `batches` and `batch_rows`, m009): a batch and its
 rows as read from the spreadsheet, each row's state joined from its article, the
-counts, the claim of a running batch and the recovery of one whose runner died.
+counts, the start of a run and the recovery of a batch whose runners died.
 Each batch records its `author` (m016), who made it. Running a batch (and who may
 stop or resume one) is writer/runs/batch.py.
+
+Several runners (servers, CLI processes) may run one batch at once (issue 24, m018):
+each writes only the rows it claimed (`claim_rows`: `batch_rows.claimed_by`, taken in
+one write transaction, `FOR UPDATE SKIP LOCKED` on PostgreSQL), so two never write the
+same row. A runner beats its claims (`beat`); a claim whose runner stopped beating
+(stale, as a row's heartbeat: writer/storage/liveness.py) is free again. A Stop from
+any of them (`request_stop`) reaches every runner at its next beat.
 """
 from __future__ import annotations
 
@@ -12,6 +19,7 @@ import os
 from writer.io.sheet import Row, dumps
 from writer.kinds import BatchStatus, RowState, Status
 from writer.storage import liveness
+from writer.storage.connection import SQLITE
 from writer.storage.store import Store, author_name, utc_now
 
 
@@ -24,10 +32,10 @@ def create(store: Store, *, file_name: str, settings: dict, columns: list[str],
         cursor = conn.execute(
             "INSERT INTO batches (created_at, updated_at, file_name, status, settings, columns, "
             "total_rows, valid_rows, completed_rows, failed_rows, author) VALUES (?, ?, ?, ?, ?, "
-            "?, ?, ?, 0, 0, ?)", [now, now, file_name, BatchStatus.PAUSED.value, dumps(settings),
+            "?, ?, ?, 0, 0, ?) RETURNING id", [now, now, file_name, BatchStatus.PAUSED.value, dumps(settings),
                                   dumps(columns), len(rows), sum(row.ok for row in rows),
                                   author_name(conn, author)])
-        batch_id = cursor.lastrowid
+        batch_id = cursor.fetchone()[0]
         conn.executemany(
             "INSERT INTO batch_rows (batch_id, row_no, input, brief, error) VALUES (?, ?, ?, ?, ?)",
             [(batch_id, row.number, dumps(row.cells),
@@ -133,8 +141,9 @@ def save_counts(store: Store, batch_id: int, **extra) -> None:
 
 
 def claim(store: Store, batch_id: int) -> tuple[str, int | None]:
-    """Mark the batch running by this process, unless another process runs it:
-    ("claimed", None), ("running", the other process's pid) or ("missing", None)."""
+    """Mark the batch running by this process: ("claimed", None); ("joined", the other
+    process's pid) when another live process runs it too (each writes the rows it
+    claims: `claim_rows`); ("missing", None)."""
     recover(store)
     now = utc_now()
     with store.transaction(f"start batch #{batch_id} in") as conn:
@@ -142,12 +151,85 @@ def claim(store: Store, batch_id: int) -> tuple[str, int | None]:
                            [batch_id]).fetchone()
         if row is None:
             return "missing", None
-        if row[0] == BatchStatus.RUNNING and row[1] != os.getpid():
-            return "running", row[1]
+        joined = row[0] == BatchStatus.RUNNING and row[1] != os.getpid()
         conn.execute("UPDATE batches SET status = 'running', note = NULL, worker_pid = ?, "
                      "heartbeat_at = ?, updated_at = ? WHERE id = ?",
                      [os.getpid(), now, now, batch_id])
-    return "claimed", None
+    return ("joined", row[1]) if joined else ("claimed", None)
+
+
+CLAIM_WINDOW = 500  # rows offered per statement (bound parameters stay few)
+
+
+def claim_rows(store: Store, batch_id: int, runner: str, numbers: list[int],
+               limit: int) -> list[int]:
+    """Claim for `runner` up to `limit` of `numbers` (lowest first) that no live runner
+    holds: free, its own, or held by a runner that stopped beating. One write
+    transaction per window; on PostgreSQL the rows are also locked `FOR UPDATE SKIP
+    LOCKED`, so concurrent claimers skip each other's rows instead of waiting."""
+    claimed: list[int] = []
+    wanted = sorted({int(n) for n in numbers})
+    for start in range(0, len(wanted), CLAIM_WINDOW):
+        if len(claimed) >= limit:
+            break
+        window = wanted[start:start + CLAIM_WINDOW]
+        skip = " FOR UPDATE SKIP LOCKED" if store.dialect != SQLITE else ""
+        pick = (f"SELECT row_no FROM batch_rows WHERE batch_id = ? AND row_no IN "
+                f"({', '.join('?' * len(window))}) AND (claimed_by IS NULL OR claimed_by = ? "
+                f"OR claimed_at IS NULL OR claimed_at < ?) ORDER BY row_no LIMIT ?{skip}")
+        now, cutoff = utc_now(), liveness.stale_cutoff()
+        with store.transaction(f"claim rows of batch #{batch_id} in") as conn:
+            got = conn.execute(
+                f"UPDATE batch_rows SET claimed_by = ?, claimed_at = ? WHERE batch_id = ? AND "
+                f"row_no IN ({pick}) RETURNING row_no",
+                [runner, now, batch_id, batch_id, *window, runner, cutoff,
+                 limit - len(claimed)]).fetchall()
+        claimed += sorted(n for (n,) in got)
+    return claimed
+
+
+def release_rows(store: Store, batch_id: int, runner: str,
+                 numbers: list[int] | None = None) -> None:
+    """Give back `runner`'s claims on `numbers` (all of them when None)."""
+    where, params = "", []
+    if numbers is not None:
+        if not numbers:
+            return
+        where = f" AND row_no IN ({', '.join('?' * len(numbers))})"
+        params = [int(n) for n in numbers]
+    with store.transaction(f"release rows of batch #{batch_id} in") as conn:
+        conn.execute("UPDATE batch_rows SET claimed_by = NULL, claimed_at = NULL WHERE "
+                     f"batch_id = ? AND claimed_by = ?{where}", [batch_id, runner, *params])
+
+
+def others_running(store: Store, batch_id: int, runner: str) -> bool:
+    """Does another live runner hold rows of the batch (a fresh claim)?"""
+    with store.read() as conn:
+        return conn.execute(
+            "SELECT 1 FROM batch_rows WHERE batch_id = ? AND claimed_by <> ? AND "
+            "claimed_at >= ? LIMIT 1", [batch_id, runner, liveness.stale_cutoff()]
+        ).fetchone() is not None
+
+
+def beat(store: Store, batch_id: int, runner: str) -> str | None:
+    """`runner` is alive: its claims and the batch's heartbeat are stamped, the batch
+    shows as running (another runner that ended may have saved it paused or done) and
+    its counts are saved. Returns when a Stop was last requested (None: never)."""
+    now = utc_now()
+    with store.transaction(f"save batch #{batch_id} in") as conn:
+        conn.execute("UPDATE batch_rows SET claimed_at = ? WHERE batch_id = ? AND "
+                     "claimed_by = ?", [now, batch_id, runner])
+        found = conn.execute("SELECT stop_requested_at FROM batches WHERE id = ?",
+                             [batch_id]).fetchone()
+        save_counts(store, batch_id, heartbeat_at=now, status=BatchStatus.RUNNING, note=None)
+    return found[0] if found else None
+
+
+def request_stop(store: Store, batch_id: int) -> None:
+    """Ask every runner of the batch to pause (each sees it at its next beat)."""
+    with store.transaction(f"stop batch #{batch_id} in") as conn:
+        conn.execute("UPDATE batches SET stop_requested_at = ? WHERE id = ?",
+                     [utc_now(), batch_id])
 
 
 def recover(store: Store) -> list[int]:

@@ -51,9 +51,9 @@ def save(store: Store, kit: BrandKit, *, replace: bool = True, actor: Actor) -> 
             target = same_name[0]
         if target is None:
             cursor = conn.execute("INSERT INTO brands (name, created_at, updated_at, kit, author) "
-                                  "VALUES (?, ?, ?, ?, ?)", [kit.name, now, now, _kit_json(kit),
-                                                             author_name(conn, actor.name)])
-            return cursor.lastrowid
+                                  "VALUES (?, ?, ?, ?, ?) RETURNING id",
+                                  [kit.name, now, now, _kit_json(kit), author_name(conn, actor.name)])
+            return cursor.fetchone()[0]
         (author,) = conn.execute("SELECT author FROM brands WHERE id = ?", [target]).fetchone()
         require_author(actor, author, f"change brand kit «{kit.name}»")
         conn.execute("UPDATE brands SET name = ?, kit = ?, updated_at = ? WHERE id = ?",
@@ -78,7 +78,7 @@ def get(store: Store, name_or_id: str | int) -> BrandKit | None:
 def listing(store: Store) -> list[BrandKit]:
     """Every kit, by name."""
     return [_from_row(row) for row in
-            store.rows("SELECT * FROM brands ORDER BY name COLLATE NOCASE, id")]
+            store.rows("SELECT * FROM brands ORDER BY lower(name), id")]
 
 
 def existing(store: Store, kits) -> list[str]:
@@ -90,7 +90,7 @@ def existing(store: Store, kits) -> list[str]:
 
 def names(store: Store) -> list[str]:
     return [row["name"] for row in
-            store.rows("SELECT name FROM brands ORDER BY name COLLATE NOCASE, id")]
+            store.rows("SELECT name FROM brands ORDER BY lower(name), id")]
 
 
 def authors(store: Store) -> dict[str, str | None]:

@@ -37,9 +37,9 @@ def save(store: Store, report: dict, *, author: str | None = None) -> int:
     with store.transaction("save a provider check in") as conn:
         row["author"] = author_name(conn, author)
         cursor = conn.execute(
-            f"INSERT INTO provider_checks ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-            list(row.values()))
-        return cursor.lastrowid
+            f"INSERT INTO provider_checks ({', '.join(row)}) VALUES ({', '.join('?' * len(row))}) "
+            "RETURNING id", list(row.values()))
+        return cursor.fetchone()[0]
 
 
 def delete(store: Store, check_id: int, *, actor: Actor) -> bool:
@@ -59,7 +59,7 @@ def history(store: Store, provider: str | None = None, limit: int = 500) -> list
     where, params = ("WHERE provider = ?", [provider]) if provider else ("", [])
     found = store.rows(
         f"SELECT * FROM (SELECT * FROM provider_checks {where} ORDER BY id DESC LIMIT ?) "
-        "ORDER BY id", [*params, limit])
+        "AS newest ORDER BY id", [*params, limit])  # PostgreSQL wants the alias
     return [_decoded(row) for row in found]
 
 

@@ -1,6 +1,10 @@
-"""The SQLite connection every storage module works through: how it is opened (WAL,
-busy timeout, secure delete, private files), how a write transaction is taken, and how a
-failure is told (one-line `StorageError`).
+"""The connection every storage module works through: how it is opened (SQLite: WAL,
+busy timeout, secure delete, private files; PostgreSQL: writer/storage/pg.py), how a
+write transaction is taken, and how a failure is told (one-line `StorageError`).
+
+`connect(target)` takes a SQLite path or a `postgresql://` URL (WRITER_DATABASE_URL);
+both connections take `execute(sql, [params])` with `?` placeholders and have a
+`dialect` ("sqlite" / "postgresql", `dialect(conn)`). `DB_ERRORS` is what either raises.
 
 Many processes and threads write the same file at once (the CLI, every Streamlit
 session, batch jobs). Every write transaction starts with `BEGIN IMMEDIATE`: it takes
@@ -21,6 +25,7 @@ from typing import Iterator
 from writer import logs
 from writer.errors import UserError
 from writer.storage import liveness
+from writer.storage.pg import PgConnection, PgError, is_url, redact_url
 
 BUSY_TIMEOUT_S = 15.0  # how long a write waits for another writer's lock
 
@@ -37,13 +42,31 @@ class StorageError(UserError, RuntimeError):
         super().__init__(message, **values)
 
 
+DB_ERRORS = (sqlite3.Error, PgError)  # what a connection of either kind raises
+SQLITE = "sqlite"
+
+
+def dialect(conn) -> str:
+    """"sqlite" or "postgresql": the database `conn` speaks to."""
+    return getattr(conn, "dialect", SQLITE)
+
+
+def table_columns(conn, table: str) -> list[str]:
+    if dialect(conn) != SQLITE:
+        return conn.columns(table)
+    return [row[1] for row in conn.execute(f"PRAGMA table_info([{table}])")]
+
+
 def utc_now() -> str:
     return liveness.utc_iso()
 
 
-def connect(path: str | Path) -> sqlite3.Connection:
-    """A connection with explicit transactions, the busy timeout, secure delete and
-    (for a file) WAL. Raises sqlite3/OS errors; `Store` turns them into StorageError."""
+def connect(path: str | Path):
+    """A connection with explicit transactions: for a `postgresql://` URL a pooled
+    PgConnection (writer/storage/pg.py); for SQLite the busy timeout, secure delete and
+    (for a file) WAL. Raises DB_ERRORS/OS errors; `Store` turns them into StorageError."""
+    if is_url(path):
+        return PgConnection(path)
     memory = str(path) == ":memory:"
     if not memory:
         # Private (writer/logs.py): a new folder 0700, a new file 0600 before SQLite opens
@@ -68,7 +91,12 @@ def connect(path: str | Path) -> sqlite3.Connection:
 
 @contextlib.contextmanager
 def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """A write transaction that holds the write lock from its first statement."""
+    """A write transaction that holds the write lock from its first statement (on
+    PostgreSQL an advisory lock, the same one writer at a time: writer/storage/pg.py)."""
+    if dialect(conn) != SQLITE:
+        with conn.write():
+            yield conn
+        return
     if conn.in_transaction:  # already inside one: become part of it
         yield conn
         return
@@ -112,8 +140,11 @@ def enable_wal(conn: sqlite3.Connection) -> None:
 
 
 def storage_error(path: str | Path, exc: BaseException, action: str = "write") -> StorageError:
-    """A one-line, actionable StorageError for a sqlite3 or OS error on `path`."""
+    """A one-line, actionable StorageError for a database or OS error on `path` (a
+    SQLite file, or a PostgreSQL URL: told without its password)."""
     reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if is_url(str(path)):
+        return _pg_error(redact_url(str(path)), reason, action)
     if isinstance(exc, OSError) and exc.strerror:
         reason = exc.strerror
     lowered = reason.lower()
@@ -129,3 +160,27 @@ def storage_error(path: str | Path, exc: BaseException, action: str = "write") -
         return StorageError(f"cannot {action} {path}: {reason}; check that its folder exists and "
                             "is writable, or set WRITER_DB to another file")
     return StorageError(f"cannot {action} {path}: {reason}")
+
+
+def _pg_error(where: str, reason: str, action: str) -> StorageError:
+    # The server's own words, without libpq's "connection to server at … failed: FATAL:"
+    reason = reason.rsplit("FATAL:", 1)[-1].strip() or reason
+    lowered = reason.lower()
+    if "lock timeout" in lowered:  # another server's write held the lock (pg.LOCK_TIMEOUT_S)
+        return StorageError(f"the database {where} is locked by another program; try again")
+    # refusals of a server that answered first: "does not exist" is not "cannot reach"
+    if "authentication" in lowered or "no password" in lowered or "pg_hba.conf" in lowered \
+            or lowered.startswith('role "') and "does not exist" in lowered:
+        return StorageError(f"PostgreSQL refused the sign-in at {where}: {reason}; check the user "
+                            "and password in WRITER_DATABASE_URL")
+    if lowered.startswith('database "') and "does not exist" in lowered:
+        return StorageError(f"{reason} at {where}; create it (createdb) or fix WRITER_DATABASE_URL")
+    if any(text in lowered for text in ("connection refused", "could not connect", "timeout",
+                                         "no route", "name or service", "connection failed",
+                                         "server closed", "terminating connection")):
+        return StorageError(f"cannot reach the PostgreSQL server at {where}: {reason}; check that "
+                            "it runs and that WRITER_DATABASE_URL names its host and port")
+    if "permission denied" in lowered:
+        return StorageError(f"cannot {action} {where}: {reason}; grant the user of "
+                            "WRITER_DATABASE_URL rights on the database")
+    return StorageError(f"cannot {action} {where}: {reason}")

@@ -34,7 +34,7 @@ _COST = f"""CASE
   WHEN {_EMPTY} THEN :cost
   WHEN cost IS NULL OR :cost IS NULL THEN NULL
   WHEN currency IS NOT NULL AND :currency IS NOT NULL AND currency != :currency THEN NULL
-  ELSE round(cost + :cost, 8) END"""
+  ELSE round(CAST(cost + :cost AS NUMERIC), 8) END"""
 _CURRENCY = f"""CASE
   WHEN {_EMPTY} AND NOT {_NOTHING} THEN coalesce(:currency, currency)
   ELSE coalesce(currency, :currency) END"""

@@ -12,6 +12,7 @@ environment or `.env`, as last read in this process); tests may set `HEARTBEAT_S
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -19,6 +20,7 @@ import sqlite3
 from pathlib import Path
 
 from writer.config import current_settings
+from writer.storage import pg
 
 HEARTBEAT_S: float | None = None  # None: the setting; a number overrides it (tests)
 STALE_BEATS = 3  # missed beats after which a `streaming` row counts as interrupted
@@ -52,34 +54,46 @@ def beat_rows(db_path: str | os.PathLike, ids: list[int]) -> list[int]:
     Raises on a database that cannot be written (the caller logs it and beats again)."""
     if not ids:
         return []
-    timeout = max(1.0, heartbeat_s())
-    # mode=rw: never create an empty database file for a path that does not exist.
-    conn = sqlite3.connect(Path(db_path).resolve().as_uri() + "?mode=rw", uri=True,
-                           timeout=timeout, isolation_level=None)
+    conn = _connect(db_path)
     try:
-        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         marks = ", ".join("?" * len(ids))
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _write(conn):
             now = utc_iso()
             conn.execute(f"UPDATE articles SET heartbeat_at = ? WHERE status IN "
                          f"('queued', 'streaming') AND id IN ({marks})", [now, *ids])
             # a revision being written for one of them (writer/runs/revisions.py) beats too
             conn.execute(f"UPDATE versions SET updated_at = ? WHERE status IN "
                          f"('queued', 'streaming') AND article_id IN ({marks})", [now, *ids])
-            found = dict(conn.execute(
-                f"SELECT id, deleted_at FROM articles WHERE id IN ({marks})", ids).fetchall())
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+            found = {r["id"]: r["deleted_at"] for r in conn.execute(
+                f"SELECT id, deleted_at FROM articles WHERE id IN ({marks})", ids).fetchall()}
     finally:
         conn.close()
     return [i for i in ids if i not in found or found[i] is not None]
 
 
-def _connect(db_path: str | os.PathLike) -> sqlite3.Connection:
+@contextlib.contextmanager
+def _write(conn):
+    """A short write transaction: SQLite `BEGIN IMMEDIATE`, PostgreSQL the advisory write
+    lock (writer/storage/pg.py), as every write takes."""
+    if isinstance(conn, pg.PgConnection):
+        with conn.write():
+            yield
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _connect(db_path: str | os.PathLike):
+    """A short-lived connection of its own: SQLite with mode=rw (never creates an empty
+    file for a path that does not exist), or a pooled PostgreSQL one giving dict rows."""
+    if pg.is_url(db_path):
+        return pg.PgConnection(db_path, dict_rows=True)
     timeout = max(1.0, heartbeat_s())
     conn = sqlite3.connect(Path(db_path).resolve().as_uri() + "?mode=rw", uri=True,
                            timeout=timeout, isolation_level=None)
@@ -100,7 +114,7 @@ def running_rows(db_path: str | os.PathLike, exclude: list[int] | tuple = (),
     `article_id`'s when given. No database file yet, or one that cannot be read now
     (not migrated yet, locked by another program): none (the sidebar lists what it can;
     the page itself says what is wrong with the database)."""
-    if not Path(db_path).exists():
+    if not pg.is_url(db_path) and not Path(db_path).exists():
         return []
     where = ["status IN ('queued', 'streaming')", "deleted_at IS NULL", "heartbeat_at >= ?"]
     args: list = [stale_cutoff()]
@@ -117,7 +131,7 @@ def running_rows(db_path: str | os.PathLike, exclude: list[int] | tuple = (),
                                 f"{' AND '.join(where)} ORDER BY id", args).fetchall()
         finally:
             conn.close()
-    except sqlite3.OperationalError as exc:  # not migrated yet, locked: a list can wait
+    except (sqlite3.OperationalError, pg.PgError) as exc:  # not migrated yet, locked, down
         log.debug("running rows of %s not read: %s", db_path, exc)
         return []
     return [dict(r) for r in rows]
@@ -138,8 +152,10 @@ def request_stop(db_path: str | os.PathLike, article_id: int, by: str | None) ->
 
 def stop_requests(db_path: str | os.PathLike, since: dict[int, str]) -> list[int]:
     """Of `since` ({article id: when this process started writing it}), the ids with a
-    Stop requested at or after that moment (an older request was for an earlier run of
-    the row and is ignored). One query over the primary key."""
+    Stop requested. A request is for the run it finds: Continue clears an earlier run's
+    (`Store.reopen`), so no clock is compared — servers' clocks may differ (a request
+    stamped by a server whose clock is behind would otherwise be ignored). One query
+    over the primary key."""
     if not since:
         return []
     ids = sorted(since)
@@ -150,7 +166,7 @@ def stop_requests(db_path: str | os.PathLike, since: dict[int, str]) -> list[int
             f"({', '.join('?' * len(ids))}) AND stop_requested_at IS NOT NULL", ids).fetchall()
     finally:
         conn.close()
-    return [r["id"] for r in found if r["stop_requested_at"] >= since[r["id"]]]
+    return [r["id"] for r in found]
 
 
 def row_status(db_path: str | os.PathLike, article_id: int) -> str | None:

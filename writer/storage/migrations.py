@@ -1,4 +1,5 @@
 """The schema's history: append-only migrations, applied in order by `migrate`.
+On PostgreSQL the same migrations by name: writer/storage/pg_schema.py.
 
 Never edit a migration that has shipped; add a new one (the next number). The schema
 is documented in docs/schema.md. Migrations run inside one `BEGIN IMMEDIATE`
@@ -12,8 +13,8 @@ from typing import TYPE_CHECKING, Callable
 if TYPE_CHECKING:  # sqlite-utils is imported only when a migration is pending
     import sqlite_utils
 
-from writer.storage import grams
-from writer.storage.connection import immediate, utc_now
+from writer.storage import grams, pg_schema
+from writer.storage.connection import SQLITE, dialect, immediate, utc_now
 from writer.storage.grams import CJK_RANGES, GRAMS_TABLE, article_grams_sql
 
 MIGRATIONS_TABLE = "_migrations"
@@ -419,6 +420,8 @@ def migrate(db: sqlite_utils.Database) -> list[str]:
     Safe across processes: when something is pending it takes the write lock
     (`BEGIN IMMEDIATE`) first, then reads `_migrations` and applies what is still
     pending in that one transaction; a process that waited finds nothing to do."""
+    if dialect(db) != SQLITE:  # PostgreSQL: `db` is its connection
+        return pg_schema.migrate(db, utc_now())
     if not pending(db.conn):
         return []
     conn = db.conn
@@ -434,7 +437,9 @@ def migrate(db: sqlite_utils.Database) -> list[str]:
     return applied
 
 
-def pending(conn: sqlite3.Connection) -> list[Callable]:
+def pending(conn: sqlite3.Connection) -> list[Callable] | list[str]:
+    if dialect(conn) != SQLITE:
+        return pg_schema.pending(conn)
     try:
         done = {name for (name,) in conn.execute(f"SELECT name FROM [{MIGRATIONS_TABLE}]")}
     except sqlite3.OperationalError as exc:
@@ -451,3 +456,18 @@ def m017_stop_requests(db: sqlite_utils.Database) -> None:
     conn = db.conn
     conn.execute("ALTER TABLE [articles] ADD COLUMN [stop_requested_at] TEXT")
     conn.execute("ALTER TABLE [articles] ADD COLUMN [stop_requested_by] TEXT")
+
+
+@migration
+def m018_batch_row_claims(db: sqlite_utils.Database) -> None:
+    """Several servers on one batch (issue 24): a row is claimed by one runner at a time
+    (`claimed_by`; `claimed_at` is beaten while it writes, a stale claim is free again)
+    and a Stop from any server reaches every runner (`batches.stop_requested_at`):
+    writer/storage/batches.py."""
+    conn = db.conn
+    conn.execute("ALTER TABLE [batch_rows] ADD COLUMN [claimed_by] TEXT")
+    conn.execute("ALTER TABLE [batch_rows] ADD COLUMN [claimed_at] TEXT")
+    conn.execute("ALTER TABLE [batches] ADD COLUMN [stop_requested_at] TEXT")
+    # the revisions being written, counted against their provider's stream limit
+    conn.execute("CREATE INDEX [idx_versions_live] ON [versions] ([status], [provider]) "
+                 "WHERE status IN ('queued', 'streaming')")

@@ -11,6 +11,17 @@ which stops as soon as a page is full. Several terms must all match. Deleted art
 (`deleted_at` set, m007) are never listed or counted; their topic is still in the
 full-text indexes, so every query filters them out. `reindex` rebuilds both indexes from the articles.
 
+On PostgreSQL (`store.dialect`) the same filters and terms give the same rows, pages
+and snippets from its own indexes and queries (writer/storage/search_pg.py; what both
+share — Filters, Page, the terms' rules — is writer/storage/search_base.py): a term with
+a CJK character or of 1–2 characters must have its grams in `articles.grams` (GIN) and
+is checked in the text (strpos / ILIKE) unless its grams say it exactly; any other term
+is an (I)LIKE that the `pg_trgm` GIN index serves; articles being written (`grams` NULL)
+are found through the status index and checked directly. The matches are read newest
+first in widening ranges of ids (`_pg_newest`): PostgreSQL cannot estimate a LIKE on
+long texts and a GIN bitmap has no order. Counts follow SQLite's rule where they cost
+no extra text reads; a common long term's page says "N+" there (search_pg.py `search`).
+
 A query is refused (SearchError) past MAX_QUERY_CHARS characters or MAX_QUERY_TERMS
 terms: each term is one more clause of the SQL (or of the FTS5 expression), and SQLite
 refuses an expression tree deeper than 1,000 ("Expression tree is too large").
@@ -19,112 +30,37 @@ Snippets are safe to place inside Markdown as well as HTML (`writer.io.markup.pl
 `Filters.author` lists one person's articles (a writer's own History, the author
 filter): an exact match on `articles.author` as stored — the account's spelling in
 `users` (`store.author_name`), which the filter's name is turned into too, so "Alice"
-finds alice's articles — read newest first from the `idx_articles_author` index.
 """
 from __future__ import annotations
 
-import datetime as dt
 import re
-from dataclasses import dataclass
 from typing import Callable
 
-from writer.errors import UserError
-from writer.io import timezones
 from writer.io.markup import plain
-from writer.storage import grams
-from writer.storage.grams import GRAMS_TABLE, TOKEN_RANGES, WRITING
+from writer.storage import grams, search_pg
+from writer.storage.connection import SQLITE
+from writer.storage.grams import GRAMS_TABLE, WRITING
+from writer.storage.search_base import (  # noqa: F401 (also this module's public names)
+    COLUMNS,
+    COUNT_CAP,
+    LIST_COLUMNS,
+    MAX_QUERY_CHARS,
+    MAX_QUERY_TERMS,
+    Filters,
+    Page,
+    SearchError,
+    is_indexed_short,
+    like_pattern,
+    query_terms,
+    rowid_bounds,
+)
 from writer.storage.store import Store, author_name
 
-LIST_COLUMNS = ("id, created_at, topic, content_type, language, status, words, target_words, "
-                "provider, model, input_tokens, output_tokens, usage_source, cost, currency, "
-                "author")
 LIVE = "a.deleted_at IS NULL"  # not deleted (m007)
-COUNT_CAP = 1000  # counts stop here ("1000+"): an exact count of a common term costs a scan
-MAX_QUERY_CHARS = 200  # a search box's text
-MAX_QUERY_TERMS = 20  # words or "quoted phrases" in one search
-
-
-class SearchError(UserError, ValueError):
-    """A search that cannot be run as it is (too long, too many terms)."""
-
-    key = "user_errors.search_terms"
-
-
-@dataclass(frozen=True)
-class Filters:
-    query: str = ""
-    content_type: str | None = None
-    status: str | None = None
-    model: str | None = None
-    provider: str | None = None
-    language: str | None = None
-    since: dt.date | str | None = None  # a local date (in `tz`), inclusive
-    until: dt.date | str | None = None  # a local date (in `tz`), inclusive
-    batch_id: int | None = None  # the articles of one batch (writer/runs/batch.py)
-    brand: str | None = None  # written with this brand kit (articles.brand, m011)
-    check_failed: bool = False  # only articles whose brand / keyword check failed (m011)
-    author: str | None = None  # only this person's articles (articles.author, m016)
-    tz: dt.tzinfo = timezones.UTC  # the zone `since` and `until` are dates of (the reader's)
-
-    def terms(self) -> list[str]:
-        return query_terms(self.query)
-
-    def bounds(self) -> tuple[str | None, str | None]:
-        """`since`..`until` as stored UTC timestamps [start, end): a local day in
-        Asia/Shanghai starts at 16:00Z the day before."""
-        return timezones.utc_range(self.since, self.until, self.tz)
-
-    @property
-    def narrowed(self) -> bool:
-        """Whether any filter or a query is set (the zone alone narrows nothing)."""
-        return self != Filters(tz=self.tz)
-
-
-@dataclass(frozen=True)
-class Page:
-    rows: list[dict]
-    total: int | None  # capped at COUNT_CAP + 1; None when counting would cost a scan
-    uses_fallback: bool  # a 1–2 character term was searched by substring scan
-    has_more: bool = False  # there are matches after this page
-    offset: int = 0
-
-    @property
-    def total_label(self) -> str:
-        if self.total is None:
-            return f"{self.offset + len(self.rows)}+"
-        return f"{COUNT_CAP}+" if self.total > COUNT_CAP else str(self.total)
-
-
-def query_terms(query: str) -> list[str]:
-    """Whitespace-separated terms; "quoted phrases" stay whole. SearchError past
-    MAX_QUERY_CHARS characters or MAX_QUERY_TERMS terms."""
-    query = query or ""
-    if len(query) > MAX_QUERY_CHARS:
-        raise SearchError(f"the search is {len(query)} characters long; use at most "
-                          f"{MAX_QUERY_CHARS}", key="user_errors.search_length",
-                          limit=MAX_QUERY_CHARS)
-    found = re.findall(r'"([^"]+)"|(\S+)', query)
-    terms = [(phrase or word).strip() for phrase, word in found]
-    terms = [t for t in terms if t]
-    if len(terms) > MAX_QUERY_TERMS:
-        raise SearchError(f"the search has {len(terms)} terms; use at most {MAX_QUERY_TERMS}",
-                          limit=MAX_QUERY_TERMS)
-    return terms
 
 
 def _fts_phrase(term: str) -> str:
     return '"' + term.replace('"', '""') + '"'
-
-
-def is_indexed_short(term: str) -> bool:
-    """Whether a 1–2 character term is served by `articles_grams` (all its characters
-    CJK or ASCII letters and digits: writer/storage/grams.py)."""
-    return 0 < len(term) <= 2 and all(any(low <= ord(ch) <= high for low, high in TOKEN_RANGES)
-                                      for ch in term)
-
-
-def _like(term: str) -> str:
-    return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 INDEXED_FILTERS = ("author", "content_type", "status", "model", "provider", "language",
@@ -143,7 +79,7 @@ def _equalities(filters: Filters, store: Store) -> list[tuple[str, object]]:
 
 def _text_clause(term: str) -> tuple[str, list]:
     """`term` in the topic or the content, as a substring (ASCII case folded)."""
-    return "(a.topic LIKE ? ESCAPE '\\' OR a.content LIKE ? ESCAPE '\\')", [_like(term)] * 2
+    return "(a.topic LIKE ? ESCAPE '\\' OR a.content LIKE ? ESCAPE '\\')", [like_pattern(term)] * 2
 
 
 def _column_clauses(filters: Filters, equalities: list[tuple[str, object]],
@@ -167,23 +103,6 @@ def _column_clauses(filters: Filters, equalities: list[tuple[str, object]],
         clause, values = _text_clause(term)
         clauses.append(clause)
         params += values
-    return clauses, params
-
-
-def _fts_rowid_bounds(filters: Filters, column: str = "f.rowid") -> tuple[list[str], list]:
-    """Ids rise with created_at, so a date range is also an id range that FTS5 can
-    use to skip matches outside it (the created_at clauses stay as the truth). The
-    same UTC bounds as the created_at clauses: the reader's local days."""
-    clauses, params = [], []
-    start, end = filters.bounds()
-    if start:
-        clauses.append(f"{column} >= coalesce((SELECT id FROM articles WHERE created_at >= ? "
-                       "ORDER BY created_at LIMIT 1), 0)")
-        params.append(start)
-    if end:
-        clauses.append(f"{column} <= coalesce((SELECT id FROM articles WHERE created_at < ? "
-                       "ORDER BY created_at DESC LIMIT 1), 0)")
-        params.append(end)
     return clauses, params
 
 
@@ -225,7 +144,8 @@ def _selective(store: Store, equalities: list[tuple[str, object]]) -> tuple[list
     return selective, rest
 
 
-def search(store: Store, filters: Filters = Filters(), *, limit: int = 50, offset: int = 0) -> Page:
+def search(store: Store, filters: Filters = Filters(), *, limit: int = 50,  # noqa: B008 (frozen)
+           offset: int = 0) -> Page:
     """One page of matches, newest first.
 
     A full-text index drives the query (with both kinds of terms, the one with fewer
@@ -239,12 +159,14 @@ def search(store: Store, filters: Filters = Filters(), *, limit: int = 50, offse
     the candidate's row is read. Counts are exact when cheap (no text query, or one
     index's query without other filters); otherwise the page says "N+" when there is more."""
     terms = filters.terms()
+    if store.dialect != SQLITE:
+        return search_pg.search(store, filters, terms, _equalities(filters, store), limit, offset)
     long_terms = list(dict.fromkeys(t for t in terms if len(t) >= 3))
     gram_terms = list(dict.fromkeys(t for t in terms if is_indexed_short(t)))
     like_terms = [t for t in terms if len(t) < 3 and not is_indexed_short(t)]
     equalities = _equalities(filters, store)
     clauses, params = _column_clauses(filters, equalities, like_terms)
-    columns = ", ".join(f"a.{c.strip()}" for c in LIST_COLUMNS.split(","))
+    columns = COLUMNS
     long_match = " AND ".join(_fts_phrase(t) for t in long_terms)
     gram_match = " AND ".join(_fts_phrase(t) for t in gram_terms)
     live_rows = _writing_matches(store, columns, [*long_terms, *gram_terms], clauses, params,
@@ -268,7 +190,7 @@ def search(store: Store, filters: Filters = Filters(), *, limit: int = 50, offse
                 clause, values = _text_clause(term)
                 row_clauses.append(clause)
                 row_params += values
-        bounds, bound_params = _fts_rowid_bounds(filters)
+        bounds, bound_params = rowid_bounds(filters)
         where = " AND ".join([f"{table} MATCH ?", *bounds, *checks, LIVE, *row_clauses])
         page_params = [match, *bound_params, *check_params, *row_params]
         sql = (f"SELECT {columns} FROM {table} f CROSS JOIN articles a ON a.id = f.rowid "
@@ -287,7 +209,7 @@ def search(store: Store, filters: Filters = Filters(), *, limit: int = 50, offse
     else:
         # A date range as an id range too: the walk newest first starts at its end
         # instead of reading every newer article (262 → 2 ms at 100,000 articles).
-        bounds, bound_params = _fts_rowid_bounds(filters, "a.id")
+        bounds, bound_params = rowid_bounds(filters, "a.id")
         where = " AND ".join([LIVE, *bounds, *clauses])
         rows = store.rows(f"SELECT {columns} FROM articles a WHERE {where} "
                                    "ORDER BY a.id DESC LIMIT ? OFFSET ?",
@@ -334,7 +256,7 @@ def _writing_matches(store: Store, columns: str, terms: list[str], clauses: list
     # row) and read the whole table (1.1 s at 100,000 articles; 0.3 ms this way).
     return store.rows(f"SELECT {columns} FROM articles a INDEXED BY idx_articles_status "
                       f"WHERE {where} ORDER BY a.id DESC "
-                      "LIMIT ?", [*WRITING, *params, *[_like(t) for t in terms for _ in (0, 1)],
+                      "LIMIT ?", [*WRITING, *params, *[like_pattern(t) for t in terms for _ in (0, 1)],
                                   limit])
 
 
@@ -349,7 +271,9 @@ def reindex(store: Store, progress: Callable[[str, int, int], None] | None = Non
     transactions of `batch` articles, so writers wait at most one batch and readers
     never wait (searches may miss articles not yet reindexed until it ends); articles
     written meanwhile are indexed by the triggers. `progress(index, done, total)`
-    after each batch. Returns the number of articles indexed."""
+    after each batch. Returns the number of articles indexed. PostgreSQL: search_pg.py `reindex`."""
+    if store.dialect != SQLITE:
+        return search_pg.reindex(store, progress, batch=batch)
     total = store.conn.execute("SELECT count(*) FROM articles").fetchone()[0]
     fills = {
         "articles_fts": "INSERT INTO articles_fts (rowid, topic, content) "
@@ -379,6 +303,7 @@ def reindex(store: Store, progress: Callable[[str, int, int], None] | None = Non
     return total
 
 
+
 def distinct(store: Store, column: str) -> list[str]:
     """Values for a filter box (indexed columns only), from articles not deleted.
 
@@ -386,10 +311,11 @@ def distinct(store: Store, column: str) -> list[str]:
     article has it (an index lookup that usually stops at the first row)."""
     if column not in {"content_type", "status", "model", "provider", "language", "author"}:
         raise ValueError(f"cannot list values of {column!r}")
-    return [r[0] for r in store.conn.execute(
+    # Sorted here: code-point order on both databases, whatever PostgreSQL's collation.
+    return sorted(r[0] for r in store.conn.execute(
         f"SELECT value FROM (SELECT DISTINCT {column} AS value FROM articles "
-        f"WHERE {column} IS NOT NULL) WHERE EXISTS (SELECT 1 FROM articles "
-        f"WHERE {column} = value AND deleted_at IS NULL) ORDER BY value")]
+        f"WHERE {column} IS NOT NULL) AS v WHERE EXISTS (SELECT 1 FROM articles "
+        f"WHERE {column} = value AND deleted_at IS NULL)"))
 
 
 def snippet_html(text: str, terms: list[str], width: int = 60) -> str:

@@ -1,6 +1,7 @@
-"""SQLite storage (sqlite-utils): the `Store`, which opens the database and reads and
-writes articles; the other storage modules (versions, ledger, search, usage, brands,
-batches, checks) work through its public API.
+"""The storage: the `Store`, which opens the database — SQLite at WRITER_DB (through
+sqlite-utils for migrations), or PostgreSQL at WRITER_DATABASE_URL (psycopg 3,
+writer/storage/pg.py) — and reads and writes articles; the other storage modules
+(versions, ledger, search, usage, brands, batches, checks) work through its public API.
 
 One `Store` per thread (Streamlit sessions are threads): open a new one where you
 need it. Opening is cheap: it opens the connection (writer/storage/connection.py: WAL,
@@ -33,8 +34,19 @@ from typing import Iterator
 from writer import logs
 from writer.access import AccessDenied, Actor, require_admin, require_owner
 from writer.kinds import Status
-from writer.storage import ledger, liveness
-from writer.storage.connection import BUSY_TIMEOUT_S, StorageError, connect, immediate, storage_error, utc_now
+from writer.storage import ledger, liveness, pg
+from writer.storage.connection import (
+    BUSY_TIMEOUT_S,
+    DB_ERRORS,
+    SQLITE,
+    StorageError,
+    connect,
+    dialect,
+    immediate,
+    storage_error,
+    table_columns,
+    utc_now,
+)
 from writer.storage.migrations import (
     LEGACY_AUTHOR,
     MIGRATIONS,
@@ -73,7 +85,7 @@ def require_author(actor: Actor | None, author: str | None, action: str) -> None
     require_owner(actor, author, action)
 
 
-def author_name(conn: sqlite3.Connection, name: str | None) -> str | None:
+def author_name(conn, name: str | None) -> str | None:
     """`name` spelled as its account in `users` (names compare without case there), so
     "Alice" and "alice" are one author; as given when there is no such account."""
     if not name:
@@ -84,16 +96,18 @@ def author_name(conn: sqlite3.Connection, name: str | None) -> str | None:
 
 class Store:
     def __init__(self, path: str | Path):
-        self.path = Path(path)
+        """`path`: a SQLite file, or a `postgresql://` URL (Settings.database)."""
+        self.path = path if pg.is_url(path) else Path(path)
         try:
             self.conn = connect(path)
-        except (OSError, sqlite3.Error) as exc:
+        except (OSError, *DB_ERRORS) as exc:
             raise storage_error(self.path, exc, "open") from exc
+        self.dialect = dialect(self.conn)
         try:
             if pending(self.conn):  # sqlite-utils is loaded only to migrate
-                migrate(self.db)
-            self._columns = {row[1] for row in self.conn.execute("PRAGMA table_info(articles)")}
-        except (OSError, sqlite3.Error) as exc:
+                migrate(self.db if self.dialect == SQLITE else self.conn)
+            self._columns = set(table_columns(self.conn, "articles"))
+        except (OSError, *DB_ERRORS) as exc:
             self.conn.close()
             raise storage_error(self.path, exc, "open") from exc
         except BaseException:
@@ -109,9 +123,11 @@ class Store:
 
     @functools.cached_property
     def db(self):
-        """The connection as a sqlite_utils Database (migrations, tests, scripts). Loaded on
-        first use: sqlite-utils imports pandas when it is installed, a quarter of a second
-        that a read-only command does not pay."""
+        """The connection as a sqlite_utils Database (SQLite only: migrations, tests,
+        scripts). Loaded on first use: sqlite-utils imports pandas when it is installed, a
+        quarter of a second that a read-only command does not pay."""
+        if self.dialect != SQLITE:
+            raise TypeError("sqlite-utils works on SQLite only; this store is PostgreSQL")
         import sqlite_utils
 
         return sqlite_utils.Database(self.conn)
@@ -124,20 +140,21 @@ class Store:
     # -- the public API of the other storage modules ---------------------------
     @contextlib.contextmanager
     def transaction(self, action: str = "write") -> Iterator[sqlite3.Connection]:
-        """One `BEGIN IMMEDIATE` transaction (inside one already open: part of it);
-        sqlite3 errors become a StorageError saying it could not `action` the file."""
+        """One write transaction (SQLite `BEGIN IMMEDIATE`; PostgreSQL `BEGIN` and the
+        advisory write lock; inside one already open: part of it); database errors
+        become a StorageError saying it could not `action` the database."""
         try:
             with immediate(self.conn) as conn:
                 yield conn
-        except sqlite3.Error as exc:
+        except DB_ERRORS as exc:
             raise storage_error(self.path, exc, action) from exc
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
-        """The connection for reads; sqlite3 errors become a StorageError."""
+        """The connection for reads; database errors become a StorageError."""
         try:
             yield self.conn
-        except sqlite3.Error as exc:
+        except DB_ERRORS as exc:
             raise storage_error(self.path, exc, "read") from exc
 
     def rows(self, sql: str, params=()) -> list[dict]:
@@ -149,7 +166,10 @@ class Store:
 
     def checkpoint(self) -> bool:
         """Copy the WAL into the database file and empty it (nothing of an old page is
-        left in `-wal`). False when another connection kept it from finishing."""
+        left in `-wal`). False when another connection kept it from finishing. PostgreSQL
+        has nothing to do here: True."""
+        if self.dialect != SQLITE:
+            return True
         try:
             busy, _log, _done = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         except sqlite3.Error as exc:
@@ -217,19 +237,20 @@ class Store:
             row["batch_id"], row["batch_row"] = batch
         with self.transaction("save a new article in") as conn:
             row["author"] = author_name(conn, author)
-            cursor = conn.execute(
-                f"INSERT INTO articles ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                list(row.values()))
-            return cursor.lastrowid
+            return conn.execute(
+                f"INSERT INTO articles ({', '.join(row)}) VALUES ({', '.join('?' * len(row))}) "
+                "RETURNING id", list(row.values())).fetchone()[0]
 
     def reopen(self, article_id: int, *, provider: str, model: str,
                status: Status = Status.STREAMING) -> bool:
         """Mark an article `streaming` (or `queued`) again (Continue). False (and nothing
-        changed) when it does not exist or was deleted."""
+        changed) when it does not exist or was deleted. A Stop requested for its earlier
+        run is cleared: a request on the row is for the run it finds (liveness.py)."""
         now = utc_now()
         with self.transaction(f"reopen article #{article_id} in") as conn:
             return conn.execute(
                 "UPDATE articles SET status = ?, error = NULL, error_kind = NULL, "
+                "stop_requested_at = NULL, stop_requested_by = NULL, "
                 "provider = ?, model = ?, worker_pid = ?, heartbeat_at = ?, updated_at = ? "
                 "WHERE id = ? AND deleted_at IS NULL",
                 [Status(status).value, provider, model, os.getpid(), now, now,
@@ -311,8 +332,9 @@ class Store:
                 return False
             conn.execute("UPDATE versions SET content = '', words = 0, instruction = NULL, "
                          "updated_at = ? WHERE article_id = ?", [now, article_id])
-            conn.execute("INSERT INTO articles_fts (articles_fts) VALUES ('optimize')")
-            conn.execute("INSERT INTO articles_grams (articles_grams) VALUES ('optimize')")  # m014
+            if self.dialect == SQLITE:  # PostgreSQL: VACUUM reclaims (docs/deploy.md)
+                conn.execute("INSERT INTO articles_fts (articles_fts) VALUES ('optimize')")
+                conn.execute("INSERT INTO articles_grams (articles_grams) VALUES ('optimize')")
         self.checkpoint()
         return True
 
@@ -328,8 +350,10 @@ class Store:
             raise ValueError("a price needs a model, a currency and prices of 0 or more")
         with self.transaction("save a price in") as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO prices (provider, model, input_per_1m, output_per_1m, "
-                "currency, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO prices (provider, model, input_per_1m, output_per_1m, currency, "
+                "updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (provider, model) DO UPDATE "
+                "SET input_per_1m = excluded.input_per_1m, output_per_1m = excluded.output_per_1m, "
+                "currency = excluded.currency, updated_at = excluded.updated_at",
                 [provider.strip() or "*", model.strip().lower(), float(input_per_1m),
                  float(output_per_1m), currency.strip(), utc_now()])
 
@@ -359,8 +383,10 @@ class Store:
             if not monthly_amount:
                 conn.execute("DELETE FROM budgets WHERE currency = ?", [currency])
             else:
-                conn.execute("INSERT OR REPLACE INTO budgets (currency, monthly_amount, "
-                             "hard_cap, updated_at) VALUES (?, ?, ?, ?)",
+                conn.execute("INSERT INTO budgets (currency, monthly_amount, hard_cap, updated_at) "
+                             "VALUES (?, ?, ?, ?) ON CONFLICT (currency) DO UPDATE SET "
+                             "monthly_amount = excluded.monthly_amount, hard_cap = "
+                             "excluded.hard_cap, updated_at = excluded.updated_at",
                              [currency, monthly_amount, int(bool(hard_cap)), utc_now()])
 
     # -- a person's monthly budget (m016), over the team's -------------------
@@ -369,7 +395,7 @@ class Store:
         `author`'s (names compare without case), by author and currency."""
         where, params = ("WHERE author = ?", [author]) if author else ("", [])
         rows = self.rows(f"SELECT author, currency, monthly_amount, hard_cap, updated_at FROM "
-                         f"person_budgets {where} ORDER BY author COLLATE NOCASE, currency", params)
+                         f"person_budgets {where} ORDER BY lower(author), currency", params)
         for row in rows:
             row["hard_cap"] = bool(row["hard_cap"])
         return rows
@@ -394,8 +420,10 @@ class Store:
                 conn.execute("DELETE FROM person_budgets WHERE author = ? AND currency = ?",
                              [author, currency])
             else:
-                conn.execute("INSERT OR REPLACE INTO person_budgets (author, currency, "
-                             "monthly_amount, hard_cap, updated_at) VALUES (?, ?, ?, ?, ?)",
+                conn.execute("INSERT INTO person_budgets (author, currency, monthly_amount, "
+                             "hard_cap, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (author, "
+                             "currency) DO UPDATE SET monthly_amount = excluded.monthly_amount, "
+                             "hard_cap = excluded.hard_cap, updated_at = excluded.updated_at",
                              [author_name(conn, author), currency, float(monthly_amount),
                               int(bool(hard_cap)), utc_now()])
 

@@ -12,7 +12,10 @@ written has no cost yet: not unpriced).
 Periods are local dates in a time zone `tz` (the reader's on the pages; UTC, the
 default, for the CLI): `since`..`until` inclusive become UTC bounds [start, end)
 (`timezones.utc_range`), and grouping by day groups by the local date, exact across
-daylight-saving changes.
+daylight-saving changes (SQLite: a Python function on the connection; PostgreSQL: the
+stamp `AT TIME ZONE` the zone's name). The SQL is otherwise the same on both databases
+(sums of CASE, round of NUMERIC) and rows are put in order here, so both give the same
+rows in the same order.
 
 Every report can be limited to one person (`author=`: a writer's own Usage, a
 person's budget), read from the covering index `idx_articles_usage_author` (m016) as
@@ -34,6 +37,7 @@ from writer.errors import UserError
 from writer.io import timezones
 from writer.io.sheet import safe_cell
 from writer.kinds import ACTIVE
+from writer.storage.connection import SQLITE
 from writer.storage.prices import PriceTable, price_table
 from writer.storage.store import FAILED_REQUEST_SQL, Store, author_name
 
@@ -68,7 +72,7 @@ def _period(since, until, tz: dt.tzinfo | None = None, store: Store | None = Non
     if end:
         clauses.append("created_at < ?")
         params.append(end)
-    return " AND ".join(clauses) or "1", params
+    return " AND ".join(clauses) or "1 = 1", params
 
 
 def _local_day(tz: dt.tzinfo, since, until) -> Callable[[str | None], str | None]:
@@ -96,12 +100,45 @@ def _local_day(tz: dt.tzinfo, since, until) -> Callable[[str | None], str | None
     return local_day
 
 
+def _pg_zone(tz: dt.tzinfo) -> str | None:
+    """What PostgreSQL's AT TIME ZONE takes for `tz`: its IANA name, or a fixed offset
+    as ISO-8601 ('+05:30', sign as written: an ISO offset, not POSIX); None when it is
+    neither (an exotic tzinfo: grouped in Python)."""
+    key = getattr(tz, "key", None)
+    if key:
+        return key
+    offset = tz.utcoffset(None)
+    if offset is None:
+        return None
+    minutes = int(offset.total_seconds() // 60)
+    sign = "-" if minutes < 0 else "+"
+    return f"INTERVAL '{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}'"
+
+
 def _group_sql(store: Store, by: str, tz: dt.tzinfo | None, since, until) -> str:
     if by != "day" or _is_utc(tz):
         return GROUPS[by]
+    if store.dialect != SQLITE:
+        zone = _pg_zone(tz)
+        if zone is None:
+            raise ValueError(f"cannot group by the local day of {tz!r} on PostgreSQL")
+        literal = zone if zone.startswith("INTERVAL") else "'" + zone.replace("'", "''") + "'"
+        # created_at is ISO-8601 UTC text ("…Z"): read as an instant, shown in the zone.
+        return f"to_char(CAST(created_at AS timestamptz) AT TIME ZONE {literal}, 'YYYY-MM-DD')"
     store.conn.create_function(LOCAL_DAY_FUNCTION, 1, _local_day(tz, since, until),
                                   deterministic=True)
     return f"{LOCAL_DAY_FUNCTION}(created_at)"
+
+
+ESTIMATED = "CASE WHEN usage_source = 'estimated' THEN 1 ELSE 0 END"
+UNPRICED = f"CASE WHEN cost IS NULL AND status NOT IN ({ACTIVE_SQL}) THEN 1 ELSE 0 END"
+
+
+def _group_order(row: dict) -> tuple:
+    """ORDER BY group, currency as SQLite gives it (NULL first, then code-point order),
+    whatever PostgreSQL's NULL order and collation."""
+    return tuple((value is not None, value if value is not None else "")
+                 for value in (row["group"], row["currency"]))
 
 
 def by_group(store: Store, by: str = "day", since: str | dt.date | None = None,
@@ -122,18 +159,21 @@ def by_group(store: Store, by: str = "day", since: str | dt.date | None = None,
                0 AS failed_requests,
                coalesce(sum(input_tokens), 0) AS input_tokens,
                coalesce(sum(output_tokens), 0) AS output_tokens,
-               round(sum(cost), 6) AS cost,
-               coalesce(sum(usage_source = 'estimated'), 0) AS estimated_articles,
-               sum(cost IS NULL AND status NOT IN ({ACTIVE_SQL})) AS unpriced_articles
+               round(CAST(sum(cost) AS NUMERIC), 6) AS cost,
+               coalesce(sum({ESTIMATED}), 0) AS estimated_articles,
+               sum({UNPRICED}) AS unpriced_articles
             FROM articles WHERE {where}
-            GROUP BY 1, 2 ORDER BY 1, 2""", params)
+            GROUP BY 1, 2""", params)
+    rows.sort(key=_group_order)
     failed = {(r["group"], r["currency"]): r for r in store.rows(
         f"""SELECT {group} AS "group", currency, count(*) AS requests,
-               coalesce(sum(usage_source = 'estimated'), 0) AS estimated,
-               sum(cost IS NULL AND status NOT IN ({ACTIVE_SQL})) AS unpriced
+               coalesce(sum({ESTIMATED}), 0) AS estimated,
+               sum({UNPRICED}) AS unpriced
             FROM articles WHERE {where} AND {FAILED_REQUEST_SQL}
             GROUP BY 1, 2""", params)}
     for row in rows:
+        if row["cost"] is not None:  # SQLite's round() gives a float, whole amounts too
+            row["cost"] = float(row["cost"])
         found = failed.get((row["group"], row["currency"]))
         if found:
             row["articles"] -= found["requests"]
@@ -177,7 +217,8 @@ def articles(store: Store, since: str | dt.date | None = None,
     return store.rows(
         f"""SELECT id, created_at, topic, provider, model, content_type, status, input_tokens,
                output_tokens, usage_source, cost, currency, price_input_per_1m, price_output_per_1m,
-               deleted_at IS NOT NULL AS deleted, {FAILED_REQUEST_SQL} AS failed_request, author
+               CASE WHEN deleted_at IS NOT NULL THEN 1 ELSE 0 END AS deleted,
+               CASE WHEN {FAILED_REQUEST_SQL} THEN 1 ELSE 0 END AS failed_request, author
             FROM articles WHERE {where} ORDER BY created_at DESC, id DESC LIMIT ?""",
         [*params, limit])  # created_at order comes from its index: no sort of the period
 
@@ -283,7 +324,7 @@ def require_within_budget(store: Store | None, settings, provider,
     of today in `tz` (default: WRITER_TIMEZONE, else UTC). No `store`: the settings'
     database is opened for the check."""
     if store is None:
-        store = Store(settings.db_path)
+        store = Store(settings.database)
         try:
             return require_within_budget(store, settings, provider, tz, actor=actor)
         finally:
