@@ -93,3 +93,21 @@ def pg_url(pg_server):
         yield url
     finally:
         pg_server.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request, env, monkeypatch):
+    """The database of this run of the test, as `Store`/`shared` take it: the `env`
+    fixture's SQLite file, or a fresh PostgreSQL database (WRITER_DATABASE_URL set in
+    `env` and in this process's environment, so a server or CLI it starts has it too).
+    The storage suite's own `database` (tests/storage/conftest.py) needs no `env`."""
+    if request.param == "sqlite":
+        yield env["WRITER_DB"]
+        return
+    from writer.storage import pg
+
+    url = request.getfixturevalue("pg_url")
+    monkeypatch.setenv("WRITER_DATABASE_URL", url)
+    env["WRITER_DATABASE_URL"] = url
+    yield url
+    pg.close_pool()  # before the database is dropped: no pooled connection outlives it

@@ -15,7 +15,7 @@ import pytest
 from fake_openai import Reply
 from netfaults import drained
 from test_cli_stop import TEXT, Cli, wait_for
-from test_remote import backend, sql  # noqa: F401 (a fixture)
+from test_remote import sql
 from writer.access import WRITER, AccessDenied, Actor
 from writer.runs.registry import shared
 from writer.runs.remote import elsewhere

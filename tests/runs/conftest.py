@@ -20,3 +20,10 @@ def store(env):
     s = Store(env["WRITER_DB"])
     yield s
     s.close()
+
+
+@pytest.fixture
+def database(backend):
+    """The run tests' name for `backend` (tests/conftest.py): a SQLite file or a fresh
+    PostgreSQL database, with `env` pointed at it."""
+    return backend

@@ -25,7 +25,6 @@ from writer.providers.choice import choose_provider
 from writer.runs import batch
 from writer.runs.registry import Registry
 from writer.storage import batches as stored
-from writer.storage import pg
 from writer.storage.liveness import utc_iso
 from writer.storage.store import Store
 
@@ -132,17 +131,6 @@ def run_batch(batch_id: int, registry: Registry, timeout: float = 45.0, **kwargs
     return run
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request, env, monkeypatch):
-    """The test's database: the `env` SQLite file, or a fresh PostgreSQL database
-    (WRITER_DATABASE_URL, for this process and the processes it starts)."""
-    if request.param == "sqlite":
-        yield env["WRITER_DB"]
-        return
-    url = request.getfixturevalue("pg_url")
-    monkeypatch.setenv("WRITER_DATABASE_URL", url)
-    yield url
-    pg.close_pool()  # before the database is dropped
 
 
 @pytest.fixture

@@ -29,17 +29,6 @@ WRITERS = 20
 TEXT = "Twenty writers share one database without a lost row."
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request, env, monkeypatch):
-    """The test's database: the `env` SQLite file, or a fresh PostgreSQL database
-    (WRITER_DATABASE_URL, for this process and the processes it starts)."""
-    if request.param == "sqlite":
-        yield env["WRITER_DB"]
-        return
-    url = request.getfixturevalue("pg_url")
-    monkeypatch.setenv("WRITER_DATABASE_URL", url)
-    yield url
-    pg.close_pool()  # before the database is dropped
 
 
 def check_saved(database, topics: list[str]) -> list[dict]:

@@ -20,23 +20,6 @@ from writer.storage import liveness, pg
 from writer.storage.connection import connect, immediate
 from writer.storage.store import Store
 
-BACKENDS = ["sqlite", "postgresql"]
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request, env, monkeypatch) -> str:
-    """The database of this run of the test, as `Store`/`shared` take it: the `env`
-    fixture's SQLite file, or a fresh PostgreSQL database (WRITER_DATABASE_URL set in
-    `env` and in this process's environment, as a server or the CLI would have it)."""
-    if request.param == "sqlite":
-        yield env["WRITER_DB"]
-        return
-    url = request.getfixturevalue("pg_url")
-    monkeypatch.setenv("WRITER_DATABASE_URL", url)
-    env["WRITER_DATABASE_URL"] = url
-    yield url
-    pg.close_pool()  # before the database is dropped: no pooled connection outlives it
-
 
 def new_row(store, topic: str, author: str = "alice", status=Status.STREAMING) -> int:
     return store.create_article(Brief(topic=topic), provider="p", model="m", max_tokens=10,

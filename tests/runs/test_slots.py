@@ -16,8 +16,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 from fake_openai import Reply
 from test_workers import wait_for
 from writer.access import Actor
@@ -27,7 +25,7 @@ from writer.generation.events import Finished
 from writer.kinds import Status
 from writer.runs.job import Job
 from writer.runs.registry import State
-from writer.storage import pg, slots, versions
+from writer.storage import slots, versions
 from writer.storage.connection import connect
 from writer.storage.store import Store
 
@@ -36,18 +34,6 @@ ADMIN = Actor("boss", "admin")
 LONG = "".join(f"Word{i} " for i in range(60))  # 60 chunks of one word: a stream that lasts
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request, env, monkeypatch):
-    """The test's database: the `env` SQLite file, or a fresh PostgreSQL database
-    (WRITER_DATABASE_URL, for this process and the processes it starts)."""
-    if request.param == "sqlite":
-        yield env["WRITER_DB"]
-        return
-    url = request.getfixturevalue("pg_url")
-    monkeypatch.setenv("WRITER_DATABASE_URL", url)
-    env["WRITER_DATABASE_URL"] = url
-    yield url
-    pg.close_pool()  # before the database is dropped
 
 
 def status(database, article_id: int) -> str:

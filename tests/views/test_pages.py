@@ -17,6 +17,12 @@ ARTICLE = ("# 流式输出为何重要\n\n第一个字越早出现，读者越�
 ADMIN = Actor("tester", "admin")  # the person at the machine (WRITER_AUTH=none)
 
 
+def database(env) -> str:
+    """Where the pages keep their data: the PostgreSQL URL when the test runs on one (the
+    `backend` fixture), else the SQLite file."""
+    return env.get("WRITER_DATABASE_URL") or env["WRITER_DB"]
+
+
 def app():
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
     return at.run()
@@ -39,7 +45,7 @@ def markdown_text(at) -> str:
     return "\n".join(m.value for m in at.markdown)
 
 
-def test_write_page_streams_saves_and_shows_stats(env, fake):
+def test_write_page_streams_saves_and_shows_stats(env, backend, fake):
     fake.queue(Reply(text=ARTICLE, chunk_chars=5, usage=(150, 60)))
     at = fill_and_generate(app(), target_words=200, audience="市场部", keywords="速度, 体验")
     assert not at.exception
@@ -55,7 +61,7 @@ def test_write_page_streams_saves_and_shows_stats(env, fake):
     assert any("writer-copy" in el.proto.body for el in at.main if el.type == "html")
     labels = [el.proto.label for el in at.main if el.type == "download_button"]
     assert labels[:2] == ["Word (.docx)", "HTML"] and "Markdown" in labels
-    rows = list(Store(env["WRITER_DB"]).db.query("select * from articles"))
+    rows = Store(database(env)).rows("select * from articles")
     assert len(rows) == 1
     row = rows[0]
     assert row["status"] == "completed" and row["content"] == ARTICLE
@@ -63,6 +69,8 @@ def test_write_page_streams_saves_and_shows_stats(env, fake):
     assert row["cost"] > 0 and row["audience"] == "市场部" and row["target_words"] == 200
     prompt = fake.requests[0]["messages"][1]["content"]
     assert "流式输出" in prompt and "市场部" in prompt and "速度, 体验" in prompt
+    if backend != env["WRITER_DB"]:  # PostgreSQL: nothing went to the SQLite file
+        assert not Path(env["WRITER_DB"]).exists()
 
 
 def test_write_page_progress_bar_reaches_target_and_reports_overshoot(env, fake):
@@ -79,7 +87,7 @@ def test_empty_topic_is_refused_without_calling_the_provider(env, fake):
     at = fill_and_generate(app(), topic="   ")
     assert [e.value for e in at.error] == ["Enter a topic: what is the article about?"]
     assert fake.requests == []
-    assert Store(env["WRITER_DB"]).count() == 0
+    assert Store(database(env)).count() == 0
     at.text_input(key="topic").input("a topic now").run()  # the stale refusal goes away
     assert not at.error
 
@@ -96,7 +104,7 @@ def test_out_of_range_length_is_refused_next_to_the_field(env, fake, monkeypatch
     assert [e.value for e in at.error] == [expected]  # at once, before Generate
     at = fill_and_generate(at, topic="length")
     assert [e.value for e in at.error] == [expected]  # once, not twice
-    assert fake.requests == [] and Store(env["WRITER_DB"]).count() == 0
+    assert fake.requests == [] and Store(database(env)).count() == 0
     at.number_input(key="target_words").set_value(300).run()
     assert not at.error
 
@@ -113,7 +121,7 @@ def test_provider_error_is_one_line_and_row_failed(env, fake):
     assert not any("partial" in m.value or "saved as" in m.value for m in at.markdown)
     (details,) = at.expander  # the provider's own words, collapsed
     assert "HTTP 401" in details.text[0].value
-    row = Store(env["WRITER_DB"]).get(1)
+    row = Store(database(env)).get(1)
     assert row["status"] == "failed" and "OPENAI_API_KEY" in row["error"]
 
 
@@ -132,7 +140,7 @@ def test_ui_language_defaults_to_chinese(env, monkeypatch):
     assert at.text_input(key="topic").label == "主题"
 
 
-def test_history_lists_and_opens_articles(env, fake):
+def test_history_lists_and_opens_articles(env, backend, fake):
     fake.queue(Reply(text="First article body."), Reply(text="第二篇文章的正文。"))
     at = fill_and_generate(app(), topic="first")
     fill_and_generate(at, topic="第二篇")
@@ -153,10 +161,10 @@ def test_truncated_article_can_be_continued_from_the_write_page(env, fake):
     assert any("not finished" in w.value for w in at.warning)
     at.button(key="continue-1").click().run()
     assert not at.exception
-    row = Store(env["WRITER_DB"]).get(1)
+    row = Store(database(env)).get(1)
     assert row["status"] == "completed"
     assert row["content"] == "# Title\n\nThe first half and the second half."
-    assert Store(env["WRITER_DB"]).count() == 1  # the same row, not a new article
+    assert Store(database(env)).count() == 1  # the same row, not a new article
     assert "The first half and the second half." in markdown_text(at)
 
 
@@ -167,7 +175,7 @@ def test_history_continue_switches_to_write_and_continues(env, fake):
     at.button(key="history-continue-1").click().run()
     assert not at.exception
     assert at.title[0].value == "Write"
-    assert Store(env["WRITER_DB"]).get(1)["content"] == "Stopped text goes on."
+    assert Store(database(env)).get(1)["content"] == "Stopped text goes on."
 
 
 def test_rate_limited_article_still_arrives_after_a_retry(env, fake):
@@ -175,7 +183,7 @@ def test_rate_limited_article_still_arrives_after_a_retry(env, fake):
     at = fill_and_generate(app(), topic="rate limited", language="en")
     assert not at.exception
     assert "Patience pays." in markdown_text(at)
-    row = Store(env["WRITER_DB"]).get(1)
+    row = Store(database(env)).get(1)
     assert row["status"] == "completed" and row["retries"] == 1
 
 
@@ -188,7 +196,7 @@ def seed(env, fake, *items):
     return at
 
 
-def test_history_search_in_chinese_highlights_matches(env, fake):
+def test_history_search_in_chinese_highlights_matches(env, backend, fake):
     at = seed(env, fake, ("咖啡机评测", "这台咖啡机的流式萃取很稳定。", "zh"),
               ("Streaming guide", "Streaming keeps readers.", "en"))
     at.switch_page("views/history.py").run()
@@ -214,11 +222,11 @@ def test_history_filters_and_delete_with_confirmation(env, fake):
     # The article opened while filtering (#1) stays open.
     assert at.selectbox(key="open_article").value == 1
     at.button(key="delete-1").click().run()
-    assert Store(env["WRITER_DB"]).count() == 2  # nothing deleted before confirming
+    assert Store(database(env)).count() == 2  # nothing deleted before confirming
     assert any("Delete article #1?" in w.value for w in at.warning)
     at.button(key="delete-yes-1").click().run()
     assert not at.exception
-    assert Store(env["WRITER_DB"]).count() == 1 and Store(env["WRITER_DB"]).get(1) is None
+    assert Store(database(env)).count() == 1 and Store(database(env)).get(1) is None
     assert list(at.dataframe[0].value["Topic"]) == ["第二篇"]
 
 
@@ -247,7 +255,7 @@ def test_history_local_times_units_and_a_refused_request(env, monkeypatch):
     """No browser here: the zone is WRITER_TIMEZONE's. A request the provider refused
     (no text) is listed as one and, opened, shows only the error and what to do."""
     monkeypatch.setenv("WRITER_TIMEZONE", "Asia/Shanghai")
-    store = Store(env["WRITER_DB"])
+    store = Store(database(env))
     insert_article(store, created_at="2026-11-20T02:10:00.000Z", topic="spring espresso",
                    content="Mornings are short.", status="completed", words=3, cost=0.0123,
                    currency="USD")
@@ -291,7 +299,7 @@ def test_history_local_times_units_and_a_refused_request(env, monkeypatch):
         "Markdown", "Plain text", "HTML", "Word (.docx)"]
 
 
-def test_usage_page_totals_per_currency_unpriced_and_csv(env, fake, monkeypatch):
+def test_usage_page_totals_per_currency_unpriced_and_csv(env, backend, fake, monkeypatch):
     fake.queue(Reply(text="priced one", usage=(1000, 1000)))
     at = fill_and_generate(app(), topic="priced", language="en")
     monkeypatch.setenv("WRITER_MODEL", "mystery-model")
@@ -312,25 +320,25 @@ def test_usage_page_totals_per_currency_unpriced_and_csv(env, fake, monkeypatch)
 def test_budget_warns_at_80_percent_and_needs_confirmation_past_100(env, fake):
     fake.queue(Reply(text="spend", usage=(1_000_000, 0)))  # 0.15 USD
     at = fill_and_generate(app(), topic="spend", language="en")
-    Store(env["WRITER_DB"]).set_budget("USD", 0.18, actor=ADMIN)  # 83 %
+    Store(database(env)).set_budget("USD", 0.18, actor=ADMIN)  # 83 %
     at = app()
     assert any("83% of this month's USD budget" in w.value for w in at.warning)
-    Store(env["WRITER_DB"]).set_budget("USD", 0.1, actor=ADMIN)  # 150 %
+    Store(database(env)).set_budget("USD", 0.1, actor=ADMIN)  # 150 %
     at = app()
     assert any("budget is exceeded" in e.value for e in at.error)
     fake.queue(Reply(text="should not be written"))
     at = fill_and_generate(at, topic="over budget", language="en")
     assert any("tick the confirmation" in e.value for e in at.error)
-    assert Store(env["WRITER_DB"]).count() == 1
+    assert Store(database(env)).count() == 1
     at.checkbox(key="budget_confirm").check()
     fake.queue(Reply(text="confirmed"))
     at = fill_and_generate(at, topic="over budget", language="en")
-    assert Store(env["WRITER_DB"]).count() == 2
+    assert Store(database(env)).count() == 2
     # Asked again for the next article: the confirmation does not stay ticked.
     assert at.checkbox(key="budget_confirm").value is False
     at = fill_and_generate(at, topic="over budget again", language="en")
     assert any("tick the confirmation" in e.value for e in at.error)
-    assert Store(env["WRITER_DB"]).count() == 2
+    assert Store(database(env)).count() == 2
 
 
 def test_local_model_note_tells_the_truth_and_keeps_a_chinese_brief(env, monkeypatch):
@@ -365,7 +373,7 @@ def test_a_chosen_language_is_kept_when_the_provider_changes(env):
     assert not any("answer in English" in c.value for c in at.caption)
 
 
-def test_settings_page_edits_prices_and_budgets(env, fake):
+def test_settings_page_edits_prices_and_budgets(env, backend, fake):
     at = app()
     at.switch_page("views/settings.py").run()
     assert not at.exception
@@ -375,11 +383,13 @@ def test_settings_page_edits_prices_and_budgets(env, fake):
     at.selectbox(key="price_currency").set_value("CNY")
     next(b for b in at.button if b.label == "Save price").click().run()
     assert not at.exception
-    (edit,) = Store(env["WRITER_DB"]).price_edits()
+    (edit,) = Store(database(env)).price_edits()
     assert (edit["model"], edit["currency"], edit["output_per_1m"]) == ("mystery-model", "CNY", 2.0)
     at.number_input(key="budget_CNY").set_value(500.0)
     next(b for b in at.button if b.label == "Save budgets").click().run()
-    assert Store(env["WRITER_DB"]).budgets() == {"CNY": 500.0}
+    assert Store(database(env)).budgets() == {"CNY": 500.0}
+    about = markdown_text(at)  # where the data is (a URL without its password)
+    assert ("postgresql://" in about) == (backend != env["WRITER_DB"])
 
 
 def test_errors_are_explained_in_chinese(env, fake, monkeypatch):
@@ -394,12 +404,12 @@ def test_errors_are_explained_in_chinese(env, fake, monkeypatch):
     (details,) = at.expander  # the provider's English detail only in a collapsed line
     assert details.label == "详情（服务商返回的原始信息）"
     assert "HTTP 401" in details.text[0].value
-    row = Store(env["WRITER_DB"]).get(1)
+    row = Store(database(env)).get(1)
     assert row["error_kind"] == "auth"
 
 
 def test_interrupted_article_is_explained_and_can_be_continued(env, fake, monkeypatch):
-    store = Store(env["WRITER_DB"])
+    store = Store(database(env))
     store.articles.insert({"created_at": "2026-11-24T00:00:00.000Z", "topic": "killed",
                            "content": "Half an article", "status": "streaming", "worker_pid": 999999,
                            "target_words": 300, "language": "en", "content_type": "blog",
@@ -432,7 +442,7 @@ def test_write_page_holds_the_article_to_its_target(env, fake):
     at = fill_and_generate(app(), topic="length control", language="en", target_words=200,
                            length_control=True)
     assert not at.exception
-    row = Store(env["WRITER_DB"]).get(1)
+    row = Store(database(env)).get(1)
     assert row["length_control"] == 1 and row["length_outcome"] == "on_target"
     assert 200 <= row["words"] <= 240
     bars = [el for el in at.main if el.type == "progress"]

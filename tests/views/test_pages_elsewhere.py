@@ -14,7 +14,7 @@ import time
 from streamlit.testing.v1 import AppTest
 
 from test_pages import ROOT, markdown_text
-from test_remote import backend, sql  # noqa: F401 (a fixture)
+from test_remote import sql
 from writer.brief import Brief
 from writer.config import load_settings
 from writer.kinds import Status

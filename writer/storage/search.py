@@ -49,6 +49,7 @@ from writer.storage.search_base import (  # noqa: F401 (also this module's publi
     Filters,
     Page,
     SearchError,
+    filter_clauses,
     is_indexed_short,
     like_pattern,
     query_terms,
@@ -86,19 +87,8 @@ def _column_clauses(filters: Filters, equalities: list[tuple[str, object]],
                     like_terms: list[str]) -> tuple[list[str], list]:
     """The filters as WHERE clauses on `articles a`: `equalities` (column = value, from
     `_equalities`), the date range, the failed check and each of `like_terms`."""
-    clauses, params = [], []
-    for name, value in equalities:
-        clauses.append(f"a.{name} = ?")
-        params.append(value)
-    if filters.check_failed:  # articles.checks: writer/brands.py CheckResult.as_dict()
-        clauses.append("json_extract(a.checks, '$.passed') = 0")
-    start, end = filters.bounds()
-    if start:
-        clauses.append("a.created_at >= ?")
-        params.append(start)
-    if end:
-        clauses.append("a.created_at < ?")
-        params.append(end)
+    clauses, params = filter_clauses(filters, equalities,
+                                     "json_extract(a.checks, '$.passed') = 0")
     for term in like_terms:
         clause, values = _text_clause(term)
         clauses.append(clause)

@@ -120,3 +120,24 @@ def rowid_bounds(filters: Filters, column: str = "f.rowid") -> tuple[list[str], 
                        "ORDER BY created_at DESC LIMIT 1), 0)")
         params.append(end)
     return clauses, params
+
+
+def filter_clauses(filters: Filters, equalities: list[tuple[str, object]],
+                   failed_check_sql: str) -> tuple[list[str], list]:
+    """The filters as WHERE clauses on `articles a`: `equalities` (column = value), the
+    failed check (`failed_check_sql`: each database reads the `checks` JSON its own way)
+    and the date range."""
+    clauses, params = [], []
+    for name, value in equalities:
+        clauses.append(f"a.{name} = ?")
+        params.append(value)
+    if filters.check_failed:  # articles.checks: writer/brands.py CheckResult.as_dict()
+        clauses.append(failed_check_sql)
+    start, end = filters.bounds()
+    if start:
+        clauses.append("a.created_at >= ?")
+        params.append(start)
+    if end:
+        clauses.append("a.created_at < ?")
+        params.append(end)
+    return clauses, params

@@ -33,6 +33,7 @@ from writer.storage.search_base import (
     COUNT_CAP,
     Filters,
     Page,
+    filter_clauses,
     is_indexed_short,
     like_pattern,
     rowid_bounds,
@@ -169,20 +170,9 @@ def _has_token_chars(term: str, ranges=TOKEN_RANGES) -> bool:
 def _pg_column_clauses(filters: Filters, equalities: list[tuple[str, object]]) -> tuple[list[str], list]:
     """The filters as WHERE clauses on `articles a` (writer/storage/search.py
     `_column_clauses` on SQLite; the failed check read as JSON here too)."""
-    clauses, params = [PG_LIVE], []
-    for name, value in equalities:
-        clauses.append(f"a.{name} = ?")
-        params.append(value)
-    if filters.check_failed:  # articles.checks: writer/brands.py CheckResult.as_dict()
-        clauses.append("(a.checks::jsonb -> 'passed') IN ('false'::jsonb, '0'::jsonb)")
-    start, end = filters.bounds()
-    if start:
-        clauses.append("a.created_at >= ?")
-        params.append(start)
-    if end:
-        clauses.append("a.created_at < ?")
-        params.append(end)
-    return clauses, params
+    clauses, params = filter_clauses(
+        filters, equalities, "(a.checks::jsonb -> 'passed') IN ('false'::jsonb, '0'::jsonb)")
+    return [PG_LIVE, *clauses], params
 
 
 @contextlib.contextmanager
