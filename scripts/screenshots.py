@@ -24,6 +24,7 @@ the viewport shows, scrolled to the top. Files go to test-artifacts/screens/
 (git-ignored); the list of files written is printed at the end.
 
     .venv/bin/python scripts/screenshots.py [--wide] [--languages zh,en] [--out DIR]
+        [--database-url postgresql://writer@127.0.0.1:5432/postgres]   # pages on PostgreSQL
 
 Every wait is for a condition, with a timeout that says what was awaited; on a
 failure the page at that moment is saved as `<lang>-<width>-FAILED.png` and the end
@@ -91,9 +92,10 @@ def free_port() -> int:
 class AppServer:
     """`streamlit run app.py` in its own session (so it and its children stop together)."""
 
-    def __init__(self, workdir: Path, fake_url: str, language: str):
+    def __init__(self, workdir: Path, fake_url: str, language: str, database_url: str = ""):
         self.workdir = workdir
         self.db_path = workdir / "writer.db"
+        self.database = database_url or self.db_path  # what Store() takes
         self.log_path = workdir / "streamlit.log"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -101,6 +103,8 @@ class AppServer:
         env.update(OPENAI_BASE_URL=fake_url, OPENAI_API_KEY="sk-test", WRITER_MODEL="gpt-4o-mini",
                    WRITER_DB=str(self.db_path), WRITER_NO_DOTENV="1",
                    WRITER_UI_LANGUAGE=language)
+        if database_url:  # every page on PostgreSQL (--database-url)
+            env["WRITER_DATABASE_URL"] = database_url
         cmd = [sys.executable, "-m", "streamlit", "run", "app.py",
                "--server.port", str(self.port), "--server.address", "127.0.0.1",
                "--server.headless", "true", "--browser.gatherUsageStats", "false"]
@@ -138,6 +142,15 @@ class AppServer:
 
     def newest_article(self) -> tuple[int, str]:
         """(id, topic) of the newest article; (0, "") before the first one."""
+        if self.database != self.db_path:
+            from writer.storage.store import Store
+
+            store = Store(self.database)
+            try:
+                rows = store.rows("SELECT id, topic FROM articles ORDER BY id DESC LIMIT 1")
+            finally:
+                store.close()
+            return (rows[0]["id"], rows[0]["topic"]) if rows else (0, "")
         if not self.db_path.exists():
             return 0, ""
         with contextlib.closing(sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True)) as db:
@@ -146,13 +159,35 @@ class AppServer:
 
 
 @contextlib.contextmanager
-def app_server(workdir: Path, fake_url: str, language: str):
-    server = AppServer(workdir, fake_url, language)
+def app_server(workdir: Path, fake_url: str, language: str, database_url: str = ""):
+    server = AppServer(workdir, fake_url, language, database_url)
     try:
         server.wait_healthy()
         yield server
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def scratch_database(server_url: str, name: str):
+    """A fresh database on the PostgreSQL server at `server_url` (its URL), dropped after;
+    "" (SQLite) when no server is given."""
+    if not server_url:
+        yield ""
+        return
+    from urllib.parse import urlsplit, urlunsplit
+
+    from writer.storage import pg
+
+    database = f"screens_{name}_{os.getpid()}"
+    admin = pg.PgConnection(server_url)
+    try:
+        admin.execute_raw(f"CREATE DATABASE {database}")
+        yield urlunsplit(urlsplit(server_url)._replace(path=f"/{database}"))
+    finally:
+        pg.close_pool()
+        admin.execute_raw(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        admin.close()
 
 
 # ---- page helpers -----------------------------------------------------------------------
@@ -266,7 +301,7 @@ KITS = {
 }
 
 
-def save_kit(db_path: Path, language: str) -> None:
+def save_kit(db_path: Path | str, language: str) -> None:
     """A brand kit in the server's database (as the Brands page or `brand import` would)."""
     from writer.access import ADMIN, Actor
     from writer.brands import BrandKit
@@ -411,7 +446,7 @@ def run_flow(browser, server: AppServer, language: str, width: int, out: Path) -
             s.shoot("providers")
 
         with s.step("saving a brand kit in the server's database"):
-            save_kit(server.db_path, language)
+            save_kit(server.database, language)
         s.nav("brands")
         with s.step("waiting for the Brand kits page and its list"):
             s.main.get_by_test_id("stDataFrame").first.wait_for()
@@ -436,6 +471,9 @@ def main() -> int:
     parser.add_argument("--wide", action="store_true", help="also 1920×1080")
     parser.add_argument("--languages", default="zh,en", help="comma-separated: zh,en")
     parser.add_argument("--out", type=Path, default=ROOT / "test-artifacts" / "screens")
+    parser.add_argument("--database-url", default="",
+                        help="a PostgreSQL server (postgresql://user@host:port/db): each language "
+                             "runs on a fresh database created there (and dropped after)")
     args = parser.parse_args()
     languages = [lang.strip() for lang in args.languages.split(",") if lang.strip()]
     unknown = [lang for lang in languages if lang not in BRIEFS]
@@ -464,7 +502,8 @@ def main() -> int:
                         workdir.mkdir()
                         print(f"[{language}-{width}] starting streamlit (WRITER_UI_LANGUAGE="
                               f"{language}) against {fake.base_url}", file=sys.stderr)
-                        with app_server(workdir, fake.base_url, language) as server:
+                        with scratch_database(args.database_url, f"{language}_{width}") as url, \
+                                app_server(workdir, fake.base_url, language, url) as server:
                             files = run_flow(browser, server, language, width, args.out)
                         written += files
                         print(f"[{language}-{width}] {len(files)} screenshots "
