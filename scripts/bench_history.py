@@ -812,15 +812,20 @@ def run(args, path: Path) -> None:
     for note in results.notes:
         print("note:", note)
     if args.plans:
-        print()
-        for name, plans in results.plans.items():
-            print(f"## {name}")
-            for sql, plan in plans:
-                print("  " + " ".join(sql.split())[:400])
-                for line in plan:
-                    print("    -", line)
+        print_plans(results.plans)
     store.close()
     raw.close()
+
+
+def print_plans(plans_by_name: dict) -> None:
+    """--plans: each measured query's SQL and the plan the database chose for it."""
+    print()
+    for name, plans in plans_by_name.items():
+        print(f"## {name}")
+        for sql, plan in plans:
+            print("  " + " ".join(sql.split())[:400])
+            for line in plan:
+                print("    -", line)
 
 
 # -- PostgreSQL ------------------------------------------------------------------------------
@@ -1022,13 +1027,7 @@ def run_pg(args, path: Path) -> None:
     print("slowest PostgreSQL searches (worst of runs, ms · query · hits): " +
           "; ".join(f"{ms:.0f} · {label} · {extra}" for ms, label, extra in slow))
     if args.plans:
-        print()
-        for name, plans in results.plans.items():
-            print(f"## {name}")
-            for sql, plan in plans:
-                print("  " + " ".join(sql.split())[:400])
-                for line in plan:
-                    print("    ", line)
+        print_plans(results.plans)
     pg_store.close()
     sq_store.close()
     raw.close()

@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from test_search_short import insert
 from writer.access import Actor
 from writer.storage import usage
 from writer.storage.prices import PriceTable
@@ -39,13 +40,6 @@ ARTICLES = [
 ]
 
 
-def insert(store, row: dict) -> int:
-    """An article row as given (either database); its id."""
-    names = list(row)
-    with store.transaction() as conn:
-        return conn.execute(f"INSERT INTO articles ({', '.join(names)}) VALUES "
-                            f"({', '.join('?' for _ in names)}) RETURNING id",
-                            [row[name] for name in names]).fetchone()[0]
 
 
 @pytest.fixture
