@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
-from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import load_dotenv
@@ -128,13 +127,7 @@ class Settings:
     @property
     def database_shown(self) -> str:
         """`database` as a page may show it: a URL without its password."""
-        if not self.database_url:
-            return str(self.db_path)
-        parts = urlsplit(self.database_url)
-        if parts.password is None:
-            return self.database_url
-        return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{parts.hostname}"
-                                         + (f":{parts.port}" if parts.port else "")))
+        return logs.redact_url(self.database_url) if self.database_url else str(self.db_path)
 
     @property
     def has_api_key(self) -> bool:

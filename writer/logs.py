@@ -35,6 +35,7 @@ import threading
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import Iterable
+from urllib.parse import urlsplit, urlunsplit
 
 LOG_NAME = "writer.log"
 MAX_BYTES = 1_000_000
@@ -273,3 +274,12 @@ def log_exception(message: str, exc: BaseException) -> str:
     if handler is not None and not handler.failed and Path(handler.baseFilename).is_file():
         return f"{summary}; details in {handler.baseFilename}"
     return summary
+
+
+def redact_url(url: str) -> str:
+    """A database URL without its password (`user:***@host:port`): messages, pages, logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))

@@ -159,7 +159,6 @@ class _Row:
     on_deleted: Callable[[], None] | None
     job: object | None
     notified: bool = False
-    since: str = field(default_factory=liveness.utc_iso)  # older Stop requests: ignored
 
 
 class Registry(KeyedRuns):
@@ -203,9 +202,9 @@ class Registry(KeyedRuns):
         with self._lock:
             return sorted(self._rows)
 
-    def starts(self) -> dict[int, tuple[str, object | None]]:  # {id: (since, job)}
+    def tracked_jobs(self) -> dict[int, object | None]:  # {article id: its job, if any}
         with self._lock:
-            return {i: (row.since, row.job) for i, row in self._rows.items()}
+            return {i: row.job for i, row in self._rows.items()}
 
     def job(self, article_id: int | None):
         """The job writing `article_id` in this process (worker or foreground), if any."""

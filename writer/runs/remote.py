@@ -10,9 +10,9 @@ as one app for running articles (issue 24):
   stamped on the row (`articles.stop_requested_at`, m017); with `wait_s`, waits until the
   row has left `queued` / `streaming`;
 - **honouring** (`poll`, on the `writer-stop-requests` thread): every `POLL_S` seconds,
-  while this process writes rows, one query over their ids finds requests made since it
-  started each row, and stops those jobs locally — the same path as a local Stop (the
-  partial text saved as `stopped`). A request for an earlier run of the row is cleared
+  while this process writes rows, one query over their ids finds the requests, and
+  stops those jobs locally — the same path as a local Stop (the partial text saved as
+  `stopped`). A request for an earlier run of the row is cleared
   when the row is reopened (Continue: `Store.reopen`); no clocks are compared, so
   servers whose clocks differ still stop each other's rows.
 - **waiting for a slot** (the same thread): a queued job refused a slot because other
@@ -98,18 +98,18 @@ def stop_elsewhere(registry, article_id: int, wait_s: float, *, actor: Actor) ->
 def poll(registry) -> list[int]:
     """Stop the jobs of this registry's rows that another process asked to stop; returns
     their ids. Never raises (a failed look is logged, the next one tries again)."""
-    starts = {i: (since, job) for i, (since, job) in registry.starts().items()
-              if job is not None and not getattr(job, "cancel_requested", False)}
-    if not starts or registry.db_path is None:
+    jobs = {i: job for i, job in registry.tracked_jobs().items()
+            if job is not None and not getattr(job, "cancel_requested", False)}
+    if not jobs or registry.db_path is None:
         return []
     try:
-        ids = liveness.stop_requests(registry.db_path, {i: s for i, (s, _) in starts.items()})
+        ids = liveness.stop_requests(registry.db_path, list(jobs))
     except Exception:  # noqa: BLE001 - the watcher must never die
         log.warning("stop requests: could not read %s", registry.db_path, exc_info=True)
         return []
     for article_id in ids:
         log.info("article #%s: stopped at the request of another process", article_id)
-        job = starts[article_id][1]
+        job = jobs[article_id]
         try:
             job.stopped_elsewhere = True  # the CLI says why it stopped
             job.cancel(wait_s=0)

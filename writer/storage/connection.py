@@ -16,6 +16,7 @@ zeroed in the file, so a deleted article leaves nothing behind (docs/schema.md).
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import random
 import sqlite3
 import time
@@ -24,7 +25,6 @@ from typing import Iterator
 
 from writer import logs
 from writer.errors import UserError
-from writer.storage import liveness
 from writer.storage.pg import PgConnection, PgError, is_url, redact_url
 
 BUSY_TIMEOUT_S = 15.0  # how long a write waits for another writer's lock
@@ -57,8 +57,14 @@ def table_columns(conn, table: str) -> list[str]:
     return [row[1] for row in conn.execute(f"PRAGMA table_info([{table}])")]
 
 
+def utc_iso(when: dt.datetime | None = None) -> str:
+    """UTC ISO-8601 with milliseconds and a Z, like every timestamp in the database."""
+    when = when or dt.datetime.now(dt.timezone.utc)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def utc_now() -> str:
-    return liveness.utc_iso()
+    return utc_iso()
 
 
 def connect(path: str | Path):

@@ -17,7 +17,7 @@ are claimed with `FOR UPDATE SKIP LOCKED` as well.
 
 Connections are pooled per URL and thread-safe to hand over (a `Store` is opened per
 page run and job): `acquire` / `release`. psycopg is imported only when a URL is used.
-A URL's password never appears in a message: `redact_url`.
+A URL's password never appears in a message: `redact_url` (writer/logs.py).
 """
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ import threading
 import time
 from pathlib import PurePath
 from typing import Iterator
-from urllib.parse import urlsplit, urlunsplit
+
+from writer.logs import redact_url  # noqa: F401 (this module's name for it too)
 
 DIALECT = "postgresql"
 WRITE_LOCK = 0x77726974  # "writ": the advisory lock every write transaction takes first
@@ -56,16 +57,6 @@ class PgError(Exception):
 
 def is_url(target) -> bool:
     return isinstance(target, str) and target.split(":", 1)[0] in ("postgresql", "postgres")
-
-
-def redact_url(url: str) -> str:
-    """The URL without its password (messages, logs, the registry's key)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[-1]}"))
 
 
 # -- SQL spelling ------------------------------------------------------------------

@@ -14,12 +14,12 @@ from __future__ import annotations
 import os
 
 from writer.storage import liveness
-from writer.storage.connection import connect, immediate
+from writer.storage.connection import immediate
 
-LIVE_ARTICLES = ("SELECT count(*) FROM articles WHERE status = 'streaming' AND provider = ? "
+LIVE_ARTICLES = ("SELECT count(*) AS n FROM articles WHERE status = 'streaming' AND provider = ? "
                  "AND deleted_at IS NULL AND heartbeat_at >= ? AND id <> ?")
 # a revision's heartbeat is its `updated_at` (liveness.beat_rows stamps it)
-LIVE_REVISIONS = ("SELECT count(*) FROM versions v JOIN articles a ON a.id = v.article_id "
+LIVE_REVISIONS = ("SELECT count(*) AS n FROM versions v JOIN articles a ON a.id = v.article_id "
                   "WHERE v.status = 'streaming' AND v.provider = ? AND v.updated_at >= ? "
                   "AND a.deleted_at IS NULL AND NOT (v.article_id = ? AND v.number = ?)")
 
@@ -27,11 +27,11 @@ LIVE_REVISIONS = ("SELECT count(*) FROM versions v JOIN articles a ON a.id = v.a
 def live_streams(conn, provider: str, *, article_id: int = 0, version: int | None = None) -> int:
     """Rows of `provider` being written now by a live writer, except the given one."""
     cutoff = liveness.stale_cutoff()
-    (articles,) = conn.execute(LIVE_ARTICLES, [provider, cutoff,
-                                               article_id if version is None else 0]).fetchone()
-    (revisions,) = conn.execute(LIVE_REVISIONS, [provider, cutoff, article_id,
-                                                 version if version is not None else -1]).fetchone()
-    return int(articles) + int(revisions)
+    articles = conn.execute(LIVE_ARTICLES, [provider, cutoff,
+                                            article_id if version is None else 0]).fetchone()
+    revisions = conn.execute(LIVE_REVISIONS, [provider, cutoff, article_id,
+                                              version if version is not None else -1]).fetchone()
+    return int(articles["n"]) + int(revisions["n"])
 
 
 def try_start(target: str | os.PathLike, article_id: int, provider: str, limit: int, *,
@@ -40,7 +40,7 @@ def try_start(target: str | os.PathLike, article_id: int, provider: str, limit: 
     write transaction, count the live streams and, below `limit`, mark the row
     `streaming` (the article's; the revision's `version` when given). False: no slot now
     (try again later). True also when the row is gone: its job finds out and ends."""
-    conn = connect(target)
+    conn = liveness.connect_short(target)  # on the way to a job's first request: light
     try:
         with immediate(conn):
             if live_streams(conn, provider, article_id=article_id, version=version) >= limit:
